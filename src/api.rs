@@ -1,0 +1,18 @@
+//! The gRPC adapters: one per service, each turning a request into a call on the
+//! [`Catalog`](crate::domain::Catalog) and its result into a response. No rules live here.
+//! Methods an adapter does not implement answer UNIMPLEMENTED (generated default stubs).
+
+pub mod baremetal_image;
+pub mod compute_disk;
+pub mod compute_image;
+pub mod compute_snapshot;
+pub mod endpoint;
+pub mod iam;
+pub mod operation;
+
+use crate::error::Error;
+
+/// Turns a domain result into a gRPC response.
+fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Status> {
+    result.map(tonic::Response::new).map_err(tonic::Status::from)
+}

@@ -1,0 +1,34 @@
+//! compute.v1 DiskService: Create and Get.
+
+use crate::domain::Catalog;
+use crate::pb::compute::disk_service_server::DiskService;
+use crate::pb::compute::{CreateDiskRequest, Disk, GetDiskRequest};
+use crate::pb::operation::Operation;
+use crate::resource::{Resource, ResourceKind};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+pub struct ComputeDiskApi {
+    pub catalog: Arc<Catalog>,
+}
+
+#[tonic::async_trait]
+impl DiskService for ComputeDiskApi {
+    async fn get(&self, request: Request<GetDiskRequest>) -> Result<Response<Disk>, Status> {
+        let request = request.into_inner();
+        super::respond(async {
+            self.catalog.validate(&request)?;
+            match self.catalog.get(ResourceKind::Disk, &request.disk_id).await? {
+                Resource::Disk { disk, .. } => Ok(disk),
+                _ => unreachable!("the store returns the kind it was asked for"),
+            }
+        }.await)
+    }
+
+    async fn create(
+        &self,
+        request: Request<CreateDiskRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        super::respond(self.catalog.create_disk(request.into_inner()).await)
+    }
+}

@@ -1,0 +1,134 @@
+//! The rules of imageplane: what a request may ask, what a new resource inherits from its
+//! source, and how a create becomes a stored resource plus a running operation.
+//!
+//! [`Catalog`] is the one entry point; `api` adapts gRPC to it. One submodule per kind of
+//! resource holds its create rules. The domain speaks in [`Error`]s and generated protobuf
+//! messages; it knows nothing of tonic or HTTP.
+
+mod baremetal;
+mod disk;
+mod image;
+mod snapshot;
+
+use crate::error::Error;
+use crate::executor::Executor;
+use crate::operations;
+use crate::pb::operation::Operation;
+use crate::resource::{OperationRecord, Readiness, Resource, ResourceKind, Work};
+use crate::store::Store;
+use crate::validation::Validator;
+use std::sync::Arc;
+
+/// The subject recorded as `created_by` while imageplane has no authentication.
+pub const ANONYMOUS_SUBJECT: &str = "anonymous";
+
+/// The resources and operations of one imageplane, and the rules that change them.
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    executor: Arc<Executor>,
+    validator: Validator,
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn Store>, executor: Arc<Executor>, validator: Validator) -> Catalog {
+        Catalog {
+            store,
+            executor,
+            validator,
+        }
+    }
+
+    /// Checks a request against the validation options of its proto.
+    pub fn validate<M: prost::Message + prost::Name>(&self, request: &M) -> Result<(), Error> {
+        self.validator.check(&M::full_name(), request)?;
+        Ok(())
+    }
+
+    /// The resource of the given kind, or NOT_FOUND.
+    pub async fn get(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
+        self.store.resource(kind, id).await?.ok_or_else(|| {
+            Error::NotFound(format!("{} {id} not found", kind.display_name()))
+        })
+    }
+
+    /// The operation with the given id, or NOT_FOUND.
+    pub async fn operation(&self, id: &str) -> Result<Operation, Error> {
+        let record = self.store.operation(id).await?;
+        record
+            .map(|record| record.operation)
+            .ok_or_else(|| Error::NotFound(format!("Operation {id} not found")))
+    }
+
+    /// Cancels an operation (see [`Executor::cancel`]).
+    pub async fn cancel(&self, id: &str) -> Result<Operation, Error> {
+        self.executor.cancel(id).await
+    }
+
+    /// A source resource: NOT_FOUND if it does not exist, FAILED_PRECONDITION if it is
+    /// not READY.
+    async fn ready_source(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
+        let resource = self.get(kind, id).await?;
+        match resource.readiness() {
+            Readiness::Ready => Ok(resource),
+            Readiness::Creating => Err(Error::FailedPrecondition(format!(
+                "{} {id} is not ready yet: it is still being created",
+                kind.display_name()
+            ))),
+            Readiness::Other => Err(Error::FailedPrecondition(format!(
+                "{} {id} is not ready",
+                kind.display_name()
+            ))),
+        }
+    }
+
+    /// Stores a new CREATING resource with its running operation and starts the work.
+    async fn launch(
+        &self,
+        resource: Resource,
+        description: &str,
+        metadata: prost_types::Any,
+        work: Work,
+    ) -> Result<Operation, Error> {
+        let operation = operations::start(description, ANONYMOUS_SUBJECT, metadata);
+        let record = OperationRecord {
+            operation: operation.clone(),
+            target: resource.reference(),
+            work,
+        };
+        self.store.create(resource, record.clone()).await?;
+        self.executor.start(record);
+        Ok(operation)
+    }
+}
+
+/// Checks that `uri` is an absolute http or https URL with a host.
+fn check_source_uri(uri: &str) -> Result<(), Error> {
+    let invalid = |why: &str| {
+        Error::InvalidArgument(format!(
+            "uri: {why}; an absolute http:// or https:// URL is required, got {uri:?}"
+        ))
+    };
+    let parsed = url::Url::parse(uri).map_err(|error| invalid(&error.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(&format!("scheme {:?} is not supported", parsed.scheme())));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_uris_must_be_http_or_https_with_a_host() {
+        assert!(check_source_uri("https://storage.example.com/bucket/image.qcow2").is_ok());
+        assert!(check_source_uri("http://127.0.0.1:8080/x.iso").is_ok());
+        for bad in ["", "storage/image.qcow2", "ftp://host/x", "file:///etc/passwd", "http://"] {
+            let error = check_source_uri(bad).unwrap_err();
+            assert!(error.message().starts_with("uri: "), "{bad}: {error}");
+        }
+    }
+}

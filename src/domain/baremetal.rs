@@ -1,0 +1,40 @@
+//! baremetal ImageService.Create: an image imported from a URI (an ISO). The request is
+//! validated and recorded; the import itself is the executor's work.
+
+use super::{check_source_uri, Catalog};
+use crate::error::Error;
+use crate::ids;
+use crate::operations;
+use crate::pb::baremetal::{self, CreateImageMetadata, CreateImageRequest, Image};
+use crate::pb::operation::Operation;
+use crate::resource::{pack, Resource, Work};
+
+impl Catalog {
+    pub async fn create_baremetal_image(
+        &self,
+        request: CreateImageRequest,
+    ) -> Result<Operation, Error> {
+        self.validate(&request)?;
+        check_source_uri(&request.uri)?;
+        let image = Image {
+            id: ids::new_id(ids::prefix::BAREMETAL_IMAGE),
+            folder_id: request.folder_id,
+            name: request.name,
+            description: request.description,
+            checksum: String::new(),
+            status: baremetal::image::Status::Creating as i32,
+            created_at: Some(operations::now()),
+            labels: request.labels,
+        };
+        let metadata = pack(&CreateImageMetadata {
+            image_id: image.id.clone(),
+        });
+        self.launch(
+            Resource::BaremetalImage(image),
+            "Create image",
+            metadata,
+            Work::ImportUri { uri: request.uri },
+        )
+        .await
+    }
+}

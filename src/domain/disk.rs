@@ -1,0 +1,101 @@
+//! compute DiskService.Create: an empty disk of a given size, or a disk from a READY
+//! image or snapshot, at least as large as the source needs.
+
+use super::Catalog;
+use crate::error::Error;
+use crate::ids;
+use crate::operations;
+use crate::pb::compute::{
+    self, create_disk_request::Source, disk, CreateDiskMetadata, CreateDiskRequest, Disk, KmsKey,
+};
+use crate::pb::operation::Operation;
+use crate::resource::{pack, Resource, ResourceKind, Work};
+
+/// The disk type of a disk whose request names none.
+pub const DEFAULT_DISK_TYPE: &str = "network-hdd";
+/// The block size of a disk whose request names none.
+pub const DEFAULT_BLOCK_SIZE: i64 = 4096;
+
+impl Catalog {
+    pub async fn create_disk(&self, request: CreateDiskRequest) -> Result<Operation, Error> {
+        self.validate(&request)?;
+        let mut os = None;
+        let mut product_ids = Vec::new();
+        let mut hardware_generation = None;
+        let mut source = None;
+        match &request.source {
+            Some(Source::ImageId(id)) => {
+                let Resource::ComputeImage(image) =
+                    self.ready_source(ResourceKind::ComputeImage, id).await?
+                else {
+                    return Err(Error::Internal(format!("image {id} has the wrong kind")));
+                };
+                check_fits(request.size, image.min_disk_size, &format!("image {id}"))?;
+                os = image.os;
+                product_ids = image.product_ids;
+                hardware_generation = image.hardware_generation;
+                source = Some(disk::Source::SourceImageId(id.clone()));
+            }
+            Some(Source::SnapshotId(id)) => {
+                let Resource::Snapshot {
+                    snapshot,
+                    os: snapshot_os,
+                } = self.ready_source(ResourceKind::Snapshot, id).await?
+                else {
+                    return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
+                };
+                check_fits(request.size, snapshot.disk_size, &format!("snapshot {id}"))?;
+                os = snapshot_os;
+                product_ids = snapshot.product_ids;
+                hardware_generation = snapshot.hardware_generation;
+                source = Some(disk::Source::SourceSnapshotId(id.clone()));
+            }
+            None => {}
+        }
+        let disk = Disk {
+            id: ids::new_id(ids::prefix::DISK),
+            folder_id: request.folder_id,
+            created_at: Some(operations::now()),
+            name: request.name,
+            description: request.description,
+            labels: request.labels,
+            type_id: if request.type_id.is_empty() {
+                DEFAULT_DISK_TYPE.to_string()
+            } else {
+                request.type_id
+            },
+            zone_id: request.zone_id,
+            size: request.size,
+            block_size: if request.block_size == 0 {
+                DEFAULT_BLOCK_SIZE
+            } else {
+                request.block_size
+            },
+            product_ids,
+            status: compute::disk::Status::Creating as i32,
+            source,
+            instance_ids: Vec::new(),
+            disk_placement_policy: request.disk_placement_policy,
+            hardware_generation: request.hardware_generation.or(hardware_generation),
+            kms_key: (!request.kms_key_id.is_empty()).then(|| KmsKey {
+                key_id: request.kms_key_id,
+                version_id: String::new(),
+            }),
+        };
+        let metadata = pack(&CreateDiskMetadata {
+            disk_id: disk.id.clone(),
+        });
+        self.launch(Resource::Disk { disk, os }, "Create disk", metadata, Work::Copy)
+            .await
+    }
+}
+
+/// A disk must hold its source: `size` at least the source's minimum.
+fn check_fits(size: i64, minimum: i64, source: &str) -> Result<(), Error> {
+    if size < minimum {
+        return Err(Error::InvalidArgument(format!(
+            "size: {size} is less than the minimum disk size of the source {source} ({minimum} bytes)"
+        )));
+    }
+    Ok(())
+}

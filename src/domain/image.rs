@@ -1,0 +1,169 @@
+//! compute ImageService.Create: an image from another image, a disk, a snapshot or a URI.
+//!
+//! What the new image inherits where the request leaves a field empty: os (default
+//! LINUX), product_ids, hardware_generation, size, storage_size and min_disk_size. A
+//! requested min_disk_size below the source's size is refused.
+
+use super::{check_source_uri, Catalog};
+use crate::error::Error;
+use crate::ids;
+use crate::operations;
+use crate::pb::compute::{
+    self, create_image_request::Source, os, CreateImageMetadata, CreateImageRequest,
+    HardwareGeneration, Image, Os,
+};
+use crate::pb::operation::Operation;
+use crate::resource::{pack, Resource, ResourceKind, Work};
+
+/// What an image takes from its source.
+#[derive(Default)]
+struct Inherited {
+    os: Option<Os>,
+    product_ids: Vec<String>,
+    hardware_generation: Option<HardwareGeneration>,
+    size: i64,
+    storage_size: i64,
+    min_disk_size: i64,
+    described_as: String,
+}
+
+impl Catalog {
+    pub async fn create_image(&self, request: CreateImageRequest) -> Result<Operation, Error> {
+        self.validate(&request)?;
+        let source = request
+            .source
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument("source: a source is required".into()))?;
+        let (inherited, work) = match &source {
+            Source::ImageId(id) => (self.from_image(id).await?, Work::Copy),
+            Source::DiskId(id) => (self.from_disk(id).await?, Work::Copy),
+            Source::SnapshotId(id) => (self.from_snapshot(id).await?, Work::Copy),
+            Source::Uri(uri) => {
+                check_source_uri(uri)?;
+                (Inherited::default(), Work::ImportUri { uri: uri.clone() })
+            }
+        };
+        if request.min_disk_size != 0 && request.min_disk_size < inherited.min_disk_size {
+            return Err(Error::InvalidArgument(format!(
+                "min_disk_size: {} is less than the size of the source {} ({} bytes)",
+                request.min_disk_size, inherited.described_as, inherited.min_disk_size
+            )));
+        }
+        let image = Image {
+            id: ids::new_id(ids::prefix::COMPUTE_IMAGE),
+            folder_id: request.folder_id,
+            created_at: Some(operations::now()),
+            name: request.name,
+            description: request.description,
+            labels: request.labels,
+            family: request.family,
+            size: inherited.size,
+            storage_size: inherited.storage_size,
+            min_disk_size: if request.min_disk_size != 0 {
+                request.min_disk_size
+            } else {
+                inherited.min_disk_size
+            },
+            product_ids: if request.product_ids.is_empty() {
+                inherited.product_ids
+            } else {
+                request.product_ids
+            },
+            status: compute::image::Status::Creating as i32,
+            os: Some(choose_os(request.os, inherited.os)),
+            pooled: request.pooled,
+            hardware_generation: request
+                .hardware_generation
+                .or(inherited.hardware_generation),
+            kms_key: None,
+        };
+        let metadata = pack(&CreateImageMetadata {
+            image_id: image.id.clone(),
+        });
+        self.launch(Resource::ComputeImage(image), "Create image", metadata, work)
+            .await
+    }
+
+    async fn from_image(&self, id: &str) -> Result<Inherited, Error> {
+        let Resource::ComputeImage(image) = self.ready_source(ResourceKind::ComputeImage, id).await?
+        else {
+            return Err(Error::Internal(format!("image {id} has the wrong kind")));
+        };
+        Ok(Inherited {
+            os: image.os,
+            product_ids: image.product_ids,
+            hardware_generation: image.hardware_generation,
+            size: image.size,
+            storage_size: image.storage_size,
+            min_disk_size: image.min_disk_size,
+            described_as: format!("image {id}"),
+        })
+    }
+
+    async fn from_disk(&self, id: &str) -> Result<Inherited, Error> {
+        let Resource::Disk { disk, os } = self.ready_source(ResourceKind::Disk, id).await? else {
+            return Err(Error::Internal(format!("disk {id} has the wrong kind")));
+        };
+        Ok(Inherited {
+            os,
+            product_ids: disk.product_ids,
+            hardware_generation: disk.hardware_generation,
+            size: disk.size,
+            storage_size: disk.size,
+            min_disk_size: disk.size,
+            described_as: format!("disk {id}"),
+        })
+    }
+
+    async fn from_snapshot(&self, id: &str) -> Result<Inherited, Error> {
+        let Resource::Snapshot { snapshot, os } =
+            self.ready_source(ResourceKind::Snapshot, id).await?
+        else {
+            return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
+        };
+        Ok(Inherited {
+            os,
+            product_ids: snapshot.product_ids,
+            hardware_generation: snapshot.hardware_generation,
+            size: snapshot.disk_size,
+            storage_size: snapshot.storage_size,
+            min_disk_size: snapshot.disk_size,
+            described_as: format!("snapshot {id}"),
+        })
+    }
+}
+
+/// The requested os if it names a type, else the inherited one, else LINUX.
+fn choose_os(requested: Option<Os>, inherited: Option<Os>) -> Os {
+    match (requested, inherited) {
+        (Some(requested), _) if requested.r#type != os::Type::Unspecified as i32 => requested,
+        (_, Some(inherited)) if inherited.r#type != os::Type::Unspecified as i32 => inherited,
+        (requested, _) => Os {
+            r#type: os::Type::Linux as i32,
+            ..requested.unwrap_or_default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os_of(kind: os::Type) -> Option<Os> {
+        Some(Os {
+            r#type: kind as i32,
+            nvidia: None,
+        })
+    }
+
+    #[test]
+    fn os_comes_from_the_request_then_the_source_then_linux() {
+        let windows = os::Type::Windows as i32;
+        let linux = os::Type::Linux as i32;
+        assert_eq!(choose_os(os_of(os::Type::Windows), os_of(os::Type::Linux)).r#type, windows);
+        assert_eq!(choose_os(None, os_of(os::Type::Windows)).r#type, windows);
+        assert_eq!(choose_os(os_of(os::Type::Unspecified), os_of(os::Type::Windows)).r#type, windows);
+        assert_eq!(choose_os(None, None).r#type, linux);
+        assert_eq!(choose_os(os_of(os::Type::Unspecified), None).r#type, linux);
+    }
+}

@@ -1,0 +1,51 @@
+//! compute SnapshotService.Create: a snapshot of a READY disk. It records the disk
+//! (source_disk_id, disk_size) and takes its product_ids and hardware generation.
+
+use super::Catalog;
+use crate::error::Error;
+use crate::ids;
+use crate::operations;
+use crate::pb::compute::{self, CreateSnapshotMetadata, CreateSnapshotRequest, Snapshot};
+use crate::pb::operation::Operation;
+use crate::resource::{pack, Resource, ResourceKind, Work};
+
+impl Catalog {
+    pub async fn create_snapshot(
+        &self,
+        request: CreateSnapshotRequest,
+    ) -> Result<Operation, Error> {
+        self.validate(&request)?;
+        let Resource::Disk { disk, os } = self
+            .ready_source(ResourceKind::Disk, &request.disk_id)
+            .await?
+        else {
+            return Err(Error::Internal("disk has the wrong kind".into()));
+        };
+        let snapshot = Snapshot {
+            id: ids::new_id(ids::prefix::SNAPSHOT),
+            folder_id: request.folder_id,
+            created_at: Some(operations::now()),
+            name: request.name,
+            description: request.description,
+            labels: request.labels,
+            storage_size: disk.size,
+            disk_size: disk.size,
+            product_ids: disk.product_ids,
+            status: compute::snapshot::Status::Creating as i32,
+            source_disk_id: disk.id.clone(),
+            hardware_generation: request.hardware_generation.or(disk.hardware_generation),
+            kms_key: disk.kms_key,
+        };
+        let metadata = pack(&CreateSnapshotMetadata {
+            snapshot_id: snapshot.id.clone(),
+            disk_id: disk.id,
+        });
+        self.launch(
+            Resource::Snapshot { snapshot, os },
+            "Create snapshot",
+            metadata,
+            Work::Copy,
+        )
+        .await
+    }
+}

@@ -1,0 +1,19 @@
+//! imageplane: Yandex Cloud's image APIs, wire-compatible, on one port.
+//!
+//! Layers, outside in: `server` (wiring, listener, reflection, health) → `api` (one gRPC
+//! adapter per service) → `domain` (the rules) → `executor` (background work) and `store`
+//! (records). ARCHITECTURE.md has the map.
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod executor;
+pub mod ids;
+pub mod operations;
+pub mod pb;
+pub mod resource;
+pub mod server;
+pub mod store;
+pub mod telemetry;
+pub mod validation;

@@ -1,0 +1,48 @@
+//! Building Operation messages: a new running one, and its finished forms. Every mutating
+//! call goes through here, so all operations look alike (id shape, timestamps, metadata).
+
+use crate::ids;
+use crate::pb::google::rpc;
+use crate::pb::operation::{operation, Operation};
+use prost_types::{Any, Timestamp};
+use std::time::SystemTime;
+
+/// The current time as a protobuf Timestamp.
+pub fn now() -> Timestamp {
+    Timestamp::from(SystemTime::now())
+}
+
+/// A new running operation (done = false) with its metadata.
+pub fn start(description: &str, created_by: &str, metadata: Any) -> Operation {
+    let at = now();
+    Operation {
+        id: ids::new_id(ids::prefix::OPERATION),
+        description: description.to_string(),
+        created_at: Some(at),
+        created_by: created_by.to_string(),
+        modified_at: Some(at),
+        done: false,
+        metadata: Some(metadata),
+        result: None,
+    }
+}
+
+/// The operation finished with a response (the resource, packed in Any).
+pub fn succeeded(running: &Operation, response: Any) -> Operation {
+    Operation {
+        done: true,
+        modified_at: Some(now()),
+        result: Some(operation::Result::Response(response)),
+        ..running.clone()
+    }
+}
+
+/// The operation finished with an error.
+pub fn failed(running: &Operation, error: rpc::Status) -> Operation {
+    Operation {
+        done: true,
+        modified_at: Some(now()),
+        result: Some(operation::Result::Error(error)),
+        ..running.clone()
+    }
+}

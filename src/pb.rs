@@ -1,0 +1,14 @@
+//! The code generated from proto/ by build.rs, included once, and the descriptor set
+//! that reflection and validation read. The .proto files are the single source of the API.
+
+#![allow(clippy::all, clippy::pedantic, missing_docs)]
+
+include!(concat!(env!("OUT_DIR"), "/imageplane_protos.rs"));
+
+/// The serialized `FileDescriptorSet` of every file in proto/ and its imports.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/imageplane_descriptor.bin"));
+
+pub use yandex::cloud::baremetal::v1alpha as baremetal;
+pub use yandex::cloud::compute::v1 as compute;
+pub use yandex::cloud::operation;

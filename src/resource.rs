@@ -1,0 +1,182 @@
+//! The records imageplane keeps: the four kinds of resource, and the operation that
+//! creates or changes one. The store persists them; the domain and the executor change them.
+
+use crate::pb::compute::{self, Os};
+use crate::pb::operation::Operation;
+use crate::pb::{baremetal, compute::Disk, compute::Snapshot};
+
+/// The kinds of resource. Names are unique per kind and folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    ComputeImage,
+    Snapshot,
+    Disk,
+    BaremetalImage,
+}
+
+impl ResourceKind {
+    /// How the API names this kind in messages ("Image", "Disk", ...).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            ResourceKind::ComputeImage | ResourceKind::BaremetalImage => "Image",
+            ResourceKind::Snapshot => "Snapshot",
+            ResourceKind::Disk => "Disk",
+        }
+    }
+}
+
+/// A resource as stored. Disks and snapshots also remember the operating system of the
+/// image they descend from (the API has no field for it), so that an image made from
+/// them can inherit it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resource {
+    ComputeImage(compute::Image),
+    Snapshot { snapshot: Snapshot, os: Option<Os> },
+    Disk { disk: Disk, os: Option<Os> },
+    BaremetalImage(baremetal::Image),
+}
+
+/// Whether a resource can be used (as a source) or is still being made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Creating,
+    Ready,
+    Other,
+}
+
+impl Resource {
+    pub fn kind(&self) -> ResourceKind {
+        match self {
+            Resource::ComputeImage(_) => ResourceKind::ComputeImage,
+            Resource::Snapshot { .. } => ResourceKind::Snapshot,
+            Resource::Disk { .. } => ResourceKind::Disk,
+            Resource::BaremetalImage(_) => ResourceKind::BaremetalImage,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            Resource::ComputeImage(image) => &image.id,
+            Resource::Snapshot { snapshot, .. } => &snapshot.id,
+            Resource::Disk { disk, .. } => &disk.id,
+            Resource::BaremetalImage(image) => &image.id,
+        }
+    }
+
+    pub fn folder_id(&self) -> &str {
+        match self {
+            Resource::ComputeImage(image) => &image.folder_id,
+            Resource::Snapshot { snapshot, .. } => &snapshot.folder_id,
+            Resource::Disk { disk, .. } => &disk.folder_id,
+            Resource::BaremetalImage(image) => &image.folder_id,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Resource::ComputeImage(image) => &image.name,
+            Resource::Snapshot { snapshot, .. } => &snapshot.name,
+            Resource::Disk { disk, .. } => &disk.name,
+            Resource::BaremetalImage(image) => &image.name,
+        }
+    }
+
+    pub fn reference(&self) -> ResourceRef {
+        ResourceRef {
+            kind: self.kind(),
+            id: self.id().to_string(),
+        }
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        use compute::{disk, image, snapshot};
+        let (creating, ready) = match self {
+            Resource::ComputeImage(image) => (
+                image.status == image::Status::Creating as i32,
+                image.status == image::Status::Ready as i32,
+            ),
+            Resource::Snapshot { snapshot, .. } => (
+                snapshot.status == snapshot::Status::Creating as i32,
+                snapshot.status == snapshot::Status::Ready as i32,
+            ),
+            Resource::Disk { disk, .. } => (
+                disk.status == disk::Status::Creating as i32,
+                disk.status == disk::Status::Ready as i32,
+            ),
+            Resource::BaremetalImage(image) => (
+                image.status == baremetal::image::Status::Creating as i32,
+                image.status == baremetal::image::Status::Ready as i32,
+            ),
+        };
+        match (creating, ready) {
+            (true, _) => Readiness::Creating,
+            (_, true) => Readiness::Ready,
+            _ => Readiness::Other,
+        }
+    }
+
+    /// The same resource with status READY.
+    pub fn into_ready(self) -> Resource {
+        use compute::{disk, image, snapshot};
+        match self {
+            Resource::ComputeImage(mut image) => {
+                image.status = image::Status::Ready as i32;
+                Resource::ComputeImage(image)
+            }
+            Resource::Snapshot { mut snapshot, os } => {
+                snapshot.status = snapshot::Status::Ready as i32;
+                Resource::Snapshot { snapshot, os }
+            }
+            Resource::Disk { mut disk, os } => {
+                disk.status = disk::Status::Ready as i32;
+                Resource::Disk { disk, os }
+            }
+            Resource::BaremetalImage(mut image) => {
+                image.status = baremetal::image::Status::Ready as i32;
+                Resource::BaremetalImage(image)
+            }
+        }
+    }
+
+    /// The resource as the API shows it, packed in `google.protobuf.Any`.
+    pub fn to_any(&self) -> prost_types::Any {
+        match self {
+            Resource::ComputeImage(image) => pack(image),
+            Resource::Snapshot { snapshot, .. } => pack(snapshot),
+            Resource::Disk { disk, .. } => pack(disk),
+            Resource::BaremetalImage(image) => pack(image),
+        }
+    }
+}
+
+/// Names one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceRef {
+    pub kind: ResourceKind,
+    pub id: String,
+}
+
+/// What the executor does to finish an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// Make the resource from another one (a copy); the result was fixed at create time.
+    Copy,
+    /// Fetch the content of a URI and make the image from it.
+    ImportUri { uri: String },
+}
+
+/// An operation and what it works on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationRecord {
+    pub operation: Operation,
+    pub target: ResourceRef,
+    pub work: Work,
+}
+
+/// Packs a message into `Any` with the type URL `type.googleapis.com/<full name>`.
+pub fn pack<M: prost::Name>(message: &M) -> prost_types::Any {
+    prost_types::Any {
+        type_url: M::type_url(),
+        value: prost::Message::encode_to_vec(message),
+    }
+}

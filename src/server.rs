@@ -1,0 +1,186 @@
+//! Wiring: builds the store, executor and catalog, and serves every gRPC service, server
+//! reflection (v1 and v1alpha) and grpc.health.v1 on one already-bound listener until the
+//! shutdown future resolves. Each call gets a request id (`x-request-id`, taken from the
+//! request or made up) that its log lines carry and its response echoes.
+
+use crate::api::{
+    baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
+    compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
+    iam::IamApi, operation::OperationApi,
+};
+use crate::domain::Catalog;
+use crate::executor::Executor;
+use crate::pb;
+use crate::store::{memory::MemoryStore, Store};
+use crate::validation::Validator;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::info;
+
+/// The largest request message accepted, in bytes (larger ones fail with RESOURCE_EXHAUSTED).
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the server needs besides its listener.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long the background work of a copy takes.
+    pub operation_delay: Duration,
+    /// What ApiEndpointService advertises; `None` means the bound address.
+    pub advertise_address: Option<String>,
+    /// Longest time one RPC may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            operation_delay: Duration::ZERO,
+            advertise_address: None,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        let id = crate::ids::new_id("req");
+        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+fn rpc_span<B>(request: &http::Request<B>) -> tracing::Span {
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
+}
+
+fn log_response<B>(response: &http::Response<B>, latency: Duration, _span: &tracing::Span) {
+    let grpc_status = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("0");
+    info!(grpc_status, latency_us = latency.as_micros() as u64, "rpc finished");
+}
+
+/// Serves until `shutdown` resolves, then stops accepting calls and lets running ones end.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let local_address = listener.local_addr()?;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let executor = Executor::new(Arc::clone(&store), settings.operation_delay);
+    let catalog = Arc::new(Catalog::new(store, executor, Validator::for_api()));
+    let advertised_address = settings
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| local_address.to_string());
+
+    let compute_images = pb::compute::image_service_server::ImageServiceServer::new(
+        ComputeImageApi { catalog: Arc::clone(&catalog) },
+    )
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let snapshots = pb::compute::snapshot_service_server::SnapshotServiceServer::new(
+        ComputeSnapshotApi { catalog: Arc::clone(&catalog) },
+    )
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let disks = pb::compute::disk_service_server::DiskServiceServer::new(ComputeDiskApi {
+        catalog: Arc::clone(&catalog),
+    })
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let baremetal_images = pb::baremetal::image_service_server::ImageServiceServer::new(
+        BaremetalImageApi { catalog: Arc::clone(&catalog) },
+    )
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let operations = pb::operation::operation_service_server::OperationServiceServer::new(
+        OperationApi { catalog: Arc::clone(&catalog) },
+    )
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let endpoints =
+        pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
+            EndpointApi { advertised_address },
+        )
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let iam = pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer::new(
+        IamApi { catalog: Arc::clone(&catalog) },
+    )
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    for service in SERVICE_NAMES {
+        health_reporter
+            .set_service_status(*service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+
+    let layers = tower::ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
+        .layer(
+            TraceLayer::new_for_grpc()
+                .make_span_with(rpc_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id());
+
+    info!(address = %local_address, "serving");
+    tonic::transport::Server::builder()
+        .timeout(settings.request_timeout)
+        .layer(layers)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(compute_images)
+        .add_service(snapshots)
+        .add_service(disks)
+        .add_service(baremetal_images)
+        .add_service(operations)
+        .add_service(endpoints)
+        .add_service(iam)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                shutdown.await;
+                info!("shutting down: no new calls, finishing running ones");
+                for service in SERVICE_NAMES {
+                    health_reporter
+                        .set_service_status(*service, tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+            },
+        )
+        .await?;
+    info!("stopped");
+    Ok(())
+}
+
+/// The services whose health grpc.health.v1 reports one by one.
+pub const SERVICE_NAMES: &[&str] = &[
+    "yandex.cloud.compute.v1.ImageService",
+    "yandex.cloud.compute.v1.SnapshotService",
+    "yandex.cloud.compute.v1.DiskService",
+    "yandex.cloud.baremetal.v1alpha.ImageService",
+    "yandex.cloud.operation.OperationService",
+    "yandex.cloud.endpoint.ApiEndpointService",
+    "yandex.cloud.iam.v1.IamTokenService",
+];

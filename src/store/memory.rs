@@ -1,0 +1,126 @@
+//! The in-memory store: everything in hash maps behind one mutex. Fast, and gone when the
+//! process exits; for tests, benchmarks and throwaway runs.
+
+use super::{Finished, ResourceChange, Store, StoreError};
+use crate::pb::operation::Operation;
+use crate::resource::{OperationRecord, Resource, ResourceKind};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+type NameKey = (ResourceKind, String, String);
+
+#[derive(Default)]
+struct Tables {
+    resources: HashMap<(ResourceKind, String), Resource>,
+    names: HashMap<NameKey, String>,
+    operations: HashMap<String, OperationRecord>,
+}
+
+impl Tables {
+    fn name_key(resource: &Resource) -> Option<NameKey> {
+        (!resource.name().is_empty()).then(|| {
+            (
+                resource.kind(),
+                resource.folder_id().to_string(),
+                resource.name().to_string(),
+            )
+        })
+    }
+
+    fn remove_resource(&mut self, kind: ResourceKind, id: &str) {
+        if let Some(resource) = self.resources.remove(&(kind, id.to_string())) {
+            if let Some(key) = Tables::name_key(&resource) {
+                if self.names.get(&key).is_some_and(|owner| owner == id) {
+                    self.names.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+/// A [`Store`] that keeps everything in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave the maps half-updated: every
+        // change below is made after all checks, so a poisoned lock is still consistent.
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create(
+        &self,
+        resource: Resource,
+        operation: OperationRecord,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.tables();
+        let name_key = Tables::name_key(&resource);
+        if let Some(key) = &name_key {
+            if tables.names.contains_key(key) {
+                return Err(StoreError::NameTaken {
+                    kind: key.0,
+                    folder_id: key.1.clone(),
+                    name: key.2.clone(),
+                });
+            }
+        }
+        let id = resource.id().to_string();
+        if let Some(key) = name_key {
+            tables.names.insert(key, id.clone());
+        }
+        tables.resources.insert((resource.kind(), id), resource);
+        tables
+            .operations
+            .insert(operation.operation.id.clone(), operation);
+        Ok(())
+    }
+
+    async fn resource(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Resource>, StoreError> {
+        Ok(self.tables().resources.get(&(kind, id.to_string())).cloned())
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        Ok(self.tables().operations.get(id).cloned())
+    }
+
+    async fn finish(
+        &self,
+        finished: Operation,
+        change: ResourceChange,
+    ) -> Result<Finished, StoreError> {
+        let mut tables = self.tables();
+        let Some(record) = tables.operations.get_mut(&finished.id) else {
+            return Ok(Finished::Unknown);
+        };
+        if record.operation.done {
+            return Ok(Finished::AlreadyDone(record.operation.clone()));
+        }
+        record.operation = finished.clone();
+        match change {
+            ResourceChange::Put(resource) => {
+                tables
+                    .resources
+                    .insert((resource.kind(), resource.id().to_string()), resource);
+            }
+            ResourceChange::Remove(target) => tables.remove_resource(target.kind, &target.id),
+        }
+        Ok(Finished::Applied(finished))
+    }
+}

@@ -1,0 +1,237 @@
+"""Fixtures that run the real imageplane binary.
+
+Servers (session scoped, started lazily on first use):
+
+* ``fast``   -- ``--operation-delay 0s``: background work finishes at once.
+* ``slow``   -- ``--operation-delay 60s``: operations stay running, resources CREATING.
+* ``medium`` -- ``--operation-delay 3s``: used only where a READY source is needed
+  first and a still-running operation right after (CREATING images/snapshots).
+
+The binary is ``$IMAGEPLANE_BIN`` (relative paths are taken from the repository
+root) or ``target/debug/imageplane``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import Api, unique_folder  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_RE = re.compile(r"^imageplane listening on (127\.0\.0\.1:(\d+))$")
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+_RUNNING: list["ServerProcess"] = []
+
+
+def imageplane_binary() -> Path:
+    raw = os.environ.get("IMAGEPLANE_BIN", "target/debug/imageplane")
+    path = Path(raw)
+    if not path.is_absolute():
+        path = REPO_ROOT / path
+    return path
+
+
+class ServerProcess:
+    def __init__(self, name: str, delay: str, workdir: Path, binary: Path | None = None):
+        self.name = name
+        self.delay = delay
+        self.workdir = workdir
+        self.binary = binary or imageplane_binary()
+        self.data_dir = workdir / "data"
+        self.stderr_path = workdir / "stderr.log"
+        self.proc: subprocess.Popen | None = None
+        self.ready_line: str | None = None
+        self.addr: str | None = None
+        self.extra_stdout = b""
+        self.returncode: int | None = None
+        self._drain: threading.Thread | None = None
+
+    # -- helpers
+    def stderr_tail(self, limit: int = 6000) -> str:
+        try:
+            data = self.stderr_path.read_bytes()
+        except OSError:
+            return "<no stderr log>"
+        text = data[-limit:].decode("utf-8", "replace")
+        return text if text.strip() else "<stderr empty>"
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary), "serve",
+            "--listen", "127.0.0.1:0",
+            "--data-dir", str(self.data_dir),
+            "--operation-delay", self.delay,
+        ]
+
+    # -- lifecycle
+    def start(self) -> None:
+        if not self.binary.is_file():
+            pytest.fail(
+                f"imageplane binary not found at {self.binary}; build it or set IMAGEPLANE_BIN",
+                pytrace=False,
+            )
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        stderr = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                cwd=self.workdir,
+            )
+        finally:
+            stderr.close()
+        try:
+            line = self._read_first_line(STARTUP_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001
+            self.stop()
+            pytest.fail(
+                f"{self.name} server did not announce readiness: {exc}\n"
+                f"command: {' '.join(self.command())}\nstderr:\n{self.stderr_tail()}",
+                pytrace=False,
+            )
+        self.ready_line = line
+        m = READY_RE.match(line)
+        if not m:
+            self.stop()
+            pytest.fail(
+                f"{self.name} server's first stdout line is {line!r}, expected "
+                f"'imageplane listening on 127.0.0.1:PORT'\nstderr:\n{self.stderr_tail()}",
+                pytrace=False,
+            )
+        self.addr = m.group(1)
+        self._drain = threading.Thread(target=self._drain_stdout, daemon=True)
+        self._drain.start()
+        _RUNNING.append(self)
+
+    def _read_first_line(self, timeout: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete stdout line within {timeout}s (got {buf!r})")
+            readable, _, _ = select.select([fd], [], [], min(remaining, 0.5))
+            if not readable:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with code {self.proc.returncode} (stdout {buf!r})")
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(f"stdout closed (exit code {self.proc.poll()}, stdout {buf!r})")
+            buf += chunk
+        first, rest = buf.split(b"\n", 1)
+        self.extra_stdout = rest
+        return first.decode("utf-8", "replace").rstrip("\r")
+
+    def _drain_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.extra_stdout += chunk
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=STOP_TIMEOUT)
+                self.returncode = None  # did not exit on SIGTERM
+                self._close()
+                return None
+        self.returncode = self.proc.returncode
+        self._close()
+        return self.returncode
+
+    def _close(self) -> None:
+        if self._drain is not None:
+            self._drain.join(timeout=2)
+        if self.proc is not None and self.proc.stdout is not None:
+            try:
+                self.proc.stdout.close()
+            except OSError:
+                pass
+        if self in _RUNNING:
+            _RUNNING.remove(self)
+
+
+def _start_api(name: str, delay: str, tmp_path_factory):
+    server = ServerProcess(name, delay, tmp_path_factory.mktemp(f"imageplane-{name}"))
+    server.start()
+    channel = grpc.insecure_channel(server.addr)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=10)
+    except grpc.FutureTimeoutError:
+        server.stop()
+        pytest.fail(f"cannot connect to the {name} server at {server.addr}\n{server.stderr_tail()}", pytrace=False)
+    api = Api(channel, server.addr, name)
+    api.server = server
+    return server, channel, api
+
+
+@pytest.fixture(scope="session")
+def fast(tmp_path_factory):
+    server, channel, api = _start_api("fast", "0s", tmp_path_factory)
+    yield api
+    channel.close()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def slow(tmp_path_factory):
+    server, channel, api = _start_api("slow", "60s", tmp_path_factory)
+    yield api
+    channel.close()
+    server.stop()
+
+
+MEDIUM_DELAY_SECONDS = 3.0
+
+
+@pytest.fixture(scope="session")
+def medium(tmp_path_factory):
+    server, channel, api = _start_api("medium", f"{int(MEDIUM_DELAY_SECONDS)}s", tmp_path_factory)
+    api.delay_seconds = MEDIUM_DELAY_SECONDS
+    yield api
+    channel.close()
+    server.stop()
+
+
+@pytest.fixture
+def folder():
+    """A folder id no other test uses."""
+    return unique_folder()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed and _RUNNING:
+        for server in list(_RUNNING):
+            rep.sections.append((f"imageplane {server.name} server stderr (tail)", server.stderr_tail(3000)))
