@@ -14,5 +14,7 @@ use crate::error::Error;
 
 /// Turns a domain result into a gRPC response.
 fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Status> {
-    result.map(tonic::Response::new).map_err(tonic::Status::from)
+    result
+        .map(tonic::Response::new)
+        .map_err(tonic::Status::from)
 }

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "imageplane", version, about = "Yandex Cloud's image APIs, wire-compatible, on one port")]
+#[command(
+    name = "imageplane",
+    version,
+    about = "Yandex Cloud's image APIs, wire-compatible, on one port"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -46,9 +46,10 @@ impl Catalog {
 
     /// The resource of the given kind, or NOT_FOUND.
     pub async fn get(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
-        self.store.resource(kind, id).await?.ok_or_else(|| {
-            Error::NotFound(format!("{} {id} not found", kind.display_name()))
-        })
+        self.store
+            .resource(kind, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.display_name())))
     }
 
     /// The operation with the given id, or NOT_FOUND.
@@ -110,7 +111,10 @@ fn check_source_uri(uri: &str) -> Result<(), Error> {
     };
     let parsed = url::Url::parse(uri).map_err(|error| invalid(&error.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid(&format!("scheme {:?} is not supported", parsed.scheme())));
+        return Err(invalid(&format!(
+            "scheme {:?} is not supported",
+            parsed.scheme()
+        )));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host"));
@@ -126,7 +130,13 @@ mod tests {
     fn source_uris_must_be_http_or_https_with_a_host() {
         assert!(check_source_uri("https://storage.example.com/bucket/image.qcow2").is_ok());
         assert!(check_source_uri("http://127.0.0.1:8080/x.iso").is_ok());
-        for bad in ["", "storage/image.qcow2", "ftp://host/x", "file:///etc/passwd", "http://"] {
+        for bad in [
+            "",
+            "storage/image.qcow2",
+            "ftp://host/x",
+            "file:///etc/passwd",
+            "http://",
+        ] {
             let error = check_source_uri(bad).unwrap_err();
             assert!(error.message().starts_with("uri: "), "{bad}: {error}");
         }

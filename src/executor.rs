@@ -95,7 +95,7 @@ impl Executor {
         let (finished, change) = match outcome {
             Ok(resource) => (
                 operations::succeeded(&record.operation, resource.to_any()),
-                ResourceChange::Put(resource),
+                ResourceChange::Put(Box::new(resource)),
             ),
             Err(error) => {
                 warn!(code = error.code(), %error, "failed");

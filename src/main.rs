@@ -27,6 +27,9 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
     let address = listener.local_addr()?;
+    // Handlers first: a SIGTERM that arrives right after the announcement must stop the
+    // server gracefully, not kill it.
+    let shutdown = shutdown_signal()?;
     println!("imageplane listening on {address}");
     std::io::stdout().flush()?;
     let settings = Settings {
@@ -34,24 +37,18 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,
     };
-    server::serve(listener, settings, shutdown_signal()).await
+    server::serve(listener, settings, shutdown).await
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on either signal.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
             _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    })
 }

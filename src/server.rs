@@ -17,7 +17,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tracing::info;
 
@@ -70,7 +72,11 @@ fn log_response<B>(response: &http::Response<B>, latency: Duration, _span: &trac
         .get("grpc-status")
         .and_then(|value| value.to_str().ok())
         .unwrap_or("0");
-    info!(grpc_status, latency_us = latency.as_micros() as u64, "rpc finished");
+    info!(
+        grpc_status,
+        latency_us = latency.as_micros() as u64,
+        "rpc finished"
+    );
 }
 
 /// Serves until `shutdown` resolves, then stops accepting calls and lets running ones end.
@@ -88,35 +94,40 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| local_address.to_string());
 
-    let compute_images = pb::compute::image_service_server::ImageServiceServer::new(
-        ComputeImageApi { catalog: Arc::clone(&catalog) },
-    )
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let snapshots = pb::compute::snapshot_service_server::SnapshotServiceServer::new(
-        ComputeSnapshotApi { catalog: Arc::clone(&catalog) },
-    )
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let compute_images =
+        pb::compute::image_service_server::ImageServiceServer::new(ComputeImageApi {
+            catalog: Arc::clone(&catalog),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let snapshots =
+        pb::compute::snapshot_service_server::SnapshotServiceServer::new(ComputeSnapshotApi {
+            catalog: Arc::clone(&catalog),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let disks = pb::compute::disk_service_server::DiskServiceServer::new(ComputeDiskApi {
         catalog: Arc::clone(&catalog),
     })
     .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let baremetal_images = pb::baremetal::image_service_server::ImageServiceServer::new(
-        BaremetalImageApi { catalog: Arc::clone(&catalog) },
-    )
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let operations = pb::operation::operation_service_server::OperationServiceServer::new(
-        OperationApi { catalog: Arc::clone(&catalog) },
-    )
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let baremetal_images =
+        pb::baremetal::image_service_server::ImageServiceServer::new(BaremetalImageApi {
+            catalog: Arc::clone(&catalog),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let operations =
+        pb::operation::operation_service_server::OperationServiceServer::new(OperationApi {
+            catalog: Arc::clone(&catalog),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let endpoints =
         pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
             EndpointApi { advertised_address },
         )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let iam = pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer::new(
-        IamApi { catalog: Arc::clone(&catalog) },
-    )
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let iam =
+        pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer::new(IamApi {
+            catalog: Arc::clone(&catalog),
+        })
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     let (health_reporter, health) = tonic_health::server::health_reporter();
     for service in SERVICE_NAMES {

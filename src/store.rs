@@ -48,7 +48,7 @@ impl From<StoreError> for crate::error::Error {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResourceChange {
     /// Store this state of the resource (e.g. READY).
-    Put(Resource),
+    Put(Box<Resource>),
     /// Remove the resource: the operation failed or was cancelled.
     Remove(ResourceRef),
 }
@@ -68,12 +68,14 @@ pub enum Finished {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Inserts a new resource and the operation that creates it, atomically.
-    async fn create(&self, resource: Resource, operation: OperationRecord)
-        -> Result<(), StoreError>;
+    async fn create(
+        &self,
+        resource: Resource,
+        operation: OperationRecord,
+    ) -> Result<(), StoreError>;
 
     /// The resource of the given kind and id.
-    async fn resource(&self, kind: ResourceKind, id: &str)
-        -> Result<Option<Resource>, StoreError>;
+    async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError>;
 
     /// The operation with the given id.
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError>;

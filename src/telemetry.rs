@@ -6,7 +6,9 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. `level` wins over RUST_LOG; the default is `info`.
 pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
     let filter = match level {
-        Some(level) => EnvFilter::try_new(level).map_err(|error| format!("--log-level: {error}"))?,
+        Some(level) => {
+            EnvFilter::try_new(level).map_err(|error| format!("--log-level: {error}"))?
+        }
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let builder = tracing_subscriber::fmt()

@@ -310,7 +310,12 @@ fn plan_message(
         let text = |extension: &ExtensionDescriptor| {
             options
                 .has_extension(extension)
-                .then(|| options.get_extension(extension).as_str().map(str::to_string))
+                .then(|| {
+                    options
+                        .get_extension(extension)
+                        .as_str()
+                        .map(str::to_string)
+                })
                 .flatten()
         };
         let bounds = |extension: &ExtensionDescriptor| text(extension).map(|s| Bounds::parse(&s));
@@ -441,7 +446,10 @@ mod tests {
         for (spec, inside, outside) in cases {
             let bounds = Bounds::parse(spec).unwrap();
             assert!(bounds.contains(inside), "{spec} should contain {inside}");
-            assert!(!bounds.contains(outside), "{spec} should not contain {outside}");
+            assert!(
+                !bounds.contains(outside),
+                "{spec} should not contain {outside}"
+            );
         }
         assert!(Bounds::parse("abc").is_err());
     }

@@ -16,19 +16,30 @@ pub struct BaremetalImageApi {
 impl ImageService for BaremetalImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
         let request = request.into_inner();
-        super::respond(async {
-            self.catalog.validate(&request)?;
-            match self.catalog.get(ResourceKind::BaremetalImage, &request.image_id).await? {
-                Resource::BaremetalImage(image) => Ok(image),
-                _ => unreachable!("the store returns the kind it was asked for"),
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                match self
+                    .catalog
+                    .get(ResourceKind::BaremetalImage, &request.image_id)
+                    .await?
+                {
+                    Resource::BaremetalImage(image) => Ok(image),
+                    _ => unreachable!("the store returns the kind it was asked for"),
+                }
             }
-        }.await)
+            .await,
+        )
     }
 
     async fn create(
         &self,
         request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::respond(self.catalog.create_baremetal_image(request.into_inner()).await)
+        super::respond(
+            self.catalog
+                .create_baremetal_image(request.into_inner())
+                .await,
+        )
     }
 }

@@ -16,13 +16,20 @@ pub struct ComputeDiskApi {
 impl DiskService for ComputeDiskApi {
     async fn get(&self, request: Request<GetDiskRequest>) -> Result<Response<Disk>, Status> {
         let request = request.into_inner();
-        super::respond(async {
-            self.catalog.validate(&request)?;
-            match self.catalog.get(ResourceKind::Disk, &request.disk_id).await? {
-                Resource::Disk { disk, .. } => Ok(disk),
-                _ => unreachable!("the store returns the kind it was asked for"),
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                match self
+                    .catalog
+                    .get(ResourceKind::Disk, &request.disk_id)
+                    .await?
+                {
+                    Resource::Disk { disk, .. } => Ok(disk),
+                    _ => unreachable!("the store returns the kind it was asked for"),
+                }
             }
-        }.await)
+            .await,
+        )
     }
 
     async fn create(

@@ -16,13 +16,20 @@ pub struct ComputeImageApi {
 impl ImageService for ComputeImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
         let request = request.into_inner();
-        super::respond(async {
-            self.catalog.validate(&request)?;
-            match self.catalog.get(ResourceKind::ComputeImage, &request.image_id).await? {
-                Resource::ComputeImage(image) => Ok(image),
-                _ => unreachable!("the store returns the kind it was asked for"),
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                match self
+                    .catalog
+                    .get(ResourceKind::ComputeImage, &request.image_id)
+                    .await?
+                {
+                    Resource::ComputeImage(image) => Ok(image),
+                    _ => unreachable!("the store returns the kind it was asked for"),
+                }
             }
-        }.await)
+            .await,
+        )
     }
 
     async fn create(

@@ -19,13 +19,20 @@ impl SnapshotService for ComputeSnapshotApi {
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
         let request = request.into_inner();
-        super::respond(async {
-            self.catalog.validate(&request)?;
-            match self.catalog.get(ResourceKind::Snapshot, &request.snapshot_id).await? {
-                Resource::Snapshot { snapshot, .. } => Ok(snapshot),
-                _ => unreachable!("the store returns the kind it was asked for"),
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                match self
+                    .catalog
+                    .get(ResourceKind::Snapshot, &request.snapshot_id)
+                    .await?
+                {
+                    Resource::Snapshot { snapshot, .. } => Ok(snapshot),
+                    _ => unreachable!("the store returns the kind it was asked for"),
+                }
             }
-        }.await)
+            .await,
+        )
     }
 
     async fn create(

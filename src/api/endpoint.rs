@@ -9,13 +9,7 @@ use crate::pb::yandex::cloud::endpoint::{
 use tonic::{Request, Response, Status};
 
 /// The endpoint ids the SDKs ask for, all served here.
-pub const ENDPOINT_IDS: &[&str] = &[
-    "baremetal",
-    "compute",
-    "endpoint",
-    "iam",
-    "operation",
-];
+pub const ENDPOINT_IDS: &[&str] = &["baremetal", "compute", "endpoint", "iam", "operation"];
 
 pub struct EndpointApi {
     /// The `host:port` clients should use to reach this server.

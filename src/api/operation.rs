@@ -17,10 +17,13 @@ impl OperationService for OperationApi {
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
         let request = request.into_inner();
-        super::respond(async {
-            self.catalog.validate(&request)?;
-            self.catalog.operation(&request.operation_id).await
-        }.await)
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog.operation(&request.operation_id).await
+            }
+            .await,
+        )
     }
 
     async fn cancel(
@@ -28,9 +31,12 @@ impl OperationService for OperationApi {
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
         let request = request.into_inner();
-        super::respond(async {
-            self.catalog.validate(&request)?;
-            self.catalog.cancel(&request.operation_id).await
-        }.await)
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog.cancel(&request.operation_id).await
+            }
+            .await,
+        )
     }
 }

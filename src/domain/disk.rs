@@ -85,8 +85,13 @@ impl Catalog {
         let metadata = pack(&CreateDiskMetadata {
             disk_id: disk.id.clone(),
         });
-        self.launch(Resource::Disk { disk, os }, "Create disk", metadata, Work::Copy)
-            .await
+        self.launch(
+            Resource::Disk { disk, os },
+            "Create disk",
+            metadata,
+            Work::Copy,
+        )
+        .await
     }
 }
 

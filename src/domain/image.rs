@@ -35,9 +35,9 @@ impl Catalog {
             .clone()
             .ok_or_else(|| Error::InvalidArgument("source: a source is required".into()))?;
         let (inherited, work) = match &source {
-            Source::ImageId(id) => (self.from_image(id).await?, Work::Copy),
-            Source::DiskId(id) => (self.from_disk(id).await?, Work::Copy),
-            Source::SnapshotId(id) => (self.from_snapshot(id).await?, Work::Copy),
+            Source::ImageId(id) => (self.inherit_from_image(id).await?, Work::Copy),
+            Source::DiskId(id) => (self.inherit_from_disk(id).await?, Work::Copy),
+            Source::SnapshotId(id) => (self.inherit_from_snapshot(id).await?, Work::Copy),
             Source::Uri(uri) => {
                 check_source_uri(uri)?;
                 (Inherited::default(), Work::ImportUri { uri: uri.clone() })
@@ -80,12 +80,18 @@ impl Catalog {
         let metadata = pack(&CreateImageMetadata {
             image_id: image.id.clone(),
         });
-        self.launch(Resource::ComputeImage(image), "Create image", metadata, work)
-            .await
+        self.launch(
+            Resource::ComputeImage(image),
+            "Create image",
+            metadata,
+            work,
+        )
+        .await
     }
 
-    async fn from_image(&self, id: &str) -> Result<Inherited, Error> {
-        let Resource::ComputeImage(image) = self.ready_source(ResourceKind::ComputeImage, id).await?
+    async fn inherit_from_image(&self, id: &str) -> Result<Inherited, Error> {
+        let Resource::ComputeImage(image) =
+            self.ready_source(ResourceKind::ComputeImage, id).await?
         else {
             return Err(Error::Internal(format!("image {id} has the wrong kind")));
         };
@@ -100,7 +106,7 @@ impl Catalog {
         })
     }
 
-    async fn from_disk(&self, id: &str) -> Result<Inherited, Error> {
+    async fn inherit_from_disk(&self, id: &str) -> Result<Inherited, Error> {
         let Resource::Disk { disk, os } = self.ready_source(ResourceKind::Disk, id).await? else {
             return Err(Error::Internal(format!("disk {id} has the wrong kind")));
         };
@@ -115,7 +121,7 @@ impl Catalog {
         })
     }
 
-    async fn from_snapshot(&self, id: &str) -> Result<Inherited, Error> {
+    async fn inherit_from_snapshot(&self, id: &str) -> Result<Inherited, Error> {
         let Resource::Snapshot { snapshot, os } =
             self.ready_source(ResourceKind::Snapshot, id).await?
         else {
@@ -160,9 +166,15 @@ mod tests {
     fn os_comes_from_the_request_then_the_source_then_linux() {
         let windows = os::Type::Windows as i32;
         let linux = os::Type::Linux as i32;
-        assert_eq!(choose_os(os_of(os::Type::Windows), os_of(os::Type::Linux)).r#type, windows);
+        assert_eq!(
+            choose_os(os_of(os::Type::Windows), os_of(os::Type::Linux)).r#type,
+            windows
+        );
         assert_eq!(choose_os(None, os_of(os::Type::Windows)).r#type, windows);
-        assert_eq!(choose_os(os_of(os::Type::Unspecified), os_of(os::Type::Windows)).r#type, windows);
+        assert_eq!(
+            choose_os(os_of(os::Type::Unspecified), os_of(os::Type::Windows)).r#type,
+            windows
+        );
         assert_eq!(choose_os(None, None).r#type, linux);
         assert_eq!(choose_os(os_of(os::Type::Unspecified), None).r#type, linux);
     }

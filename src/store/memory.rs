@@ -88,12 +88,12 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn resource(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-    ) -> Result<Option<Resource>, StoreError> {
-        Ok(self.tables().resources.get(&(kind, id.to_string())).cloned())
+    async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
+        Ok(self
+            .tables()
+            .resources
+            .get(&(kind, id.to_string()))
+            .cloned())
     }
 
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
@@ -115,6 +115,7 @@ impl Store for MemoryStore {
         record.operation = finished.clone();
         match change {
             ResourceChange::Put(resource) => {
+                let resource = *resource;
                 tables
                     .resources
                     .insert((resource.kind(), resource.id().to_string()), resource);

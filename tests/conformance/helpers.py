@@ -38,13 +38,6 @@ from yandex.cloud.operation import operation_pb2
 from yandex.cloud.operation import operation_service_pb2
 from yandex.cloud.operation import operation_service_pb2_grpc
 
-__all__ = [
-    "bm_image_pb2", "bm_image_service_pb2", "disk_pb2", "disk_service_pb2",
-    "hardware_generation_pb2", "image_pb2", "image_service_pb2", "snapshot_pb2",
-    "snapshot_service_pb2", "api_endpoint_service_pb2", "iam_token_service_pb2",
-    "operation_pb2", "operation_service_pb2",
-]
-
 ID_RE = re.compile(r"^[a-z][a-z0-9]{19}$")
 TYPE_PREFIX = "type.googleapis.com/"
 

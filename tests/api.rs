@@ -1,0 +1,668 @@
+//! The create paths, inheritance, errors, Get and Cancel, through a real server.
+
+mod common;
+
+use common::{folder, TestServer, GIB};
+use imageplane::pb::baremetal;
+use imageplane::pb::compute::{
+    self, create_disk_request, create_image_request, disk, hardware_generation, image, os,
+    snapshot, CreateDiskMetadata, CreateDiskRequest, CreateImageMetadata, CreateImageRequest,
+    CreateSnapshotMetadata, CreateSnapshotRequest, Disk, GetDiskRequest, GetImageRequest,
+    GetSnapshotRequest, HardwareGeneration, Image, Os, Snapshot,
+};
+use imageplane::pb::operation::{
+    operation, CancelOperationRequest, GetOperationRequest, Operation,
+};
+use prost::{Message, Name};
+use std::time::Duration;
+use tonic::Code;
+
+async fn fast() -> TestServer {
+    TestServer::start(Duration::ZERO).await
+}
+
+async fn slow() -> TestServer {
+    TestServer::start(Duration::from_secs(60)).await
+}
+
+fn disk_request(folder_id: &str, size: i64) -> CreateDiskRequest {
+    CreateDiskRequest {
+        folder_id: folder_id.into(),
+        zone_id: "ru-central1-a".into(),
+        size,
+        ..Default::default()
+    }
+}
+
+fn image_request(folder_id: &str, source: create_image_request::Source) -> CreateImageRequest {
+    CreateImageRequest {
+        folder_id: folder_id.into(),
+        source: Some(source),
+        ..Default::default()
+    }
+}
+
+async fn ready_disk(server: &TestServer, request: CreateDiskRequest) -> Disk {
+    let operation = server.disks().create(request).await.unwrap().into_inner();
+    server.wait_for::<Disk>(&operation).await
+}
+
+async fn ready_image(server: &TestServer, request: CreateImageRequest) -> Image {
+    let operation = server.images().create(request).await.unwrap().into_inner();
+    server.wait_for::<Image>(&operation).await
+}
+
+fn metadata<M: Message + Name + Default>(operation: &Operation) -> M {
+    let any = operation.metadata.as_ref().expect("metadata is set");
+    assert_eq!(
+        any.type_url,
+        format!("type.googleapis.com/{}", M::full_name())
+    );
+    M::decode(any.value.as_slice()).unwrap()
+}
+
+fn error_of(operation: &Operation) -> (i32, String) {
+    match &operation.result {
+        Some(operation::Result::Error(status)) => (status.code, status.message.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_disk_is_created_in_the_background_and_becomes_ready() {
+    let server = fast().await;
+    let folder_id = folder();
+    let operation = server
+        .disks()
+        .create(CreateDiskRequest {
+            name: "data".into(),
+            ..disk_request(&folder_id, 10 * GIB)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!operation.done);
+    assert_eq!(operation.description, "Create disk");
+    assert!(operation.created_at.is_some() && operation.modified_at.is_some());
+    assert!(!operation.created_by.is_empty());
+    let disk_id = metadata::<CreateDiskMetadata>(&operation).disk_id;
+    let id_shape = regex::Regex::new("^[a-z][a-z0-9]{19}$").unwrap();
+    assert!(id_shape.is_match(&disk_id) && id_shape.is_match(&operation.id));
+
+    let disk = server.wait_for::<Disk>(&operation).await;
+    assert_eq!(disk.id, disk_id);
+    assert_eq!(disk.status, disk::Status::Ready as i32);
+    assert_eq!((disk.size, disk.block_size), (10 * GIB, 4096));
+    assert_eq!(disk.type_id, "network-hdd");
+    let fetched = server
+        .disks()
+        .get(GetDiskRequest { disk_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched, disk);
+}
+
+#[tokio::test]
+async fn an_image_from_a_disk_inherits_sizes_products_and_hardware() {
+    let server = fast().await;
+    let folder_id = folder();
+    let generation2 = HardwareGeneration {
+        features: Some(hardware_generation::Features::Generation2Features(
+            compute::Generation2HardwareFeatures::default(),
+        )),
+    };
+    let disk = ready_disk(
+        &server,
+        CreateDiskRequest {
+            hardware_generation: Some(generation2.clone()),
+            ..disk_request(&folder_id, 20 * GIB)
+        },
+    )
+    .await;
+    let operation = server
+        .images()
+        .create(CreateImageRequest {
+            name: "from-disk".into(),
+            family: "ubuntu".into(),
+            ..image_request(
+                &folder_id,
+                create_image_request::Source::DiskId(disk.id.clone()),
+            )
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(operation.description, "Create image");
+    let image_id = metadata::<CreateImageMetadata>(&operation).image_id;
+    let image = server.wait_for::<Image>(&operation).await;
+    assert_eq!(image.id, image_id);
+    assert_eq!(image.status, image::Status::Ready as i32);
+    assert_eq!(
+        (image.min_disk_size, image.storage_size),
+        (20 * GIB, 20 * GIB)
+    );
+    assert_eq!(image.hardware_generation, Some(generation2));
+    assert_eq!(
+        image.os.unwrap().r#type,
+        os::Type::Linux as i32,
+        "os defaults to LINUX"
+    );
+    assert_eq!(image.family, "ubuntu");
+}
+
+#[tokio::test]
+async fn os_and_products_flow_from_image_to_disk_to_snapshot_to_image() {
+    let server = fast().await;
+    let folder_id = folder();
+    let disk = ready_disk(&server, disk_request(&folder_id, 8 * GIB)).await;
+    let windows = Some(Os {
+        r#type: os::Type::Windows as i32,
+        nvidia: None,
+    });
+    let base = ready_image(
+        &server,
+        CreateImageRequest {
+            os: windows.clone(),
+            product_ids: vec!["license-1".into()],
+            min_disk_size: 10 * GIB,
+            ..image_request(&folder_id, create_image_request::Source::DiskId(disk.id))
+        },
+    )
+    .await;
+    assert_eq!(base.min_disk_size, 10 * GIB);
+
+    let copy = ready_image(
+        &server,
+        image_request(
+            &folder_id,
+            create_image_request::Source::ImageId(base.id.clone()),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (copy.os.clone(), copy.product_ids.clone()),
+        (windows.clone(), base.product_ids.clone())
+    );
+    assert_eq!(copy.min_disk_size, 10 * GIB);
+
+    let boot = ready_disk(
+        &server,
+        CreateDiskRequest {
+            source: Some(create_disk_request::Source::ImageId(base.id.clone())),
+            ..disk_request(&folder_id, 12 * GIB)
+        },
+    )
+    .await;
+    assert_eq!(
+        boot.source,
+        Some(disk::Source::SourceImageId(base.id.clone()))
+    );
+    assert_eq!(boot.product_ids, vec!["license-1".to_string()]);
+
+    let operation = server
+        .snapshots()
+        .create(CreateSnapshotRequest {
+            folder_id: folder_id.clone(),
+            disk_id: boot.id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let meta = metadata::<CreateSnapshotMetadata>(&operation);
+    assert_eq!(meta.disk_id, boot.id);
+    let snap = server.wait_for::<Snapshot>(&operation).await;
+    assert_eq!(snap.id, meta.snapshot_id);
+    assert_eq!(snap.status, snapshot::Status::Ready as i32);
+    assert_eq!(
+        (snap.source_disk_id.as_str(), snap.disk_size),
+        (boot.id.as_str(), 12 * GIB)
+    );
+    assert_eq!(snap.product_ids, vec!["license-1".to_string()]);
+
+    let from_snapshot = ready_image(
+        &server,
+        image_request(
+            &folder_id,
+            create_image_request::Source::SnapshotId(snap.id.clone()),
+        ),
+    )
+    .await;
+    assert_eq!(
+        from_snapshot.os, windows,
+        "os travels through disk and snapshot"
+    );
+    assert_eq!(from_snapshot.min_disk_size, 12 * GIB);
+
+    let restored = ready_disk(
+        &server,
+        CreateDiskRequest {
+            source: Some(create_disk_request::Source::SnapshotId(snap.id.clone())),
+            ..disk_request(&folder_id, 12 * GIB)
+        },
+    )
+    .await;
+    assert_eq!(
+        restored.source,
+        Some(disk::Source::SourceSnapshotId(snap.id))
+    );
+}
+
+#[tokio::test]
+async fn sizes_below_the_source_are_refused() {
+    let server = fast().await;
+    let folder_id = folder();
+    let disk = ready_disk(&server, disk_request(&folder_id, 10 * GIB)).await;
+    let status = server
+        .images()
+        .create(CreateImageRequest {
+            min_disk_size: 5 * GIB,
+            ..image_request(
+                &folder_id,
+                create_image_request::Source::DiskId(disk.id.clone()),
+            )
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("min_disk_size:"),
+        "{}",
+        status.message()
+    );
+
+    let image = ready_image(
+        &server,
+        image_request(&folder_id, create_image_request::Source::DiskId(disk.id)),
+    )
+    .await;
+    let status = server
+        .disks()
+        .create(CreateDiskRequest {
+            source: Some(create_disk_request::Source::ImageId(image.id)),
+            ..disk_request(&folder_id, 9 * GIB)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("size:"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn validation_names_the_field_and_the_rule() {
+    let server = fast().await;
+    let folder_id = folder();
+    let disk = ready_disk(&server, disk_request(&folder_id, GIB)).await;
+    let from_disk = |request: CreateImageRequest| CreateImageRequest {
+        source: Some(create_image_request::Source::DiskId(disk.id.clone())),
+        ..request
+    };
+    let cases = [
+        (
+            CreateImageRequest {
+                folder_id: String::new(),
+                ..Default::default()
+            },
+            "folder_id: is required",
+        ),
+        (
+            CreateImageRequest {
+                folder_id: "f".repeat(51),
+                ..Default::default()
+            },
+            "folder_id: length must be <=50 characters, got 51",
+        ),
+        (
+            CreateImageRequest {
+                folder_id: folder_id.clone(),
+                name: "Bad".into(),
+                ..Default::default()
+            },
+            "name: value \"Bad\" does not match the pattern |[a-z]([-a-z0-9]{0,61}[a-z0-9])?",
+        ),
+        (
+            CreateImageRequest {
+                folder_id: folder_id.clone(),
+                min_disk_size: 4194303,
+                ..Default::default()
+            },
+            "min_disk_size: value must be in range 4194304-4398046511104, got 4194303",
+        ),
+    ];
+    for (request, expected) in cases {
+        let status = server
+            .images()
+            .create(from_disk(request))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), expected);
+    }
+    let status = server
+        .images()
+        .create(CreateImageRequest {
+            folder_id: folder_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.message(),
+        "source: exactly one of image_id, disk_id, snapshot_id, uri is required"
+    );
+    let mut labels = std::collections::HashMap::new();
+    labels.insert("Key".to_string(), "v".to_string());
+    let status = server
+        .images()
+        .create(from_disk(CreateImageRequest {
+            folder_id: folder_id.clone(),
+            labels,
+            ..Default::default()
+        }))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("labels: key \"Key\""),
+        "{}",
+        status.message()
+    );
+    // The edge that passes beside the ones that fail.
+    let image = ready_image(
+        &server,
+        from_disk(CreateImageRequest {
+            folder_id: "f".repeat(50),
+            name: format!("a{}", "b".repeat(62)),
+            min_disk_size: 4194304.max(GIB),
+            ..Default::default()
+        }),
+    )
+    .await;
+    assert_eq!(image.name.len(), 63);
+}
+
+#[tokio::test]
+async fn missing_sources_are_not_found_and_busy_ones_are_not_ready() {
+    let server = slow().await;
+    let folder_id = folder();
+    let status = server
+        .images()
+        .create(image_request(
+            &folder_id,
+            create_image_request::Source::DiskId("fhmnosuchdisk0000000".into()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("fhmnosuchdisk0000000"));
+
+    let creating = server
+        .disks()
+        .create(disk_request(&folder_id, GIB))
+        .await
+        .unwrap()
+        .into_inner();
+    let disk_id = metadata::<CreateDiskMetadata>(&creating).disk_id;
+    let disk = server
+        .disks()
+        .get(GetDiskRequest {
+            disk_id: disk_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(disk.status, disk::Status::Creating as i32);
+    let status = server
+        .snapshots()
+        .create(CreateSnapshotRequest {
+            folder_id,
+            disk_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn names_are_unique_per_kind_and_folder() {
+    let server = fast().await;
+    let folder_id = folder();
+    let named = |folder_id: &str| CreateDiskRequest {
+        name: "shared-name".into(),
+        ..disk_request(folder_id, GIB)
+    };
+    let disk = ready_disk(&server, named(&folder_id)).await;
+    let status = server.disks().create(named(&folder_id)).await.unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert!(status.message().contains("shared-name"));
+    // Another folder, or another kind, may use the name.
+    ready_disk(&server, named(&folder())).await;
+    ready_image(
+        &server,
+        CreateImageRequest {
+            name: "shared-name".into(),
+            ..image_request(&folder_id, create_image_request::Source::DiskId(disk.id))
+        },
+    )
+    .await;
+    // Empty names never conflict.
+    ready_disk(&server, disk_request(&folder_id, GIB)).await;
+    ready_disk(&server, disk_request(&folder_id, GIB)).await;
+}
+
+#[tokio::test]
+async fn uri_imports_end_unimplemented_and_leave_nothing() {
+    let server = fast().await;
+    let folder_id = folder();
+    let operation = server
+        .images()
+        .create(image_request(
+            &folder_id,
+            create_image_request::Source::Uri("https://storage.example.com/b/i.qcow2".into()),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let image_id = metadata::<CreateImageMetadata>(&operation).image_id;
+    let (code, message) = error_of(&server.wait(&operation).await);
+    assert_eq!(code, Code::Unimplemented as i32);
+    assert!(message.contains("not implemented"), "{message}");
+    let status = server
+        .images()
+        .get(GetImageRequest { image_id })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let operation = server
+        .baremetal()
+        .create(baremetal::CreateImageRequest {
+            folder_id: folder_id.clone(),
+            name: "iso".into(),
+            uri: "https://storage.example.com/b/boot.iso".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let image_id = metadata::<baremetal::CreateImageMetadata>(&operation).image_id;
+    assert_eq!(
+        error_of(&server.wait(&operation).await).0,
+        Code::Unimplemented as i32
+    );
+    let status = server
+        .baremetal()
+        .get(baremetal::GetImageRequest { image_id })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let status = server
+        .images()
+        .create(image_request(
+            &folder_id,
+            create_image_request::Source::Uri("file:///etc/passwd".into()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("uri:"));
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_operation_and_undoes_it() {
+    let server = slow().await;
+    let folder_id = folder();
+    let operation = server
+        .disks()
+        .create(CreateDiskRequest {
+            name: "cancel-me".into(),
+            ..disk_request(&folder_id, GIB)
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let disk_id = metadata::<CreateDiskMetadata>(&operation).disk_id;
+    let cancelled = server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: operation.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(cancelled.done);
+    assert_eq!(error_of(&cancelled).0, Code::Cancelled as i32);
+    let fetched = server
+        .operations()
+        .get(GetOperationRequest {
+            operation_id: operation.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched, cancelled);
+    let status = server
+        .disks()
+        .get(GetDiskRequest { disk_id })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    // The name is free again.
+    server
+        .disks()
+        .create(CreateDiskRequest {
+            name: "cancel-me".into(),
+            ..disk_request(&folder_id, GIB)
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_finished_operation_returns_it_unchanged() {
+    let server = fast().await;
+    let operation = server
+        .disks()
+        .create(disk_request(&folder(), GIB))
+        .await
+        .unwrap()
+        .into_inner();
+    let finished = server.wait(&operation).await;
+    let after_cancel = server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: operation.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(after_cancel, finished);
+    let disk_id = metadata::<CreateDiskMetadata>(&operation).disk_id;
+    let disk = server
+        .disks()
+        .get(GetDiskRequest { disk_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(disk.status, disk::Status::Ready as i32);
+}
+
+#[tokio::test]
+async fn operations_and_resources_that_do_not_exist() {
+    let server = fast().await;
+    let status = server
+        .operations()
+        .get(GetOperationRequest {
+            operation_id: "oprnosuchoperation00".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = server
+        .operations()
+        .get(GetOperationRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let status = server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: "oprnosuchoperation00".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    for status in [
+        server
+            .images()
+            .get(GetImageRequest {
+                image_id: "fd8nosuchimage000000".into(),
+            })
+            .await
+            .unwrap_err(),
+        server
+            .snapshots()
+            .get(GetSnapshotRequest {
+                snapshot_id: "fd9nosuchsnapshot000".into(),
+            })
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    let status = server
+        .images()
+        .list(compute::ListImagesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+}
+
+#[tokio::test]
+async fn health_reports_every_service() {
+    use tonic_health::pb::{
+        health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
+    };
+    let server = fast().await;
+    let mut health = HealthClient::new(server.channel.clone());
+    for service in [
+        "",
+        "yandex.cloud.compute.v1.ImageService",
+        "yandex.cloud.operation.OperationService",
+    ] {
+        let response = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(response.status, ServingStatus::Serving as i32, "{service}");
+    }
+}

@@ -1,0 +1,115 @@
+//! A real imageplane server on an ephemeral loopback port, and clients for it.
+
+#![allow(dead_code)]
+
+use imageplane::pb::baremetal::image_service_client::ImageServiceClient as BaremetalImages;
+use imageplane::pb::compute::disk_service_client::DiskServiceClient;
+use imageplane::pb::compute::image_service_client::ImageServiceClient;
+use imageplane::pb::compute::snapshot_service_client::SnapshotServiceClient;
+use imageplane::pb::operation::operation_service_client::OperationServiceClient;
+use imageplane::pb::operation::{operation, GetOperationRequest, Operation};
+use imageplane::server::{serve, Settings};
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+
+/// A server running in this test process; stopped when dropped.
+pub struct TestServer {
+    pub address: std::net::SocketAddr,
+    pub channel: Channel,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl TestServer {
+    /// Starts a server whose copies take `operation_delay`.
+    pub async fn start(operation_delay: Duration) -> TestServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let settings = Settings {
+            operation_delay,
+            ..Settings::default()
+        };
+        tokio::spawn(async move {
+            serve(listener, settings, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        TestServer {
+            address,
+            channel,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn images(&self) -> ImageServiceClient<Channel> {
+        ImageServiceClient::new(self.channel.clone())
+    }
+    pub fn disks(&self) -> DiskServiceClient<Channel> {
+        DiskServiceClient::new(self.channel.clone())
+    }
+    pub fn snapshots(&self) -> SnapshotServiceClient<Channel> {
+        SnapshotServiceClient::new(self.channel.clone())
+    }
+    pub fn baremetal(&self) -> BaremetalImages<Channel> {
+        BaremetalImages::new(self.channel.clone())
+    }
+    pub fn operations(&self) -> OperationServiceClient<Channel> {
+        OperationServiceClient::new(self.channel.clone())
+    }
+
+    /// Polls an operation until it is done (at most 10 s).
+    pub async fn wait(&self, operation: &Operation) -> Operation {
+        let mut client = self.operations();
+        for _ in 0..1000 {
+            let current = client
+                .get(GetOperationRequest {
+                    operation_id: operation.id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            if current.done {
+                return current;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("operation {} did not finish in 10 s", operation.id);
+    }
+
+    /// Waits for an operation and decodes its response, failing on an error result.
+    pub async fn wait_for<M: prost::Message + prost::Name + Default>(
+        &self,
+        operation: &Operation,
+    ) -> M {
+        match self.wait(operation).await.result {
+            Some(operation::Result::Response(any)) => {
+                assert_eq!(any.type_url, M::type_url());
+                M::decode(any.value.as_slice()).unwrap()
+            }
+            other => panic!("operation {} failed: {other:?}", operation.id),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A folder id no other test uses.
+pub fn folder() -> String {
+    imageplane::ids::new_id("fld")
+}
+
+pub const GIB: i64 = 1 << 30;
