@@ -1,1 +1,241 @@
-fn main() {}
+//! Load benchmark: compute ImageService.Create (an image from a disk) over concurrent
+//! connections, against imageplane and against a bare tonic server that answers the same
+//! RPC with a fixed Operation and keeps nothing (the ceiling of this stack). Both run in
+//! this process on loopback, measured in alternating rounds of the same run, and the
+//! result is printed as throughput, p50/p99 latency and the ratio to the ceiling.
+//!
+//! Run: `cargo bench --bench create_load` (options after `--`, see `--help`).
+
+use clap::Parser;
+use imageplane::pb::compute::disk_service_client::DiskServiceClient;
+use imageplane::pb::compute::image_service_client::ImageServiceClient;
+use imageplane::pb::compute::image_service_server::{ImageService, ImageServiceServer};
+use imageplane::pb::compute::{
+    create_image_request, CreateDiskRequest, CreateImageMetadata, CreateImageRequest,
+};
+use imageplane::pb::operation::operation_service_client::OperationServiceClient;
+use imageplane::pb::operation::{GetOperationRequest, Operation};
+use imageplane::resource::pack;
+use imageplane::server::{serve, Settings};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+#[derive(Parser, Debug)]
+#[command(about = "ImageService.Create load: imageplane against a bare tonic ceiling")]
+struct Options {
+    /// Concurrent connections, one request in flight on each.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Measured seconds per round and server.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Rounds; each round measures the ceiling, then imageplane.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Accepted for `cargo bench` compatibility.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// The ceiling: answers Create with a prebuilt Operation and keeps nothing.
+struct BareImageService {
+    operation: Operation,
+}
+
+#[tonic::async_trait]
+impl ImageService for BareImageService {
+    async fn create(
+        &self,
+        _request: Request<CreateImageRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        Ok(Response::new(self.operation.clone()))
+    }
+}
+
+async fn start_ceiling() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let operation = imageplane::operations::start(
+        "Create image",
+        "anonymous",
+        pack(&CreateImageMetadata {
+            image_id: "fd8aaaaaaaaaaaaaaaaa".into(),
+        }),
+    );
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ImageServiceServer::new(BareImageService { operation }))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    address
+}
+
+async fn start_imageplane() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, Settings::default(), std::future::pending()));
+    address
+}
+
+async fn connect(address: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Makes a READY disk on imageplane to take images from.
+async fn ready_disk(address: SocketAddr) -> String {
+    let channel = connect(address).await;
+    let operation = DiskServiceClient::new(channel.clone())
+        .create(CreateDiskRequest {
+            folder_id: "bench".into(),
+            zone_id: "ru-central1-a".into(),
+            size: 10 << 30,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut operations = OperationServiceClient::new(channel);
+    loop {
+        let current = operations
+            .get(GetOperationRequest {
+                operation_id: operation.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if current.done {
+            let metadata = operation.metadata.unwrap();
+            return prost::Message::decode(metadata.value.as_slice())
+                .map(|meta: imageplane::pb::compute::CreateDiskMetadata| meta.disk_id)
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+struct Measurement {
+    requests: usize,
+    errors: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u32>,
+}
+
+impl Measurement {
+    fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    fn percentile_us(&self, fraction: f64) -> u32 {
+        let index = ((self.latencies_us.len() as f64 - 1.0) * fraction).round() as usize;
+        self.latencies_us.get(index).copied().unwrap_or(0)
+    }
+}
+
+/// Drives Create on `connections` connections for `warmup` then `duration`.
+async fn drive(
+    address: SocketAddr,
+    disk_id: &str,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Measurement {
+    let request = CreateImageRequest {
+        folder_id: "bench".into(),
+        description: "load".into(),
+        source: Some(create_image_request::Source::DiskId(disk_id.to_string())),
+        ..Default::default()
+    };
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let mut client = ImageServiceClient::new(connect(address).await);
+        let request = request.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut errors = 0usize;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let result = client.create(request.clone()).await;
+                if sent >= start {
+                    match result {
+                        Ok(_) => latencies.push(sent.elapsed().as_micros() as u32),
+                        Err(_) => errors += 1,
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (latencies, worker_errors) = worker.await.unwrap();
+        latencies_us.extend(latencies);
+        errors += worker_errors;
+    }
+    latencies_us.sort_unstable();
+    Measurement {
+        requests: latencies_us.len(),
+        errors,
+        elapsed: duration,
+        latencies_us,
+    }
+}
+
+fn report(label: &str, measurement: &Measurement) {
+    println!(
+        "{label:<12} {:>9.0} req/s   p50 {:>6} us   p99 {:>6} us   ({} requests, {} errors)",
+        measurement.throughput(),
+        measurement.percentile_us(0.50),
+        measurement.percentile_us(0.99),
+        measurement.requests,
+        measurement.errors,
+    );
+}
+
+fn main() {
+    let options = Options::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let ceiling = start_ceiling().await;
+        let imageplane = start_imageplane().await;
+        let disk_id = ready_disk(imageplane).await;
+        let warmup = Duration::from_secs(options.warmup);
+        let duration = Duration::from_secs(options.seconds);
+        println!(
+            "ImageService.Create (image from a disk), {} connections, {} s x {} rounds, {} cores",
+            options.connections,
+            options.seconds,
+            options.rounds,
+            std::thread::available_parallelism().map_or(0, |n| n.get()),
+        );
+        let (mut ceiling_total, mut imageplane_total) = (0.0, 0.0);
+        for round in 1..=options.rounds {
+            let bare = drive(ceiling, &disk_id, options.connections, warmup, duration).await;
+            report(&format!("ceiling #{round}"), &bare);
+            let ours = drive(imageplane, &disk_id, options.connections, warmup, duration).await;
+            report(&format!("imageplane #{round}"), &ours);
+            ceiling_total += bare.throughput();
+            imageplane_total += ours.throughput();
+        }
+        println!(
+            "imageplane / ceiling throughput: {:.2}",
+            imageplane_total / ceiling_total
+        );
+    });
+}

@@ -109,6 +109,13 @@ fn check_source_uri(uri: &str) -> Result<(), Error> {
             "uri: {why}; an absolute http:// or https:// URL is required, got {uri:?}"
         ))
     };
+    // The URL parser forgives what the API must refuse: `https:///x` (it would take `x`
+    // as the host) and `http:host/x`. A valid source spells out `scheme://host`.
+    let after_scheme = uri.split_once(':').map_or("", |(_, rest)| rest);
+    match after_scheme.strip_prefix("//") {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {}
+        _ => return Err(invalid("the URL must start with scheme://host")),
+    }
     let parsed = url::Url::parse(uri).map_err(|error| invalid(&error.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(&format!(

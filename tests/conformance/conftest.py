@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import Api, unique_folder  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 READY_RE = re.compile(r"^imageplane listening on (127\.0\.0\.1:(\d+))$")
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -67,7 +68,7 @@ class ServerProcess:
             data = self.stderr_path.read_bytes()
         except OSError:
             return "<no stderr log>"
-        text = data[-limit:].decode("utf-8", "replace")
+        text = ANSI_RE.sub("", data.decode("utf-8", "replace"))[-limit:]
         return text if text.strip() else "<stderr empty>"
 
     def command(self) -> list[str]:
@@ -232,6 +233,9 @@ def folder():
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
-    if rep.failed and _RUNNING:
-        for server in list(_RUNNING):
-            rep.sections.append((f"imageplane {server.name} server stderr (tail)", server.stderr_tail(3000)))
+    if not rep.failed:
+        return
+    funcargs = getattr(item, "funcargs", {}) or {}
+    used = [v.server for v in funcargs.values() if isinstance(getattr(v, "server", None), ServerProcess)]
+    for server in used or list(_RUNNING):
+        rep.sections.append((f"imageplane {server.name} server stderr (tail)", server.stderr_tail(3000)))

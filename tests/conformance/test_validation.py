@@ -90,11 +90,14 @@ COMMON_CASES = [
     Case("label-key-leading-digit", {"labels": {"1a": "v"}}, "labels"),
     Case("label-key-leading-dash", {"labels": {"-a": "v"}}, "labels"),
     Case("label-key-space", {"labels": {"a b": "v"}}, "labels"),
-    Case("label-key-all-allowed-chars", {"labels": {"a-_./\\@09z": "v"}}),
+    # the .proto pattern is [-_./\\@0-9a-z]: in the regex "\\@" is an escaped "@", a backslash is not allowed
+    Case("label-key-all-allowed-chars", {"labels": {"a-_./@09z": "v"}}),
+    Case("label-key-backslash", {"labels": {"a\\b": "v"}}, "labels"),
     Case("label-value-63", {"labels": {"k": "v" * 63}}),
     Case("label-value-64", {"labels": {"k": "v" * 64}}, "labels"),
     Case("label-value-empty", {"labels": {"k": ""}}),
-    Case("label-value-all-allowed-chars", {"labels": {"k": "-_./\\@09az"}}),
+    Case("label-value-all-allowed-chars", {"labels": {"k": "-_./@09az"}}),
+    Case("label-value-backslash", {"labels": {"k": "a\\b"}}, "labels"),
     Case("label-value-uppercase", {"labels": {"k": "Bad"}}, "labels"),
     Case("label-value-space", {"labels": {"k": "a b"}}, "labels"),
     Case("label-value-colon", {"labels": {"k": "a:b"}}, "labels"),
@@ -137,7 +140,12 @@ URI_CASES = [
     Case("uri-no-scheme", {"uri": "example.com/image.qcow2"}, "uri"),
     Case("uri-relative-path", {"uri": "/images/i.img"}, "uri"),
     Case("uri-no-host", {"uri": "http://"}, "uri"),
+    # an empty authority ("https:///x") has no host, and "http:host/x" is not an "http://" URL;
+    # lenient WHATWG-style parsing would silently turn both into a different host
     Case("uri-empty-host", {"uri": "https:///image.qcow2"}, "uri"),
+    Case("uri-empty-host-four-slashes", {"uri": "https:////image.qcow2"}, "uri"),
+    Case("uri-scheme-without-slashes", {"uri": "http:example.com/image.qcow2"}, "uri"),
+    Case("uri-empty-host-with-port", {"uri": "http://:80/image.qcow2"}, "uri"),
     Case("uri-garbage", {"uri": "not a url"}, "uri"),
 ]
 
@@ -296,6 +304,8 @@ BAREMETAL_CASES = [
     Case("uri-ftp", {"uri": "ftp://example.com/bm.img"}, "uri"),
     Case("uri-no-scheme", {"uri": "example.com/bm.img"}, "uri"),
     Case("uri-no-host", {"uri": "https://"}, "uri"),
+    Case("uri-empty-host", {"uri": "https:///bm.img"}, "uri"),
+    Case("uri-scheme-without-slashes", {"uri": "http:example.com/bm.img"}, "uri"),
     Case("uri-garbage", {"uri": "not a url"}, "uri"),
     Case("labels-64", {"labels": labels_n(64)}),
     Case("labels-65", {"labels": labels_n(65)}, "labels"),
