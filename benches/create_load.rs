@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+/// The same allocator as the `imageplane` binary (see src/main.rs), for both servers.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(about = "ImageService.Create load: imageplane against a bare tonic ceiling")]
 struct Options {

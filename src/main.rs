@@ -7,6 +7,11 @@ use imageplane::server::{self, Settings};
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc, not glibc malloc: a control plane keeps many small records alive for long,
+/// and glibc's free-list upkeep was the largest single cost of a create under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -106,6 +106,8 @@ struct FieldRules {
     size: Option<Bounds>,
     key_length: Option<Bounds>,
     key_pattern: Option<Pattern>,
+    /// The verdict on the field's default value, computed once.
+    unset_violation: Option<String>,
 }
 
 /// The rules of one message: its fields and its `exactly_one` oneofs.
@@ -201,12 +203,21 @@ impl Validator {
         }
         for rules in &plan.fields {
             let field = &rules.field;
-            let path = join(prefix, field.name());
-            if field.containing_oneof().is_some() && !message.has_field(field) {
+            if !message.has_field(field) {
+                // Unset: the value is the field's default, whose verdict the plan holds.
+                if field.containing_oneof().is_none() {
+                    if let Some(problem) = &rules.unset_violation {
+                        return Err(Violation {
+                            field: join(prefix, field.name()),
+                            message: problem.clone(),
+                        });
+                    }
+                }
                 continue;
             }
+            let path = join(prefix, field.name());
             let value = message.get_field(field);
-            if rules.required && is_empty(&value, message.has_field(field)) {
+            if rules.required && is_empty(&value, true) {
                 return Err(Violation {
                     field: path,
                     message: "is required".to_string(),
@@ -241,56 +252,79 @@ impl Validator {
     }
 
     fn check_scalar(&self, rules: &FieldRules, path: &str, value: &Value) -> Result<(), Violation> {
-        let violation = |message: String| Violation {
-            field: path.to_string(),
-            message,
-        };
         match value {
-            Value::String(text) => {
-                if let Some(bounds) = &rules.length {
-                    let length = text.chars().count();
-                    if !bounds.contains(length as i128) {
-                        return Err(violation(format!(
-                            "length must be {} characters, got {length}",
-                            bounds.spec
-                        )));
-                    }
-                }
-                if let Some(pattern) = &rules.pattern {
-                    if !pattern.regex.is_match(text) {
-                        return Err(violation(format!(
-                            "value {text:?} does not match the pattern {}",
-                            pattern.source
-                        )));
-                    }
-                }
-            }
-            Value::I32(_) | Value::I64(_) | Value::U32(_) | Value::U64(_) => {
-                let number = integer(value);
-                if let Some(bounds) = &rules.value {
-                    if (number != 0 || rules.required) && !bounds.contains(number) {
-                        return Err(violation(format!(
-                            "value must be in range {}, got {number}",
-                            bounds.spec
-                        )));
-                    }
-                }
-            }
-            Value::EnumNumber(number) => {
-                if let Kind::Enum(descriptor) = rules.field.kind() {
-                    if descriptor.get_value(*number).is_none() {
-                        return Err(violation(format!(
-                            "unknown value {number} of enum {}",
-                            descriptor.full_name()
-                        )));
-                    }
-                }
-            }
-            Value::Message(nested) => self.check_dynamic(nested, path)?,
-            _ => {}
+            Value::Message(nested) => self.check_dynamic(nested, path),
+            other => check_plain(rules, path, other),
         }
-        Ok(())
     }
+}
+
+/// Checks a value that is not a message against the field's rules.
+fn check_plain(rules: &FieldRules, path: &str, value: &Value) -> Result<(), Violation> {
+    let violation = |message: String| Violation {
+        field: path.to_string(),
+        message,
+    };
+    match value {
+        Value::String(text) => {
+            if let Some(bounds) = &rules.length {
+                let length = text.chars().count();
+                if !bounds.contains(length as i128) {
+                    return Err(violation(format!(
+                        "length must be {} characters, got {length}",
+                        bounds.spec
+                    )));
+                }
+            }
+            if let Some(pattern) = &rules.pattern {
+                if !pattern.regex.is_match(text) {
+                    return Err(violation(format!(
+                        "value {text:?} does not match the pattern {}",
+                        pattern.source
+                    )));
+                }
+            }
+        }
+        Value::I32(_) | Value::I64(_) | Value::U32(_) | Value::U64(_) => {
+            let number = integer(value);
+            if let Some(bounds) = &rules.value {
+                if (number != 0 || rules.required) && !bounds.contains(number) {
+                    return Err(violation(format!(
+                        "value must be in range {}, got {number}",
+                        bounds.spec
+                    )));
+                }
+            }
+        }
+        Value::EnumNumber(number) => {
+            if let Kind::Enum(descriptor) = rules.field.kind() {
+                if descriptor.get_value(*number).is_none() {
+                    return Err(violation(format!(
+                        "unknown value {number} of enum {}",
+                        descriptor.full_name()
+                    )));
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// What is wrong with a field left unset (holding its default), if anything.
+fn unset_violation(rules: &FieldRules) -> Option<String> {
+    let field = &rules.field;
+    if rules.required {
+        return Some("is required".to_string());
+    }
+    let verdict = if field.is_list() || field.is_map() {
+        check_size(rules, "", 0)
+    } else if matches!(field.kind(), Kind::Message(_)) {
+        Ok(())
+    } else {
+        check_plain(rules, "", &Value::default_value_for_field(field))
+    };
+    verdict.err().map(|violation| violation.message)
 }
 
 fn plan_message(
@@ -344,6 +378,11 @@ fn plan_message(
                 .map(|s| Pattern::parse(&s))
                 .transpose()?,
             field,
+            unset_violation: None,
+        };
+        let rules = FieldRules {
+            unset_violation: unset_violation(&rules),
+            ..rules
         };
         plan.fields.push(rules);
     }

@@ -12,9 +12,10 @@ type NameKey = (ResourceKind, String, String);
 
 #[derive(Default)]
 struct Tables {
-    resources: HashMap<(ResourceKind, String), Resource>,
+    // Boxed: rehashing a growing table then moves pointers, not whole records.
+    resources: HashMap<(ResourceKind, String), Box<Resource>>,
     names: HashMap<NameKey, String>,
-    operations: HashMap<String, OperationRecord>,
+    operations: HashMap<String, Box<OperationRecord>>,
 }
 
 impl Tables {
@@ -81,10 +82,12 @@ impl Store for MemoryStore {
         if let Some(key) = name_key {
             tables.names.insert(key, id.clone());
         }
-        tables.resources.insert((resource.kind(), id), resource);
+        tables
+            .resources
+            .insert((resource.kind(), id), Box::new(resource));
         tables
             .operations
-            .insert(operation.operation.id.clone(), operation);
+            .insert(operation.operation.id.clone(), Box::new(operation));
         Ok(())
     }
 
@@ -93,11 +96,15 @@ impl Store for MemoryStore {
             .tables()
             .resources
             .get(&(kind, id.to_string()))
-            .cloned())
+            .map(|resource| resource.as_ref().clone()))
     }
 
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
-        Ok(self.tables().operations.get(id).cloned())
+        Ok(self
+            .tables()
+            .operations
+            .get(id)
+            .map(|record| record.as_ref().clone()))
     }
 
     async fn finish(
@@ -115,7 +122,6 @@ impl Store for MemoryStore {
         record.operation = finished.clone();
         match change {
             ResourceChange::Put(resource) => {
-                let resource = *resource;
                 tables
                     .resources
                     .insert((resource.kind(), resource.id().to_string()), resource);
