@@ -126,8 +126,23 @@ async fn ready_disk(address: SocketAddr) -> String {
     }
 }
 
+/// CPU time this process has used so far (user + system), from /proc/self/stat.
+fn process_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th, in clock ticks (100 per second on Linux).
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 struct Measurement {
     requests: usize,
+    cpu: Duration,
     errors: usize,
     elapsed: Duration,
     latencies_us: Vec<u32>,
@@ -136,6 +151,10 @@ struct Measurement {
 impl Measurement {
     fn throughput(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+    /// CPU time of the whole process (server and load) per request.
+    fn cpu_us_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
     fn percentile_us(&self, fraction: f64) -> u32 {
         let index = ((self.latencies_us.len() as f64 - 1.0) * fraction).round() as usize;
@@ -182,6 +201,10 @@ async fn drive(
             (latencies, errors)
         }));
     }
+    tokio::time::sleep_until(start.into()).await;
+    let cpu_at_start = process_cpu_time();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu = process_cpu_time() - cpu_at_start;
     let mut latencies_us = Vec::new();
     let mut errors = 0;
     for worker in workers {
@@ -192,6 +215,7 @@ async fn drive(
     latencies_us.sort_unstable();
     Measurement {
         requests: latencies_us.len(),
+        cpu,
         errors,
         elapsed: duration,
         latencies_us,
@@ -200,10 +224,11 @@ async fn drive(
 
 fn report(label: &str, measurement: &Measurement) {
     println!(
-        "{label:<12} {:>9.0} req/s   p50 {:>6} us   p99 {:>6} us   ({} requests, {} errors)",
+        "{label:<14} {:>7.0} req/s   p50 {:>5} us   p99 {:>5} us   cpu {:>5.1} us/req   ({} requests, {} errors)",
         measurement.throughput(),
         measurement.percentile_us(0.50),
         measurement.percentile_us(0.99),
+        measurement.cpu_us_per_request(),
         measurement.requests,
         measurement.errors,
     );
@@ -229,6 +254,7 @@ fn main() {
             std::thread::available_parallelism().map_or(0, |n| n.get()),
         );
         let (mut ceiling_total, mut imageplane_total) = (0.0, 0.0);
+        let (mut ceiling_cpu, mut imageplane_cpu) = (0.0, 0.0);
         for round in 1..=options.rounds {
             let bare = drive(ceiling, &disk_id, options.connections, warmup, duration).await;
             report(&format!("ceiling #{round}"), &bare);
@@ -236,10 +262,16 @@ fn main() {
             report(&format!("imageplane #{round}"), &ours);
             ceiling_total += bare.throughput();
             imageplane_total += ours.throughput();
+            ceiling_cpu += bare.cpu_us_per_request();
+            imageplane_cpu += ours.cpu_us_per_request();
         }
         println!(
             "imageplane / ceiling throughput: {:.2}",
             imageplane_total / ceiling_total
+        );
+        println!(
+            "ceiling / imageplane CPU per request: {:.2} (less sensitive to other load on the machine)",
+            ceiling_cpu / imageplane_cpu
         );
     });
 }

@@ -58,7 +58,9 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_ADVERTISE_ADDRESS")]
     pub advertise_address: Option<String>,
 
-    /// Longest time one RPC may take before it fails with DEADLINE_EXCEEDED.
-    #[arg(long, env = "IMAGEPLANE_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Longest time one RPC may take; a longer one fails with DEADLINE_EXCEEDED. `0s`
+    /// (the default) sets no server-side deadline: every call is served from memory, and a
+    /// deadline the client sends (grpc-timeout) is honoured either way.
+    #[arg(long, env = "IMAGEPLANE_REQUEST_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 }

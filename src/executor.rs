@@ -122,14 +122,14 @@ impl Executor {
         );
         let operation = match self
             .store
-            .finish(cancelled, ResourceChange::Remove(record.target))
+            .finish(cancelled.clone(), ResourceChange::Remove(record.target))
             .await?
         {
-            Finished::Applied(operation) => {
+            Finished::Applied => {
                 info!(operation_id, "cancelled");
-                operation
+                cancelled
             }
-            Finished::AlreadyDone(operation) => operation,
+            Finished::AlreadyDone(operation) => *operation,
             Finished::Unknown => return Err(not_found()),
         };
         let _ = self.copies.send(Command::Forget(operation_id.to_string()));
@@ -228,7 +228,7 @@ async fn complete(store: &dyn Store, record: &OperationRecord, outcome: Result<R
         }
     };
     match store.finish(finished, change).await {
-        Ok(Finished::Applied(_)) => debug!(operation_id = %id, "operation done"),
+        Ok(Finished::Applied) => debug!(operation_id = %id, "operation done"),
         Ok(Finished::AlreadyDone(_)) => debug!(operation_id = %id, "already finished by a cancel"),
         Ok(Finished::Unknown) => warn!(operation_id = %id, "operation vanished from the store"),
         Err(error) => {

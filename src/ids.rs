@@ -1,5 +1,5 @@
 //! Resource and operation IDs: 20 characters matching `[a-z][a-z0-9]{19}`, a three-letter
-//! prefix per kind followed by 17 random characters (about 88 bits of randomness).
+//! prefix per kind followed by 17 random characters (about 87 bits of randomness).
 
 use rand::Rng;
 
@@ -17,11 +17,13 @@ pub mod prefix {
 /// A new random ID with the given three-letter prefix.
 pub fn new_id(prefix: &str) -> String {
     debug_assert_eq!(prefix.len(), 3);
-    let mut rng = rand::rng();
+    // One 128-bit draw gives all 17 characters: 36^17 < 2^88.
+    let mut entropy: u128 = rand::rng().random();
     let mut id = String::with_capacity(20);
     id.push_str(prefix);
     for _ in 0..17 {
-        id.push(ALPHABET[rng.random_range(0..ALPHABET.len())] as char);
+        id.push(ALPHABET[(entropy % 36) as usize] as char);
+        entropy /= 36;
     }
     id
 }

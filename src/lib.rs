@@ -13,6 +13,7 @@ pub mod ids;
 pub mod operations;
 pub mod pb;
 pub mod resource;
+pub mod rpc_layer;
 pub mod server;
 pub mod store;
 pub mod telemetry;

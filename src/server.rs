@@ -1,7 +1,7 @@
 //! Wiring: builds the store, executor and catalog, and serves every gRPC service, server
 //! reflection (v1 and v1alpha) and grpc.health.v1 on one already-bound listener until the
-//! shutdown future resolves. Each call gets a request id (`x-request-id`, taken from the
-//! request or made up) that its log lines carry and its response echoes.
+//! shutdown future resolves. Every call passes through [`RpcLayer`] (request id, span,
+//! access log, deadline).
 
 use crate::api::{
     baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
@@ -11,19 +11,16 @@ use crate::api::{
 use crate::domain::Catalog;
 use crate::executor::Executor;
 use crate::pb;
+use crate::rpc_layer::RpcLayer;
 use crate::store::{memory::MemoryStore, Store};
 use crate::validation::Validator;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
-use tower_http::trace::TraceLayer;
 use tracing::info;
 
-/// The largest request message accepted, in bytes (larger ones fail with RESOURCE_EXHAUSTED).
+/// The largest request message accepted, in bytes (larger ones fail with OUT_OF_RANGE).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the server needs besides its listener.
@@ -33,7 +30,7 @@ pub struct Settings {
     pub operation_delay: Duration,
     /// What ApiEndpointService advertises; `None` means the bound address.
     pub advertise_address: Option<String>,
-    /// Longest time one RPC may take.
+    /// Longest time one RPC may take; zero means no server-side deadline.
     pub request_timeout: Duration,
 }
 
@@ -42,41 +39,9 @@ impl Default for Settings {
         Settings {
             operation_delay: Duration::ZERO,
             advertise_address: None,
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::ZERO,
         }
     }
-}
-
-#[derive(Clone, Copy)]
-struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
-        let id = crate::ids::new_id("req");
-        http::HeaderValue::from_str(&id).ok().map(RequestId::new)
-    }
-}
-
-fn rpc_span<B>(request: &http::Request<B>) -> tracing::Span {
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    tracing::info_span!("rpc", method = %request.uri().path(), request_id = %request_id)
-}
-
-fn log_response<B>(response: &http::Response<B>, latency: Duration, _span: &tracing::Span) {
-    let grpc_status = response
-        .headers()
-        .get("grpc-status")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("0");
-    info!(
-        grpc_status,
-        latency_us = latency.as_micros() as u64,
-        "rpc finished"
-    );
 }
 
 /// Serves until `shutdown` resolves, then stops accepting calls and lets running ones end.
@@ -143,21 +108,11 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    let layers = tower::ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(RandomRequestId))
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(rpc_span)
-                .on_request(())
-                .on_response(log_response)
-                .on_failure(()),
-        )
-        .layer(PropagateRequestIdLayer::x_request_id());
-
     info!(address = %local_address, "serving");
     tonic::transport::Server::builder()
-        .timeout(settings.request_timeout)
-        .layer(layers)
+        .layer(RpcLayer {
+            timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
+        })
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -57,9 +57,9 @@ pub enum ResourceChange {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finished {
     /// The operation was running and is now done as asked.
-    Applied(Operation),
+    Applied,
     /// The operation was already done; nothing changed. Carries it as it is.
-    AlreadyDone(Operation),
+    AlreadyDone(Box<Operation>),
     /// No such operation.
     Unknown,
 }

@@ -121,7 +121,7 @@ struct MessagePlan {
 #[derive(Debug, Clone)]
 pub struct Validator {
     pool: DescriptorPool,
-    plans: Arc<HashMap<String, MessagePlan>>,
+    plans: Arc<HashMap<String, MessagePlan, foldhash::fast::RandomState>>,
 }
 
 struct Extensions {
@@ -151,7 +151,7 @@ impl Validator {
             map_key: extension("yandex.cloud.map_key")?,
             exactly_one: extension("yandex.cloud.exactly_one")?,
         };
-        let mut plans = HashMap::new();
+        let mut plans = HashMap::with_hasher(foldhash::fast::RandomState::default());
         for message in pool.all_messages() {
             plans.insert(
                 message.full_name().to_string(),
