@@ -63,4 +63,9 @@ pub struct ServeArgs {
     /// deadline the client sends (grpc-timeout) is honoured either way.
     #[arg(long, env = "IMAGEPLANE_REQUEST_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
+
+    /// On SIGTERM/SIGINT, how long to wait for running calls to end and clients to close
+    /// their connections before closing them.
+    #[arg(long, env = "IMAGEPLANE_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
 }

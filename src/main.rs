@@ -41,6 +41,7 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         operation_delay: args.operation_delay,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,
+        shutdown_grace: args.shutdown_grace,
     };
     server::serve(listener, settings, shutdown).await
 }

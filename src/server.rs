@@ -18,7 +18,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 /// The largest request message accepted, in bytes (larger ones fail with OUT_OF_RANGE).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -32,6 +32,8 @@ pub struct Settings {
     pub advertise_address: Option<String>,
     /// Longest time one RPC may take; zero means no server-side deadline.
     pub request_timeout: Duration,
+    /// How long a stop waits for running calls and open connections.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             operation_delay: Duration::ZERO,
             advertise_address: None,
             request_timeout: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(5),
         }
     }
 }
@@ -109,7 +112,8 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
     info!(address = %local_address, "serving");
-    tonic::transport::Server::builder()
+    let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
+    let serving = tonic::transport::Server::builder()
         .layer(RpcLayer {
             timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
         })
@@ -133,9 +137,25 @@ pub async fn serve(
                         .set_service_status(*service, tonic_health::ServingStatus::NotServing)
                         .await;
                 }
+                let _ = stopping_sender.send(());
             },
-        )
-        .await?;
+        );
+    // A client that keeps its connection open would hold a graceful stop forever: after
+    // the grace period the remaining connections are dropped.
+    let grace_over = async move {
+        if stopping.await.is_ok() {
+            tokio::time::sleep(settings.shutdown_grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = serving => result?,
+        () = grace_over => warn!(
+            grace = %humantime::format_duration(settings.shutdown_grace),
+            "grace period over: closing the connections that are still open"
+        ),
+    }
     info!("stopped");
     Ok(())
 }
