@@ -71,6 +71,9 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
             "json",
             "--log-level",
             "info",
+            // The client below keeps its connection open: the grace period ends the stop.
+            "--shutdown-grace",
+            "1s",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
