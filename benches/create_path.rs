@@ -17,11 +17,10 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let executor = Executor::new(Arc::clone(&store), Duration::ZERO);
-    let catalog = Catalog::new(store, executor, Validator::for_api());
+    let catalog = Arc::new(Catalog::new(store, executor, Validator::for_api()));
     let op = catalog
         .create_disk(CreateDiskRequest {
             folder_id: "b".into(),
@@ -40,26 +39,70 @@ async fn main() {
         source: Some(create_image_request::Source::DiskId(meta.disk_id)),
         ..Default::default()
     };
+    (catalog, request)
+}
+
+/// Calls create_image `calls` times on each of `tasks` tasks; returns the wall time.
+async fn create_images(
+    catalog: &Arc<Catalog>,
+    request: &CreateImageRequest,
+    tasks: usize,
+    calls: usize,
+) -> Duration {
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..tasks {
+        let catalog = Arc::clone(catalog);
+        let request = request.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..calls {
+                catalog.create_image(request.clone()).await.unwrap();
+                if i % 64 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    started.elapsed()
+}
+
+fn main() {
     let calls = 100_000;
-    let t = Instant::now();
-    for _ in 0..calls {
-        catalog.validate(&request).unwrap();
-    }
-    println!(
-        "validate: {:.2} us",
-        t.elapsed().as_secs_f64() * 1e6 / calls as f64
-    );
-    let t = Instant::now();
-    for i in 0..calls {
-        catalog.create_image(request.clone()).await.unwrap();
-        if i % 512 == 0 {
-            tokio::task::yield_now().await;
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    single.block_on(async {
+        let (catalog, request) = setup().await;
+        let started = Instant::now();
+        for _ in 0..calls {
+            catalog.validate(&request).unwrap();
         }
-    }
-    let created = t.elapsed();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    println!(
-        "create_image (incl. queueing): {:.2} us",
-        created.as_secs_f64() * 1e6 / calls as f64
-    );
+        println!(
+            "validate CreateImageRequest:             {:.2} us per call",
+            started.elapsed().as_secs_f64() * 1e6 / calls as f64
+        );
+        let elapsed = create_images(&catalog, &request, 1, calls).await;
+        println!(
+            "create_image, 1 thread:                  {:.2} us per call",
+            elapsed.as_secs_f64() * 1e6 / calls as f64
+        );
+    });
+    let threads = 2;
+    let multi = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    multi.block_on(async {
+        let (catalog, request) = setup().await;
+        let elapsed = create_images(&catalog, &request, threads * 4, calls / 4).await;
+        println!(
+            "create_image, {threads} threads (CPU time):     {:.2} us per call",
+            elapsed.as_secs_f64() * 1e6 * threads as f64 / (threads * calls) as f64
+        );
+    });
 }
