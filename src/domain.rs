@@ -52,6 +52,23 @@ impl Catalog {
             .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.display_name())))
     }
 
+    /// The resource of the given kind as the message `extract` takes out of it, or
+    /// NOT_FOUND.
+    pub async fn get_as<T>(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        extract: impl FnOnce(Resource) -> Option<T>,
+    ) -> Result<T, Error> {
+        let resource = self.get(kind, id).await?;
+        extract(resource).ok_or_else(|| {
+            Error::Internal(format!(
+                "the store returned another kind for {} {id}",
+                kind.display_name()
+            ))
+        })
+    }
+
     /// The operation with the given id, or NOT_FOUND.
     pub async fn operation(&self, id: &str) -> Result<Operation, Error> {
         let record = self.store.operation(id).await?;

@@ -666,3 +666,19 @@ async fn health_reports_every_service() {
         assert_eq!(response.status, ServingStatus::Serving as i32, "{service}");
     }
 }
+
+#[tokio::test]
+async fn requests_over_the_size_limit_are_refused() {
+    let server = fast().await;
+    let status = server
+        .disks()
+        .create(CreateDiskRequest {
+            description: "x".repeat(imageplane::server::MAX_REQUEST_BYTES + 1),
+            ..disk_request(&folder(), GIB)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
+    // The connection stays usable.
+    ready_disk(&server, disk_request(&folder(), GIB)).await;
+}

@@ -2,18 +2,17 @@
 //! SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-#[test]
-fn serve_announces_its_address_and_stops_on_sigterm() {
-    let data_dir = std::env::temp_dir().join(imageplane::ids::new_id("tst"));
+/// Starts `imageplane serve --listen 127.0.0.1:0` with more flags; returns the child and
+/// the address it announced on stdout.
+fn start_server(flags: &[&str], stderr: Stdio) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_imageplane"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-level", "warn"])
-        .arg("--data-dir")
-        .arg(&data_dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("the binary starts");
     let mut line = String::new();
@@ -23,8 +22,20 @@ fn serve_announces_its_address_and_stops_on_sigterm() {
     let address = line
         .trim()
         .strip_prefix("imageplane listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-    std::net::TcpStream::connect(address).expect("the announced address accepts connections");
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, address)
+}
+
+#[test]
+fn serve_announces_its_address_and_stops_on_sigterm() {
+    let data_dir = std::env::temp_dir().join(imageplane::ids::new_id("tst"));
+    let data_dir = data_dir.to_str().unwrap();
+    let (mut child, address) = start_server(
+        &["--log-level", "warn", "--data-dir", data_dir],
+        Stdio::null(),
+    );
+    std::net::TcpStream::connect(&address).expect("the announced address accepts connections");
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -62,11 +73,8 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
     use imageplane::pb::compute::GetDiskRequest;
     use std::io::Read;
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imageplane"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let (mut child, address) = start_server(
+        &[
             "--log-format",
             "json",
             "--log-level",
@@ -74,19 +82,9 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
             // The client below keeps its connection open: the grace period ends the stop.
             "--shutdown-grace",
             "1s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("imageplane listening on ")
-        .unwrap();
+        ],
+        Stdio::piped(),
+    );
     let mut disks = DiskServiceClient::connect(format!("http://{address}"))
         .await
         .unwrap();

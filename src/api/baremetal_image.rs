@@ -19,14 +19,12 @@ impl ImageService for BaremetalImageApi {
         super::respond(
             async {
                 self.catalog.validate(&request)?;
-                match self
-                    .catalog
-                    .get(ResourceKind::BaremetalImage, &request.image_id)
-                    .await?
-                {
-                    Resource::BaremetalImage(image) => Ok(image),
-                    _ => unreachable!("the store returns the kind it was asked for"),
-                }
+                let extract = |resource| match resource {
+                    Resource::BaremetalImage(image) => Some(image),
+                    _ => None,
+                };
+                let kind = ResourceKind::BaremetalImage;
+                self.catalog.get_as(kind, &request.image_id, extract).await
             }
             .await,
         )

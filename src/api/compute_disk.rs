@@ -19,14 +19,12 @@ impl DiskService for ComputeDiskApi {
         super::respond(
             async {
                 self.catalog.validate(&request)?;
-                match self
-                    .catalog
-                    .get(ResourceKind::Disk, &request.disk_id)
-                    .await?
-                {
-                    Resource::Disk { disk, .. } => Ok(disk),
-                    _ => unreachable!("the store returns the kind it was asked for"),
-                }
+                let extract = |resource| match resource {
+                    Resource::Disk { disk, .. } => Some(disk),
+                    _ => None,
+                };
+                let kind = ResourceKind::Disk;
+                self.catalog.get_as(kind, &request.disk_id, extract).await
             }
             .await,
         )

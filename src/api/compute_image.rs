@@ -19,14 +19,12 @@ impl ImageService for ComputeImageApi {
         super::respond(
             async {
                 self.catalog.validate(&request)?;
-                match self
-                    .catalog
-                    .get(ResourceKind::ComputeImage, &request.image_id)
-                    .await?
-                {
-                    Resource::ComputeImage(image) => Ok(image),
-                    _ => unreachable!("the store returns the kind it was asked for"),
-                }
+                let extract = |resource| match resource {
+                    Resource::ComputeImage(image) => Some(image),
+                    _ => None,
+                };
+                let kind = ResourceKind::ComputeImage;
+                self.catalog.get_as(kind, &request.image_id, extract).await
             }
             .await,
         )

@@ -22,14 +22,14 @@ impl SnapshotService for ComputeSnapshotApi {
         super::respond(
             async {
                 self.catalog.validate(&request)?;
-                match self
-                    .catalog
-                    .get(ResourceKind::Snapshot, &request.snapshot_id)
-                    .await?
-                {
-                    Resource::Snapshot { snapshot, .. } => Ok(snapshot),
-                    _ => unreachable!("the store returns the kind it was asked for"),
-                }
+                let extract = |resource| match resource {
+                    Resource::Snapshot { snapshot, .. } => Some(snapshot),
+                    _ => None,
+                };
+                let kind = ResourceKind::Snapshot;
+                self.catalog
+                    .get_as(kind, &request.snapshot_id, extract)
+                    .await
             }
             .await,
         )

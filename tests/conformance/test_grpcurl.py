@@ -117,6 +117,26 @@ def test_create_disk_and_follow_operation(grpcurl, fast):
     assert disk["id"] == disk_id
 
 
+def test_create_then_cancel_a_running_operation(grpcurl, slow):
+    folder = unique_folder()
+    request = {"folderId": folder, "name": "to-cancel", "zoneId": "ru-central1-a", "size": str(4 << 30)}
+    op = json.loads(grpcurl(slow.addr, "yandex.cloud.compute.v1.DiskService/Create", data=request).stdout)
+    disk_id = op["metadata"]["diskId"]
+    running = json.loads(grpcurl(slow.addr, "yandex.cloud.compute.v1.DiskService/Get",
+                                 data={"diskId": disk_id}).stdout)
+    assert running["status"] == "CREATING"
+
+    cancelled = json.loads(grpcurl(slow.addr, "yandex.cloud.operation.OperationService/Cancel",
+                                   data={"operationId": op["id"]}).stdout)
+    assert cancelled["done"] is True
+    assert cancelled["error"]["code"] == 1, cancelled
+    again = json.loads(grpcurl(slow.addr, "yandex.cloud.operation.OperationService/Get",
+                               data={"operationId": op["id"]}).stdout)
+    assert again == cancelled
+    proc = grpcurl(slow.addr, "yandex.cloud.compute.v1.DiskService/Get", data={"diskId": disk_id}, check=False)
+    assert "Code: NotFound" in proc.stdout + proc.stderr
+
+
 def test_invalid_request_reports_invalid_argument(grpcurl, fast):
     proc = grpcurl(fast.addr, "yandex.cloud.compute.v1.DiskService/Create",
                    data={"zoneId": "ru-central1-a", "size": str(8 << 30)}, check=False)
