@@ -3,7 +3,8 @@
 //!
 //! The request id comes from the caller's `x-request-id` header (if it is short, visible
 //! ASCII) or is made up; the response echoes it, and every log line of the call carries
-//! it. A call that runs past `--request-timeout` ends with DEADLINE_EXCEEDED. One layer
+//! it. A call that runs past `--request-timeout` ends with DEADLINE_EXCEEDED. A request
+//! body that is not valid protobuf is INVALID_ARGUMENT, not tonic's INTERNAL. One layer
 //! instead of tower-http's request-id and trace layers: this one does not wrap response
 //! bodies, which measurably cost throughput (see the README's benchmark).
 
@@ -41,6 +42,23 @@ impl<S> tower::Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     timeout: Option<Duration>,
+}
+
+/// tonic answers a request body that is not valid protobuf with INTERNAL; it is the
+/// caller's mistake, so it becomes INVALID_ARGUMENT (the message, naming the field, stays).
+fn refuse_undecodable_requests_as_invalid<B>(response: &mut Response<B>) {
+    let headers = response.headers();
+    let internal = headers.get("grpc-status").is_some_and(|code| code == "13");
+    // grpc-message is percent-encoded on the wire.
+    let undecodable = headers.get("grpc-message").is_some_and(|message| {
+        let message = message.as_bytes();
+        message.starts_with(b"failed to decode") || message.starts_with(b"failed%20to%20decode")
+    });
+    if internal && undecodable {
+        response
+            .headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("3"));
+    }
 }
 
 /// The caller's request id if it is usable, else a new one.
@@ -101,6 +119,7 @@ where
                     ))
                     .into_http(),
                 };
+                refuse_undecodable_requests_as_invalid(&mut response);
                 // Sensitive: HPACK then sends it literally instead of indexing it. Every
                 // value is new, and indexing each one cost more than the rest of the call.
                 let mut id = id;

@@ -140,3 +140,20 @@ def test_sources_that_are_still_creating_fail_precondition(slow, folder):
     expect_error(FAILED_PRECONDITION, slow.snapshots.Create,
                  snapshot_service_pb2.CreateSnapshotRequest(folder_id=folder, disk_id=disk_id))
 
+
+
+def test_a_body_that_is_not_protobuf_is_invalid_argument(fast):
+    """Bad bytes are the caller's mistake: INVALID_ARGUMENT naming the field, never INTERNAL."""
+    channel = grpc.insecure_channel(fast.addr)
+    try:
+        call = channel.unary_unary(
+            "/yandex.cloud.compute.v1.DiskService/Create",
+            request_serializer=lambda raw: raw,
+            response_deserializer=lambda raw: raw,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            call(b"\x0a\xff\xff\xff\xff", timeout=10)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+        assert "folder_id" in caught.value.details()
+    finally:
+        channel.close()
