@@ -7,15 +7,20 @@
 //! with the field's path and the rule it broke, e.g.
 //! `description: length must be <=256 characters, got 300`.
 //!
+//! Checking walks the request's protobuf encoding directly (prost's wire primitives), with
+//! a plan per message: no dynamic message is built, so a check costs about as much as
+//! encoding the request. Fields are reported in declaration order, oneofs first.
+//!
 //! Semantics, as in Yandex Cloud: `length` and `pattern` apply to every value, the empty
 //! string included (a pattern that allows empty starts with `|`); `value` applies to
 //! non-zero numbers, zero meaning "not set" unless the field is `required`; members of a
 //! oneof are checked only when set.
 
+use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, Kind, MapKey,
-    MessageDescriptor, ReflectMessage, Value,
+    DescriptorPool, EnumDescriptor, ExtensionDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+    Value,
 };
 use regex::Regex;
 use std::collections::HashMap;
@@ -95,10 +100,67 @@ impl Pattern {
     }
 }
 
+/// How a field's values look on the wire, as far as checking them needs.
+#[derive(Debug, Clone)]
+enum Shape {
+    /// A string.
+    Text,
+    /// A varint integer: int32 (sign-extended), int64, uint32/uint64, sint32/sint64.
+    Integer {
+        signed32: bool,
+        unsigned: bool,
+        zigzag: bool,
+    },
+    /// A varint enum number.
+    Enum(EnumDescriptor),
+    /// A nested message, by full name.
+    Message(String),
+    /// `map<string, V>`: entries with the key as field 1 and the value as field 2.
+    Map { value: Box<Shape> },
+    /// Anything no rule applies to (bool, bytes, fixed-width numbers).
+    Other,
+}
+
+impl Shape {
+    fn of(kind: &Kind) -> Shape {
+        match kind {
+            Kind::String => Shape::Text,
+            Kind::Int32 => Shape::Integer {
+                signed32: true,
+                unsigned: false,
+                zigzag: false,
+            },
+            Kind::Int64 => Shape::Integer {
+                signed32: false,
+                unsigned: false,
+                zigzag: false,
+            },
+            Kind::Uint32 | Kind::Uint64 => Shape::Integer {
+                signed32: false,
+                unsigned: true,
+                zigzag: false,
+            },
+            Kind::Sint32 | Kind::Sint64 => Shape::Integer {
+                signed32: false,
+                unsigned: false,
+                zigzag: true,
+            },
+            Kind::Enum(descriptor) => Shape::Enum(descriptor.clone()),
+            Kind::Message(descriptor) => Shape::Message(descriptor.full_name().to_string()),
+            _ => Shape::Other,
+        }
+    }
+}
+
 /// The rules of one field, read from its options.
 #[derive(Debug, Clone)]
 struct FieldRules {
-    field: FieldDescriptor,
+    name: String,
+    number: u32,
+    shape: Shape,
+    /// A repeated field or a map: `size` counts its entries.
+    many: bool,
+    in_oneof: bool,
     required: bool,
     length: Option<Bounds>,
     pattern: Option<Pattern>,
@@ -106,21 +168,39 @@ struct FieldRules {
     size: Option<Bounds>,
     key_length: Option<Bounds>,
     key_pattern: Option<Pattern>,
-    /// The verdict on the field's default value, computed once.
+    /// The verdict on the field left unset (its default value), computed once.
     unset_violation: Option<String>,
 }
 
-/// The rules of one message: its fields and its `exactly_one` oneofs.
+/// An `exactly_one` oneof: its name and its members (indexes into the fields).
+#[derive(Debug, Clone)]
+struct ExactlyOne {
+    name: String,
+    members: Vec<usize>,
+    member_names: String,
+}
+
+/// The rules of one message: its fields in declaration order and its `exactly_one` oneofs.
 #[derive(Debug, Clone, Default)]
 struct MessagePlan {
     fields: Vec<FieldRules>,
-    exactly_one: Vec<(String, Vec<FieldDescriptor>)>,
+    /// (field number, index into `fields`), sorted by number.
+    by_number: Vec<(u32, usize)>,
+    exactly_one: Vec<ExactlyOne>,
+}
+
+impl MessagePlan {
+    fn index_of(&self, number: u32) -> Option<usize> {
+        self.by_number
+            .binary_search_by_key(&number, |(n, _)| *n)
+            .ok()
+            .map(|position| self.by_number[position].1)
+    }
 }
 
 /// Checks messages against the validation options of their descriptors.
 #[derive(Debug, Clone)]
 pub struct Validator {
-    pool: DescriptorPool,
     plans: Arc<HashMap<String, MessagePlan, foldhash::fast::RandomState>>,
 }
 
@@ -159,7 +239,6 @@ impl Validator {
             );
         }
         Ok(Validator {
-            pool,
             plans: Arc::new(plans),
         })
     }
@@ -172,136 +251,299 @@ impl Validator {
 
     /// Checks a generated message; `full_name` is its protobuf name.
     pub fn check<M: Message>(&self, full_name: &str, message: &M) -> Result<(), Violation> {
-        let descriptor = self
-            .pool
-            .get_message_by_name(full_name)
-            .unwrap_or_else(|| panic!("message {full_name} is not in the descriptor set"));
-        let dynamic = DynamicMessage::decode(descriptor, message.encode_to_vec().as_slice())
-            .map_err(|error| Violation {
+        let Some(plan) = self.plans.get(full_name) else {
+            return Err(Violation {
                 field: full_name.to_string(),
-                message: format!("cannot be decoded: {error}"),
-            })?;
-        self.check_dynamic(&dynamic, "")
+                message: "is not a message of this API".to_string(),
+            });
+        };
+        self.check_encoded(plan, &message.encode_to_vec(), "")
     }
 
-    fn check_dynamic(&self, message: &DynamicMessage, prefix: &str) -> Result<(), Violation> {
-        let Some(plan) = self.plans.get(message.descriptor().full_name()) else {
-            return Ok(());
-        };
-        for (oneof, members) in &plan.exactly_one {
-            let set = members
-                .iter()
-                .filter(|member| message.has_field(member))
-                .count();
-            if set != 1 {
-                let names: Vec<&str> = members.iter().map(|member| member.name()).collect();
-                return Err(Violation {
-                    field: join(prefix, oneof),
-                    message: format!("exactly one of {} is required", names.join(", ")),
-                });
-            }
-        }
-        for rules in &plan.fields {
-            let field = &rules.field;
-            if !message.has_field(field) {
-                // Unset: the value is the field's default, whose verdict the plan holds.
-                if field.containing_oneof().is_none() {
-                    if let Some(problem) = &rules.unset_violation {
-                        return Err(Violation {
-                            field: join(prefix, field.name()),
-                            message: problem.clone(),
-                        });
-                    }
-                }
+    /// Checks one encoded message against its plan.
+    fn check_encoded(
+        &self,
+        plan: &MessagePlan,
+        mut bytes: &[u8],
+        prefix: &str,
+    ) -> Result<(), Violation> {
+        let mut counts = vec![0usize; plan.fields.len()];
+        // The violation of the earliest declared field wins, whatever the wire order.
+        let mut first: Option<(usize, Violation)> = None;
+        while !bytes.is_empty() {
+            let (number, wire_type) =
+                decode_key(&mut bytes).map_err(|error| malformed(prefix, error))?;
+            let Some(index) = plan.index_of(number) else {
+                skip(wire_type, &mut bytes, prefix)?;
+                continue;
+            };
+            let rules = &plan.fields[index];
+            if first.as_ref().is_some_and(|(earlier, _)| *earlier <= index) {
+                counts[index] += 1;
+                skip(wire_type, &mut bytes, prefix)?;
                 continue;
             }
-            let path = join(prefix, field.name());
-            let value = message.get_field(field);
-            if rules.required && is_empty(&value, true) {
+            match self.check_field_value(rules, wire_type, &mut bytes, prefix, counts[index]) {
+                Ok(elements) => counts[index] += elements,
+                Err(violation) => {
+                    counts[index] += 1;
+                    first = Some((index, violation));
+                }
+            }
+        }
+        for oneof in &plan.exactly_one {
+            let set = oneof
+                .members
+                .iter()
+                .filter(|index| counts[**index] > 0)
+                .count();
+            if set != 1 {
                 return Err(Violation {
-                    field: path,
-                    message: "is required".to_string(),
+                    field: join(prefix, &oneof.name),
+                    message: format!("exactly one of {} is required", oneof.member_names),
                 });
             }
-            self.check_value(rules, &path, &value)?;
         }
-        Ok(())
+        for (index, rules) in plan.fields.iter().enumerate() {
+            if first.as_ref().is_some_and(|(earlier, _)| *earlier <= index) {
+                break;
+            }
+            if counts[index] == 0 {
+                if let (false, Some(problem)) = (rules.in_oneof, &rules.unset_violation) {
+                    return Err(Violation {
+                        field: join(prefix, &rules.name),
+                        message: problem.clone(),
+                    });
+                }
+            } else if rules.many {
+                check_size(rules, &join(prefix, &rules.name), counts[index])?;
+            }
+        }
+        match first {
+            Some((_, violation)) => Err(violation),
+            None => Ok(()),
+        }
     }
 
-    fn check_value(&self, rules: &FieldRules, path: &str, value: &Value) -> Result<(), Violation> {
-        match value {
-            Value::List(items) => {
-                check_size(rules, path, items.len())?;
-                for (index, item) in items.iter().enumerate() {
-                    self.check_scalar(rules, &format!("{path}[{index}]"), item)?;
-                }
+    /// Checks one occurrence of a field on the wire; returns how many elements it held
+    /// (a packed repeated field holds several).
+    fn check_field_value(
+        &self,
+        rules: &FieldRules,
+        wire_type: WireType,
+        bytes: &mut &[u8],
+        prefix: &str,
+        ordinal: usize,
+    ) -> Result<usize, Violation> {
+        let path = || {
+            let path = join(prefix, &rules.name);
+            if rules.many && !matches!(rules.shape, Shape::Map { .. }) {
+                format!("{path}[{ordinal}]")
+            } else {
+                path
             }
-            Value::Map(entries) => {
-                check_size(rules, path, entries.len())?;
-                let mut keys: Vec<&MapKey> = entries.keys().collect();
-                keys.sort_by_key(|key| map_key_text(key));
-                for key in keys {
-                    let text = map_key_text(key);
-                    check_map_key(rules, path, &text)?;
-                    self.check_scalar(rules, &format!("{path}[\"{text}\"]"), &entries[key])?;
-                }
+        };
+        match (&rules.shape, wire_type) {
+            (Shape::Text, WireType::LengthDelimited) => {
+                let text = take_text(bytes, prefix)?;
+                check_text(rules, &path(), text)?;
+                Ok(1)
             }
-            other => self.check_scalar(rules, path, other)?,
+            (Shape::Integer { .. } | Shape::Enum(_), WireType::Varint) => {
+                let raw = decode_varint(bytes).map_err(|error| malformed(prefix, error))?;
+                check_number(rules, &path(), raw)?;
+                Ok(1)
+            }
+            (Shape::Integer { .. } | Shape::Enum(_), WireType::LengthDelimited) => {
+                let mut packed = take_slice(bytes, prefix)?;
+                let mut elements = 0;
+                while !packed.is_empty() {
+                    let raw =
+                        decode_varint(&mut packed).map_err(|error| malformed(prefix, error))?;
+                    check_number(
+                        rules,
+                        &format!("{}[{}]", join(prefix, &rules.name), ordinal + elements),
+                        raw,
+                    )?;
+                    elements += 1;
+                }
+                Ok(elements)
+            }
+            (Shape::Message(name), WireType::LengthDelimited) => {
+                let nested = take_slice(bytes, prefix)?;
+                if let Some(plan) = self.plans.get(name) {
+                    self.check_encoded(plan, nested, &path())?;
+                }
+                Ok(1)
+            }
+            (Shape::Map { value }, WireType::LengthDelimited) => {
+                let entry = take_slice(bytes, prefix)?;
+                self.check_map_entry(rules, value, entry, prefix)?;
+                Ok(1)
+            }
+            (_, wire_type) => {
+                skip(wire_type, bytes, prefix)?;
+                Ok(1)
+            }
         }
-        Ok(())
     }
 
-    fn check_scalar(&self, rules: &FieldRules, path: &str, value: &Value) -> Result<(), Violation> {
-        match value {
-            Value::Message(nested) => self.check_dynamic(nested, path),
-            other => check_plain(rules, path, other),
+    /// Checks one `map<string, V>` entry: its key against `map_key`, its value against
+    /// the field's rules.
+    fn check_map_entry(
+        &self,
+        rules: &FieldRules,
+        value_shape: &Shape,
+        mut entry: &[u8],
+        prefix: &str,
+    ) -> Result<(), Violation> {
+        let mut key = "";
+        let mut value: Option<(WireType, &[u8])> = None;
+        while !entry.is_empty() {
+            let (number, wire_type) =
+                decode_key(&mut entry).map_err(|error| malformed(prefix, error))?;
+            match (number, wire_type) {
+                (1, WireType::LengthDelimited) => key = take_text(&mut entry, prefix)?,
+                (2, _) => {
+                    let start = entry;
+                    skip(wire_type, &mut entry, prefix)?;
+                    value = Some((wire_type, &start[..start.len() - entry.len()]));
+                }
+                (_, wire_type) => skip(wire_type, &mut entry, prefix)?,
+            }
+        }
+        let path = join(prefix, &rules.name);
+        check_map_key(rules, &path, key)?;
+        let value_path = format!("{path}[\"{key}\"]");
+        match (value_shape, value) {
+            (Shape::Text, None) => check_text(rules, &value_path, ""),
+            (Shape::Text, Some((_, mut raw))) => {
+                let text = take_text(&mut raw, prefix)?;
+                check_text(rules, &value_path, text)
+            }
+            (Shape::Message(name), Some((_, mut raw))) => {
+                let nested = take_slice(&mut raw, prefix)?;
+                match self.plans.get(name) {
+                    Some(plan) => self.check_encoded(plan, nested, &value_path),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
         }
     }
 }
 
-/// Checks a value that is not a message against the field's rules.
-fn check_plain(rules: &FieldRules, path: &str, value: &Value) -> Result<(), Violation> {
+fn malformed(prefix: &str, error: impl fmt::Display) -> Violation {
+    Violation {
+        field: if prefix.is_empty() {
+            "request".to_string()
+        } else {
+            prefix.to_string()
+        },
+        message: format!("is not a valid protobuf message: {error}"),
+    }
+}
+
+fn take_slice<'a>(bytes: &mut &'a [u8], prefix: &str) -> Result<&'a [u8], Violation> {
+    let length = decode_varint(bytes).map_err(|error| malformed(prefix, error))?;
+    let length = usize::try_from(length)
+        .ok()
+        .filter(|length| *length <= bytes.len())
+        .ok_or_else(|| malformed(prefix, "length beyond the message"))?;
+    let (taken, rest) = bytes.split_at(length);
+    *bytes = rest;
+    Ok(taken)
+}
+
+fn take_text<'a>(bytes: &mut &'a [u8], prefix: &str) -> Result<&'a str, Violation> {
+    let raw = take_slice(bytes, prefix)?;
+    std::str::from_utf8(raw).map_err(|_| malformed(prefix, "a string is not UTF-8"))
+}
+
+fn skip(wire_type: WireType, bytes: &mut &[u8], prefix: &str) -> Result<(), Violation> {
+    let width = match wire_type {
+        WireType::Varint => {
+            decode_varint(bytes).map_err(|error| malformed(prefix, error))?;
+            return Ok(());
+        }
+        WireType::LengthDelimited => {
+            take_slice(bytes, prefix)?;
+            return Ok(());
+        }
+        WireType::SixtyFourBit => 8,
+        WireType::ThirtyTwoBit => 4,
+        WireType::StartGroup | WireType::EndGroup => {
+            return Err(malformed(prefix, "groups are not supported"));
+        }
+    };
+    if bytes.len() < width {
+        return Err(malformed(prefix, "truncated field"));
+    }
+    *bytes = &bytes[width..];
+    Ok(())
+}
+
+/// Checks a string against `length` and `pattern`.
+fn check_text(rules: &FieldRules, path: &str, text: &str) -> Result<(), Violation> {
     let violation = |message: String| Violation {
         field: path.to_string(),
         message,
     };
-    match value {
-        Value::String(text) => {
-            if let Some(bounds) = &rules.length {
-                let length = text.chars().count();
-                if !bounds.contains(length as i128) {
-                    return Err(violation(format!(
-                        "length must be {} characters, got {length}",
-                        bounds.spec
-                    )));
-                }
-            }
-            if let Some(pattern) = &rules.pattern {
-                if !pattern.regex.is_match(text) {
-                    return Err(violation(format!(
-                        "value {text:?} does not match the pattern {}",
-                        pattern.source
-                    )));
-                }
+    if let Some(bounds) = &rules.length {
+        let length = text.chars().count();
+        if !bounds.contains(length as i128) {
+            return Err(violation(format!(
+                "length must be {} characters, got {length}",
+                bounds.spec
+            )));
+        }
+    }
+    if let Some(pattern) = &rules.pattern {
+        if !pattern.regex.is_match(text) {
+            return Err(violation(format!(
+                "value {text:?} does not match the pattern {}",
+                pattern.source
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a varint against `value` (integers) or the enum's known numbers.
+fn check_number(rules: &FieldRules, path: &str, raw: u64) -> Result<(), Violation> {
+    let violation = |message: String| Violation {
+        field: path.to_string(),
+        message,
+    };
+    match &rules.shape {
+        Shape::Enum(descriptor) => {
+            let number = raw as i64 as i32;
+            if descriptor.get_value(number).is_none() {
+                return Err(violation(format!(
+                    "unknown value {number} of enum {}",
+                    descriptor.full_name()
+                )));
             }
         }
-        Value::I32(_) | Value::I64(_) | Value::U32(_) | Value::U64(_) => {
-            let number = integer(value);
+        Shape::Integer {
+            signed32,
+            unsigned,
+            zigzag,
+        } => {
+            let number: i128 = if *zigzag {
+                i128::from((raw >> 1) as i64 ^ -((raw & 1) as i64))
+            } else if *signed32 {
+                i128::from(raw as i64 as i32)
+            } else if *unsigned {
+                i128::from(raw)
+            } else {
+                i128::from(raw as i64)
+            };
             if let Some(bounds) = &rules.value {
                 if (number != 0 || rules.required) && !bounds.contains(number) {
                     return Err(violation(format!(
                         "value must be in range {}, got {number}",
                         bounds.spec
-                    )));
-                }
-            }
-        }
-        Value::EnumNumber(number) => {
-            if let Kind::Enum(descriptor) = rules.field.kind() {
-                if descriptor.get_value(*number).is_none() {
-                    return Err(violation(format!(
-                        "unknown value {number} of enum {}",
-                        descriptor.full_name()
                     )));
                 }
             }
@@ -313,16 +555,17 @@ fn check_plain(rules: &FieldRules, path: &str, value: &Value) -> Result<(), Viol
 
 /// What is wrong with a field left unset (holding its default), if anything.
 fn unset_violation(rules: &FieldRules) -> Option<String> {
-    let field = &rules.field;
     if rules.required {
         return Some("is required".to_string());
     }
-    let verdict = if field.is_list() || field.is_map() {
+    let verdict = if rules.many {
         check_size(rules, "", 0)
-    } else if matches!(field.kind(), Kind::Message(_)) {
-        Ok(())
     } else {
-        check_plain(rules, "", &Value::default_value_for_field(field))
+        match rules.shape {
+            Shape::Text => check_text(rules, "", ""),
+            Shape::Integer { .. } => check_number(rules, "", 0),
+            _ => Ok(()),
+        }
     };
     verdict.err().map(|violation| violation.message)
 }
@@ -335,8 +578,21 @@ fn plan_message(
     for oneof in message.oneofs() {
         let options = oneof.options();
         if options.get_extension(&extensions.exactly_one).as_bool() == Some(true) {
-            plan.exactly_one
-                .push((oneof.name().to_string(), oneof.fields().collect()));
+            let members: Vec<FieldDescriptor> = oneof.fields().collect();
+            let names: Vec<&str> = members.iter().map(|member| member.name()).collect();
+            plan.exactly_one.push(ExactlyOne {
+                name: oneof.name().to_string(),
+                members: members
+                    .iter()
+                    .map(|member| {
+                        message
+                            .fields()
+                            .position(|field| field.number() == member.number())
+                            .expect("a oneof member is a field of its message")
+                    })
+                    .collect(),
+                member_names: names.join(", "),
+            });
         }
     }
     for field in message.fields() {
@@ -365,7 +621,23 @@ fn plan_message(
                 _ => None,
             })
         };
+        let shape = if field.is_map() {
+            let value_kind = match field.kind() {
+                Kind::Message(entry) => entry.map_entry_value_field().kind(),
+                other => other,
+            };
+            Shape::Map {
+                value: Box::new(Shape::of(&value_kind)),
+            }
+        } else {
+            Shape::of(&field.kind())
+        };
         let rules = FieldRules {
+            name: field.name().to_string(),
+            number: field.number(),
+            shape,
+            many: field.is_list() || field.is_map(),
+            in_oneof: field.containing_oneof().is_some(),
             required: options.get_extension(&extensions.required).as_bool() == Some(true),
             length: bounds(&extensions.length).transpose()?,
             pattern: text(&extensions.pattern)
@@ -377,15 +649,16 @@ fn plan_message(
             key_pattern: key_text("pattern")
                 .map(|s| Pattern::parse(&s))
                 .transpose()?,
-            field,
             unset_violation: None,
         };
         let rules = FieldRules {
             unset_violation: unset_violation(&rules),
             ..rules
         };
+        plan.by_number.push((rules.number, plan.fields.len()));
         plan.fields.push(rules);
     }
+    plan.by_number.sort_unstable();
     Ok(plan)
 }
 
@@ -424,40 +697,6 @@ fn check_map_key(rules: &FieldRules, path: &str, key: &str) -> Result<(), Violat
         }
     }
     Ok(())
-}
-
-fn is_empty(value: &Value, present: bool) -> bool {
-    match value {
-        Value::String(text) => text.is_empty(),
-        Value::Bytes(bytes) => bytes.is_empty(),
-        Value::List(items) => items.is_empty(),
-        Value::Map(entries) => entries.is_empty(),
-        Value::EnumNumber(number) => *number == 0,
-        Value::Message(_) => !present,
-        Value::Bool(flag) => !flag,
-        other => integer(other) == 0,
-    }
-}
-
-fn integer(value: &Value) -> i128 {
-    match value {
-        Value::I32(n) => i128::from(*n),
-        Value::I64(n) => i128::from(*n),
-        Value::U32(n) => i128::from(*n),
-        Value::U64(n) => i128::from(*n),
-        _ => 0,
-    }
-}
-
-fn map_key_text(key: &MapKey) -> String {
-    match key {
-        MapKey::String(text) => text.clone(),
-        MapKey::Bool(flag) => flag.to_string(),
-        MapKey::I32(n) => n.to_string(),
-        MapKey::I64(n) => n.to_string(),
-        MapKey::U32(n) => n.to_string(),
-        MapKey::U64(n) => n.to_string(),
-    }
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -512,15 +751,15 @@ mod tests {
         let folder = plan
             .fields
             .iter()
-            .find(|rules| rules.field.name() == "folder_id")
+            .find(|rules| rules.name == "folder_id")
             .unwrap();
         assert!(folder.required);
         assert_eq!(folder.length.as_ref().unwrap().spec, "<=50");
-        assert_eq!(plan.exactly_one[0].0, "source");
+        assert_eq!(plan.exactly_one[0].name, "source");
         let labels = plan
             .fields
             .iter()
-            .find(|rules| rules.field.name() == "labels")
+            .find(|rules| rules.name == "labels")
             .unwrap();
         assert_eq!(labels.key_length.as_ref().unwrap().spec, "1-63");
     }
@@ -543,5 +782,126 @@ mod request_tests {
             .check("yandex.cloud.compute.v1.CreateDiskRequest", &request)
             .unwrap_err();
         assert_eq!(violation.to_string(), "folder_id: is required");
+    }
+
+    fn check(request: &CreateDiskRequest) -> Result<(), String> {
+        Validator::for_api()
+            .check("yandex.cloud.compute.v1.CreateDiskRequest", request)
+            .map_err(|violation| violation.to_string())
+    }
+
+    fn valid() -> CreateDiskRequest {
+        CreateDiskRequest {
+            folder_id: "folder".into(),
+            zone_id: "ru-central1-a".into(),
+            size: 4194304,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn negative_numbers_are_reported_as_such() {
+        let request = CreateDiskRequest {
+            size: -5,
+            ..valid()
+        };
+        assert_eq!(
+            check(&request).unwrap_err(),
+            "size: value must be in range 4194304-28587302322176, got -5"
+        );
+    }
+
+    #[test]
+    fn the_first_declared_field_is_reported_whatever_the_order() {
+        let request = CreateDiskRequest {
+            folder_id: String::new(),
+            name: "Bad".into(),
+            ..valid()
+        };
+        assert_eq!(check(&request).unwrap_err(), "folder_id: is required");
+        let request = CreateDiskRequest {
+            name: "Bad".into(),
+            description: "d".repeat(257),
+            ..valid()
+        };
+        assert!(check(&request).unwrap_err().starts_with("name: "));
+    }
+
+    #[test]
+    fn map_keys_values_and_repeated_elements_are_checked() {
+        let mut request = valid();
+        request.labels.insert("ok".into(), "Bad Value".into());
+        assert!(check(&request)
+            .unwrap_err()
+            .starts_with("labels[\"ok\"]: value \"Bad Value\" does not match"));
+        let mut request = valid();
+        request.labels.insert(String::new(), "v".into());
+        assert!(check(&request)
+            .unwrap_err()
+            .starts_with("labels: key \"\": length"));
+        let mut request = valid();
+        for index in 0..65 {
+            request.labels.insert(format!("k{index}"), "v".into());
+        }
+        assert_eq!(
+            check(&request).unwrap_err(),
+            "labels: number of entries must be <=64, got 65"
+        );
+        let request = CreateDiskRequest {
+            snapshot_schedule_ids: vec!["a".into(), "b".into()],
+            ..valid()
+        };
+        assert_eq!(
+            check(&request).unwrap_err(),
+            "snapshot_schedule_ids: number of entries must be <=1, got 2"
+        );
+        let request = CreateDiskRequest {
+            snapshot_schedule_ids: vec!["s".repeat(51)],
+            ..valid()
+        };
+        assert_eq!(
+            check(&request).unwrap_err(),
+            "snapshot_schedule_ids[0]: length must be <=50 characters, got 51"
+        );
+        assert!(check(&valid()).is_ok());
+    }
+
+    #[test]
+    fn nested_messages_and_enums_are_checked() {
+        use crate::pb::compute::{create_image_request::Source, CreateImageRequest, Os};
+        let request = CreateImageRequest {
+            folder_id: "folder".into(),
+            source: Some(Source::DiskId(String::new())),
+            os: Some(Os {
+                r#type: 7,
+                nvidia: None,
+            }),
+            ..Default::default()
+        };
+        let violation = Validator::for_api()
+            .check("yandex.cloud.compute.v1.CreateImageRequest", &request)
+            .unwrap_err();
+        assert_eq!(
+            violation.to_string(),
+            "os.type: unknown value 7 of enum yandex.cloud.compute.v1.Os.Type"
+        );
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let validator = Validator::for_api();
+        let plan = &validator.plans["yandex.cloud.compute.v1.CreateImageRequest"];
+        let mut seed = 0x9e3779b97f4a7c15u64;
+        for length in 0..2000 {
+            let bytes: Vec<u8> = (0..length % 64)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    seed as u8
+                })
+                .collect();
+            let _ = validator.check_encoded(plan, &bytes, "");
+        }
     }
 }
