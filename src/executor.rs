@@ -185,19 +185,15 @@ async fn schedule_copies(
 
 /// Finishes a copy: its resource, as fixed at create time, becomes READY.
 async fn finish_copy(store: &dyn Store, record: &OperationRecord) {
-    let target = &record.target;
-    let outcome = match store.resource(target.kind, &target.id).await {
-        Ok(Some(resource)) => Ok(resource.into_ready()),
-        // Normally a cancel removed it and already ended the operation; then this finish
-        // changes nothing.
-        Ok(None) => Err(Error::Internal(format!(
-            "{} {} disappeared while it was being created",
-            target.kind.display_name(),
-            target.id
-        ))),
-        Err(error) => Err(Error::from(error)),
-    };
-    complete(store, record, outcome).await;
+    let id = &record.operation.id;
+    match store.finish_ready(id, &record.target).await {
+        Ok(Finished::Applied) => debug!(operation_id = %id, "operation done"),
+        Ok(Finished::AlreadyDone(_)) => debug!(operation_id = %id, "already finished by a cancel"),
+        Ok(Finished::Unknown) => warn!(operation_id = %id, "operation vanished from the store"),
+        // The store could not finish it as READY: end it with the error instead, so that
+        // no operation stays running.
+        Err(error) => complete(store, record, Err(Error::from(error))).await,
+    }
 }
 
 async fn import(record: &OperationRecord) -> Result<Resource, Error> {

@@ -116,24 +116,22 @@ impl Resource {
     }
 
     /// The same resource with status READY.
-    pub fn into_ready(self) -> Resource {
+    pub fn into_ready(mut self) -> Resource {
+        self.set_ready();
+        self
+    }
+
+    /// Sets the status to READY.
+    pub fn set_ready(&mut self) {
         use compute::{disk, image, snapshot};
         match self {
-            Resource::ComputeImage(mut image) => {
-                image.status = image::Status::Ready as i32;
-                Resource::ComputeImage(image)
-            }
-            Resource::Snapshot { mut snapshot, os } => {
+            Resource::ComputeImage(image) => image.status = image::Status::Ready as i32,
+            Resource::Snapshot { snapshot, .. } => {
                 snapshot.status = snapshot::Status::Ready as i32;
-                Resource::Snapshot { snapshot, os }
             }
-            Resource::Disk { mut disk, os } => {
-                disk.status = disk::Status::Ready as i32;
-                Resource::Disk { disk, os }
-            }
-            Resource::BaremetalImage(mut image) => {
+            Resource::Disk { disk, .. } => disk.status = disk::Status::Ready as i32,
+            Resource::BaremetalImage(image) => {
                 image.status = baremetal::image::Status::Ready as i32;
-                Resource::BaremetalImage(image)
             }
         }
     }

@@ -80,6 +80,16 @@ pub trait Store: Send + Sync + 'static {
     /// The operation with the given id.
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError>;
 
+    /// Finishes a running copy in one step: its resource becomes READY, and the operation
+    /// done (modified now) with that resource as its response. Does nothing to an
+    /// operation that is already done. A running operation whose resource is missing is
+    /// a `Backend` error.
+    async fn finish_ready(
+        &self,
+        operation_id: &str,
+        target: &ResourceRef,
+    ) -> Result<Finished, StoreError>;
+
     /// Replaces a running operation by its finished form (done, with response or error)
     /// and applies the change to its resource, atomically; does nothing to an operation
     /// that is already done.

@@ -2,8 +2,9 @@
 //! process exits; for tests, benchmarks and throwaway runs.
 
 use super::{Finished, ResourceChange, Store, StoreError};
+use crate::pb::operation::operation;
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Resource, ResourceKind};
+use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use async_trait::async_trait;
 use std::collections::HashMap as StdHashMap;
 use std::sync::Mutex;
@@ -109,6 +110,34 @@ impl Store for MemoryStore {
             .operations
             .get(id)
             .map(|record| record.as_ref().clone()))
+    }
+
+    async fn finish_ready(
+        &self,
+        operation_id: &str,
+        target: &ResourceRef,
+    ) -> Result<Finished, StoreError> {
+        let mut guard = self.tables();
+        let tables = &mut *guard;
+        let Some(record) = tables.operations.get_mut(operation_id) else {
+            return Ok(Finished::Unknown);
+        };
+        if record.operation.done {
+            return Ok(Finished::AlreadyDone(Box::new(record.operation.clone())));
+        }
+        let Some(resource) = tables.resources.get_mut(&(target.kind, target.id.clone())) else {
+            return Err(StoreError::Backend(format!(
+                "{} {} of running operation {operation_id} is missing",
+                target.kind.display_name(),
+                target.id
+            )));
+        };
+        resource.set_ready();
+        let operation = &mut record.operation;
+        operation.done = true;
+        operation.modified_at = Some(crate::operations::now());
+        operation.result = Some(operation::Result::Response(resource.to_any()));
+        Ok(Finished::Applied)
     }
 
     async fn finish(
