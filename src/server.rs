@@ -23,6 +23,10 @@ use tracing::{info, warn};
 /// The largest request message accepted, in bytes (larger ones fail with OUT_OF_RANGE).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
+/// The most calls one client connection may have in flight (HTTP/2
+/// SETTINGS_MAX_CONCURRENT_STREAMS); clients queue the rest on their side.
+pub const MAX_CONCURRENT_STREAMS: u32 = 256;
+
 /// What the server needs besides its listener.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -114,6 +118,7 @@ pub async fn serve(
     info!(address = %local_address, "serving");
     let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
     let serving = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
         .layer(RpcLayer {
             timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
         })
