@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::operations;
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Resource, Work};
-use crate::store::{Finished, ResourceChange, Store};
+use crate::store::{Finished, ResourceChange, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -187,12 +187,10 @@ async fn schedule_copies(
 async fn finish_copy(store: &dyn Store, record: &OperationRecord) {
     let id = &record.operation.id;
     match store.finish_ready(id, &record.target).await {
-        Ok(Finished::Applied) => debug!(operation_id = %id, "operation done"),
-        Ok(Finished::AlreadyDone(_)) => debug!(operation_id = %id, "already finished by a cancel"),
-        Ok(Finished::Unknown) => warn!(operation_id = %id, "operation vanished from the store"),
         // The store could not finish it as READY: end it with the error instead, so that
         // no operation stays running.
         Err(error) => complete(store, record, Err(Error::from(error))).await,
+        finished => log_finished(id, finished),
     }
 }
 
@@ -223,7 +221,12 @@ async fn complete(store: &dyn Store, record: &OperationRecord, outcome: Result<R
             )
         }
     };
-    match store.finish(finished, change).await {
+    log_finished(id, store.finish(finished, change).await);
+}
+
+/// Logs how the store took the end of an operation.
+fn log_finished(id: &str, finished: Result<Finished, StoreError>) {
+    match finished {
         Ok(Finished::Applied) => debug!(operation_id = %id, "operation done"),
         Ok(Finished::AlreadyDone(_)) => debug!(operation_id = %id, "already finished by a cancel"),
         Ok(Finished::Unknown) => warn!(operation_id = %id, "operation vanished from the store"),

@@ -29,12 +29,16 @@ pub fn start(description: &str, created_by: &str, metadata: Any) -> Operation {
 
 /// The operation finished with a response (the resource, packed in Any).
 pub fn succeeded(running: &Operation, response: Any) -> Operation {
-    Operation {
-        done: true,
-        modified_at: Some(now()),
-        result: Some(operation::Result::Response(response)),
-        ..running.clone()
-    }
+    let mut finished = running.clone();
+    succeed(&mut finished, response);
+    finished
+}
+
+/// Finishes an operation in place with a response.
+pub fn succeed(operation: &mut Operation, response: Any) {
+    operation.done = true;
+    operation.modified_at = Some(now());
+    operation.result = Some(operation::Result::Response(response));
 }
 
 /// The operation finished with an error.

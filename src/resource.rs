@@ -115,12 +115,6 @@ impl Resource {
         }
     }
 
-    /// The same resource with status READY.
-    pub fn into_ready(mut self) -> Resource {
-        self.set_ready();
-        self
-    }
-
     /// Sets the status to READY.
     pub fn set_ready(&mut self) {
         use compute::{disk, image, snapshot};

@@ -61,9 +61,11 @@ fn refuse_undecodable_requests_as_invalid<B>(response: &mut Response<B>) {
     }
 }
 
-/// The caller's request id if it is usable, else a new one.
+/// The caller's request id if it is usable, else a new one. Marked sensitive: HPACK then
+/// sends it literally instead of indexing it; every value is new, and indexing each one
+/// cost more than the rest of a call.
 fn request_id<B>(request: &Request<B>) -> HeaderValue {
-    request
+    let mut id = request
         .headers()
         .get(X_REQUEST_ID)
         .filter(|value| {
@@ -75,7 +77,9 @@ fn request_id<B>(request: &Request<B>) -> HeaderValue {
         .cloned()
         .unwrap_or_else(|| {
             HeaderValue::from_str(&crate::ids::new_id("req")).expect("ids are ASCII")
-        })
+        });
+    id.set_sensitive(true);
+    id
 }
 
 impl<S, B> tower::Service<Request<B>> for RpcService<S>
@@ -120,10 +124,6 @@ where
                     .into_http(),
                 };
                 refuse_undecodable_requests_as_invalid(&mut response);
-                // Sensitive: HPACK then sends it literally instead of indexing it. Every
-                // value is new, and indexing each one cost more than the rest of the call.
-                let mut id = id;
-                id.set_sensitive(true);
                 response.headers_mut().insert(X_REQUEST_ID, id);
                 // Unary calls that fail carry grpc-status in the headers; successful ones
                 // end with status 0 in the trailers.

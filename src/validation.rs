@@ -483,25 +483,67 @@ fn skip(wire_type: WireType, bytes: &mut &[u8], prefix: &str) -> Result<(), Viol
     Ok(())
 }
 
-/// Checks a string against `length` and `pattern`.
+/// Checks a string value against the field's `length` and `pattern`.
 fn check_text(rules: &FieldRules, path: &str, text: &str) -> Result<(), Violation> {
+    check_string(
+        path,
+        text,
+        StringRole::Value,
+        rules.length.as_ref(),
+        rules.pattern.as_ref(),
+    )
+}
+
+/// Checks a map key against the field's `map_key` rules.
+fn check_map_key(rules: &FieldRules, path: &str, key: &str) -> Result<(), Violation> {
+    check_string(
+        path,
+        key,
+        StringRole::MapKey,
+        rules.key_length.as_ref(),
+        rules.key_pattern.as_ref(),
+    )
+}
+
+/// What a checked string is, for the wording of a violation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum StringRole {
+    Value,
+    MapKey,
+}
+
+fn check_string(
+    path: &str,
+    text: &str,
+    role: StringRole,
+    length: Option<&Bounds>,
+    pattern: Option<&Pattern>,
+) -> Result<(), Violation> {
     let violation = |message: String| Violation {
         field: path.to_string(),
         message,
     };
-    if let Some(bounds) = &rules.length {
-        let length = text.chars().count();
-        if !bounds.contains(length as i128) {
+    if let Some(bounds) = length {
+        let count = text.chars().count();
+        if !bounds.contains(count as i128) {
+            let subject = match role {
+                StringRole::Value => String::new(),
+                StringRole::MapKey => format!("key {text:?}: "),
+            };
             return Err(violation(format!(
-                "length must be {} characters, got {length}",
+                "{subject}length must be {} characters, got {count}",
                 bounds.spec
             )));
         }
     }
-    if let Some(pattern) = &rules.pattern {
+    if let Some(pattern) = pattern {
         if !pattern.regex.is_match(text) {
+            let noun = match role {
+                StringRole::Value => "value",
+                StringRole::MapKey => "key",
+            };
             return Err(violation(format!(
-                "value {text:?} does not match the pattern {}",
+                "{noun} {text:?} does not match the pattern {}",
                 pattern.source
             )));
         }
@@ -669,31 +711,6 @@ fn check_size(rules: &FieldRules, path: &str, count: usize) -> Result<(), Violat
                 field: path.to_string(),
                 message: format!("number of entries must be {}, got {count}", bounds.spec),
             });
-        }
-    }
-    Ok(())
-}
-
-fn check_map_key(rules: &FieldRules, path: &str, key: &str) -> Result<(), Violation> {
-    let violation = |message: String| Violation {
-        field: path.to_string(),
-        message,
-    };
-    if let Some(bounds) = &rules.key_length {
-        let length = key.chars().count();
-        if !bounds.contains(length as i128) {
-            return Err(violation(format!(
-                "key {key:?}: length must be {} characters, got {length}",
-                bounds.spec
-            )));
-        }
-    }
-    if let Some(pattern) = &rules.key_pattern {
-        if !pattern.regex.is_match(key) {
-            return Err(violation(format!(
-                "key {key:?} does not match the pattern {}",
-                pattern.source
-            )));
         }
     }
     Ok(())

@@ -2,7 +2,6 @@
 //! process exits; for tests, benchmarks and throwaway runs.
 
 use super::{Finished, ResourceChange, Store, StoreError};
-use crate::pb::operation::operation;
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use async_trait::async_trait;
@@ -133,10 +132,7 @@ impl Store for MemoryStore {
             )));
         };
         resource.set_ready();
-        let operation = &mut record.operation;
-        operation.done = true;
-        operation.modified_at = Some(crate::operations::now());
-        operation.result = Some(operation::Result::Response(resource.to_any()));
+        crate::operations::succeed(&mut record.operation, resource.to_any());
         Ok(Finished::Applied)
     }
 
