@@ -6,7 +6,7 @@
 //! Run: `cargo bench --bench create_path`.
 
 use imageplane::domain::Catalog;
-use imageplane::executor::Executor;
+use imageplane::executor::{Executor, ExecutorSettings};
 use imageplane::pb::compute::{create_image_request, CreateDiskRequest, CreateImageRequest};
 use imageplane::store::{memory::MemoryStore, Store};
 use imageplane::validation::Validator;
@@ -19,7 +19,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let executor = Executor::new(Arc::clone(&store), Duration::ZERO);
+    let executor = Executor::new(
+        Arc::clone(&store),
+        ExecutorSettings {
+            copy_duration: Duration::ZERO,
+            lease: imageplane::server::DEFAULT_LEASE,
+            retention: imageplane::server::DEFAULT_RETENTION,
+        },
+    );
     let catalog = Arc::new(Catalog::new(store, executor, Validator::for_api()));
     let op = catalog
         .create_disk(CreateDiskRequest {

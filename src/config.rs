@@ -35,10 +35,27 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_LISTEN", default_value = "127.0.0.1:9090")]
     pub listen: String,
 
-    /// Directory for persistent state. Unused until the on-disk store lands: state is
-    /// kept in memory and lost on exit.
+    /// Directory of the embedded database (`imageplane.sqlite3`, with its WAL and lock
+    /// files), created if missing. Used when --database-url is not given.
     #[arg(long, env = "IMAGEPLANE_DATA_DIR", default_value = "./imageplane-data")]
     pub data_dir: PathBuf,
+
+    /// Where the state lives: `sqlite:PATH` (the embedded default, in --data-dir),
+    /// `postgres://user:password@host:port/database` (several replicas may share it), or
+    /// `memory:` (nothing is kept after exit).
+    #[arg(long, env = "IMAGEPLANE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// How long this replica's claim on a running operation lasts without renewal; it
+    /// renews every third of it. When a replica dies, another takes its operations over
+    /// after this long.
+    #[arg(long, env = "IMAGEPLANE_LEASE_DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    pub lease_duration: Duration,
+
+    /// How long finished operations are kept before they are purged (OperationService.Get
+    /// then answers NOT_FOUND).
+    #[arg(long, env = "IMAGEPLANE_OPERATION_RETENTION", default_value = "30days", value_parser = parse_positive_duration)]
+    pub operation_retention: Duration,
 
     /// Log filter, e.g. `info` or `imageplane=debug,tower_http=info`. Default: RUST_LOG,
     /// else `info`.
@@ -68,4 +85,13 @@ pub struct ServeArgs {
     /// their connections before closing them.
     #[arg(long, env = "IMAGEPLANE_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+}
+
+/// A duration above zero, e.g. `10s`, `500ms`, `30days`.
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(duration)
 }

@@ -1,35 +1,48 @@
-//! Runs the background part of every operation and cancels it.
+//! Runs the background part of every operation, cancels it, and keeps this replica's
+//! share of the work in the store.
 //!
 //! Two kinds of work:
 //! - a copy (an image from an image, disk or snapshot; a snapshot; a disk) has nothing to
 //!   move in this server: its result was fixed at create time and it only takes
-//!   `--operation-delay`. One scheduler task keeps all pending copies in a timer queue
-//!   and finishes each when its time comes, draining new ones in batches. No task per
-//!   operation: under load that is what keeps the cost of a create close to the cost of
-//!   the RPC itself (see the benchmark in the README).
+//!   `--operation-delay` from the operation's creation. One scheduler task keeps all
+//!   pending copies in a timer queue and hands the due ones to the store in batches. No
+//!   task per operation: under load that is what keeps the cost of a create close to the
+//!   cost of the RPC itself (see the benchmark in the README).
 //! - an import from a URI runs in a task of its own with a cancellation token (the
 //!   transfer must stop at once when cancelled). Importing is not implemented yet: the
 //!   task ends the operation with UNIMPLEMENTED.
 //!
 //! Finishing is one store call that sets the operation done together with its resource
 //! (READY, or removed on error). [`Executor::cancel`] finishes a running operation with
-//! CANCELLED and removes its resource the same way, then drops the pending copy or
-//! stops the import. Whichever finishes first wins: the store's compare-and-set on `done`
-//! sees to that, so an operation ends exactly once.
+//! CANCELLED and removes its resource the same way, then stops the local work. Whichever
+//! finishes first wins: the store's compare-and-set on `done` sees to that, so an
+//! operation ends exactly once.
+//!
+//! The keeper task ties the local work to the store's leases. Every third of the lease
+//! it renews the leases of the operations running here (stopping any that were finished
+//! or taken over elsewhere, e.g. cancelled through another replica), claims orphans
+//! (running operations whose replica died or handed them back; at start, what the last
+//! run left) and starts them here, and purges finished operations older than the
+//! retention. [`Executor::shutdown`] stops the local work and hands it back.
 
 use crate::error::Error;
 use crate::operations;
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Resource, Work};
-use crate::store::{Finished, ResourceChange, Store, StoreError};
-use std::collections::HashMap;
+use crate::store::{DueCopy, Finished, ResourceChange, Store, StoreError};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{delay_queue, DelayQueue};
 use tracing::{debug, info, warn, Instrument};
+
+/// How many orphans one claim takes.
+const CLAIM_BATCH: usize = 256;
+/// How many finished operations one purge statement deletes.
+const PURGE_BATCH: usize = 10_000;
 
 /// How many queued commands the scheduler takes in one go.
 const SCHEDULER_BATCH: usize = 1024;
@@ -38,43 +51,80 @@ const SCHEDULER_BATCH: usize = 1024;
 const SCHEDULER_REST: Duration = Duration::from_millis(1);
 
 enum Command {
-    /// Finish this copy after the copy duration.
-    Copy(Box<OperationRecord>),
+    /// Finish this copy when its time comes.
+    Copy(Box<OperationRecord>, tokio::time::Instant),
     /// The operation was cancelled: drop its pending copy.
     Forget(String),
+}
+
+/// Work running in this replica.
+enum Running {
+    Copy,
+    Import(CancellationToken),
+}
+
+/// The operations running in this replica, by id.
+type RunningSet = Arc<Mutex<HashMap<String, Running>>>;
+
+fn lock(running: &RunningSet) -> std::sync::MutexGuard<'_, HashMap<String, Running>> {
+    running
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// How the executor runs work and keeps it.
+#[derive(Debug, Clone)]
+pub struct ExecutorSettings {
+    /// How long a copy takes, from the operation's creation.
+    pub copy_duration: Duration,
+    /// How long this replica's claim on a running operation lasts without renewal.
+    pub lease: Duration,
+    /// How long finished operations are kept.
+    pub retention: Duration,
 }
 
 /// Runs and cancels operations.
 pub struct Executor {
     store: Arc<dyn Store>,
+    settings: ExecutorSettings,
     copies: mpsc::UnboundedSender<Command>,
-    imports: Mutex<HashMap<String, CancellationToken>>,
+    running: RunningSet,
+    stop_keeper: CancellationToken,
 }
 
 impl Executor {
-    /// Starts the copy scheduler on the current Tokio runtime. `copy_duration` is how
-    /// long making a resource from another one takes.
-    pub fn new(store: Arc<dyn Store>, copy_duration: Duration) -> Arc<Executor> {
+    /// Starts the copy scheduler and the keeper on the current Tokio runtime. The
+    /// keeper's first round runs at once: orphans are claimed before any call is served.
+    pub fn new(store: Arc<dyn Store>, settings: ExecutorSettings) -> Arc<Executor> {
         let (copies, commands) = mpsc::unbounded_channel();
-        tokio::spawn(schedule_copies(Arc::clone(&store), copy_duration, commands));
-        Arc::new(Executor {
+        let running = RunningSet::default();
+        tokio::spawn(schedule_copies(
+            Arc::clone(&store),
+            Arc::clone(&running),
+            commands,
+        ));
+        let executor = Arc::new(Executor {
             store,
+            settings,
             copies,
-            imports: Mutex::new(HashMap::new()),
-        })
+            running,
+            stop_keeper: CancellationToken::new(),
+        });
+        tokio::spawn(keep(Arc::clone(&executor)));
+        executor
     }
 
-    fn imports(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
-        self.imports
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Starts the background work of a stored, running operation.
+    /// Starts the background work of a stored, running operation held by this replica.
     pub fn start(self: &Arc<Executor>, record: OperationRecord) {
         match &record.work {
             Work::Copy => {
-                if self.copies.send(Command::Copy(Box::new(record))).is_err() {
+                lock(&self.running).insert(record.operation.id.clone(), Running::Copy);
+                let due = self.copy_due(&record);
+                if self
+                    .copies
+                    .send(Command::Copy(Box::new(record), due))
+                    .is_err()
+                {
                     warn!("the copy scheduler has stopped; the operation stays running");
                 }
             }
@@ -82,10 +132,25 @@ impl Executor {
         }
     }
 
+    /// When a copy is due: its creation plus the copy duration (a resumed copy may be
+    /// due at once).
+    fn copy_due(&self, record: &OperationRecord) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let created = record
+            .operation
+            .created_at
+            .and_then(|at| SystemTime::try_from(at).ok())
+            .unwrap_or_else(SystemTime::now);
+        let due = created + self.settings.copy_duration;
+        match due.duration_since(SystemTime::now()) {
+            Ok(remaining) => now + remaining,
+            Err(_) => now,
+        }
+    }
+
     fn start_import(self: &Arc<Executor>, record: OperationRecord) {
         let token = CancellationToken::new();
-        self.imports()
-            .insert(record.operation.id.clone(), token.clone());
+        lock(&self.running).insert(record.operation.id.clone(), Running::Import(token.clone()));
         let executor = Arc::clone(self);
         let span = tracing::info_span!("operation", id = %record.operation.id);
         tokio::spawn(
@@ -96,16 +161,29 @@ impl Executor {
                 };
                 match outcome {
                     Some(outcome) => complete(executor.store.as_ref(), &record, outcome).await,
-                    None => info!("import stopped: cancelled"),
+                    None => info!("import stopped"),
                 }
-                executor.imports().remove(&record.operation.id);
+                lock(&executor.running).remove(&record.operation.id);
             }
             .instrument(span),
         );
     }
 
+    /// Stops the local work of an operation, if it runs here.
+    fn stop_local(&self, operation_id: &str) {
+        let removed = lock(&self.running).remove(operation_id);
+        match removed {
+            Some(Running::Copy) => {
+                let _ = self.copies.send(Command::Forget(operation_id.to_string()));
+            }
+            Some(Running::Import(token)) => token.cancel(),
+            None => {}
+        }
+    }
+
     /// Cancels an operation: a running one ends with CANCELLED and its resource is
-    /// removed; a finished one is returned as it is.
+    /// removed; a finished one is returned as it is. The operation may run in another
+    /// replica: the store tells it at its next lease renewal.
     pub async fn cancel(&self, operation_id: &str) -> Result<Operation, Error> {
         let not_found = || Error::NotFound(format!("Operation {operation_id} not found"));
         let record = self
@@ -132,19 +210,119 @@ impl Executor {
             Finished::AlreadyDone(operation) => *operation,
             Finished::Unknown => return Err(not_found()),
         };
-        let _ = self.copies.send(Command::Forget(operation_id.to_string()));
-        if let Some(token) = self.imports().remove(operation_id) {
-            token.cancel();
-        }
+        self.stop_local(operation_id);
         Ok(operation)
+    }
+
+    /// Stops the keeper and the local work, and hands the running operations back to
+    /// the store so that another replica (or the next start) takes them over at once.
+    pub async fn shutdown(&self) {
+        self.stop_keeper.cancel();
+        let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
+        for id in &ids {
+            self.stop_local(id);
+        }
+        match self.store.release_leases(&ids).await {
+            Ok(()) if ids.is_empty() => {}
+            Ok(()) => info!(count = ids.len(), "handed running operations back"),
+            Err(error) => warn!(
+                ?error,
+                "could not hand running operations back; they resume when their leases run out"
+            ),
+        }
+    }
+
+    /// One round of the keeper: renew, stop what is no longer ours, claim orphans.
+    async fn keep_leases(self: &Arc<Executor>) {
+        let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
+        match self.store.renew_leases(&ids).await {
+            Ok(held) => {
+                let held: HashSet<String> = held.into_iter().collect();
+                for id in ids.iter().filter(|id| !held.contains(*id)) {
+                    if lock(&self.running).contains_key(id) {
+                        info!(operation_id = %id, "finished or taken over elsewhere: stopping it here");
+                        self.stop_local(id);
+                    }
+                }
+            }
+            Err(error) => warn!(?error, "could not renew leases"),
+        }
+        loop {
+            match self.store.claim_orphans(CLAIM_BATCH).await {
+                Ok(claimed) => {
+                    let count = claimed.len();
+                    for record in claimed {
+                        info!(operation_id = %record.operation.id, "resuming operation");
+                        self.start(record);
+                    }
+                    if count < CLAIM_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    warn!(?error, "could not claim orphaned operations");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Deletes finished operations older than the retention.
+    async fn purge(&self) {
+        let Some(cutoff) = SystemTime::now().checked_sub(self.settings.retention) else {
+            return;
+        };
+        let cutoff_ms = cutoff
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as i64);
+        let mut total = 0;
+        loop {
+            match self.store.purge_finished(cutoff_ms, PURGE_BATCH).await {
+                Ok(deleted) => {
+                    total += deleted;
+                    if deleted < PURGE_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    warn!(?error, "could not purge finished operations");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            info!(
+                count = total,
+                "purged finished operations past their retention"
+            );
+        }
     }
 }
 
-/// The copy scheduler: keeps pending copies in a timer queue and finishes them when due.
-/// Ends when the executor is dropped.
+/// The keeper: renews leases and claims orphans every third of the lease, and purges
+/// finished operations every tenth of the retention (at most hourly).
+async fn keep(executor: Arc<Executor>) {
+    let renew_every = (executor.settings.lease / 3).max(Duration::from_millis(50));
+    let purge_every = (executor.settings.retention / 10)
+        .clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut renew = tokio::time::interval(renew_every);
+    let mut purge = tokio::time::interval(purge_every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = executor.stop_keeper.cancelled() => return,
+            _ = renew.tick() => executor.keep_leases().await,
+            _ = purge.tick() => executor.purge().await,
+        }
+    }
+}
+
+/// The copy scheduler: keeps pending copies in a timer queue and hands the due ones to
+/// the store in batches. Ends when the executor is dropped.
 async fn schedule_copies(
     store: Arc<dyn Store>,
-    copy_duration: Duration,
+    running: RunningSet,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let mut pending: DelayQueue<OperationRecord> = DelayQueue::new();
@@ -156,14 +334,14 @@ async fn schedule_copies(
                 if received == 0 {
                     return;
                 }
+                let now = tokio::time::Instant::now();
+                let mut due = Vec::new();
                 for command in batch.drain(..) {
                     match command {
-                        Command::Copy(record) if copy_duration.is_zero() => {
-                            finish_copy(store.as_ref(), &record).await;
-                        }
-                        Command::Copy(record) => {
+                        Command::Copy(record, at) if at <= now => due.push(*record),
+                        Command::Copy(record, at) => {
                             let id = record.operation.id.clone();
-                            keys.insert(id, pending.insert(*record, copy_duration));
+                            keys.insert(id, pending.insert_at(*record, at));
                         }
                         Command::Forget(id) => {
                             if let Some(key) = keys.remove(&id) {
@@ -172,25 +350,53 @@ async fn schedule_copies(
                         }
                     }
                 }
+                if !due.is_empty() {
+                    tokio::spawn(finish_copies(Arc::clone(&store), Arc::clone(&running), due));
+                }
                 tokio::time::sleep(SCHEDULER_REST).await;
             }
             Some(expired) = pending.next(), if !pending.is_empty() => {
-                let record = expired.into_inner();
-                keys.remove(&record.operation.id);
-                finish_copy(store.as_ref(), &record).await;
+                let mut due = vec![expired.into_inner()];
+                // Whatever else is due now goes in the same batch.
+                let waker = std::task::Waker::noop();
+                let mut context = std::task::Context::from_waker(waker);
+                while due.len() < SCHEDULER_BATCH {
+                    match pending.poll_expired(&mut context) {
+                        std::task::Poll::Ready(Some(expired)) => due.push(expired.into_inner()),
+                        _ => break,
+                    }
+                }
+                for record in &due {
+                    keys.remove(&record.operation.id);
+                }
+                tokio::spawn(finish_copies(Arc::clone(&store), Arc::clone(&running), due));
             }
         }
     }
 }
 
-/// Finishes a copy: its resource, as fixed at create time, becomes READY.
-async fn finish_copy(store: &dyn Store, record: &OperationRecord) {
-    let id = &record.operation.id;
-    match store.finish_ready(id, &record.target).await {
-        // The store could not finish it as READY: end it with the error instead, so that
-        // no operation stays running.
-        Err(error) => complete(store, record, Err(Error::from(error))).await,
-        finished => log_finished(id, finished),
+/// Finishes due copies in one store call: each resource, as fixed at create time,
+/// becomes READY.
+async fn finish_copies(store: Arc<dyn Store>, running: RunningSet, records: Vec<OperationRecord>) {
+    let copies: Vec<DueCopy> = records
+        .iter()
+        .map(|record| DueCopy {
+            operation_id: record.operation.id.clone(),
+            target: record.target.clone(),
+        })
+        .collect();
+    let outcomes = store.finish_copies(&copies).await;
+    for (record, outcome) in records.iter().zip(outcomes) {
+        match outcome {
+            // The store could not finish it as READY: end it with the error instead, so
+            // that no operation stays running.
+            Err(error) => complete(store.as_ref(), record, Err(Error::from(error))).await,
+            finished => log_finished(&record.operation.id, finished),
+        }
+    }
+    let mut running = lock(&running);
+    for record in &records {
+        running.remove(&record.operation.id);
     }
 }
 

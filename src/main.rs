@@ -4,6 +4,7 @@
 use clap::Parser;
 use imageplane::config::{Cli, Command, ServeArgs};
 use imageplane::server::{self, Settings};
+use imageplane::store::DatabaseUrl;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -28,22 +29,31 @@ async fn main() -> ExitCode {
 
 async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     imageplane::telemetry::init(args.log_level.as_deref(), args.log_format)?;
+    let database = match &args.database_url {
+        Some(url) => DatabaseUrl::parse(url).map_err(|error| format!("--database-url: {error}"))?,
+        None => DatabaseUrl::default_in(&args.data_dir),
+    };
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
     let address = listener.local_addr()?;
-    // Handlers first: a SIGTERM that arrives right after the announcement must stop the
-    // server gracefully, not kill it.
-    let shutdown = shutdown_signal()?;
-    println!("imageplane listening on {address}");
-    std::io::stdout().flush()?;
     let settings = Settings {
         operation_delay: args.operation_delay,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,
+        database,
+        lease: args.lease_duration,
+        operation_retention: args.operation_retention,
     };
-    server::serve(listener, settings, shutdown).await
+    // The store is open (and migrated) before the server says it is ready.
+    let store = server::open_store(&settings).await?;
+    // Handlers first: a SIGTERM that arrives right after the announcement must stop the
+    // server gracefully, not kill it.
+    let shutdown = shutdown_signal()?;
+    println!("imageplane listening on {address}");
+    std::io::stdout().flush()?;
+    server::serve_store(listener, settings, store, shutdown).await
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future resolves on either signal.

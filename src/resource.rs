@@ -23,6 +23,27 @@ impl ResourceKind {
             ResourceKind::Disk => "Disk",
         }
     }
+
+    /// The number that stands for this kind in the database (never reuse or renumber).
+    pub fn code(self) -> i32 {
+        match self {
+            ResourceKind::ComputeImage => 1,
+            ResourceKind::Snapshot => 2,
+            ResourceKind::Disk => 3,
+            ResourceKind::BaremetalImage => 4,
+        }
+    }
+
+    /// The kind a database number stands for.
+    pub fn from_code(code: i32) -> Option<ResourceKind> {
+        match code {
+            1 => Some(ResourceKind::ComputeImage),
+            2 => Some(ResourceKind::Snapshot),
+            3 => Some(ResourceKind::Disk),
+            4 => Some(ResourceKind::BaremetalImage),
+            _ => None,
+        }
+    }
 }
 
 /// A resource as stored. Disks and snapshots also remember the operating system of the

@@ -9,10 +9,10 @@ use crate::api::{
     iam::IamApi, operation::OperationApi,
 };
 use crate::domain::Catalog;
-use crate::executor::Executor;
+use crate::executor::{Executor, ExecutorSettings};
 use crate::pb;
 use crate::rpc_layer::RpcLayer;
-use crate::store::{memory::MemoryStore, Store};
+use crate::store::{self, DatabaseUrl, Replica, Store};
 use crate::validation::Validator;
 use std::future::Future;
 use std::sync::Arc;
@@ -38,7 +38,18 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long a stop waits for running calls and open connections.
     pub shutdown_grace: Duration,
+    /// Where the state lives.
+    pub database: DatabaseUrl,
+    /// How long this replica's claim on a running operation lasts without renewal.
+    pub lease: Duration,
+    /// How long finished operations are kept.
+    pub operation_retention: Duration,
 }
+
+/// The default `--lease-duration`.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// The default `--operation-retention`: 30 days.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for Settings {
     fn default() -> Settings {
@@ -47,20 +58,57 @@ impl Default for Settings {
             advertise_address: None,
             request_timeout: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
+            database: DatabaseUrl::Memory,
+            lease: DEFAULT_LEASE,
+            operation_retention: DEFAULT_RETENTION,
         }
     }
 }
 
-/// Serves until `shutdown` resolves, then stops accepting calls and lets running ones end.
+/// Opens the store `settings.database` names for a new replica, applying migrations.
+pub async fn open_store(
+    settings: &Settings,
+) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
+    let replica = Replica::new(settings.lease);
+    let store = store::open(&settings.database, replica.clone())
+        .await
+        .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
+    info!(database = %settings.database.display(), replica = %replica.id, "store open");
+    Ok(store)
+}
+
+/// Opens the store and serves until `shutdown` resolves (see [`serve_store`]).
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let store = open_store(&settings).await?;
+    serve_store(listener, settings, store, shutdown).await
+}
+
+/// Serves an open store until `shutdown` resolves, then stops accepting calls, lets
+/// running ones end, and hands the operations still running back to the store.
+pub async fn serve_store(
+    listener: TcpListener,
+    settings: Settings,
+    store: Arc<dyn Store>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let local_address = listener.local_addr()?;
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    let executor = Executor::new(Arc::clone(&store), settings.operation_delay);
-    let catalog = Arc::new(Catalog::new(store, executor, Validator::for_api()));
+    let executor = Executor::new(
+        Arc::clone(&store),
+        ExecutorSettings {
+            copy_duration: settings.operation_delay,
+            lease: settings.lease,
+            retention: settings.operation_retention,
+        },
+    );
+    let catalog = Arc::new(Catalog::new(
+        store,
+        Arc::clone(&executor),
+        Validator::for_api(),
+    ));
     let advertised_address = settings
         .advertise_address
         .clone()
@@ -161,6 +209,7 @@ pub async fn serve(
             "grace period over: closing the connections that are still open"
         ),
     }
+    executor.shutdown().await;
     info!("stopped");
     Ok(())
 }

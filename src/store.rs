@@ -1,17 +1,29 @@
 //! Where resources and operations live. The [`Store`] trait is what the rest of the server
-//! sees; backends implement it (today [`memory::MemoryStore`]).
+//! sees; backends implement it: [`sqlite::SqliteStore`] (the embedded default),
+//! [`postgres::PostgresStore`] (several replicas on one database) and
+//! [`memory::MemoryStore`] (throwaway runs). [`DatabaseUrl`] picks one.
 //!
 //! Invariants every backend keeps:
 //! - a resource is inserted together with the operation that creates it, or not at all;
+//!   when the call returns Ok, both are durable (the durable backends have committed);
 //! - among resources of one kind in one folder, a non-empty name is held by one resource;
 //! - an operation is finished once: [`Store::finish`] applies only to an operation that is
-//!   not done yet, together with its resource change.
+//!   not done yet, together with its resource change, in one transaction;
+//! - a running operation is held by one replica at a time, through a lease that replica
+//!   renews; an operation whose lease ran out is an orphan that any replica may claim.
 
+pub mod codec;
 pub mod memory;
+pub mod migrations;
+pub mod postgres;
+pub mod sqlite;
 
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use async_trait::async_trait;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a store call failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +37,25 @@ pub enum StoreError {
     /// The backend failed.
     Backend(String),
 }
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NameTaken {
+                kind,
+                folder_id,
+                name,
+            } => write!(
+                formatter,
+                "{} name {name:?} is taken in folder {folder_id}",
+                kind.display_name()
+            ),
+            StoreError::Backend(message) => formatter.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 impl From<StoreError> for crate::error::Error {
     fn from(error: StoreError) -> crate::error::Error {
@@ -64,6 +95,35 @@ pub enum Finished {
     Unknown,
 }
 
+/// A copy whose time has come: its operation ends and its resource becomes READY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCopy {
+    pub operation_id: String,
+    pub target: ResourceRef,
+}
+
+/// Who this process is among the replicas sharing a database, and how long its claim on
+/// a running operation lasts without renewal.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub id: String,
+    pub lease: Duration,
+}
+
+impl Replica {
+    /// A replica with a fresh random id.
+    pub fn new(lease: Duration) -> Replica {
+        Replica {
+            id: format!("replica-{:016x}", rand::random::<u64>()),
+            lease,
+        }
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4)
+    }
+}
+
 /// The storage of resources and operations.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -80,15 +140,12 @@ pub trait Store: Send + Sync + 'static {
     /// The operation with the given id.
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError>;
 
-    /// Finishes a running copy in one step: its resource becomes READY, and the operation
-    /// done (modified now) with that resource as its response. Does nothing to an
-    /// operation that is already done. A running operation whose resource is missing is
-    /// a `Backend` error.
-    async fn finish_ready(
-        &self,
-        operation_id: &str,
-        target: &ResourceRef,
-    ) -> Result<Finished, StoreError>;
+    /// Finishes running copies, each in one step: its resource becomes READY, and the
+    /// operation done (modified now) with that resource as its response. Does nothing to
+    /// an operation that is already done. A running operation whose resource is missing
+    /// is a `Backend` error. One outcome per copy, in order; the durable backends commit
+    /// the whole batch at once.
+    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>>;
 
     /// Replaces a running operation by its finished form (done, with response or error)
     /// and applies the change to its resource, atomically; does nothing to an operation
@@ -98,4 +155,93 @@ pub trait Store: Send + Sync + 'static {
         finished: Operation,
         change: ResourceChange,
     ) -> Result<Finished, StoreError>;
+
+    /// Renews this replica's lease on the given running operations. Returns the ones it
+    /// still holds; the others were finished (e.g. cancelled through another replica) or
+    /// taken over, and their local work must stop.
+    async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Takes over up to `limit` orphans: running operations whose lease ran out (their
+    /// replica died or handed them back). They are held by this replica when returned.
+    async fn claim_orphans(&self, limit: usize) -> Result<Vec<OperationRecord>, StoreError>;
+
+    /// Hands running operations back (on shutdown): any replica may claim them at once.
+    async fn release_leases(&self, operation_ids: &[String]) -> Result<(), StoreError>;
+
+    /// Deletes up to `limit` operations that finished before `finished_before_ms`
+    /// (milliseconds since the Unix epoch); returns how many.
+    async fn purge_finished(
+        &self,
+        finished_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+}
+
+/// Where the state lives, as `--database-url` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `memory:`: nothing is kept after exit.
+    Memory,
+    /// `sqlite:PATH` or `sqlite://PATH`: the embedded database file.
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`, passed to the driver as is.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// The embedded default inside a data directory.
+    pub fn default_in(data_dir: &Path) -> DatabaseUrl {
+        DatabaseUrl::Sqlite(data_dir.join("imageplane.sqlite3"))
+    }
+
+    /// Parses a `--database-url` value.
+    pub fn parse(url: &str) -> Result<DatabaseUrl, String> {
+        if url == "memory:" {
+            return Ok(DatabaseUrl::Memory);
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_string()));
+        }
+        if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(
+                    "sqlite: needs a file path, e.g. sqlite:///var/lib/imageplane/db.sqlite3"
+                        .into(),
+                );
+            }
+            return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+        }
+        Err(format!(
+            "unsupported database URL {url:?}: use memory:, sqlite:PATH or postgres://..."
+        ))
+    }
+
+    /// The URL with any password masked, for logs.
+    pub fn display(&self) -> String {
+        match self {
+            DatabaseUrl::Memory => "memory:".into(),
+            DatabaseUrl::Sqlite(path) => format!("sqlite:{}", path.display()),
+            DatabaseUrl::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    parsed.to_string()
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+/// Opens the store the URL names, applying its schema migrations.
+pub async fn open(url: &DatabaseUrl, replica: Replica) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match url {
+        DatabaseUrl::Memory => Arc::new(memory::MemoryStore::new()),
+        DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path, replica).await?),
+        DatabaseUrl::Postgres(url) => {
+            Arc::new(postgres::PostgresStore::connect(url, replica).await?)
+        }
+    })
 }

@@ -1,9 +1,11 @@
 //! The in-memory store: everything in hash maps behind one mutex. Fast, and gone when the
-//! process exits; for tests, benchmarks and throwaway runs.
+//! process exits; for tests, benchmarks and throwaway runs (`--database-url memory:`).
+//! One process owns it, so leases are trivial: every running operation is this
+//! replica's, and there are never orphans to claim.
 
-use super::{Finished, ResourceChange, Store, StoreError};
+use super::{codec, DueCopy, Finished, ResourceChange, Store, StoreError};
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
+use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
 use std::collections::HashMap as StdHashMap;
 use std::sync::Mutex;
@@ -23,6 +25,27 @@ struct Tables {
 }
 
 impl Tables {
+    fn finish_copy(&mut self, copy: &DueCopy) -> Result<Finished, StoreError> {
+        let Some(record) = self.operations.get_mut(&copy.operation_id) else {
+            return Ok(Finished::Unknown);
+        };
+        if record.operation.done {
+            return Ok(Finished::AlreadyDone(Box::new(record.operation.clone())));
+        }
+        let target = &copy.target;
+        let Some(resource) = self.resources.get_mut(&(target.kind, target.id.clone())) else {
+            return Err(StoreError::Backend(format!(
+                "{} {} of running operation {} is missing",
+                target.kind.display_name(),
+                target.id,
+                copy.operation_id
+            )));
+        };
+        resource.set_ready();
+        crate::operations::succeed(&mut record.operation, resource.to_any());
+        Ok(Finished::Applied)
+    }
+
     fn name_key(resource: &Resource) -> Option<NameKey> {
         (!resource.name().is_empty()).then(|| {
             (
@@ -111,29 +134,9 @@ impl Store for MemoryStore {
             .map(|record| record.as_ref().clone()))
     }
 
-    async fn finish_ready(
-        &self,
-        operation_id: &str,
-        target: &ResourceRef,
-    ) -> Result<Finished, StoreError> {
+    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
         let mut guard = self.tables();
-        let tables = &mut *guard;
-        let Some(record) = tables.operations.get_mut(operation_id) else {
-            return Ok(Finished::Unknown);
-        };
-        if record.operation.done {
-            return Ok(Finished::AlreadyDone(Box::new(record.operation.clone())));
-        }
-        let Some(resource) = tables.resources.get_mut(&(target.kind, target.id.clone())) else {
-            return Err(StoreError::Backend(format!(
-                "{} {} of running operation {operation_id} is missing",
-                target.kind.display_name(),
-                target.id
-            )));
-        };
-        resource.set_ready();
-        crate::operations::succeed(&mut record.operation, resource.to_any());
-        Ok(Finished::Applied)
+        copies.iter().map(|copy| guard.finish_copy(copy)).collect()
     }
 
     async fn finish(
@@ -158,5 +161,49 @@ impl Store for MemoryStore {
             ResourceChange::Remove(target) => tables.remove_resource(target.kind, &target.id),
         }
         Ok(Finished::Applied)
+    }
+
+    async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let tables = self.tables();
+        Ok(operation_ids
+            .iter()
+            .filter(|id| {
+                tables
+                    .operations
+                    .get(id.as_str())
+                    .is_some_and(|record| !record.operation.done)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn claim_orphans(&self, _limit: usize) -> Result<Vec<OperationRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn release_leases(&self, _operation_ids: &[String]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn purge_finished(
+        &self,
+        finished_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let mut tables = self.tables();
+        let expired: Vec<String> = tables
+            .operations
+            .iter()
+            .filter(|(_, record)| {
+                record.operation.done
+                    && codec::modified_at_ms(&record.operation) < finished_before_ms
+            })
+            .map(|(id, _)| id.clone())
+            .take(limit)
+            .collect();
+        for id in &expired {
+            tables.operations.remove(id);
+        }
+        Ok(expired.len())
     }
 }

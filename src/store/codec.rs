@@ -1,0 +1,144 @@
+//! How records become rows of the SQL backends and back, the same for SQLite and
+//! PostgreSQL. A row keeps the API message itself, protobuf-encoded, in `body`, beside the
+//! few columns the database must see (kind, folder and name for the unique name index;
+//! done, lease and times for the operation queries). Protobuf keeps old rows readable when
+//! fields are added to the messages.
+
+use super::StoreError;
+use crate::pb::compute::{Disk, Image, Os, Snapshot};
+use crate::pb::{baremetal, operation::Operation};
+use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef, Work};
+use prost::Message;
+
+/// A resource as one row of `resources`.
+pub struct ResourceRow {
+    pub id: String,
+    pub kind: i32,
+    pub folder_id: String,
+    pub name: String,
+    /// Disks and snapshots: the encoded `Os` of the image they descend from.
+    pub os: Option<Vec<u8>>,
+    pub body: Vec<u8>,
+}
+
+impl ResourceRow {
+    pub fn from_resource(resource: &Resource) -> ResourceRow {
+        let (body, os) = match resource {
+            Resource::ComputeImage(image) => (image.encode_to_vec(), None),
+            Resource::Snapshot { snapshot, os } => (snapshot.encode_to_vec(), os.as_ref()),
+            Resource::Disk { disk, os } => (disk.encode_to_vec(), os.as_ref()),
+            Resource::BaremetalImage(image) => (image.encode_to_vec(), None),
+        };
+        ResourceRow {
+            id: resource.id().to_string(),
+            kind: resource.kind().code(),
+            folder_id: resource.folder_id().to_string(),
+            name: resource.name().to_string(),
+            os: os.map(Message::encode_to_vec),
+            body,
+        }
+    }
+}
+
+/// Reads a resource back from its `kind`, `os` and `body` columns.
+pub fn resource_from_columns(
+    kind: i32,
+    os: Option<&[u8]>,
+    body: &[u8],
+) -> Result<Resource, StoreError> {
+    let kind = ResourceKind::from_code(kind)
+        .ok_or_else(|| StoreError::Backend(format!("stored resource has unknown kind {kind}")))?;
+    let unreadable =
+        |error: prost::DecodeError| StoreError::Backend(format!("stored resource: {error}"));
+    let os = os.map(Os::decode).transpose().map_err(unreadable)?;
+    Ok(match kind {
+        ResourceKind::ComputeImage => {
+            Resource::ComputeImage(Image::decode(body).map_err(unreadable)?)
+        }
+        ResourceKind::Snapshot => Resource::Snapshot {
+            snapshot: Snapshot::decode(body).map_err(unreadable)?,
+            os,
+        },
+        ResourceKind::Disk => Resource::Disk {
+            disk: Disk::decode(body).map_err(unreadable)?,
+            os,
+        },
+        ResourceKind::BaremetalImage => {
+            Resource::BaremetalImage(baremetal::Image::decode(body).map_err(unreadable)?)
+        }
+    })
+}
+
+/// An operation as one row of `operations` (without the lease columns, which the
+/// backends set themselves).
+pub struct OperationRow {
+    pub id: String,
+    pub done: bool,
+    pub modified_at_ms: i64,
+    pub target_kind: i32,
+    pub target_id: String,
+    /// The URI of an import; NULL for a copy.
+    pub import_uri: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl OperationRow {
+    pub fn from_record(record: &OperationRecord) -> OperationRow {
+        OperationRow {
+            id: record.operation.id.clone(),
+            done: record.operation.done,
+            modified_at_ms: modified_at_ms(&record.operation),
+            target_kind: record.target.kind.code(),
+            target_id: record.target.id.clone(),
+            import_uri: match &record.work {
+                Work::Copy => None,
+                Work::ImportUri { uri } => Some(uri.clone()),
+            },
+            body: record.operation.encode_to_vec(),
+        }
+    }
+}
+
+/// Reads an operation record back from its columns.
+pub fn record_from_columns(
+    target_kind: i32,
+    target_id: String,
+    import_uri: Option<String>,
+    body: &[u8],
+) -> Result<OperationRecord, StoreError> {
+    let kind = ResourceKind::from_code(target_kind).ok_or_else(|| {
+        StoreError::Backend(format!("stored operation has unknown kind {target_kind}"))
+    })?;
+    Ok(OperationRecord {
+        operation: decode_operation(body)?,
+        target: ResourceRef {
+            kind,
+            id: target_id,
+        },
+        work: match import_uri {
+            None => Work::Copy,
+            Some(uri) => Work::ImportUri { uri },
+        },
+    })
+}
+
+/// Decodes the `body` column of an operation.
+pub fn decode_operation(body: &[u8]) -> Result<Operation, StoreError> {
+    Operation::decode(body)
+        .map_err(|error| StoreError::Backend(format!("stored operation: {error}")))
+}
+
+/// When the operation last changed, in milliseconds since the Unix epoch.
+pub fn modified_at_ms(operation: &Operation) -> i64 {
+    operation
+        .modified_at
+        .as_ref()
+        .map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
+}
+
+/// Milliseconds since the Unix epoch, now, by this machine's clock.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}

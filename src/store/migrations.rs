@@ -1,0 +1,73 @@
+//! Versioned schema migrations, applied at start. Each backend has its own ordered list
+//! of SQL files under `migrations/<backend>/`; the table `schema_migrations` records which
+//! versions a database has. A migration runs in one transaction with its record, so a
+//! crash leaves it applied or not at all. A database newer than this binary is refused
+//! rather than written with an older idea of the schema.
+//!
+//! To change the schema, add a file with the next number to both lists; never edit one
+//! that has shipped.
+
+/// One schema change.
+#[derive(Debug)]
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// The SQLite schema, in order.
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    description: "resources and operations",
+    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+}];
+
+/// The PostgreSQL schema, in order.
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    description: "resources and operations",
+    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+}];
+
+/// Creates the bookkeeping table (the same SQL serves both backends).
+pub const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version BIGINT NOT NULL PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at_ms BIGINT NOT NULL
+)";
+
+/// The migrations still to apply to a database at `current` version, or an error if
+/// the database is newer than this binary knows.
+pub fn pending(all: &'static [Migration], current: i64) -> Result<&'static [Migration], String> {
+    let latest = all.last().map_or(0, |migration| migration.version);
+    if current > latest {
+        return Err(format!(
+            "the database has schema version {current}, newer than this imageplane knows \
+             ({latest}); run a newer imageplane or restore a backup"
+        ));
+    }
+    Ok(&all[all.partition_point(|migration| migration.version <= current)..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_increase_by_one_from_one() {
+        for list in [SQLITE, POSTGRES] {
+            for (index, migration) in list.iter().enumerate() {
+                assert_eq!(migration.version, index as i64 + 1);
+            }
+        }
+        assert_eq!(SQLITE.len(), POSTGRES.len());
+    }
+
+    #[test]
+    fn pending_skips_what_is_applied_and_refuses_newer_databases() {
+        assert_eq!(pending(SQLITE, 0).unwrap().len(), SQLITE.len());
+        assert!(pending(SQLITE, SQLITE.len() as i64).unwrap().is_empty());
+        let error = pending(SQLITE, 99).unwrap_err();
+        assert!(error.contains("schema version 99"), "{error}");
+    }
+}

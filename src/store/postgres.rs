@@ -1,0 +1,420 @@
+//! PostgreSQL: the backend for several replicas sharing one database.
+//!
+//! Every call is one transaction (a create is a single statement: the resource insert and
+//! the operation insert in one data-modifying CTE, so a taken name inserts neither).
+//! Name uniqueness is the partial unique index; concurrent creates of one name serialize
+//! on it and exactly one wins.
+//!
+//! Work is split by leases on running operations, timed by the database's clock so that
+//! replicas' clocks need not agree: the creating replica holds the operation; it renews
+//! its leases while it works; [`Store::claim_orphans`] takes operations whose lease ran
+//! out with `FOR UPDATE SKIP LOCKED`, so two replicas never claim the same one. A cancel
+//! through any replica sets `done` in the database; the owner learns it at its next
+//! renewal (the renewal returns only the operations still running) and stops the work.
+
+use super::codec::{self, OperationRow, ResourceRow};
+use super::migrations;
+use super::{DueCopy, Finished, Replica, ResourceChange, Store, StoreError};
+use crate::pb::operation::Operation;
+use crate::resource::{OperationRecord, Resource, ResourceKind};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+/// Connections per replica.
+const POOL_SIZE: usize = 16;
+
+/// The database's clock, in milliseconds since the Unix epoch.
+const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// Serializes migrations of replicas starting together (an arbitrary constant).
+const MIGRATION_LOCK: i64 = 0x0013_a9e9_1a4e;
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(error: tokio_postgres::Error) -> StoreError {
+        StoreError::Backend(format!("postgres: {error}"))
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(error: deadpool_postgres::PoolError) -> StoreError {
+        StoreError::Backend(format!("postgres connection: {error}"))
+    }
+}
+
+/// A [`Store`] in a PostgreSQL database, shared by any number of replicas.
+pub struct PostgresStore {
+    pool: Pool,
+    replica: Replica,
+}
+
+impl PostgresStore {
+    /// Connects, checks the connection and applies the migrations. The URL is libpq's
+    /// (`postgres://user:password@host:port/database?options=...`); TLS is not supported.
+    pub async fn connect(url: &str, replica: Replica) -> Result<PostgresStore, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|error| StoreError::Backend(format!("invalid postgres URL: {error}")))?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .build()
+            .map_err(|error| StoreError::Backend(format!("postgres pool: {error}")))?;
+        let store = PostgresStore { pool, replica };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        transaction
+            .batch_execute(migrations::CREATE_BOOKKEEPING)
+            .await?;
+        let current: i64 = transaction
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        for migration in
+            migrations::pending(migrations::POSTGRES, current).map_err(StoreError::Backend)?
+        {
+            transaction.batch_execute(migration.sql).await?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version, description, applied_at_ms)
+                     VALUES ($1, $2, $3)",
+                    &[&migration.version, &migration.description, &codec::now_ms()],
+                )
+                .await?;
+            tracing::info!(
+                version = migration.version,
+                migration.description,
+                "applied schema migration"
+            );
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.replica.lease_ms()
+    }
+}
+
+fn resource_from_row(row: &tokio_postgres::Row) -> Result<Resource, StoreError> {
+    let os: Option<Vec<u8>> = row.get("os");
+    let body: Vec<u8> = row.get("body");
+    codec::resource_from_columns(row.get("kind"), os.as_deref(), &body)
+}
+
+fn record_from_row(row: &tokio_postgres::Row) -> Result<OperationRecord, StoreError> {
+    let body: Vec<u8> = row.get("body");
+    codec::record_from_columns(
+        row.get("target_kind"),
+        row.get("target_id"),
+        row.get("import_uri"),
+        &body,
+    )
+}
+
+/// The running operation `id` locked for update: `Err(finished)` says why it cannot be
+/// finished (unknown or already done).
+async fn lock_running(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    id: &str,
+) -> Result<Result<Operation, Finished>, StoreError> {
+    let statement = transaction
+        .prepare_cached("SELECT done, body FROM operations WHERE id = $1 FOR UPDATE")
+        .await?;
+    let Some(row) = transaction.query_opt(&statement, &[&id]).await? else {
+        return Ok(Err(Finished::Unknown));
+    };
+    let body: Vec<u8> = row.get("body");
+    let operation = codec::decode_operation(&body)?;
+    if row.get::<_, bool>("done") {
+        return Ok(Err(Finished::AlreadyDone(Box::new(operation))));
+    }
+    Ok(Ok(operation))
+}
+
+async fn store_finished(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    finished: &Operation,
+) -> Result<(), StoreError> {
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE operations SET done = true, modified_at_ms = $2, body = $3 WHERE id = $1",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &finished.id,
+                &codec::modified_at_ms(finished),
+                &prost::Message::encode_to_vec(finished),
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+async fn update_resource(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    resource: &Resource,
+) -> Result<(), StoreError> {
+    let row = ResourceRow::from_resource(resource);
+    let statement = transaction
+        .prepare_cached("UPDATE resources SET name = $2, os = $3, body = $4 WHERE id = $1")
+        .await?;
+    transaction
+        .execute(&statement, &[&row.id, &row.name, &row.os, &row.body])
+        .await?;
+    Ok(())
+}
+
+/// Finishes one copy inside the batch's transaction. The outer error is a database
+/// failure (the whole batch fails); the inner result is this copy's outcome.
+async fn finish_copy(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    copy: &DueCopy,
+) -> Result<Result<Finished, StoreError>, StoreError> {
+    let mut operation = match lock_running(transaction, &copy.operation_id).await? {
+        Ok(operation) => operation,
+        Err(finished) => return Ok(Ok(finished)),
+    };
+    let statement = transaction
+        .prepare_cached("SELECT kind, os, body FROM resources WHERE id = $1 FOR UPDATE")
+        .await?;
+    let Some(row) = transaction
+        .query_opt(&statement, &[&copy.target.id])
+        .await?
+    else {
+        return Ok(Err(StoreError::Backend(format!(
+            "{} {} of running operation {} is missing",
+            copy.target.kind.display_name(),
+            copy.target.id,
+            copy.operation_id
+        ))));
+    };
+    let mut resource = resource_from_row(&row)?;
+    resource.set_ready();
+    update_resource(transaction, &resource).await?;
+    crate::operations::succeed(&mut operation, resource.to_any());
+    store_finished(transaction, &operation).await?;
+    Ok(Ok(Finished::Applied))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create(
+        &self,
+        resource: Resource,
+        operation: OperationRecord,
+    ) -> Result<(), StoreError> {
+        let resource_row = ResourceRow::from_resource(&resource);
+        let row = OperationRow::from_record(&operation);
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH inserted AS (
+                     INSERT INTO resources (id, kind, folder_id, name, os, body)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id)
+                 INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+                     import_uri, owner, lease_until_ms, body)
+                 SELECT $7, $8, $9, $10, $11, $12, $13, {NOW_MS} + $14, $15 FROM inserted"
+            ))
+            .await?;
+        let inserted = client
+            .execute(
+                &statement,
+                &[
+                    &resource_row.id,
+                    &resource_row.kind,
+                    &resource_row.folder_id,
+                    &resource_row.name,
+                    &resource_row.os,
+                    &resource_row.body,
+                    &row.id,
+                    &row.done,
+                    &row.modified_at_ms,
+                    &row.target_kind,
+                    &row.target_id,
+                    &row.import_uri,
+                    &self.replica.id,
+                    &self.lease_ms(),
+                    &row.body,
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(StoreError::NameTaken {
+                kind: resource.kind(),
+                folder_id: resource_row.folder_id,
+                name: resource_row.name,
+            });
+        }
+        Ok(())
+    }
+
+    async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached("SELECT kind, os, body FROM resources WHERE id = $1 AND kind = $2")
+            .await?;
+        client
+            .query_opt(&statement, &[&id, &kind.code()])
+            .await?
+            .map(|row| resource_from_row(&row))
+            .transpose()
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT target_kind, target_id, import_uri, body FROM operations WHERE id = $1",
+            )
+            .await?;
+        client
+            .query_opt(&statement, &[&id])
+            .await?
+            .map(|row| record_from_row(&row))
+            .transpose()
+    }
+
+    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
+        let run = async {
+            let mut client = self.pool.get().await?;
+            let transaction = client.transaction().await?;
+            // In id order, so that two transactions never wait on each other in a cycle.
+            let mut order: Vec<usize> = (0..copies.len()).collect();
+            order.sort_by(|&a, &b| copies[a].operation_id.cmp(&copies[b].operation_id));
+            let mut outcomes: Vec<Result<Finished, StoreError>> =
+                vec![Ok(Finished::Unknown); copies.len()];
+            for index in order {
+                outcomes[index] = finish_copy(&transaction, &copies[index]).await?;
+            }
+            transaction.commit().await?;
+            Ok::<_, StoreError>(outcomes)
+        };
+        match run.await {
+            Ok(outcomes) => outcomes,
+            Err(error) => vec![Err(error); copies.len()],
+        }
+    }
+
+    async fn finish(
+        &self,
+        finished: Operation,
+        change: ResourceChange,
+    ) -> Result<Finished, StoreError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        if let Err(finished) = lock_running(&transaction, &finished.id).await? {
+            return Ok(finished);
+        }
+        store_finished(&transaction, &finished).await?;
+        match &change {
+            ResourceChange::Put(resource) => update_resource(&transaction, resource).await?,
+            ResourceChange::Remove(target) => {
+                let statement = transaction
+                    .prepare_cached("DELETE FROM resources WHERE id = $1")
+                    .await?;
+                transaction.execute(&statement, &[&target.id]).await?;
+            }
+        }
+        transaction.commit().await?;
+        Ok(Finished::Applied)
+    }
+
+    async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if operation_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "UPDATE operations SET lease_until_ms = {NOW_MS} + $3
+                 WHERE id = ANY($1) AND owner = $2 AND NOT done
+                 RETURNING id"
+            ))
+            .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[&operation_ids, &self.replica.id, &self.lease_ms()],
+            )
+            .await?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    async fn claim_orphans(&self, limit: usize) -> Result<Vec<OperationRecord>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "WITH orphans AS (
+                     SELECT id FROM operations
+                     WHERE NOT done AND lease_until_ms < {NOW_MS}
+                     LIMIT $3 FOR UPDATE SKIP LOCKED)
+                 UPDATE operations SET owner = $1, lease_until_ms = {NOW_MS} + $2
+                 FROM orphans WHERE operations.id = orphans.id
+                 RETURNING operations.target_kind, operations.target_id,
+                           operations.import_uri, operations.body"
+            ))
+            .await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&self.replica.id, &self.lease_ms(), &limit])
+            .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    async fn release_leases(&self, operation_ids: &[String]) -> Result<(), StoreError> {
+        if operation_ids.is_empty() {
+            return Ok(());
+        }
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "UPDATE operations SET lease_until_ms = 0
+                 WHERE id = ANY($1) AND owner = $2 AND NOT done",
+            )
+            .await?;
+        client
+            .execute(&statement, &[&operation_ids, &self.replica.id])
+            .await?;
+        Ok(())
+    }
+
+    async fn purge_finished(
+        &self,
+        finished_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "DELETE FROM operations WHERE id IN (
+                     SELECT id FROM operations WHERE done AND modified_at_ms < $1 LIMIT $2)",
+            )
+            .await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let deleted = client
+            .execute(&statement, &[&finished_before_ms, &limit])
+            .await?;
+        Ok(deleted as usize)
+    }
+}

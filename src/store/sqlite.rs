@@ -1,0 +1,577 @@
+//! The embedded default: one SQLite database file in WAL mode, written by one thread with
+//! group commit.
+//!
+//! Durability without giving up throughput: `synchronous = FULL`, so a commit is on disk
+//! (fsync'd) before any caller hears back, but one commit serves every write that queued
+//! while the previous one was being made. Each write is a job (a closure over the
+//! connection) sent to the writer thread; the thread takes all queued jobs, runs each in
+//! its own savepoint inside one transaction, commits once, and only then answers them all.
+//! Under load that turns one fsync per create into one fsync per batch.
+//!
+//! Reads run on a small pool of read-only connections on blocking threads; WAL lets them
+//! read while the writer writes, and they see every committed write.
+//!
+//! One process at a time: the data directory is locked (`imageplane.lock`) while the
+//! store is open. So at start every running operation left in the file is an orphan of a
+//! previous run, and claiming takes every one not held by this replica.
+
+use super::codec::{self, OperationRow, ResourceRow};
+use super::migrations;
+use super::{DueCopy, Finished, Replica, ResourceChange, Store, StoreError};
+use crate::pb::operation::Operation;
+use crate::resource::{OperationRecord, Resource, ResourceKind};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most jobs one transaction takes; more wait for the next commit.
+const MAX_BATCH: usize = 4096;
+/// Queued writes beyond this make callers wait (back-pressure instead of memory growth).
+const QUEUE_DEPTH: usize = 16 * 1024;
+/// Idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+/// What a job hands back after the commit: it delivers the job's answer, or the commit's
+/// error if the transaction failed.
+type Delivery = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Delivery + Send>;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        StoreError::Backend(format!("sqlite: {error}"))
+    }
+}
+
+/// A [`Store`] in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    replica: Replica,
+    jobs: mpsc::Sender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    /// Held while open: another imageplane on the same file would break the
+    /// one-process assumption of recovery.
+    _lock: File,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, locks its directory and applies
+    /// the migrations.
+    pub async fn open(path: &Path, replica: Replica) -> Result<SqliteStore, StoreError> {
+        let path = path.to_path_buf();
+        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path, replica))
+            .await
+            .map_err(|error| StoreError::Backend(format!("opening sqlite: {error}")))?
+    }
+
+    fn open_blocking(path: PathBuf, replica: Replica) -> Result<SqliteStore, StoreError> {
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&directory).map_err(|error| {
+            StoreError::Backend(format!("cannot create {}: {error}", directory.display()))
+        })?;
+        let lock = lock_directory(&directory, &path)?;
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        migrate(&mut writer)?;
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|error| StoreError::Backend(format!("starting the writer: {error}")))?;
+        Ok(SqliteStore {
+            path,
+            replica,
+            jobs,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            _lock: lock,
+        })
+    }
+
+    /// Runs `work` in the next group commit; answers once it is durable.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let outcome = in_savepoint(connection, work);
+            Box::new(move |commit_error| {
+                let _ = answer.send(match commit_error {
+                    Some(error) => Err(error.clone()),
+                    None => outcome,
+                });
+            })
+        });
+        let stopped = || StoreError::Backend("sqlite writer has stopped".into());
+        self.jobs.send(job).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    /// Runs `work` on a read connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let readers = Arc::clone(&self.readers);
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let connection = match idle {
+                Some(connection) => connection,
+                None => open_reader(&path)?,
+            };
+            let outcome = work(&connection);
+            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(connection);
+            }
+            outcome
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("sqlite read: {error}")))?
+    }
+}
+
+/// Takes the directory's lock file, or says who holds it.
+fn lock_directory(directory: &Path, database: &Path) -> Result<File, StoreError> {
+    let lock_path = directory.join("imageplane.lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|error| {
+            StoreError::Backend(format!("cannot open {}: {error}", lock_path.display()))
+        })?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Backend(format!(
+            "{} is in use by another imageplane process (lock {} is held); \
+             several replicas need a shared PostgreSQL (--database-url postgres://...)",
+            database.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(error)) => Err(StoreError::Backend(format!(
+            "cannot lock {}: {error}",
+            lock_path.display()
+        ))),
+    }
+}
+
+fn configure(connection: &Connection) -> Result<(), StoreError> {
+    // WAL: readers never block the writer. FULL: a commit is fsync'd before it returns.
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(())
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(connection)
+}
+
+fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
+    connection.execute_batch(migrations::CREATE_BOOKKEEPING)?;
+    let current: i64 = connection.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |row| row.get(0),
+    )?;
+    for migration in
+        migrations::pending(migrations::SQLITE, current).map_err(StoreError::Backend)?
+    {
+        let transaction = connection.transaction()?;
+        transaction.execute_batch(migration.sql)?;
+        transaction.execute(
+            "INSERT INTO schema_migrations (version, description, applied_at_ms) VALUES (?1, ?2, ?3)",
+            params![migration.version, migration.description, codec::now_ms()],
+        )?;
+        transaction.commit()?;
+        tracing::info!(
+            version = migration.version,
+            migration.description,
+            "applied schema migration"
+        );
+    }
+    Ok(())
+}
+
+/// The writer thread: takes every queued job, runs them in one transaction, commits once
+/// and then answers them. Ends when the store is dropped.
+fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+            let error = StoreError::from(error);
+            for job in batch.drain(..) {
+                // Not run: answer with the error without touching the connection.
+                drop(job);
+            }
+            tracing::error!(?error, "sqlite: cannot begin a transaction");
+            continue;
+        }
+        let deliveries: Vec<Delivery> = batch.drain(..).map(|job| job(&connection)).collect();
+        let commit_error = connection
+            .execute_batch("COMMIT")
+            .err()
+            .map(StoreError::from);
+        if commit_error.is_some() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        for delivery in deliveries {
+            delivery(commit_error.as_ref());
+        }
+    }
+}
+
+/// Runs one job in a savepoint: its changes are undone if it fails, and the other jobs of
+/// the batch are unaffected.
+fn in_savepoint<T>(
+    connection: &Connection,
+    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    connection.execute_batch("SAVEPOINT job")?;
+    let outcome = work(connection);
+    let end = if outcome.is_ok() {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
+    connection.execute_batch(end)?;
+    outcome
+}
+
+fn insert_resource(connection: &Connection, row: &ResourceRow) -> Result<bool, StoreError> {
+    let inserted = connection
+        .prepare_cached(
+            "INSERT INTO resources (id, kind, folder_id, name, os, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            row.id,
+            row.kind,
+            row.folder_id,
+            row.name,
+            row.os,
+            row.body
+        ])?;
+    Ok(inserted == 1)
+}
+
+fn select_resource(connection: &Connection, id: &str) -> Result<Option<Resource>, StoreError> {
+    connection
+        .prepare_cached("SELECT kind, os, body FROM resources WHERE id = ?1")?
+        .query_row([id], |row| {
+            Ok((
+                row.get::<_, i32>(0)?,
+                row.get::<_, Option<Vec<u8>>>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })
+        .optional()?
+        .map(|(kind, os, body)| codec::resource_from_columns(kind, os.as_deref(), &body))
+        .transpose()
+}
+
+fn update_resource(connection: &Connection, resource: &Resource) -> Result<(), StoreError> {
+    let row = ResourceRow::from_resource(resource);
+    connection
+        .prepare_cached("UPDATE resources SET name = ?2, os = ?3, body = ?4 WHERE id = ?1")?
+        .execute(params![row.id, row.name, row.os, row.body])?;
+    Ok(())
+}
+
+/// The operation's done flag and body, if it exists.
+fn select_operation(
+    connection: &Connection,
+    id: &str,
+) -> Result<Option<(bool, Operation)>, StoreError> {
+    connection
+        .prepare_cached("SELECT done, body FROM operations WHERE id = ?1")?
+        .query_row([id], |row| {
+            Ok((row.get::<_, bool>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?
+        .map(|(done, body)| Ok((done, codec::decode_operation(&body)?)))
+        .transpose()
+}
+
+fn store_finished(connection: &Connection, finished: &Operation) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "UPDATE operations SET done = 1, modified_at_ms = ?2, body = ?3 WHERE id = ?1",
+        )?
+        .execute(params![
+            finished.id,
+            codec::modified_at_ms(finished),
+            prost::Message::encode_to_vec(finished)
+        ])?;
+    Ok(())
+}
+
+fn finish_copy(connection: &Connection, copy: &DueCopy) -> Result<Finished, StoreError> {
+    let Some((done, mut operation)) = select_operation(connection, &copy.operation_id)? else {
+        return Ok(Finished::Unknown);
+    };
+    if done {
+        return Ok(Finished::AlreadyDone(Box::new(operation)));
+    }
+    let Some(mut resource) = select_resource(connection, &copy.target.id)? else {
+        return Err(StoreError::Backend(format!(
+            "{} {} of running operation {} is missing",
+            copy.target.kind.display_name(),
+            copy.target.id,
+            copy.operation_id
+        )));
+    };
+    resource.set_ready();
+    update_resource(connection, &resource)?;
+    crate::operations::succeed(&mut operation, resource.to_any());
+    store_finished(connection, &operation)?;
+    Ok(Finished::Applied)
+}
+
+fn finish(
+    connection: &Connection,
+    finished: &Operation,
+    change: &ResourceChange,
+) -> Result<Finished, StoreError> {
+    match select_operation(connection, &finished.id)? {
+        None => return Ok(Finished::Unknown),
+        Some((true, operation)) => return Ok(Finished::AlreadyDone(Box::new(operation))),
+        Some((false, _)) => {}
+    }
+    store_finished(connection, finished)?;
+    match change {
+        ResourceChange::Put(resource) => update_resource(connection, resource)?,
+        ResourceChange::Remove(target) => {
+            connection
+                .prepare_cached("DELETE FROM resources WHERE id = ?1")?
+                .execute([&target.id])?;
+        }
+    }
+    Ok(Finished::Applied)
+}
+
+/// Binds a list of ids as one JSON array parameter (SQLite has no array type).
+fn id_list(ids: &[String]) -> String {
+    let quoted: Vec<String> = ids
+        .iter()
+        .map(|id| format!("\"{}\"", id.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("[{}]", quoted.join(","))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create(
+        &self,
+        resource: Resource,
+        operation: OperationRecord,
+    ) -> Result<(), StoreError> {
+        let resource_row = ResourceRow::from_resource(&resource);
+        let operation_row = OperationRow::from_record(&operation);
+        let owner = self.replica.id.clone();
+        let lease_until = codec::now_ms() + self.replica.lease_ms();
+        self.write(move |connection| {
+            if !insert_resource(connection, &resource_row)? {
+                return Err(StoreError::NameTaken {
+                    kind: resource.kind(),
+                    folder_id: resource_row.folder_id,
+                    name: resource_row.name,
+                });
+            }
+            let row = operation_row;
+            connection
+                .prepare_cached(
+                    "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+                         import_uri, owner, lease_until_ms, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    row.id,
+                    row.done,
+                    row.modified_at_ms,
+                    row.target_kind,
+                    row.target_id,
+                    row.import_uri,
+                    owner,
+                    lease_until,
+                    row.body
+                ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
+        let id = id.to_string();
+        let found = self
+            .read(move |connection| select_resource(connection, &id))
+            .await?;
+        Ok(found.filter(|resource| resource.kind() == kind))
+    }
+
+    async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        let id = id.to_string();
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT target_kind, target_id, import_uri, body FROM operations WHERE id = ?1",
+                )?
+                .query_row([&id], |row| {
+                    Ok((
+                        row.get::<_, i32>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Vec<u8>>(3)?,
+                    ))
+                })
+                .optional()?
+                .map(|(kind, target, uri, body)| {
+                    codec::record_from_columns(kind, target, uri, &body)
+                })
+                .transpose()
+        })
+        .await
+    }
+
+    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
+        let count = copies.len();
+        let copies = copies.to_vec();
+        let outcome = self
+            .write(move |connection| {
+                Ok(copies
+                    .iter()
+                    .map(|copy| {
+                        in_savepoint(connection, |connection| finish_copy(connection, copy))
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        match outcome {
+            Ok(outcomes) => outcomes,
+            Err(error) => vec![Err(error); count],
+        }
+    }
+
+    async fn finish(
+        &self,
+        finished: Operation,
+        change: ResourceChange,
+    ) -> Result<Finished, StoreError> {
+        self.write(move |connection| finish(connection, &finished, &change))
+            .await
+    }
+
+    async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if operation_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = id_list(operation_ids);
+        let owner = self.replica.id.clone();
+        let lease_until = codec::now_ms() + self.replica.lease_ms();
+        self.write(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "UPDATE operations SET lease_until_ms = ?3
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND owner = ?2 AND done = 0
+                 RETURNING id",
+            )?;
+            let held = statement
+                .query_map(params![ids, owner, lease_until], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(held)
+        })
+        .await
+    }
+
+    async fn claim_orphans(&self, limit: usize) -> Result<Vec<OperationRecord>, StoreError> {
+        let owner = self.replica.id.clone();
+        let now = codec::now_ms();
+        let lease_until = now + self.replica.lease_ms();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(move |connection| {
+            // The directory lock makes this the only process: whatever another replica id
+            // holds was left by an earlier run.
+            let mut statement = connection.prepare_cached(
+                "UPDATE operations SET owner = ?1, lease_until_ms = ?3
+                 WHERE id IN (SELECT id FROM operations
+                              WHERE done = 0 AND (owner <> ?1 OR lease_until_ms < ?2)
+                              LIMIT ?4)
+                 RETURNING target_kind, target_id, import_uri, body",
+            )?;
+            let rows = statement
+                .query_map(params![owner, now, lease_until, limit], |row| {
+                    Ok((
+                        row.get::<_, i32>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Vec<u8>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(kind, target, uri, body)| {
+                    codec::record_from_columns(kind, target, uri, &body)
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn release_leases(&self, operation_ids: &[String]) -> Result<(), StoreError> {
+        if operation_ids.is_empty() {
+            return Ok(());
+        }
+        let ids = id_list(operation_ids);
+        let owner = self.replica.id.clone();
+        self.write(move |connection| {
+            connection
+                .prepare_cached(
+                    "UPDATE operations SET lease_until_ms = 0
+                     WHERE id IN (SELECT value FROM json_each(?1)) AND owner = ?2 AND done = 0",
+                )?
+                .execute(params![ids, owner])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_finished(
+        &self,
+        finished_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(move |connection| {
+            let deleted = connection
+                .prepare_cached(
+                    "DELETE FROM operations WHERE id IN (
+                         SELECT id FROM operations
+                         WHERE done = 1 AND modified_at_ms < ?1 LIMIT ?2)",
+                )?
+                .execute(params![finished_before_ms, limit])?;
+            Ok(deleted)
+        })
+        .await
+    }
+}

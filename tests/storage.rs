@@ -1,0 +1,646 @@
+//! One storage test suite for every backend: memory, the embedded SQLite default, and
+//! PostgreSQL when `IMAGEPLANE_TEST_DATABASE_URL` names a database (each test then works
+//! in a schema of its own, dropped when it passes). Without that variable the PostgreSQL
+//! part does not run, and every test says so on stderr; scripts/test.sh says it louder.
+//!
+//! Each test runs the same checks against each backend, named in the failure message.
+
+use imageplane::pb::compute::{disk, Disk};
+use imageplane::pb::operation::{operation, Operation};
+use imageplane::resource::{OperationRecord, Resource, ResourceKind, Work};
+use imageplane::store::{
+    self, DatabaseUrl, DueCopy, Finished, Replica, ResourceChange, Store, StoreError,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The variable that names the PostgreSQL database for these tests.
+const POSTGRES_VARIABLE: &str = "IMAGEPLANE_TEST_DATABASE_URL";
+
+/// A place for one backend's state, fresh for each test.
+struct Backend {
+    name: &'static str,
+    url: DatabaseUrl,
+    /// The PostgreSQL schema to drop after the test.
+    schema: Option<(String, String)>,
+    _directory: Option<TempDir>,
+}
+
+impl Backend {
+    fn durable(&self) -> bool {
+        self.url != DatabaseUrl::Memory
+    }
+
+    async fn open(&self, lease: Duration) -> Arc<dyn Store> {
+        store::open(&self.url, Replica::new(lease))
+            .await
+            .unwrap_or_else(|error| panic!("{}: open failed: {error}", self.name))
+    }
+
+    /// Drops the PostgreSQL schema of a test that passed.
+    async fn clean_up(self) {
+        if let Some((base_url, schema)) = &self.schema {
+            let client = postgres_client(base_url).await;
+            client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// A directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn postgres_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("{POSTGRES_VARIABLE}={url}: cannot connect: {error}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Every backend, each with fresh state.
+async fn backends() -> Vec<Backend> {
+    let directory =
+        std::env::temp_dir().join(format!("imageplane-storage-{:016x}", rand::random::<u64>()));
+    let mut backends = vec![
+        Backend {
+            name: "memory",
+            url: DatabaseUrl::Memory,
+            schema: None,
+            _directory: None,
+        },
+        Backend {
+            name: "sqlite",
+            url: DatabaseUrl::Sqlite(directory.join("imageplane.sqlite3")),
+            schema: None,
+            _directory: Some(TempDir(directory)),
+        },
+    ];
+    match std::env::var(POSTGRES_VARIABLE) {
+        Ok(base_url) if !base_url.is_empty() => {
+            let schema = format!("imageplane_test_{:016x}", rand::random::<u64>());
+            postgres_client(&base_url)
+                .await
+                .batch_execute(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .unwrap();
+            let separator = if base_url.contains('?') { '&' } else { '?' };
+            let url = format!("{base_url}{separator}options=-csearch_path%3D{schema}");
+            backends.push(Backend {
+                name: "postgres",
+                url: DatabaseUrl::Postgres(url),
+                schema: Some((base_url, schema)),
+                _directory: None,
+            });
+        }
+        _ => eprintln!(
+            "WARNING: {POSTGRES_VARIABLE} is not set: the PostgreSQL part of the storage \
+             suite did NOT run (set it to e.g. postgres://postgres@127.0.0.1:5432/test)"
+        ),
+    }
+    backends
+}
+
+fn creating_disk(folder_id: &str, name: &str) -> Resource {
+    Resource::Disk {
+        disk: Disk {
+            id: imageplane::ids::new_id(imageplane::ids::prefix::DISK),
+            folder_id: folder_id.into(),
+            name: name.into(),
+            zone_id: "ru-central1-a".into(),
+            size: 1 << 30,
+            status: disk::Status::Creating as i32,
+            created_at: Some(imageplane::operations::now()),
+            ..Default::default()
+        },
+        os: None,
+    }
+}
+
+fn record_for(resource: &Resource, work: Work) -> OperationRecord {
+    OperationRecord {
+        operation: imageplane::operations::start(
+            "Create disk",
+            "tester",
+            prost_types::Any::default(),
+        ),
+        target: resource.reference(),
+        work,
+    }
+}
+
+/// Stores a new CREATING disk with its running copy operation.
+async fn create(store: &dyn Store, folder_id: &str, name: &str) -> (Resource, OperationRecord) {
+    let resource = creating_disk(folder_id, name);
+    let record = record_for(&resource, Work::Copy);
+    store
+        .create(resource.clone(), record.clone())
+        .await
+        .unwrap();
+    (resource, record)
+}
+
+fn due(record: &OperationRecord) -> DueCopy {
+    DueCopy {
+        operation_id: record.operation.id.clone(),
+        target: record.target.clone(),
+    }
+}
+
+#[tokio::test]
+async fn created_records_read_back_as_they_were_stored() {
+    for backend in backends().await {
+        let store = backend.open(Duration::from_secs(10)).await;
+        let Resource::Disk { disk, .. } = creating_disk("folder", "") else {
+            unreachable!()
+        };
+        let resource = Resource::Disk {
+            disk,
+            os: Some(imageplane::pb::compute::Os {
+                r#type: 2,
+                ..Default::default()
+            }),
+        };
+        let record = record_for(
+            &resource,
+            Work::ImportUri {
+                uri: "https://example.com/a.qcow2".into(),
+            },
+        );
+        store
+            .create(resource.clone(), record.clone())
+            .await
+            .unwrap();
+        let name = backend.name;
+        assert_eq!(
+            store
+                .resource(ResourceKind::Disk, resource.id())
+                .await
+                .unwrap(),
+            Some(resource.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .resource(ResourceKind::Snapshot, resource.id())
+                .await
+                .unwrap(),
+            None,
+            "{name}: another kind with the same id"
+        );
+        assert_eq!(
+            store.operation(&record.operation.id).await.unwrap(),
+            Some(record),
+            "{name}"
+        );
+        assert_eq!(store.operation("oprmissing").await.unwrap(), None, "{name}");
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn names_are_unique_per_kind_and_folder_and_freed_on_removal() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (first, _) = create(store.as_ref(), "f1", "web").await;
+
+        let taken = creating_disk("f1", "web");
+        let refused = record_for(&taken, Work::Copy);
+        let error = store
+            .create(taken.clone(), refused.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            StoreError::NameTaken {
+                kind: ResourceKind::Disk,
+                folder_id: "f1".into(),
+                name: "web".into()
+            },
+            "{name}"
+        );
+        assert_eq!(
+            store.operation(&refused.operation.id).await.unwrap(),
+            None,
+            "{name}: a refused create leaves no operation"
+        );
+        assert_eq!(
+            store
+                .resource(ResourceKind::Disk, taken.id())
+                .await
+                .unwrap(),
+            None,
+            "{name}: a refused create leaves no resource"
+        );
+
+        create(store.as_ref(), "f2", "web").await; // another folder
+        create(store.as_ref(), "f1", "").await; // empty names never clash
+        create(store.as_ref(), "f1", "").await;
+
+        assert!(
+            store
+                .resource(ResourceKind::Disk, first.id())
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}: the holder is untouched"
+        );
+        // Removing the holder frees the name.
+        let (holder, holder_op) = create(store.as_ref(), "f3", "db").await;
+        let cancelled = imageplane::operations::failed(
+            &holder_op.operation,
+            imageplane::error::Error::Cancelled("cancelled".into()).to_rpc_status(),
+        );
+        assert_eq!(
+            store
+                .finish(cancelled, ResourceChange::Remove(holder.reference()))
+                .await
+                .unwrap(),
+            Finished::Applied,
+            "{name}"
+        );
+        create(store.as_ref(), "f3", "db").await;
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_creates_of_one_name_have_exactly_one_winner() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let mut attempts = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let store = Arc::clone(&store);
+            attempts.spawn(async move {
+                let resource = creating_disk("contended", "same-name");
+                let record = record_for(&resource, Work::Copy);
+                (store.create(resource, record.clone()).await, record)
+            });
+        }
+        let mut winners = 0;
+        while let Some(joined) = attempts.join_next().await {
+            let (outcome, record) = joined.unwrap();
+            let stored = store.operation(&record.operation.id).await.unwrap();
+            match outcome {
+                Ok(()) => {
+                    winners += 1;
+                    assert!(stored.is_some(), "{name}: the winner's operation is stored");
+                }
+                Err(StoreError::NameTaken { .. }) => {
+                    assert!(
+                        stored.is_none(),
+                        "{name}: a loser's operation is not stored"
+                    );
+                }
+                Err(other) => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(winners, 1, "{name}");
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn a_copy_finishes_once_with_its_resource_ready() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (resource, first) = create(store.as_ref(), "f", "a").await;
+        let (_, second) = create(store.as_ref(), "f", "b").await;
+        let outcomes = store
+            .finish_copies(&[
+                due(&first),
+                due(&second),
+                DueCopy {
+                    operation_id: "oprunknown".into(),
+                    target: resource.reference(),
+                },
+            ])
+            .await;
+        assert_eq!(
+            outcomes,
+            vec![
+                Ok(Finished::Applied),
+                Ok(Finished::Applied),
+                Ok(Finished::Unknown)
+            ],
+            "{name}"
+        );
+        let Some(Resource::Disk { disk, .. }) = store
+            .resource(ResourceKind::Disk, resource.id())
+            .await
+            .unwrap()
+        else {
+            panic!("{name}: the disk is gone")
+        };
+        assert_eq!(disk.status, disk::Status::Ready as i32, "{name}");
+        let operation = store
+            .operation(&first.operation.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .operation;
+        assert!(operation.done, "{name}");
+        match &operation.result {
+            Some(operation::Result::Response(any)) => {
+                let answered: Disk = prost::Message::decode(any.value.as_slice()).unwrap();
+                assert_eq!(answered, disk, "{name}: the response is the READY disk");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        // Again: nothing changes.
+        let again = store.finish_copies(&[due(&first)]).await;
+        assert_eq!(
+            again,
+            vec![Ok(Finished::AlreadyDone(Box::new(operation)))],
+            "{name}"
+        );
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn finish_applies_once_and_a_cancel_removes_the_resource() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (resource, record) = create(store.as_ref(), "f", "x").await;
+        let cancelled: Operation = imageplane::operations::failed(
+            &record.operation,
+            imageplane::error::Error::Cancelled("stop".into()).to_rpc_status(),
+        );
+        let remove = ResourceChange::Remove(resource.reference());
+        assert_eq!(
+            store
+                .finish(cancelled.clone(), remove.clone())
+                .await
+                .unwrap(),
+            Finished::Applied,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .resource(ResourceKind::Disk, resource.id())
+                .await
+                .unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .operation(&record.operation.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .operation,
+            cancelled,
+            "{name}"
+        );
+        // A later finish (say, the copy completing) loses the race.
+        let late = imageplane::operations::succeeded(&record.operation, resource.to_any());
+        assert_eq!(
+            store
+                .finish(late, ResourceChange::Put(Box::new(resource.clone())))
+                .await
+                .unwrap(),
+            Finished::AlreadyDone(Box::new(cancelled.clone())),
+            "{name}"
+        );
+        assert_eq!(
+            store.finish_copies(&[due(&record)]).await,
+            vec![Ok(Finished::AlreadyDone(Box::new(cancelled)))],
+            "{name}"
+        );
+        let mut stranger = record.operation.clone();
+        stranger.id = "oprnobody".into();
+        assert_eq!(
+            store.finish(stranger, remove).await.unwrap(),
+            Finished::Unknown,
+            "{name}"
+        );
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn renewal_returns_only_the_operations_still_running() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (_, running) = create(store.as_ref(), "f", "").await;
+        let (_, finished) = create(store.as_ref(), "f", "").await;
+        store.finish_copies(&[due(&finished)]).await;
+        let held = store
+            .renew_leases(&[
+                running.operation.id.clone(),
+                finished.operation.id.clone(),
+                "oprunknown".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(held, vec![running.operation.id.clone()], "{name}");
+        assert_eq!(store.renew_leases(&[]).await.unwrap(), Vec::<String>::new());
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn durable_backends_keep_everything_across_a_reopen_and_hand_over_running_work() {
+    for backend in backends().await {
+        if !backend.durable() {
+            continue;
+        }
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(60)).await;
+        let (resource, running) = create(store.as_ref(), "f", "kept").await;
+        let (_, finished) = create(store.as_ref(), "f", "done").await;
+        store.finish_copies(&[due(&finished)]).await;
+        // What this replica holds is not an orphan while its lease runs.
+        assert!(store.claim_orphans(10).await.unwrap().is_empty(), "{name}");
+        drop(store);
+
+        let reopened = backend.open(Duration::from_secs(60)).await;
+        assert_eq!(
+            reopened
+                .resource(ResourceKind::Disk, resource.id())
+                .await
+                .unwrap(),
+            Some(resource.clone()),
+            "{name}"
+        );
+        assert!(
+            reopened
+                .operation(&finished.operation.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .operation
+                .done,
+            "{name}"
+        );
+        if backend.name == "sqlite" {
+            // One process per file: whatever the last run held is an orphan now.
+            let claimed = reopened.claim_orphans(10).await.unwrap();
+            assert_eq!(claimed, vec![running.clone()], "{name}");
+            // Claimed once: now it is held.
+            assert!(
+                reopened.claim_orphans(10).await.unwrap().is_empty(),
+                "{name}"
+            );
+        } else {
+            // A shared database: the old holder's lease still runs, so another replica
+            // must wait (see the replica test for take-over and hand-back).
+            assert!(
+                reopened.claim_orphans(10).await.unwrap().is_empty(),
+                "{name}"
+            );
+        }
+        drop(reopened);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn the_sqlite_file_is_used_by_one_process_at_a_time() {
+    let backends = backends().await;
+    let sqlite = backends
+        .iter()
+        .find(|backend| backend.name == "sqlite")
+        .unwrap();
+    let store = sqlite.open(Duration::from_secs(10)).await;
+    let error = store::open(&sqlite.url, Replica::new(Duration::from_secs(10)))
+        .await
+        .err()
+        .expect("a second open of the same file is refused");
+    assert!(
+        error.to_string().contains("in use by another imageplane"),
+        "{error}"
+    );
+    drop(store);
+    sqlite.open(Duration::from_secs(10)).await;
+    for backend in backends {
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn replicas_of_one_postgres_split_orphans_and_take_over_expired_leases() {
+    for backend in backends().await {
+        if backend.name != "postgres" {
+            continue;
+        }
+        let short = Duration::from_millis(300);
+        let first = backend.open(short).await;
+        let mut records = Vec::new();
+        for _ in 0..20 {
+            records.push(create(first.as_ref(), "f", "").await.1);
+        }
+        // Held by `first` for 300 ms.
+        let second = backend.open(short).await;
+        let third = backend.open(short).await;
+        assert!(second.claim_orphans(100).await.unwrap().is_empty());
+        tokio::time::sleep(short + Duration::from_millis(200)).await;
+        // Two replicas claim at once: every orphan goes to exactly one of them.
+        let (a, b) = tokio::join!(second.claim_orphans(100), third.claim_orphans(100));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.len() + b.len(), records.len());
+        let mut claimed: Vec<String> = a.iter().chain(&b).map(|r| r.operation.id.clone()).collect();
+        claimed.sort();
+        claimed.dedup();
+        assert_eq!(
+            claimed.len(),
+            records.len(),
+            "an operation was claimed twice"
+        );
+        // The old holder has lost them: its renewal says so.
+        let ids: Vec<String> = records.iter().map(|r| r.operation.id.clone()).collect();
+        assert!(first.renew_leases(&ids).await.unwrap().is_empty());
+
+        // A handed-back lease can be claimed at once.
+        let long = backend.open(Duration::from_secs(60)).await;
+        let (_, kept) = create(long.as_ref(), "f", "").await;
+        assert!(second.claim_orphans(100).await.unwrap().is_empty());
+        long.release_leases(std::slice::from_ref(&kept.operation.id))
+            .await
+            .unwrap();
+        let taken = second.claim_orphans(100).await.unwrap();
+        assert_eq!(taken, vec![kept]);
+        drop((first, second, third, long));
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn purging_removes_only_finished_operations_older_than_the_cutoff() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (_, running) = create(store.as_ref(), "f", "").await;
+        let (_, old) = create(store.as_ref(), "f", "").await;
+        store.finish_copies(&[due(&old)]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cutoff = imageplane::store::codec::now_ms();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let (_, recent) = create(store.as_ref(), "f", "").await;
+        store.finish_copies(&[due(&recent)]).await;
+
+        assert_eq!(
+            store.purge_finished(cutoff, 100).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            store.operation(&old.operation.id).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert!(
+            store
+                .operation(&recent.operation.id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        assert!(
+            store
+                .operation(&running.operation.id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        // A running operation is never purged, however old.
+        assert_eq!(
+            store.purge_finished(i64::MAX, 100).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert!(
+            store
+                .operation(&running.operation.id)
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        drop(store);
+        backend.clean_up().await;
+    }
+}
