@@ -9,6 +9,16 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+postgres_warning() {
+    if [[ -z "${IMAGEPLANE_TEST_DATABASE_URL:-}" ]]; then
+        echo
+        echo "!!! WARNING: IMAGEPLANE_TEST_DATABASE_URL is not set: the PostgreSQL storage and"
+        echo "!!! replica tests did NOT run. Point it at an empty-able database, e.g."
+        echo "!!!   IMAGEPLANE_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test ./scripts/test.sh"
+        echo
+    fi
+}
+postgres_warning
 echo "== cargo test"
 cargo test --quiet
 
@@ -22,3 +32,4 @@ if [[ ! -x "$venv/bin/python" ]] || ! cmp -s "$requirements" "$venv/.requirement
     cp "$requirements" "$venv/.requirements"
 fi
 IMAGEPLANE_BIN="$PWD/target/debug/imageplane" "$venv/bin/python" -m pytest tests/conformance -q -p no:cacheprovider
+postgres_warning

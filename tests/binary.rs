@@ -75,6 +75,8 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
 
     let (mut child, address) = start_server(
         &[
+            "--database-url",
+            "memory:",
             "--log-format",
             "json",
             "--log-level",

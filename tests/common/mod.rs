@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use imageplane::pb::baremetal::image_service_client::ImageServiceClient as BaremetalImages;
 use imageplane::pb::compute::disk_service_client::DiskServiceClient;
 use imageplane::pb::compute::image_service_client::ImageServiceClient;

@@ -1,0 +1,101 @@
+//! The real `imageplane` binary as a child process: started with flags on an ephemeral
+//! port, with its log in a file, and stopped by SIGTERM or killed with SIGKILL.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `imageplane serve`.
+pub struct ServerProcess {
+    pub child: Child,
+    pub address: String,
+    pub log: PathBuf,
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let directory =
+        std::env::temp_dir().join(format!("imageplane-{label}-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&directory).unwrap();
+    directory
+}
+
+impl ServerProcess {
+    /// Starts `imageplane serve --listen 127.0.0.1:0` with more flags and waits for its
+    /// announcement. The log (stderr) goes to `log`.
+    pub fn start(flags: &[&str], log: PathBuf) -> ServerProcess {
+        let log_file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imageplane"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("the binary starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("imageplane listening on ")
+            .unwrap_or_else(|| {
+                let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("unexpected first line {line:?}; log:\n{logged}")
+            })
+            .to_string();
+        ServerProcess {
+            child,
+            address,
+            log,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill_9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit; returns how long it took (panics after 30 s).
+    pub fn terminate(&mut self) -> Duration {
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit status {status}");
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "still running 30 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the server has logged so far.
+    pub fn logged(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,308 @@
+//! Durability and hand-over of the real binary: kill -9 while creates are under way loses
+//! nothing acknowledged; SIGTERM hands running work back and exits within 10 s; two
+//! replicas on one PostgreSQL split the work, take over from a killed one, pass cancels
+//! through the database and let exactly one of many same-name creates win.
+//!
+//! The PostgreSQL tests need `IMAGEPLANE_TEST_DATABASE_URL` (see tests/storage.rs);
+//! without it they say on stderr that they did not run.
+
+mod common;
+
+use common::process::{temp_dir, ServerProcess};
+use imageplane::pb::compute::disk_service_client::DiskServiceClient;
+use imageplane::pb::compute::{disk, CreateDiskMetadata, CreateDiskRequest, GetDiskRequest};
+use imageplane::pb::operation::operation_service_client::OperationServiceClient;
+use imageplane::pb::operation::{
+    operation, CancelOperationRequest, GetOperationRequest, Operation,
+};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+async fn connect(server: &ServerProcess) -> Channel {
+    Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+fn disk_request(folder_id: &str, name: &str) -> CreateDiskRequest {
+    CreateDiskRequest {
+        folder_id: folder_id.into(),
+        name: name.into(),
+        zone_id: "ru-central1-a".into(),
+        size: 1 << 30,
+        ..Default::default()
+    }
+}
+
+fn disk_id_of(operation: &Operation) -> String {
+    let metadata: CreateDiskMetadata =
+        prost::Message::decode(operation.metadata.as_ref().unwrap().value.as_slice()).unwrap();
+    metadata.disk_id
+}
+
+/// Polls until the operation is done (at most `limit`).
+async fn wait_done(channel: &Channel, id: &str, limit: Duration) -> Operation {
+    let mut operations = OperationServiceClient::new(channel.clone());
+    let started = Instant::now();
+    loop {
+        let operation = operations
+            .get(GetOperationRequest {
+                operation_id: id.into(),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("operation {id}: {status}"))
+            .into_inner();
+        if operation.done {
+            return operation;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "operation {id} still running after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn disk_status(channel: &Channel, id: &str) -> Result<i32, tonic::Status> {
+    let disk = DiskServiceClient::new(channel.clone())
+        .get(GetDiskRequest { disk_id: id.into() })
+        .await?
+        .into_inner();
+    Ok(disk.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_creating_loses_nothing_that_was_acknowledged() {
+    let data_dir = temp_dir("kill9");
+    let dir = data_dir.to_str().unwrap();
+    let log = data_dir.join("server.log");
+    let mut server = ServerProcess::start(
+        &["--data-dir", dir, "--operation-delay", "200ms"],
+        log.clone(),
+    );
+    let channel = connect(&server).await;
+
+    // Sixteen clients create disks as fast as they can; every acknowledged operation is
+    // written down.
+    let acknowledged = Arc::new(Mutex::new(Vec::<Operation>::new()));
+    let mut clients = Vec::new();
+    for client in 0..16 {
+        let channel = channel.clone();
+        let acknowledged = Arc::clone(&acknowledged);
+        clients.push(tokio::spawn(async move {
+            let mut disks = DiskServiceClient::new(channel);
+            for n in 0.. {
+                match disks
+                    .create(disk_request("crash", &format!("c{client}-{n}")))
+                    .await
+                {
+                    Ok(response) => acknowledged.lock().unwrap().push(response.into_inner()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    while acknowledged.lock().unwrap().len() < 300 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill_9();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let restarted = ServerProcess::start(&["--data-dir", dir, "--operation-delay", "200ms"], log);
+    let channel = connect(&restarted).await;
+    for operation in &acknowledged {
+        // Unfinished ones are resumed: each ends READY, none stays running.
+        let finished = wait_done(&channel, &operation.id, Duration::from_secs(20)).await;
+        assert!(
+            matches!(finished.result, Some(operation::Result::Response(_))),
+            "{finished:?}"
+        );
+        let status = disk_status(&channel, &disk_id_of(operation)).await.unwrap();
+        assert_eq!(status, disk::Status::Ready as i32);
+    }
+    let logged = restarted.logged();
+    assert!(
+        logged.contains("resuming operation"),
+        "nothing was resumed:\n{logged}"
+    );
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_hands_running_work_back_and_exits_within_ten_seconds() {
+    let data_dir = temp_dir("sigterm");
+    let dir = data_dir.to_str().unwrap();
+    let log = data_dir.join("server.log");
+    // Copies take an hour: they are all still running at the SIGTERM.
+    let mut server =
+        ServerProcess::start(&["--data-dir", dir, "--operation-delay", "1h"], log.clone());
+    let channel = connect(&server).await;
+    let mut disks = DiskServiceClient::new(channel.clone());
+    let mut running = Vec::new();
+    for n in 0..5 {
+        let operation = disks
+            .create(disk_request("term", &format!("d{n}")))
+            .await
+            .unwrap()
+            .into_inner();
+        running.push(operation);
+    }
+    drop((disks, channel)); // an idle client would only make the stop wait for the grace
+    let took = server.terminate();
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+    assert!(
+        server.logged().contains("handed running operations back"),
+        "{}",
+        server.logged()
+    );
+
+    // The next start takes them over; with no delay now, they finish at once.
+    let restarted = ServerProcess::start(&["--data-dir", dir, "--operation-delay", "0s"], log);
+    let channel = connect(&restarted).await;
+    for operation in &running {
+        let finished = wait_done(&channel, &operation.id, Duration::from_secs(10)).await;
+        assert!(matches!(
+            finished.result,
+            Some(operation::Result::Response(_))
+        ));
+    }
+    drop(restarted);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// A PostgreSQL URL with a schema of its own, or `None` (and a warning) without the
+/// variable.
+async fn postgres_schema(test: &str) -> Option<String> {
+    let Ok(base_url) = std::env::var("IMAGEPLANE_TEST_DATABASE_URL") else {
+        eprintln!(
+            "WARNING: IMAGEPLANE_TEST_DATABASE_URL is not set: {test} did NOT run \
+             (set it to e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
+        return None;
+    };
+    let schema = format!("imageplane_replicas_{:016x}", rand::random::<u64>());
+    let (client, connection) = tokio_postgres::connect(&base_url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{base_url}{separator}options=-csearch_path%3D{schema}"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
+    let Some(url) = postgres_schema("two_replicas_share_one_postgres").await else {
+        return;
+    };
+    let logs = temp_dir("replicas");
+    let flags: Vec<&str> = vec![
+        "--database-url",
+        &url,
+        "--lease-duration",
+        "1s",
+        "--operation-delay",
+        "3s",
+    ];
+    let mut a = ServerProcess::start(&flags, logs.join("a.log"));
+    let b = ServerProcess::start(&flags, logs.join("b.log"));
+    let (a_channel, b_channel) = (connect(&a).await, connect(&b).await);
+
+    // Any replica serves any request: a create through A is visible through B.
+    let operation = DiskServiceClient::new(a_channel.clone())
+        .create(disk_request("replicas", "handed-over"))
+        .await
+        .unwrap()
+        .into_inner();
+    let disk_id = disk_id_of(&operation);
+    assert_eq!(
+        disk_status(&b_channel, &disk_id).await.unwrap(),
+        disk::Status::Creating as i32
+    );
+
+    // A dies holding the operation; B takes it over when A's lease runs out and finishes it.
+    a.kill_9();
+    let finished = wait_done(&b_channel, &operation.id, Duration::from_secs(15)).await;
+    assert!(matches!(
+        finished.result,
+        Some(operation::Result::Response(_))
+    ));
+    assert_eq!(
+        disk_status(&b_channel, &disk_id).await.unwrap(),
+        disk::Status::Ready as i32
+    );
+    assert!(
+        b.logged().contains(&operation.id) && b.logged().contains("resuming operation"),
+        "{}",
+        b.logged()
+    );
+
+    // A second A; a copy running in B is cancelled through A: the cancel is in the
+    // database at once, and B stops its work at its next renewal.
+    let a = ServerProcess::start(&flags, logs.join("a2.log"));
+    let a_channel = connect(&a).await;
+    let slow = DiskServiceClient::new(b_channel.clone())
+        .create(disk_request("replicas", "to-cancel"))
+        .await
+        .unwrap()
+        .into_inner();
+    let cancelled = OperationServiceClient::new(a_channel.clone())
+        .cancel(CancelOperationRequest {
+            operation_id: slow.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(cancelled.done);
+    assert!(matches!(cancelled.result, Some(operation::Result::Error(ref e)) if e.code == 1));
+    let status = disk_status(&b_channel, &disk_id_of(&slow))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound);
+    let started = Instant::now();
+    while !b.logged().contains("finished or taken over elsewhere") {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "B did not stop the cancelled operation:\n{}",
+            b.logged()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Many creates of one name through both replicas at once: exactly one wins.
+    let mut attempts = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let channel = if n % 2 == 0 {
+            a_channel.clone()
+        } else {
+            b_channel.clone()
+        };
+        attempts.spawn(async move {
+            DiskServiceClient::new(channel)
+                .create(disk_request("replicas", "contended"))
+                .await
+        });
+    }
+    let mut winners = 0;
+    while let Some(outcome) = attempts.join_next().await {
+        match outcome.unwrap() {
+            Ok(_) => winners += 1,
+            Err(status) => assert_eq!(status.code(), tonic::Code::AlreadyExists, "{status}"),
+        }
+    }
+    assert_eq!(winners, 1);
+    drop((a, b));
+    let _ = std::fs::remove_dir_all(&logs);
+}
