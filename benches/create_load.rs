@@ -1,10 +1,14 @@
 //! Load benchmark: compute ImageService.Create (an image from a disk) over concurrent
-//! connections, against imageplane and against a bare tonic server that answers the same
-//! RPC with a fixed Operation and keeps nothing (the ceiling of this stack). Both run in
-//! this process on loopback, measured in alternating rounds of the same run, and the
-//! result is printed as throughput, p50/p99 latency and the ratio to the ceiling.
+//! connections, against imageplane on each storage backend (memory, the embedded SQLite
+//! default, and PostgreSQL when a URL is given) and against a bare tonic server that
+//! answers the same RPC with a fixed Operation and keeps nothing (the ceiling of this
+//! stack). All run in this process on loopback, measured in alternating rounds of the
+//! same run; the result is printed as throughput, p50/p99 latency, and the ratios: memory
+//! to the ceiling, each durable backend to memory.
 //!
-//! Run: `cargo bench --bench create_load` (options after `--`, see `--help`).
+//! Run: `cargo bench --bench create_load` (options after `--`, see `--help`); with
+//! `--postgres-url postgres://postgres@127.0.0.1:5432/test` (or IMAGEPLANE_BENCH_DATABASE_URL)
+//! PostgreSQL is measured too, in a schema of its own.
 
 use clap::Parser;
 use imageplane::pb::compute::disk_service_client::DiskServiceClient;
@@ -17,6 +21,7 @@ use imageplane::pb::operation::operation_service_client::OperationServiceClient;
 use imageplane::pb::operation::{GetOperationRequest, Operation};
 use imageplane::resource::pack;
 use imageplane::server::{serve, Settings};
+use imageplane::store::DatabaseUrl;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
@@ -41,6 +46,13 @@ struct Options {
     /// Warm-up seconds before each measurement.
     #[arg(long, default_value_t = 1)]
     warmup: u64,
+    /// PostgreSQL to measure too (a fresh schema is made in it).
+    #[arg(long, env = "IMAGEPLANE_BENCH_DATABASE_URL")]
+    postgres_url: Option<String>,
+    /// Measure only these imageplane backends (comma-separated: memory,sqlite,postgres);
+    /// the ceiling and memory always run, as the baselines of the ratios.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
     /// Accepted for `cargo bench` compatibility.
     #[arg(long, hide = true)]
     bench: bool,
@@ -79,11 +91,56 @@ async fn start_ceiling() -> SocketAddr {
     address
 }
 
-async fn start_imageplane() -> SocketAddr {
+async fn start_imageplane(database: DatabaseUrl) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, Settings::default(), std::future::pending()));
+    let settings = Settings {
+        database,
+        ..Settings::default()
+    };
+    tokio::spawn(async move {
+        serve(listener, settings, std::future::pending())
+            .await
+            .expect("the server runs")
+    });
     address
+}
+
+/// A fresh schema in the PostgreSQL at `base_url`; returns the URL that uses it.
+async fn postgres_schema(base_url: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL is reachable");
+    tokio::spawn(connection);
+    let schema = format!("imageplane_bench_{:016x}", rand::random::<u64>());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if base_url.contains('?') { '&' } else { '?' };
+    format!("{base_url}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// One server under load and its totals over the rounds.
+struct Target {
+    label: &'static str,
+    address: SocketAddr,
+    disk_id: String,
+    throughput: f64,
+    cpu_us: f64,
+}
+
+impl Target {
+    async fn imageplane(label: &'static str, database: DatabaseUrl) -> Target {
+        let address = start_imageplane(database).await;
+        Target {
+            label,
+            address,
+            disk_id: ready_disk(address).await,
+            throughput: 0.0,
+            cpu_us: 0.0,
+        }
+    }
 }
 
 async fn connect(address: SocketAddr) -> Channel {
@@ -241,9 +298,29 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let ceiling = start_ceiling().await;
-        let imageplane = start_imageplane().await;
-        let disk_id = ready_disk(imageplane).await;
+        let data_dir = std::env::temp_dir().join(format!("imageplane-bench-{}", std::process::id()));
+        let mut targets = vec![
+            Target {
+                label: "ceiling",
+                address: start_ceiling().await,
+                disk_id: "fhmceiling0000000000".into(),
+                throughput: 0.0,
+                cpu_us: 0.0,
+            },
+            Target::imageplane("memory", DatabaseUrl::Memory).await,
+        ];
+        let wanted = |label: &str| options.only.is_empty() || options.only.iter().any(|o| o == label);
+        if wanted("sqlite") {
+            targets.push(Target::imageplane("sqlite", DatabaseUrl::default_in(&data_dir)).await);
+        }
+        match &options.postgres_url {
+            Some(_) if !wanted("postgres") => {}
+            Some(url) => {
+                let url = postgres_schema(url).await;
+                targets.push(Target::imageplane("postgres", DatabaseUrl::Postgres(url)).await);
+            }
+            None => println!("(PostgreSQL not measured: pass --postgres-url or set IMAGEPLANE_BENCH_DATABASE_URL)"),
+        }
         let warmup = Duration::from_secs(options.warmup);
         let duration = Duration::from_secs(options.seconds);
         println!(
@@ -253,25 +330,34 @@ fn main() {
             options.rounds,
             std::thread::available_parallelism().map_or(0, |n| n.get()),
         );
-        let (mut ceiling_total, mut imageplane_total) = (0.0, 0.0);
-        let (mut ceiling_cpu, mut imageplane_cpu) = (0.0, 0.0);
         for round in 1..=options.rounds {
-            let bare = drive(ceiling, &disk_id, options.connections, warmup, duration).await;
-            report(&format!("ceiling #{round}"), &bare);
-            let ours = drive(imageplane, &disk_id, options.connections, warmup, duration).await;
-            report(&format!("imageplane #{round}"), &ours);
-            ceiling_total += bare.throughput();
-            imageplane_total += ours.throughput();
-            ceiling_cpu += bare.cpu_us_per_request();
-            imageplane_cpu += ours.cpu_us_per_request();
+            for target in &mut targets {
+                let measured = drive(
+                    target.address,
+                    &target.disk_id,
+                    options.connections,
+                    warmup,
+                    duration,
+                )
+                .await;
+                report(&format!("{} #{round}", target.label), &measured);
+                target.throughput += measured.throughput();
+                target.cpu_us += measured.cpu_us_per_request();
+            }
         }
-        println!(
-            "imageplane / ceiling throughput: {:.2}",
-            imageplane_total / ceiling_total
-        );
-        println!(
-            "ceiling / imageplane CPU per request: {:.2} (less sensitive to other load on the machine)",
-            ceiling_cpu / imageplane_cpu
-        );
+        let ratio = |of: &Target, to: &Target| {
+            println!(
+                "{:>8} / {:<8} throughput {:.2}   CPU per request (inverse) {:.2}",
+                of.label,
+                to.label,
+                of.throughput / to.throughput,
+                to.cpu_us / of.cpu_us
+            );
+        };
+        ratio(&targets[1], &targets[0]);
+        for durable in &targets[2..] {
+            ratio(durable, &targets[1]);
+        }
+        let _ = std::fs::remove_dir_all(&data_dir);
     });
 }

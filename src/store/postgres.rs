@@ -231,7 +231,9 @@ impl Store for PostgresStore {
             .prepare_cached(&format!(
                 "WITH inserted AS (
                      INSERT INTO resources (id, kind, folder_id, name, os, body)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
+                     RETURNING id)
                  INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
                      import_uri, owner, lease_until_ms, body)
                  SELECT $7, $8, $9, $10, $11, $12, $13, {NOW_MS} + $14, $15 FROM inserted"

@@ -4,12 +4,21 @@
 //! Durability without giving up throughput: `synchronous = FULL`, so a commit is on disk
 //! (fsync'd) before any caller hears back, but one commit serves every write that queued
 //! while the previous one was being made. Each write is a job (a closure over the
-//! connection) sent to the writer thread; the thread takes all queued jobs, runs each in
-//! its own savepoint inside one transaction, commits once, and only then answers them all.
-//! Under load that turns one fsync per create into one fsync per batch.
+//! connection) sent to the writer thread; the thread takes all queued jobs, runs them in
+//! one transaction, commits once, and only then answers them all. Under load that turns
+//! one fsync per create into one fsync per batch.
 //!
-//! Reads run on a small pool of read-only connections on blocking threads; WAL lets them
-//! read while the writer writes, and they see every committed write.
+//! A job checks before it writes: its logical outcomes (a taken name, an operation that
+//! is already done) leave nothing written. A database error (I/O, disk full) fails the
+//! whole batch: it is rolled back and every job in it gets the error, so no caller is
+//! ever told "done" for something that was not committed.
+//!
+//! Checkpoints (copying the WAL back into the database file) run on a thread of their
+//! own, so the writer never stops for them. Reads use a small pool of read-only
+//! connections, called directly on the caller's thread: they are primary-key lookups
+//! answered from SQLite's page cache in microseconds, less than handing them to a
+//! blocking thread would cost. WAL lets them read while the writer writes, and they see
+//! every committed write.
 //!
 //! One process at a time: the data directory is locked (`imageplane.lock`) while the
 //! store is open. So at start every running operation left in the file is an orphan of a
@@ -24,7 +33,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most jobs one transaction takes; more wait for the next commit.
@@ -33,11 +42,23 @@ const MAX_BATCH: usize = 4096;
 const QUEUE_DEPTH: usize = 16 * 1024;
 /// Idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// Page cache per connection, in KiB (SQLite's negative `cache_size`): bounded, whatever
+/// the number of stored records.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+const READER_CACHE_KIB: i64 = 4 * 1024;
 
-/// What a job hands back after the commit: it delivers the job's answer, or the commit's
+/// What a job hands back after the commit: it delivers the job's answer, or the batch's
 /// error if the transaction failed.
 type Delivery = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&Connection) -> Delivery + Send>;
+/// A job runs its work and returns its delivery, plus the database error that must fail
+/// the whole batch, if it hit one.
+type Job = Box<dyn FnOnce(&Connection) -> (Delivery, Option<StoreError>) + Send>;
+
+/// What a job's work returns: the outer error is a database failure (the batch is rolled
+/// back); the inner result is the job's own outcome, with nothing written if it is Err.
+type Work<T> = rusqlite::Result<Result<T, StoreError>>;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> StoreError {
@@ -50,7 +71,9 @@ pub struct SqliteStore {
     path: PathBuf,
     replica: Replica,
     jobs: mpsc::Sender<Job>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    readers: Mutex<Vec<Connection>>,
+    /// Dropped with the store: ends the checkpointer.
+    _stop_checkpoints: std::sync::mpsc::Sender<()>,
     /// Held while open: another imageplane on the same file would break the
     /// one-process assumption of recovery.
     _lock: File,
@@ -78,6 +101,16 @@ impl SqliteStore {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
+        // The checkpointer does this work, off the writer's path.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        let checkpointer = Connection::open(&path)?;
+        configure(&checkpointer)?;
+        let (stop_checkpoints, checkpoints_stopped) = std::sync::mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, checkpoints_stopped))
+            .map_err(|error| StoreError::Backend(format!("starting the checkpointer: {error}")))?;
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -87,7 +120,8 @@ impl SqliteStore {
             path,
             replica,
             jobs,
-            readers: Arc::new(Mutex::new(Vec::new())),
+            readers: Mutex::new(Vec::new()),
+            _stop_checkpoints: stop_checkpoints,
             _lock: lock,
         })
     }
@@ -95,45 +129,46 @@ impl SqliteStore {
     /// Runs `work` in the next group commit; answers once it is durable.
     async fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Connection) -> Work<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
         let job: Job = Box::new(move |connection| {
-            let outcome = in_savepoint(connection, work);
-            Box::new(move |commit_error| {
-                let _ = answer.send(match commit_error {
+            let (outcome, failure) = match work(connection) {
+                Ok(outcome) => (outcome, None),
+                Err(error) => {
+                    let error = StoreError::from(error);
+                    (Err(error.clone()), Some(error))
+                }
+            };
+            let delivery: Delivery = Box::new(move |batch_error| {
+                let _ = answer.send(match batch_error {
                     Some(error) => Err(error.clone()),
                     None => outcome,
                 });
-            })
+            });
+            (delivery, failure)
         });
-        let stopped = || StoreError::Backend("sqlite writer has stopped".into());
+        let stopped = || StoreError::Backend("the sqlite writer did not take the write".into());
         self.jobs.send(job).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 
-    /// Runs `work` on a read connection on a blocking thread.
-    async fn read<T: Send + 'static>(
+    /// Runs `work` on a pooled read connection, on this thread (see the module doc).
+    fn read<T>(
         &self,
-        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let readers = Arc::clone(&self.readers);
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let idle = readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-            let connection = match idle {
-                Some(connection) => connection,
-                None => open_reader(&path)?,
-            };
-            let outcome = work(&connection);
-            let mut idle = readers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE_READERS {
-                idle.push(connection);
-            }
-            outcome
-        })
-        .await
-        .map_err(|error| StoreError::Backend(format!("sqlite read: {error}")))?
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_reader(&self.path)?,
+        };
+        let outcome = work(&connection);
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(connection);
+        }
+        outcome
     }
 }
 
@@ -177,7 +212,20 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.pragma_update(None, "busy_timeout", 5000)?;
+    connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(connection)
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] until the store is
+/// dropped. PASSIVE: it never waits for the writer or readers; what it cannot copy now
+/// it copies next time.
+fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "sqlite checkpoint failed");
+        }
+    }
 }
 
 fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
@@ -218,51 +266,44 @@ fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
-            let error = StoreError::from(error);
-            for job in batch.drain(..) {
-                // Not run: answer with the error without touching the connection.
-                drop(job);
+        let mut deliveries: Vec<Delivery> = Vec::with_capacity(batch.len());
+        let mut batch_error = run_statement(&connection, "BEGIN IMMEDIATE").err();
+        for job in batch.drain(..) {
+            if batch_error.is_some() {
+                // Not run: the batch already failed. Dropping the job drops its answer
+                // channel, and its caller hears that the write was not taken.
+                continue;
             }
-            tracing::error!(?error, "sqlite: cannot begin a transaction");
-            continue;
+            let (delivery, failure) = job(&connection);
+            deliveries.push(delivery);
+            batch_error = failure;
         }
-        let deliveries: Vec<Delivery> = batch.drain(..).map(|job| job(&connection)).collect();
-        let commit_error = connection
-            .execute_batch("COMMIT")
-            .err()
-            .map(StoreError::from);
-        if commit_error.is_some() {
-            let _ = connection.execute_batch("ROLLBACK");
+        if batch_error.is_none() {
+            batch_error = run_statement(&connection, "COMMIT").err();
+        }
+        if let Some(error) = &batch_error {
+            tracing::error!(%error, "sqlite: a write batch failed and was rolled back");
+            let _ = run_statement(&connection, "ROLLBACK");
         }
         for delivery in deliveries {
-            delivery(commit_error.as_ref());
+            delivery(batch_error.as_ref());
         }
     }
 }
 
-/// Runs one job in a savepoint: its changes are undone if it fails, and the other jobs of
-/// the batch are unaffected.
-fn in_savepoint<T>(
-    connection: &Connection,
-    work: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    connection.execute_batch("SAVEPOINT job")?;
-    let outcome = work(connection);
-    let end = if outcome.is_ok() {
-        "RELEASE job"
-    } else {
-        "ROLLBACK TO job; RELEASE job"
-    };
-    connection.execute_batch(end)?;
-    outcome
+/// Runs a statement without parameters, prepared once.
+fn run_statement(connection: &Connection, sql: &str) -> Result<(), StoreError> {
+    connection.prepare_cached(sql)?.execute([])?;
+    Ok(())
 }
 
-fn insert_resource(connection: &Connection, row: &ResourceRow) -> Result<bool, StoreError> {
+/// Inserts a resource unless its name is taken (then returns false, writing nothing).
+fn insert_resource(connection: &Connection, row: &ResourceRow) -> rusqlite::Result<bool> {
     let inserted = connection
         .prepare_cached(
             "INSERT INTO resources (id, kind, folder_id, name, os, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING",
         )?
         .execute(params![
             row.id,
@@ -275,8 +316,8 @@ fn insert_resource(connection: &Connection, row: &ResourceRow) -> Result<bool, S
     Ok(inserted == 1)
 }
 
-fn select_resource(connection: &Connection, id: &str) -> Result<Option<Resource>, StoreError> {
-    connection
+fn select_resource(connection: &Connection, id: &str) -> Work<Option<Resource>> {
+    let columns = connection
         .prepare_cached("SELECT kind, os, body FROM resources WHERE id = ?1")?
         .query_row([id], |row| {
             Ok((
@@ -285,12 +326,13 @@ fn select_resource(connection: &Connection, id: &str) -> Result<Option<Resource>
                 row.get::<_, Vec<u8>>(2)?,
             ))
         })
-        .optional()?
+        .optional()?;
+    Ok(columns
         .map(|(kind, os, body)| codec::resource_from_columns(kind, os.as_deref(), &body))
-        .transpose()
+        .transpose())
 }
 
-fn update_resource(connection: &Connection, resource: &Resource) -> Result<(), StoreError> {
+fn update_resource(connection: &Connection, resource: &Resource) -> rusqlite::Result<()> {
     let row = ResourceRow::from_resource(resource);
     connection
         .prepare_cached("UPDATE resources SET name = ?2, os = ?3, body = ?4 WHERE id = ?1")?
@@ -299,21 +341,19 @@ fn update_resource(connection: &Connection, resource: &Resource) -> Result<(), S
 }
 
 /// The operation's done flag and body, if it exists.
-fn select_operation(
-    connection: &Connection,
-    id: &str,
-) -> Result<Option<(bool, Operation)>, StoreError> {
-    connection
+fn select_operation(connection: &Connection, id: &str) -> Work<Option<(bool, Operation)>> {
+    let columns = connection
         .prepare_cached("SELECT done, body FROM operations WHERE id = ?1")?
         .query_row([id], |row| {
             Ok((row.get::<_, bool>(0)?, row.get::<_, Vec<u8>>(1)?))
         })
-        .optional()?
+        .optional()?;
+    Ok(columns
         .map(|(done, body)| Ok((done, codec::decode_operation(&body)?)))
-        .transpose()
+        .transpose())
 }
 
-fn store_finished(connection: &Connection, finished: &Operation) -> Result<(), StoreError> {
+fn store_finished(connection: &Connection, finished: &Operation) -> rusqlite::Result<()> {
     connection
         .prepare_cached(
             "UPDATE operations SET done = 1, modified_at_ms = ?2, body = ?3 WHERE id = ?1",
@@ -326,37 +366,50 @@ fn store_finished(connection: &Connection, finished: &Operation) -> Result<(), S
     Ok(())
 }
 
-fn finish_copy(connection: &Connection, copy: &DueCopy) -> Result<Finished, StoreError> {
-    let Some((done, mut operation)) = select_operation(connection, &copy.operation_id)? else {
-        return Ok(Finished::Unknown);
+/// The running operation `id`, or why it cannot be finished (unknown or already done).
+fn running_operation(connection: &Connection, id: &str) -> Work<Result<Operation, Finished>> {
+    Ok(match select_operation(connection, id)? {
+        Err(error) => Err(error),
+        Ok(None) => Ok(Err(Finished::Unknown)),
+        Ok(Some((true, operation))) => Ok(Err(Finished::AlreadyDone(Box::new(operation)))),
+        Ok(Some((false, operation))) => Ok(Ok(operation)),
+    })
+}
+
+fn finish_copy(connection: &Connection, copy: &DueCopy) -> Work<Finished> {
+    let mut operation = match running_operation(connection, &copy.operation_id)? {
+        Err(error) => return Ok(Err(error)),
+        Ok(Err(finished)) => return Ok(Ok(finished)),
+        Ok(Ok(operation)) => operation,
     };
-    if done {
-        return Ok(Finished::AlreadyDone(Box::new(operation)));
-    }
-    let Some(mut resource) = select_resource(connection, &copy.target.id)? else {
-        return Err(StoreError::Backend(format!(
-            "{} {} of running operation {} is missing",
-            copy.target.kind.display_name(),
-            copy.target.id,
-            copy.operation_id
-        )));
+    let mut resource = match select_resource(connection, &copy.target.id)? {
+        Err(error) => return Ok(Err(error)),
+        Ok(Some(resource)) => resource,
+        Ok(None) => {
+            return Ok(Err(StoreError::Backend(format!(
+                "{} {} of running operation {} is missing",
+                copy.target.kind.display_name(),
+                copy.target.id,
+                copy.operation_id
+            ))))
+        }
     };
     resource.set_ready();
     update_resource(connection, &resource)?;
     crate::operations::succeed(&mut operation, resource.to_any());
     store_finished(connection, &operation)?;
-    Ok(Finished::Applied)
+    Ok(Ok(Finished::Applied))
 }
 
 fn finish(
     connection: &Connection,
     finished: &Operation,
     change: &ResourceChange,
-) -> Result<Finished, StoreError> {
-    match select_operation(connection, &finished.id)? {
-        None => return Ok(Finished::Unknown),
-        Some((true, operation)) => return Ok(Finished::AlreadyDone(Box::new(operation))),
-        Some((false, _)) => {}
+) -> Work<Finished> {
+    match running_operation(connection, &finished.id)? {
+        Err(error) => return Ok(Err(error)),
+        Ok(Err(finished)) => return Ok(Ok(finished)),
+        Ok(Ok(_)) => {}
     }
     store_finished(connection, finished)?;
     match change {
@@ -367,7 +420,7 @@ fn finish(
                 .execute([&target.id])?;
         }
     }
-    Ok(Finished::Applied)
+    Ok(Ok(Finished::Applied))
 }
 
 /// Binds a list of ids as one JSON array parameter (SQLite has no array type).
@@ -379,6 +432,12 @@ fn id_list(ids: &[String]) -> String {
     format!("[{}]", quoted.join(","))
 }
 
+fn record_columns(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(i32, String, Option<String>, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn create(
@@ -387,18 +446,18 @@ impl Store for SqliteStore {
         operation: OperationRecord,
     ) -> Result<(), StoreError> {
         let resource_row = ResourceRow::from_resource(&resource);
-        let operation_row = OperationRow::from_record(&operation);
+        let row = OperationRow::from_record(&operation);
         let owner = self.replica.id.clone();
         let lease_until = codec::now_ms() + self.replica.lease_ms();
+        let kind = resource.kind();
         self.write(move |connection| {
             if !insert_resource(connection, &resource_row)? {
-                return Err(StoreError::NameTaken {
-                    kind: resource.kind(),
+                return Ok(Err(StoreError::NameTaken {
+                    kind,
                     folder_id: resource_row.folder_id,
                     name: resource_row.name,
-                });
+                }));
             }
-            let row = operation_row;
             connection
                 .prepare_cached(
                     "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
@@ -416,41 +475,29 @@ impl Store for SqliteStore {
                     lease_until,
                     row.body
                 ])?;
-            Ok(())
+            Ok(Ok(()))
         })
         .await
     }
 
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
-        let id = id.to_string();
-        let found = self
-            .read(move |connection| select_resource(connection, &id))
-            .await?;
+        let found = self.read(|connection| select_resource(connection, id)?)?;
         Ok(found.filter(|resource| resource.kind() == kind))
     }
 
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
-        let id = id.to_string();
-        self.read(move |connection| {
+        self.read(|connection| {
             connection
                 .prepare_cached(
                     "SELECT target_kind, target_id, import_uri, body FROM operations WHERE id = ?1",
                 )?
-                .query_row([&id], |row| {
-                    Ok((
-                        row.get::<_, i32>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, Vec<u8>>(3)?,
-                    ))
-                })
+                .query_row([id], record_columns)
                 .optional()?
                 .map(|(kind, target, uri, body)| {
                     codec::record_from_columns(kind, target, uri, &body)
                 })
                 .transpose()
         })
-        .await
     }
 
     async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
@@ -458,12 +505,11 @@ impl Store for SqliteStore {
         let copies = copies.to_vec();
         let outcome = self
             .write(move |connection| {
-                Ok(copies
-                    .iter()
-                    .map(|copy| {
-                        in_savepoint(connection, |connection| finish_copy(connection, copy))
-                    })
-                    .collect::<Vec<_>>())
+                let mut outcomes = Vec::with_capacity(copies.len());
+                for copy in &copies {
+                    outcomes.push(finish_copy(connection, copy)?);
+                }
+                Ok(Ok(outcomes))
             })
             .await;
         match outcome {
@@ -499,7 +545,7 @@ impl Store for SqliteStore {
                     row.get::<_, String>(0)
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(held)
+            Ok(Ok(held))
         })
         .await
     }
@@ -520,20 +566,14 @@ impl Store for SqliteStore {
                  RETURNING target_kind, target_id, import_uri, body",
             )?;
             let rows = statement
-                .query_map(params![owner, now, lease_until, limit], |row| {
-                    Ok((
-                        row.get::<_, i32>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, Vec<u8>>(3)?,
-                    ))
-                })?
+                .query_map(params![owner, now, lease_until, limit], record_columns)?
                 .collect::<Result<Vec<_>, _>>()?;
-            rows.into_iter()
+            Ok(rows
+                .into_iter()
                 .map(|(kind, target, uri, body)| {
                     codec::record_from_columns(kind, target, uri, &body)
                 })
-                .collect()
+                .collect())
         })
         .await
     }
@@ -551,7 +591,7 @@ impl Store for SqliteStore {
                      WHERE id IN (SELECT value FROM json_each(?1)) AND owner = ?2 AND done = 0",
                 )?
                 .execute(params![ids, owner])?;
-            Ok(())
+            Ok(Ok(()))
         })
         .await
     }
@@ -570,7 +610,7 @@ impl Store for SqliteStore {
                          WHERE done = 1 AND modified_at_ms < ?1 LIMIT ?2)",
                 )?
                 .execute(params![finished_before_ms, limit])?;
-            Ok(deleted)
+            Ok(Ok(deleted))
         })
         .await
     }
