@@ -24,16 +24,19 @@
 //! store is open. So at start every running operation left in the file is an orphan of a
 //! previous run, and claiming takes every one not held by this replica.
 
+mod read_cache;
+
 use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
 use super::{DueCopy, Finished, Replica, ResourceChange, Store, StoreError};
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Resource, ResourceKind};
+use crate::resource::{OperationRecord, Resource, ResourceKind, Work};
 use async_trait::async_trait;
+use read_cache::{ReadCache, Record};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// The most jobs one transaction takes; more wait for the next commit.
@@ -48,17 +51,26 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// the number of stored records.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
 const READER_CACHE_KIB: i64 = 4 * 1024;
+/// Readers map the database file: every commit empties a reader's page cache (WAL
+/// mode), and a mapped page costs no system call and no copy to read again.
+const READER_MMAP_BYTES: i64 = 1 << 30;
 
 /// What a job hands back after the commit: it delivers the job's answer, or the batch's
 /// error if the transaction failed.
 type Delivery = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 /// A job runs its work and returns its delivery, plus the database error that must fail
 /// the whole batch, if it hit one.
-type Job = Box<dyn FnOnce(&Connection) -> (Delivery, Option<StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&Connection, &mut Writes) -> (Delivery, Option<StoreError>) + Send>;
+
+/// The records a batch changed, for the read cache once it is committed.
+type Writes = Vec<read_cache::Write>;
+
+/// Records kept by the read cache.
+const CACHED_RECORDS: usize = 16 * 1024;
 
 /// What a job's work returns: the outer error is a database failure (the batch is rolled
 /// back); the inner result is the job's own outcome, with nothing written if it is Err.
-type Work<T> = rusqlite::Result<Result<T, StoreError>>;
+type JobResult<T> = rusqlite::Result<Result<T, StoreError>>;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(error: rusqlite::Error) -> StoreError {
@@ -72,6 +84,7 @@ pub struct SqliteStore {
     replica: Replica,
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    cache: Arc<ReadCache>,
     /// Dropped with the store: ends the checkpointer.
     _stop_checkpoints: std::sync::mpsc::Sender<()>,
     /// Held while open: another imageplane on the same file would break the
@@ -111,16 +124,19 @@ impl SqliteStore {
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, checkpoints_stopped))
             .map_err(|error| StoreError::Backend(format!("starting the checkpointer: {error}")))?;
+        let cache = Arc::new(ReadCache::new(CACHED_RECORDS));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let writer_cache = Arc::clone(&cache);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer, queue))
+            .spawn(move || write_loop(writer, queue, &writer_cache))
             .map_err(|error| StoreError::Backend(format!("starting the writer: {error}")))?;
         Ok(SqliteStore {
             path,
             replica,
             jobs,
             readers: Mutex::new(Vec::new()),
+            cache,
             _stop_checkpoints: stop_checkpoints,
             _lock: lock,
         })
@@ -129,11 +145,11 @@ impl SqliteStore {
     /// Runs `work` in the next group commit; answers once it is durable.
     async fn write<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Connection) -> Work<T> + Send + 'static,
+        work: impl FnOnce(&Connection, &mut Writes) -> JobResult<T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |connection| {
-            let (outcome, failure) = match work(connection) {
+        let job: Job = Box::new(move |connection, writes| {
+            let (outcome, failure) = match work(connection, writes) {
                 Ok(outcome) => (outcome, None),
                 Err(error) => {
                     let error = StoreError::from(error);
@@ -213,6 +229,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     )?;
     connection.pragma_update(None, "busy_timeout", 5000)?;
     connection.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+    connection.pragma_update(None, "mmap_size", READER_MMAP_BYTES)?;
     Ok(connection)
 }
 
@@ -256,8 +273,9 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
 
 /// The writer thread: takes every queued job, runs them in one transaction, commits once
 /// and then answers them. Ends when the store is dropped.
-fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>) {
+fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>, cache: &ReadCache) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut writes = Writes::new();
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -274,7 +292,7 @@ fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>) {
                 // channel, and its caller hears that the write was not taken.
                 continue;
             }
-            let (delivery, failure) = job(&connection);
+            let (delivery, failure) = job(&connection, &mut writes);
             deliveries.push(delivery);
             batch_error = failure;
         }
@@ -284,6 +302,10 @@ fn write_loop(connection: Connection, mut queue: mpsc::Receiver<Job>) {
         if let Some(error) = &batch_error {
             tracing::error!(%error, "sqlite: a write batch failed and was rolled back");
             let _ = run_statement(&connection, "ROLLBACK");
+            writes.clear();
+        } else {
+            // Before any caller hears back: a read after the answer sees the commit.
+            cache.apply(std::mem::take(&mut writes));
         }
         for delivery in deliveries {
             delivery(batch_error.as_ref());
@@ -316,7 +338,7 @@ fn insert_resource(connection: &Connection, row: &ResourceRow) -> rusqlite::Resu
     Ok(inserted == 1)
 }
 
-fn select_resource(connection: &Connection, id: &str) -> Work<Option<Resource>> {
+fn select_resource(connection: &Connection, id: &str) -> JobResult<Option<Resource>> {
     let columns = connection
         .prepare_cached("SELECT kind, os, body FROM resources WHERE id = ?1")?
         .query_row([id], |row| {
@@ -341,7 +363,7 @@ fn update_resource(connection: &Connection, resource: &Resource) -> rusqlite::Re
 }
 
 /// The operation's done flag and body, if it exists.
-fn select_operation(connection: &Connection, id: &str) -> Work<Option<(bool, Operation)>> {
+fn select_operation(connection: &Connection, id: &str) -> JobResult<Option<(bool, Operation)>> {
     let columns = connection
         .prepare_cached("SELECT done, body FROM operations WHERE id = ?1")?
         .query_row([id], |row| {
@@ -367,7 +389,7 @@ fn store_finished(connection: &Connection, finished: &Operation) -> rusqlite::Re
 }
 
 /// The running operation `id`, or why it cannot be finished (unknown or already done).
-fn running_operation(connection: &Connection, id: &str) -> Work<Result<Operation, Finished>> {
+fn running_operation(connection: &Connection, id: &str) -> JobResult<Result<Operation, Finished>> {
     Ok(match select_operation(connection, id)? {
         Err(error) => Err(error),
         Ok(None) => Ok(Err(Finished::Unknown)),
@@ -376,7 +398,11 @@ fn running_operation(connection: &Connection, id: &str) -> Work<Result<Operation
     })
 }
 
-fn finish_copy(connection: &Connection, copy: &DueCopy) -> Work<Finished> {
+fn finish_copy(
+    connection: &Connection,
+    copy: &DueCopy,
+    writes: &mut Writes,
+) -> JobResult<Finished> {
     let mut operation = match running_operation(connection, &copy.operation_id)? {
         Err(error) => return Ok(Err(error)),
         Ok(Err(finished)) => return Ok(Ok(finished)),
@@ -398,6 +424,15 @@ fn finish_copy(connection: &Connection, copy: &DueCopy) -> Work<Finished> {
     update_resource(connection, &resource)?;
     crate::operations::succeed(&mut operation, resource.to_any());
     store_finished(connection, &operation)?;
+    writes.push((copy.target.id.clone(), Some(Record::Resource(resource))));
+    writes.push((
+        copy.operation_id.clone(),
+        Some(Record::Operation(OperationRecord {
+            operation,
+            target: copy.target.clone(),
+            work: Work::Copy,
+        })),
+    ));
     Ok(Ok(Finished::Applied))
 }
 
@@ -405,19 +440,27 @@ fn finish(
     connection: &Connection,
     finished: &Operation,
     change: &ResourceChange,
-) -> Work<Finished> {
+    writes: &mut Writes,
+) -> JobResult<Finished> {
     match running_operation(connection, &finished.id)? {
         Err(error) => return Ok(Err(error)),
         Ok(Err(finished)) => return Ok(Ok(finished)),
         Ok(Ok(_)) => {}
     }
     store_finished(connection, finished)?;
+    // The cache forgets the operation: its row has the target and work.
+    writes.push((finished.id.clone(), None));
     match change {
-        ResourceChange::Put(resource) => update_resource(connection, resource)?,
+        ResourceChange::Put(resource) => {
+            update_resource(connection, resource)?;
+            let cached = Record::Resource(resource.as_ref().clone());
+            writes.push((resource.id().to_string(), Some(cached)));
+        }
         ResourceChange::Remove(target) => {
             connection
                 .prepare_cached("DELETE FROM resources WHERE id = ?1")?
                 .execute([&target.id])?;
+            writes.push((target.id.clone(), None));
         }
     }
     Ok(Ok(Finished::Applied))
@@ -450,7 +493,7 @@ impl Store for SqliteStore {
         let owner = self.replica.id.clone();
         let lease_until = codec::now_ms() + self.replica.lease_ms();
         let kind = resource.kind();
-        self.write(move |connection| {
+        self.write(move |connection, writes| {
             if !insert_resource(connection, &resource_row)? {
                 return Ok(Err(StoreError::NameTaken {
                     kind,
@@ -475,18 +518,38 @@ impl Store for SqliteStore {
                     lease_until,
                     row.body
                 ])?;
+            writes.push((row.id, Some(Record::Operation(operation))));
+            writes.push((resource_row.id, Some(Record::Resource(resource))));
             Ok(Ok(()))
         })
         .await
     }
 
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
-        let found = self.read(|connection| select_resource(connection, id)?)?;
+        let found = match self.cache.begin_read(id) {
+            Some(Record::Resource(resource)) => Some(resource),
+            Some(Record::Operation(_)) => None,
+            None => {
+                let found = self.read(|connection| select_resource(connection, id)?);
+                let cached = found
+                    .as_ref()
+                    .ok()
+                    .and_then(|found| found.clone())
+                    .map(Record::Resource);
+                self.cache.finish_read(id, cached.as_ref());
+                found?
+            }
+        };
         Ok(found.filter(|resource| resource.kind() == kind))
     }
 
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
-        self.read(|connection| {
+        match self.cache.begin_read(id) {
+            Some(Record::Operation(record)) => return Ok(Some(record)),
+            Some(Record::Resource(_)) => return Ok(None),
+            None => {}
+        }
+        let found = self.read(|connection| {
             connection
                 .prepare_cached(
                     "SELECT target_kind, target_id, import_uri, body FROM operations WHERE id = ?1",
@@ -497,17 +560,24 @@ impl Store for SqliteStore {
                     codec::record_from_columns(kind, target, uri, &body)
                 })
                 .transpose()
-        })
+        });
+        let cached = found
+            .as_ref()
+            .ok()
+            .and_then(|found| found.clone())
+            .map(Record::Operation);
+        self.cache.finish_read(id, cached.as_ref());
+        found
     }
 
     async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
         let count = copies.len();
         let copies = copies.to_vec();
         let outcome = self
-            .write(move |connection| {
+            .write(move |connection, writes| {
                 let mut outcomes = Vec::with_capacity(copies.len());
                 for copy in &copies {
-                    outcomes.push(finish_copy(connection, copy)?);
+                    outcomes.push(finish_copy(connection, copy, writes)?);
                 }
                 Ok(Ok(outcomes))
             })
@@ -523,7 +593,7 @@ impl Store for SqliteStore {
         finished: Operation,
         change: ResourceChange,
     ) -> Result<Finished, StoreError> {
-        self.write(move |connection| finish(connection, &finished, &change))
+        self.write(move |connection, writes| finish(connection, &finished, &change, writes))
             .await
     }
 
@@ -534,7 +604,7 @@ impl Store for SqliteStore {
         let ids = id_list(operation_ids);
         let owner = self.replica.id.clone();
         let lease_until = codec::now_ms() + self.replica.lease_ms();
-        self.write(move |connection| {
+        self.write(move |connection, _| {
             let mut statement = connection.prepare_cached(
                 "UPDATE operations SET lease_until_ms = ?3
                  WHERE id IN (SELECT value FROM json_each(?1)) AND owner = ?2 AND done = 0
@@ -555,7 +625,7 @@ impl Store for SqliteStore {
         let now = codec::now_ms();
         let lease_until = now + self.replica.lease_ms();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.write(move |connection| {
+        self.write(move |connection, _| {
             // The directory lock makes this the only process: whatever another replica id
             // holds was left by an earlier run.
             let mut statement = connection.prepare_cached(
@@ -584,7 +654,7 @@ impl Store for SqliteStore {
         }
         let ids = id_list(operation_ids);
         let owner = self.replica.id.clone();
-        self.write(move |connection| {
+        self.write(move |connection, _| {
             connection
                 .prepare_cached(
                     "UPDATE operations SET lease_until_ms = 0
@@ -602,15 +672,21 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<usize, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.write(move |connection| {
-            let deleted = connection
-                .prepare_cached(
-                    "DELETE FROM operations WHERE id IN (
-                         SELECT id FROM operations
-                         WHERE done = 1 AND modified_at_ms < ?1 LIMIT ?2)",
-                )?
-                .execute(params![finished_before_ms, limit])?;
-            Ok(Ok(deleted))
+        self.write(move |connection, writes| {
+            let mut statement = connection.prepare_cached(
+                "DELETE FROM operations WHERE id IN (
+                     SELECT id FROM operations
+                     WHERE done = 1 AND modified_at_ms < ?1 LIMIT ?2)
+                 RETURNING id",
+            )?;
+            let deleted = statement
+                .query_map(params![finished_before_ms, limit], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            let count = deleted.len();
+            writes.extend(deleted.into_iter().map(|id| (id, None)));
+            Ok(Ok(count))
         })
         .await
     }

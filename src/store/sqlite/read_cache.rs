@@ -1,0 +1,182 @@
+//! A bounded cache of the records the SQLite store wrote or read last, so that hot reads
+//! (the operation a client polls, the source many creates copy from) skip the database.
+//!
+//! Why it can be exact: one writer thread makes every change (the data directory is
+//! locked to one process), and it tells the cache about each committed batch before any
+//! caller hears back. A read that misses registers itself before it reads the database;
+//! if a commit touches that record meanwhile, the read is marked stale and its result is
+//! not kept (it may predate the commit). So the cache never holds a value older than the
+//! last commit.
+//!
+//! Bounded: at most `capacity` records, evicted oldest-inserted first.
+
+use crate::resource::{OperationRecord, Resource};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Mutex, MutexGuard};
+
+/// A cached record, by id (ids of every kind have distinct prefixes).
+#[derive(Debug, Clone)]
+pub enum Record {
+    Resource(Resource),
+    Operation(OperationRecord),
+}
+
+/// A committed write: the new state of a record, or `None` if it is gone or only its
+/// database row knows its new state.
+pub type Write = (String, Option<Record>);
+
+/// Reads of records not in the cache, under way.
+struct PendingRead {
+    readers: usize,
+    stale: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Record>,
+    order: VecDeque<String>,
+    reads: HashMap<String, PendingRead>,
+}
+
+pub struct ReadCache {
+    inner: Mutex<Inner>,
+    capacity: usize,
+}
+
+impl ReadCache {
+    pub fn new(capacity: usize) -> ReadCache {
+        ReadCache {
+            inner: Mutex::new(Inner::default()),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The cached record, or `None` after registering a read of the database; the
+    /// caller must then call [`ReadCache::finish_read`] with what it found.
+    pub fn begin_read(&self, id: &str) -> Option<Record> {
+        let mut inner = self.lock();
+        if let Some(record) = inner.entries.get(id) {
+            return Some(record.clone());
+        }
+        inner
+            .reads
+            .entry(id.to_string())
+            .or_insert(PendingRead {
+                readers: 0,
+                stale: false,
+            })
+            .readers += 1;
+        None
+    }
+
+    /// Ends a read begun by [`ReadCache::begin_read`]: keeps what it found unless a
+    /// commit touched the record meanwhile.
+    pub fn finish_read(&self, id: &str, found: Option<&Record>) {
+        let mut inner = self.lock();
+        let Some(pending) = inner.reads.get_mut(id) else {
+            return;
+        };
+        pending.readers -= 1;
+        let fresh = !pending.stale;
+        if pending.readers == 0 {
+            inner.reads.remove(id);
+        }
+        if let (true, Some(record)) = (fresh, found) {
+            if !inner.entries.contains_key(id) {
+                self.insert(&mut inner, id.to_string(), record.clone());
+            }
+        }
+    }
+
+    /// Takes in a committed batch.
+    pub fn apply(&self, writes: Vec<Write>) {
+        if writes.is_empty() {
+            return;
+        }
+        let mut inner = self.lock();
+        for (id, record) in writes {
+            if let Some(pending) = inner.reads.get_mut(&id) {
+                pending.stale = true;
+            }
+            match record {
+                Some(record) => self.insert(&mut inner, id, record),
+                None => {
+                    inner.entries.remove(&id);
+                }
+            }
+        }
+    }
+
+    fn insert(&self, inner: &mut Inner, id: String, record: Record) {
+        if inner.entries.insert(id.clone(), record).is_none() {
+            inner.order.push_back(id);
+            while inner.order.len() > self.capacity {
+                if let Some(oldest) = inner.order.pop_front() {
+                    inner.entries.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::compute::Image;
+
+    fn image(id: &str, name: &str) -> Record {
+        Record::Resource(Resource::ComputeImage(Image {
+            id: id.into(),
+            name: name.into(),
+            ..Default::default()
+        }))
+    }
+
+    fn name_of(record: Option<Record>) -> Option<String> {
+        match record {
+            Some(Record::Resource(resource)) => Some(resource.name().to_string()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_read_that_overlaps_a_commit_is_not_kept() {
+        let cache = ReadCache::new(10);
+        assert!(cache.begin_read("a").is_none());
+        // A commit changes "a" while the read is under way; the read saw the old state.
+        cache.apply(vec![("a".into(), None)]);
+        cache.finish_read("a", Some(&image("a", "old")));
+        assert!(cache.begin_read("a").is_none(), "the stale read was kept");
+        cache.finish_read("a", Some(&image("a", "new")));
+        assert_eq!(name_of(cache.begin_read("a")), Some("new".into()));
+    }
+
+    #[test]
+    fn commits_replace_and_remove_entries() {
+        let cache = ReadCache::new(10);
+        cache.apply(vec![("a".into(), Some(image("a", "one")))]);
+        assert_eq!(name_of(cache.begin_read("a")), Some("one".into()));
+        cache.apply(vec![("a".into(), Some(image("a", "two")))]);
+        assert_eq!(name_of(cache.begin_read("a")), Some("two".into()));
+        cache.apply(vec![("a".into(), None)]);
+        assert!(cache.begin_read("a").is_none());
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_capacity() {
+        let cache = ReadCache::new(3);
+        for n in 0..10 {
+            cache.apply(vec![(format!("r{n}"), Some(image(&format!("r{n}"), "x")))]);
+        }
+        let inner = cache.lock();
+        assert_eq!(inner.entries.len(), 3);
+        assert!(inner.order.len() <= 3);
+        assert!(inner.entries.contains_key("r9") && !inner.entries.contains_key("r0"));
+    }
+}
