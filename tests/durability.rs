@@ -306,3 +306,51 @@ async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
     drop((a, b));
     let _ = std::fs::remove_dir_all(&logs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_operations_are_purged_after_the_retention_and_resources_stay() {
+    let data_dir = temp_dir("retention");
+    let dir = data_dir.to_str().unwrap();
+    let server = ServerProcess::start(
+        &["--data-dir", dir, "--operation-retention", "1s"],
+        data_dir.join("server.log"),
+    );
+    let channel = connect(&server).await;
+    let operation = DiskServiceClient::new(channel.clone())
+        .create(disk_request("retention", "kept"))
+        .await
+        .unwrap()
+        .into_inner();
+    wait_done(&channel, &operation.id, Duration::from_secs(5)).await;
+    let mut operations = OperationServiceClient::new(channel.clone());
+    let started = Instant::now();
+    loop {
+        let outcome = operations
+            .get(GetOperationRequest {
+                operation_id: operation.id.clone(),
+            })
+            .await;
+        match outcome {
+            Err(status) if status.code() == tonic::Code::NotFound => break,
+            Ok(_) => {}
+            Err(status) => panic!("{status}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the operation was not purged"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "purged before its retention ran out"
+    );
+    assert_eq!(
+        disk_status(&channel, &disk_id_of(&operation))
+            .await
+            .unwrap(),
+        disk::Status::Ready as i32
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
