@@ -47,6 +47,9 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 const MAX_IDLE_READERS: usize = 8;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// WAL size (in pages) at which the writer finishes a checkpoint so that the WAL starts
+/// over (about 16 MiB).
+const WAL_RESET_PAGES: i64 = 4096;
 /// Page cache per connection, in KiB (SQLite's negative `cache_size`): bounded, whatever
 /// the number of stored records.
 const WRITER_CACHE_KIB: i64 = 16 * 1024;
@@ -114,8 +117,12 @@ impl SqliteStore {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         migrate(&mut writer)?;
-        // The checkpointer does this work, off the writer's path.
-        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // The checkpointer thread copies the WAL back in the background. It cannot reset
+        // the WAL while the writer keeps writing, though: the writer's own checkpoint,
+        // once the WAL passes this many pages, finishes the little the checkpointer left,
+        // and the WAL starts over. Without it the WAL grows without bound and every read
+        // slows down with it.
+        writer.pragma_update(None, "wal_autocheckpoint", WAL_RESET_PAGES)?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let checkpointer = Connection::open(&path)?;
         configure(&checkpointer)?;
