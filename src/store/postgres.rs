@@ -21,8 +21,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-/// Connections per replica.
-const POOL_SIZE: usize = 16;
+/// Connections per replica. With fewer than the concurrent calls, waits for a pooled
+/// connection dominated (16 gave 1.8k creates/s under 32 clients, 32 gave 4.5k).
+const POOL_SIZE: usize = 32;
 
 /// The database's clock, in milliseconds since the Unix epoch.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -185,36 +186,92 @@ async fn update_resource(
     Ok(())
 }
 
-/// Finishes one copy inside the batch's transaction. The outer error is a database
-/// failure (the whole batch fails); the inner result is this copy's outcome.
-async fn finish_copy(
+/// Finishes a batch of copies in one transaction of four statements, whatever its size:
+/// lock and read the operations, lock and read the resources (both in id order, so that
+/// concurrent transactions never wait on each other in a cycle), then write all READY
+/// resources and all finished operations.
+async fn finish_copies_in(
     transaction: &deadpool_postgres::Transaction<'_>,
-    copy: &DueCopy,
-) -> Result<Result<Finished, StoreError>, StoreError> {
-    let mut operation = match lock_running(transaction, &copy.operation_id).await? {
-        Ok(operation) => operation,
-        Err(finished) => return Ok(Ok(finished)),
-    };
-    let statement = transaction
-        .prepare_cached("SELECT kind, os, body FROM resources WHERE id = $1 FOR UPDATE")
+    copies: &[DueCopy],
+) -> Result<Vec<Result<Finished, StoreError>>, StoreError> {
+    let operation_ids: Vec<&str> = copies.iter().map(|c| c.operation_id.as_str()).collect();
+    let resource_ids: Vec<&str> = copies.iter().map(|c| c.target.id.as_str()).collect();
+    let operations = transaction
+        .prepare_cached(
+            "SELECT id, done, body FROM operations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
         .await?;
-    let Some(row) = transaction
-        .query_opt(&statement, &[&copy.target.id])
-        .await?
-    else {
-        return Ok(Err(StoreError::Backend(format!(
-            "{} {} of running operation {} is missing",
-            copy.target.kind.display_name(),
-            copy.target.id,
-            copy.operation_id
-        ))));
-    };
-    let mut resource = resource_from_row(&row)?;
-    resource.set_ready();
-    update_resource(transaction, &resource).await?;
-    crate::operations::succeed(&mut operation, resource.to_any());
-    store_finished(transaction, &operation).await?;
-    Ok(Ok(Finished::Applied))
+    let mut running = std::collections::HashMap::new();
+    for row in transaction.query(&operations, &[&operation_ids]).await? {
+        let body: Vec<u8> = row.get("body");
+        running.insert(
+            row.get::<_, String>("id"),
+            (row.get::<_, bool>("done"), codec::decode_operation(&body)),
+        );
+    }
+    let resources = transaction
+        .prepare_cached(
+            "SELECT id, kind, os, body FROM resources WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+        )
+        .await?;
+    let mut found = std::collections::HashMap::new();
+    for row in transaction.query(&resources, &[&resource_ids]).await? {
+        found.insert(row.get::<_, String>("id"), resource_from_row(&row));
+    }
+
+    let mut outcomes = Vec::with_capacity(copies.len());
+    let (mut ready_ids, mut ready_bodies) = (Vec::new(), Vec::new());
+    let (mut done_ids, mut done_times, mut done_bodies) = (Vec::new(), Vec::new(), Vec::new());
+    for copy in copies {
+        let outcome = match running.remove(&copy.operation_id) {
+            None => Ok(Finished::Unknown),
+            Some((_, Err(error))) => Err(error),
+            Some((true, Ok(operation))) => Ok(Finished::AlreadyDone(Box::new(operation))),
+            Some((false, Ok(mut operation))) => match found.remove(&copy.target.id) {
+                Some(Ok(mut resource)) => {
+                    resource.set_ready();
+                    crate::operations::succeed(&mut operation, resource.to_any());
+                    ready_ids.push(copy.target.id.clone());
+                    ready_bodies.push(ResourceRow::from_resource(&resource).body);
+                    done_ids.push(operation.id.clone());
+                    done_times.push(codec::modified_at_ms(&operation));
+                    done_bodies.push(prost::Message::encode_to_vec(&operation));
+                    Ok(Finished::Applied)
+                }
+                Some(Err(error)) => Err(error),
+                None => Err(StoreError::Backend(format!(
+                    "{} {} of running operation {} is missing",
+                    copy.target.kind.display_name(),
+                    copy.target.id,
+                    copy.operation_id
+                ))),
+            },
+        };
+        outcomes.push(outcome);
+    }
+    if !done_ids.is_empty() {
+        let update_resources = transaction
+            .prepare_cached(
+                "UPDATE resources SET body = batch.body
+                 FROM unnest($1::text[], $2::bytea[]) AS batch(id, body)
+                 WHERE resources.id = batch.id",
+            )
+            .await?;
+        transaction
+            .execute(&update_resources, &[&ready_ids, &ready_bodies])
+            .await?;
+        let update_operations = transaction
+            .prepare_cached(
+                "UPDATE operations SET done = true, modified_at_ms = batch.modified, body = batch.body
+                 FROM unnest($1::text[], $2::bigint[], $3::bytea[]) AS batch(id, modified, body)
+                 WHERE operations.id = batch.id",
+            )
+            .await?;
+        transaction
+            .execute(&update_operations, &[&done_ids, &done_times, &done_bodies])
+            .await?;
+    }
+    Ok(outcomes)
 }
 
 #[async_trait]
@@ -301,14 +358,7 @@ impl Store for PostgresStore {
         let run = async {
             let mut client = self.pool.get().await?;
             let transaction = client.transaction().await?;
-            // In id order, so that two transactions never wait on each other in a cycle.
-            let mut order: Vec<usize> = (0..copies.len()).collect();
-            order.sort_by(|&a, &b| copies[a].operation_id.cmp(&copies[b].operation_id));
-            let mut outcomes: Vec<Result<Finished, StoreError>> =
-                vec![Ok(Finished::Unknown); copies.len()];
-            for index in order {
-                outcomes[index] = finish_copy(&transaction, &copies[index]).await?;
-            }
+            let outcomes = finish_copies_in(&transaction, copies).await?;
             transaction.commit().await?;
             Ok::<_, StoreError>(outcomes)
         };
