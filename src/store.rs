@@ -102,6 +102,18 @@ pub struct DueCopy {
     pub target: ResourceRef,
 }
 
+impl DueCopy {
+    /// The error when the copy's resource is gone while its operation still runs.
+    pub fn missing_target(&self) -> StoreError {
+        StoreError::Backend(format!(
+            "{} {} of running operation {} is missing",
+            self.target.kind.display_name(),
+            self.target.id,
+            self.operation_id
+        ))
+    }
+}
+
 /// Who this process is among the replicas sharing a database, and how long its claim on
 /// a running operation lasts without renewal.
 #[derive(Debug, Clone)]

@@ -1,59 +1,25 @@
 //! The `imageplane` binary itself: it announces its address, serves, and stops cleanly on
 //! SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-/// Starts `imageplane serve --listen 127.0.0.1:0` with more flags; returns the child and
-/// the address it announced on stdout.
-fn start_server(flags: &[&str], stderr: Stdio) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_imageplane"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(flags)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .expect("the binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("imageplane listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, address)
-}
+use common::process::{temp_dir, ServerProcess};
+use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn serve_announces_its_address_and_stops_on_sigterm() {
-    let data_dir = std::env::temp_dir().join(imageplane::ids::new_id("tst"));
-    let data_dir = data_dir.to_str().unwrap();
-    let (mut child, address) = start_server(
-        &["--log-level", "warn", "--data-dir", data_dir],
-        Stdio::null(),
+    let data_dir = temp_dir("binary");
+    let dir = data_dir.to_str().unwrap();
+    let mut server = ServerProcess::start(
+        &["--log-level", "warn", "--data-dir", dir],
+        data_dir.join("server.log"),
     );
-    std::net::TcpStream::connect(&address).expect("the announced address accepts connections");
-
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "still running 10 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    std::net::TcpStream::connect(&server.address)
+        .expect("the announced address accepts connections");
+    let took = server.terminate();
+    assert!(took < Duration::from_secs(10), "the stop took {took:?}");
+    let _ = std::fs::remove_dir_all(&data_dir);
 }
 
 #[test]
@@ -71,9 +37,9 @@ fn bad_flags_are_refused_with_a_message() {
 async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
     use imageplane::pb::compute::disk_service_client::DiskServiceClient;
     use imageplane::pb::compute::GetDiskRequest;
-    use std::io::Read;
 
-    let (mut child, address) = start_server(
+    let data_dir = temp_dir("json-logs");
+    let mut server = ServerProcess::start(
         &[
             "--database-url",
             "memory:",
@@ -85,8 +51,9 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
             "--shutdown-grace",
             "1s",
         ],
-        Stdio::piped(),
+        data_dir.join("server.log"),
     );
+    let address = server.address.clone();
     let mut disks = DiskServiceClient::connect(format!("http://{address}"))
         .await
         .unwrap();
@@ -117,18 +84,9 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
         .unwrap_err();
     assert!(response.metadata().get("x-request-id").is_some());
 
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut logs = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    server.terminate();
+    let logs = server.logged();
+    let _ = std::fs::remove_dir_all(&data_dir);
     let line = logs
         .lines()
         .find(|line| line.contains("trace-me-42"))

@@ -177,36 +177,12 @@ async fn sigterm_hands_running_work_back_and_exits_within_ten_seconds() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
-/// A PostgreSQL URL with a schema of its own, or `None` (and a warning) without the
-/// variable.
-async fn postgres_schema(test: &str) -> Option<String> {
-    let Ok(base_url) = std::env::var("IMAGEPLANE_TEST_DATABASE_URL") else {
-        eprintln!(
-            "WARNING: IMAGEPLANE_TEST_DATABASE_URL is not set: {test} did NOT run \
-             (set it to e.g. postgres://postgres@127.0.0.1:5432/test)"
-        );
-        return None;
-    };
-    let schema = format!("imageplane_replicas_{:016x}", rand::random::<u64>());
-    let (client, connection) = tokio_postgres::connect(&base_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    Some(format!(
-        "{base_url}{separator}options=-csearch_path%3D{schema}"
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
-    let Some(url) = postgres_schema("two_replicas_share_one_postgres").await else {
+    let Some(base_url) = common::postgres::base_url("two_replicas_share_one_postgres") else {
         return;
     };
+    let (schema, url) = common::postgres::fresh_schema(&base_url, "replicas").await;
     let logs = temp_dir("replicas");
     let flags: Vec<&str> = vec![
         "--database-url",
@@ -304,6 +280,7 @@ async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
     }
     assert_eq!(winners, 1);
     drop((a, b));
+    common::postgres::drop_schema(&base_url, &schema).await;
     let _ = std::fs::remove_dir_all(&logs);
 }
 

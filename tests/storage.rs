@@ -5,6 +5,9 @@
 //!
 //! Each test runs the same checks against each backend, named in the failure message.
 
+mod common;
+
+use common::postgres;
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::{operation, Operation};
 use imageplane::resource::{OperationRecord, Resource, ResourceKind, Work};
@@ -13,9 +16,6 @@ use imageplane::store::{
 };
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The variable that names the PostgreSQL database for these tests.
-const POSTGRES_VARIABLE: &str = "IMAGEPLANE_TEST_DATABASE_URL";
 
 /// A place for one backend's state, fresh for each test.
 struct Backend {
@@ -40,11 +40,7 @@ impl Backend {
     /// Drops the PostgreSQL schema of a test that passed.
     async fn clean_up(self) {
         if let Some((base_url, schema)) = &self.schema {
-            let client = postgres_client(base_url).await;
-            client
-                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                .await
-                .unwrap();
+            postgres::drop_schema(base_url, schema).await;
         }
     }
 }
@@ -56,14 +52,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-async fn postgres_client(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap_or_else(|error| panic!("{POSTGRES_VARIABLE}={url}: cannot connect: {error}"));
-    tokio::spawn(connection);
-    client
 }
 
 /// Every backend, each with fresh state.
@@ -84,27 +72,14 @@ async fn backends() -> Vec<Backend> {
             _directory: Some(TempDir(directory)),
         },
     ];
-    match std::env::var(POSTGRES_VARIABLE) {
-        Ok(base_url) if !base_url.is_empty() => {
-            let schema = format!("imageplane_test_{:016x}", rand::random::<u64>());
-            postgres_client(&base_url)
-                .await
-                .batch_execute(&format!("CREATE SCHEMA {schema}"))
-                .await
-                .unwrap();
-            let separator = if base_url.contains('?') { '&' } else { '?' };
-            let url = format!("{base_url}{separator}options=-csearch_path%3D{schema}");
-            backends.push(Backend {
-                name: "postgres",
-                url: DatabaseUrl::Postgres(url),
-                schema: Some((base_url, schema)),
-                _directory: None,
-            });
-        }
-        _ => eprintln!(
-            "WARNING: {POSTGRES_VARIABLE} is not set: the PostgreSQL part of the storage \
-             suite did NOT run (set it to e.g. postgres://postgres@127.0.0.1:5432/test)"
-        ),
+    if let Some(base_url) = postgres::base_url("the storage suite") {
+        let (schema, url) = postgres::fresh_schema(&base_url, "storage").await;
+        backends.push(Backend {
+            name: "postgres",
+            url: DatabaseUrl::Postgres(url),
+            schema: Some((base_url, schema)),
+            _directory: None,
+        });
     }
     backends
 }

@@ -34,12 +34,7 @@ impl Tables {
         }
         let target = &copy.target;
         let Some(resource) = self.resources.get_mut(&(target.kind, target.id.clone())) else {
-            return Err(StoreError::Backend(format!(
-                "{} {} of running operation {} is missing",
-                target.kind.display_name(),
-                target.id,
-                copy.operation_id
-            )));
+            return Err(copy.missing_target());
         };
         resource.set_ready();
         crate::operations::succeed(&mut record.operation, resource.to_any());

@@ -239,12 +239,7 @@ async fn finish_copies_in(
                     Ok(Finished::Applied)
                 }
                 Some(Err(error)) => Err(error),
-                None => Err(StoreError::Backend(format!(
-                    "{} {} of running operation {} is missing",
-                    copy.target.kind.display_name(),
-                    copy.target.id,
-                    copy.operation_id
-                ))),
+                None => Err(copy.missing_target()),
             },
         };
         outcomes.push(outcome);

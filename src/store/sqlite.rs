@@ -418,14 +418,7 @@ fn finish_copy(
     let mut resource = match select_resource(connection, &copy.target.id)? {
         Err(error) => return Ok(Err(error)),
         Ok(Some(resource)) => resource,
-        Ok(None) => {
-            return Ok(Err(StoreError::Backend(format!(
-                "{} {} of running operation {} is missing",
-                copy.target.kind.display_name(),
-                copy.target.id,
-                copy.operation_id
-            ))))
-        }
+        Ok(None) => return Ok(Err(copy.missing_target())),
     };
     resource.set_ready();
     update_resource(connection, &resource)?;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod process;
 
 use imageplane::pb::baremetal::image_service_client::ImageServiceClient as BaremetalImages;
