@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod executor;
 pub mod ids;
+pub mod import;
 pub mod operations;
 pub mod pb;
 pub mod resource;
