@@ -49,7 +49,7 @@ pub struct ServeArgs {
     /// How long this replica's claim on a running operation lasts without renewal; it
     /// renews every third of it. When a replica dies, another takes its operations over
     /// after this long.
-    #[arg(long, env = "IMAGEPLANE_LEASE_DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+    #[arg(long, env = "IMAGEPLANE_LEASE_DURATION", default_value = "10s", value_parser = parse_lease)]
     pub lease_duration: Duration,
 
     /// How long finished operations are kept before they are purged (OperationService.Get
@@ -68,7 +68,7 @@ pub struct ServeArgs {
 
     /// How long the background work of a copy (an image from an image, disk or snapshot;
     /// a snapshot; a disk) takes, e.g. `0s`, `500ms`, `2m`.
-    #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = parse_operation_delay)]
     pub operation_delay: Duration,
 
     /// The host:port that ApiEndpointService tells SDKs to use. Default: the bound address.
@@ -92,6 +92,25 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
     if duration.is_zero() {
         return Err("must be greater than zero".into());
+    }
+    Ok(duration)
+}
+
+/// A lease of at least one second: it is renewed every third of it, and a renewal must
+/// fit comfortably in that time.
+fn parse_lease(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    Ok(duration)
+}
+
+/// A copy duration of at most a year (the scheduler's timers reach about two).
+fn parse_operation_delay(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration > Duration::from_secs(365 * 24 * 3600) {
+        return Err("must be at most 365days".into());
     }
     Ok(duration)
 }

@@ -21,9 +21,15 @@
 //! The keeper task ties the local work to the store's leases. Every third of the lease
 //! it renews the leases of the operations running here (stopping any that were finished
 //! or taken over elsewhere, e.g. cancelled through another replica), claims orphans
-//! (running operations whose replica died or handed them back; at start, what the last
-//! run left) and starts them here, and purges finished operations older than the
-//! retention. [`Executor::shutdown`] stops the local work and hands it back.
+//! (running operations whose replica died or handed them back, or whose end could not be
+//! recorded; at start, what the last run left) and starts them here. A purger task
+//! deletes finished operations older than the retention. [`Executor::shutdown`] stops
+//! both, then the local work, and hands the work back.
+//!
+//! A database failure while finishing leaves the operation running: it drops out of
+//! `running`, its lease is not renewed, and it is claimed and tried again when the lease
+//! runs out. Only a record that cannot be used ([`StoreError::Corrupt`]) ends it with an
+//! error.
 
 use crate::error::Error;
 use crate::operations;
@@ -90,11 +96,13 @@ pub struct Executor {
     copies: mpsc::UnboundedSender<Command>,
     running: RunningSet,
     stop_keeper: CancellationToken,
+    /// The keeper and the purger, awaited on shutdown.
+    background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl Executor {
-    /// Starts the copy scheduler and the keeper on the current Tokio runtime. The
-    /// keeper's first round runs at once: orphans are claimed before any call is served.
+    /// Starts the copy scheduler, the keeper and the purger on the current Tokio runtime.
+    /// The keeper's first round runs at once, so orphans are claimed as serving starts.
     pub fn new(store: Arc<dyn Store>, settings: ExecutorSettings) -> Arc<Executor> {
         let (copies, commands) = mpsc::unbounded_channel();
         let running = RunningSet::default();
@@ -109,8 +117,15 @@ impl Executor {
             copies,
             running,
             stop_keeper: CancellationToken::new(),
+            background: Mutex::new(Vec::new()),
         });
-        tokio::spawn(keep(Arc::clone(&executor)));
+        let keeper = tokio::spawn(keep(Arc::clone(&executor)));
+        let purger = tokio::spawn(purge_periodically(Arc::clone(&executor)));
+        executor
+            .background
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend([keeper, purger]);
         executor
     }
 
@@ -141,7 +156,9 @@ impl Executor {
             .created_at
             .and_then(|at| SystemTime::try_from(at).ok())
             .unwrap_or_else(SystemTime::now);
-        let due = created + self.settings.copy_duration;
+        let due = created
+            .checked_add(self.settings.copy_duration)
+            .unwrap_or(created);
         match due.duration_since(SystemTime::now()) {
             Ok(remaining) => now + remaining,
             Err(_) => now,
@@ -218,6 +235,17 @@ impl Executor {
     /// the store so that another replica (or the next start) takes them over at once.
     pub async fn shutdown(&self) {
         self.stop_keeper.cancel();
+        // A renewal or claim under way finishes first, so that nothing it does lands
+        // after the hand-back below.
+        let background: Vec<_> = std::mem::take(
+            &mut *self
+                .background
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for task in background {
+            let _ = task.await;
+        }
         let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
         for id in &ids {
             self.stop_local(id);
@@ -247,7 +275,7 @@ impl Executor {
             }
             Err(error) => warn!(?error, "could not renew leases"),
         }
-        loop {
+        while !self.stop_keeper.is_cancelled() {
             match self.store.claim_orphans(CLAIM_BATCH).await {
                 Ok(claimed) => {
                     let count = claimed.len();
@@ -277,6 +305,9 @@ impl Executor {
             .map_or(0, |since| since.as_millis() as i64);
         let mut total = 0;
         loop {
+            if self.stop_keeper.is_cancelled() {
+                break;
+            }
             match self.store.purge_finished(cutoff_ms, PURGE_BATCH).await {
                 Ok(deleted) => {
                     total += deleted;
@@ -299,20 +330,29 @@ impl Executor {
     }
 }
 
-/// The keeper: renews leases and claims orphans every third of the lease, and purges
-/// finished operations every tenth of the retention (at most hourly).
+/// The keeper: renews leases and claims orphans every third of the lease.
 async fn keep(executor: Arc<Executor>) {
     let renew_every = (executor.settings.lease / 3).max(Duration::from_millis(50));
-    let purge_every = (executor.settings.retention / 10)
-        .clamp(Duration::from_millis(100), Duration::from_secs(3600));
     let mut renew = tokio::time::interval(renew_every);
-    let mut purge = tokio::time::interval(purge_every);
     renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = executor.stop_keeper.cancelled() => return,
             _ = renew.tick() => executor.keep_leases().await,
+        }
+    }
+}
+
+/// Purges finished operations every tenth of the retention (at most hourly), in a task of
+/// its own: a long purge must not delay lease renewals.
+async fn purge_periodically(executor: Arc<Executor>) {
+    let purge_every = (executor.settings.retention / 10)
+        .clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut purge = tokio::time::interval(purge_every);
+    purge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = executor.stop_keeper.cancelled() => return,
             _ = purge.tick() => executor.purge().await,
         }
     }
@@ -388,9 +428,19 @@ async fn finish_copies(store: Arc<dyn Store>, running: RunningSet, records: Vec<
     let outcomes = store.finish_copies(&copies).await;
     for (record, outcome) in records.iter().zip(outcomes) {
         match outcome {
-            // The store could not finish it as READY: end it with the error instead, so
-            // that no operation stays running.
-            Err(error) => complete(store.as_ref(), record, Err(Error::from(error))).await,
+            // Its records cannot be made READY: end it with the error instead, so that no
+            // operation stays running.
+            Err(error @ StoreError::Corrupt(_)) => {
+                complete(store.as_ref(), record, Err(Error::from(error))).await
+            }
+            // The database failed (perhaps for a moment): nothing was written. Dropped from
+            // `running` below, its lease is not renewed, and it is claimed and tried again
+            // when the lease runs out.
+            Err(error) => warn!(
+                operation_id = %record.operation.id,
+                %error,
+                "could not finish the copy; it is retried when its lease runs out"
+            ),
             finished => log_finished(&record.operation.id, finished),
         }
     }

@@ -202,14 +202,19 @@ pub async fn serve_store(
             std::future::pending::<()>().await;
         }
     };
-    tokio::select! {
-        result = serving => result?,
-        () = grace_over => warn!(
-            grace = %humantime::format_duration(settings.shutdown_grace),
-            "grace period over: closing the connections that are still open"
-        ),
-    }
+    let served = tokio::select! {
+        result = serving => result,
+        () = grace_over => {
+            warn!(
+                grace = %humantime::format_duration(settings.shutdown_grace),
+                "grace period over: closing the connections that are still open"
+            );
+            Ok(())
+        }
+    };
+    // On every way out, the running operations are handed back.
     executor.shutdown().await;
+    served?;
     info!("stopped");
     Ok(())
 }

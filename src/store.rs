@@ -34,8 +34,12 @@ pub enum StoreError {
         folder_id: String,
         name: String,
     },
-    /// The backend failed.
+    /// The backend failed (I/O, connection, transaction): the same call may succeed
+    /// later.
     Backend(String),
+    /// A stored record cannot be used (undecodable, of an unknown kind, or missing where
+    /// another one needs it): retrying will not help.
+    Corrupt(String),
 }
 
 impl std::fmt::Display for StoreError {
@@ -50,7 +54,9 @@ impl std::fmt::Display for StoreError {
                 "{} name {name:?} is taken in folder {folder_id}",
                 kind.display_name()
             ),
-            StoreError::Backend(message) => formatter.write_str(message),
+            StoreError::Backend(message) | StoreError::Corrupt(message) => {
+                formatter.write_str(message)
+            }
         }
     }
 }
@@ -70,6 +76,9 @@ impl From<StoreError> for crate::error::Error {
             )),
             StoreError::Backend(message) => {
                 crate::error::Error::Internal(format!("storage failed: {message}"))
+            }
+            StoreError::Corrupt(message) => {
+                crate::error::Error::Internal(format!("stored data is unusable: {message}"))
             }
         }
     }
@@ -105,7 +114,7 @@ pub struct DueCopy {
 impl DueCopy {
     /// The error when the copy's resource is gone while its operation still runs.
     pub fn missing_target(&self) -> StoreError {
-        StoreError::Backend(format!(
+        StoreError::Corrupt(format!(
             "{} {} of running operation {} is missing",
             self.target.kind.display_name(),
             self.target.id,
@@ -174,7 +183,10 @@ pub trait Store: Send + Sync + 'static {
     async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError>;
 
     /// Takes over up to `limit` orphans: running operations whose lease ran out (their
-    /// replica died or handed them back). They are held by this replica when returned.
+    /// replica died, handed them back, or could not record their end). They are held by
+    /// this replica when returned. An orphan whose row cannot be read is finished in place
+    /// with an INTERNAL error (see [`codec::unreadable`]) instead of being returned, so
+    /// that it cannot stay running forever.
     async fn claim_orphans(&self, limit: usize) -> Result<Vec<OperationRecord>, StoreError>;
 
     /// Hands running operations back (on shutdown): any replica may claim them at once.

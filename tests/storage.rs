@@ -619,3 +619,152 @@ async fn purging_removes_only_finished_operations_older_than_the_cutoff() {
         backend.clean_up().await;
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_orphan_is_ended_with_an_error_not_left_running() {
+    for backend in backends().await {
+        let name = backend.name;
+        let DatabaseUrl::Sqlite(path) = &backend.url else {
+            continue; // corrupting a row by hand is done here through SQLite
+        };
+        let store = backend.open(Duration::from_secs(60)).await;
+        let (_, good) = create(store.as_ref(), "f", "good").await;
+        let (_, bad) = create(store.as_ref(), "f", "bad").await;
+        drop(store);
+        let connection = rusqlite::Connection::open(path).unwrap();
+        connection
+            .execute(
+                "UPDATE operations SET body = x'ffffffff' WHERE id = ?1",
+                [&bad.operation.id],
+            )
+            .unwrap();
+        drop(connection);
+
+        let reopened = backend.open(Duration::from_secs(60)).await;
+        let claimed = reopened.claim_orphans(10).await.unwrap();
+        assert_eq!(claimed, vec![good], "{name}: the readable one is resumed");
+        let ended = reopened
+            .operation(&bad.operation.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .operation;
+        assert!(ended.done, "{name}");
+        match ended.result {
+            Some(operation::Result::Error(status)) => {
+                assert_eq!(status.code, 13, "{name}: INTERNAL");
+                assert!(
+                    status.message.contains("cannot be read"),
+                    "{}",
+                    status.message
+                );
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+        drop(reopened);
+        backend.clean_up().await;
+    }
+}
+
+/// A store whose first `finish_copies` fails as a database would (nothing written).
+struct FailsOnce {
+    inner: Arc<dyn Store>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl Store for FailsOnce {
+    async fn create(&self, resource: Resource, record: OperationRecord) -> Result<(), StoreError> {
+        self.inner.create(resource, record).await
+    }
+    async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
+        self.inner.resource(kind, id).await
+    }
+    async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
+        self.inner.operation(id).await
+    }
+    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
+        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            let error = StoreError::Backend("disk I/O error (injected)".into());
+            return vec![Err(error); copies.len()];
+        }
+        self.inner.finish_copies(copies).await
+    }
+    async fn finish(
+        &self,
+        finished: Operation,
+        change: ResourceChange,
+    ) -> Result<Finished, StoreError> {
+        self.inner.finish(finished, change).await
+    }
+    async fn renew_leases(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        self.inner.renew_leases(ids).await
+    }
+    async fn claim_orphans(&self, limit: usize) -> Result<Vec<OperationRecord>, StoreError> {
+        self.inner.claim_orphans(limit).await
+    }
+    async fn release_leases(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.inner.release_leases(ids).await
+    }
+    async fn purge_finished(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.inner.purge_finished(before_ms, limit).await
+    }
+}
+
+#[tokio::test]
+async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure() {
+    use imageplane::executor::{Executor, ExecutorSettings};
+    for backend in backends().await {
+        if !backend.durable() {
+            continue; // the memory store never fails, and has no leases to run out
+        }
+        let name = backend.name;
+        let lease = Duration::from_secs(1);
+        let store: Arc<dyn Store> = Arc::new(FailsOnce {
+            inner: backend.open(lease).await,
+            failed: false.into(),
+        });
+        let executor = Executor::new(
+            Arc::clone(&store),
+            ExecutorSettings {
+                copy_duration: Duration::ZERO,
+                lease,
+                retention: Duration::from_secs(3600),
+            },
+        );
+        let (resource, record) = create(store.as_ref(), "f", "retried").await;
+        executor.start(record.clone());
+        // The first finish fails; the lease runs out (1 s) and the copy is claimed again.
+        let started = std::time::Instant::now();
+        let finished = loop {
+            let current = store
+                .operation(&record.operation.id)
+                .await
+                .unwrap()
+                .unwrap();
+            if current.operation.done {
+                break current.operation;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{name}: never retried"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            matches!(finished.result, Some(operation::Result::Response(_))),
+            "{name}: {finished:?}"
+        );
+        let Some(Resource::Disk { disk, .. }) = store
+            .resource(ResourceKind::Disk, resource.id())
+            .await
+            .unwrap()
+        else {
+            panic!("{name}: the disk is gone")
+        };
+        assert_eq!(disk.status, disk::Status::Ready as i32, "{name}");
+        executor.shutdown().await;
+        drop((executor, store));
+        backend.clean_up().await;
+    }
+}

@@ -47,9 +47,9 @@ pub fn resource_from_columns(
     body: &[u8],
 ) -> Result<Resource, StoreError> {
     let kind = ResourceKind::from_code(kind)
-        .ok_or_else(|| StoreError::Backend(format!("stored resource has unknown kind {kind}")))?;
+        .ok_or_else(|| StoreError::Corrupt(format!("stored resource has unknown kind {kind}")))?;
     let unreadable =
-        |error: prost::DecodeError| StoreError::Backend(format!("stored resource: {error}"));
+        |error: prost::DecodeError| StoreError::Corrupt(format!("stored resource: {error}"));
     let os = os.map(Os::decode).transpose().map_err(unreadable)?;
     Ok(match kind {
         ResourceKind::ComputeImage => {
@@ -107,7 +107,7 @@ pub fn record_from_columns(
     body: &[u8],
 ) -> Result<OperationRecord, StoreError> {
     let kind = ResourceKind::from_code(target_kind).ok_or_else(|| {
-        StoreError::Backend(format!("stored operation has unknown kind {target_kind}"))
+        StoreError::Corrupt(format!("stored operation has unknown kind {target_kind}"))
     })?;
     Ok(OperationRecord {
         operation: decode_operation(body)?,
@@ -125,7 +125,7 @@ pub fn record_from_columns(
 /// Decodes the `body` column of an operation.
 pub fn decode_operation(body: &[u8]) -> Result<Operation, StoreError> {
     Operation::decode(body)
-        .map_err(|error| StoreError::Backend(format!("stored operation: {error}")))
+        .map_err(|error| StoreError::Corrupt(format!("stored operation: {error}")))
 }
 
 /// When the operation last changed, in milliseconds since the Unix epoch.
@@ -141,4 +141,24 @@ pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// The finished form of an operation whose stored row cannot be read: done, with an
+/// INTERNAL error that says why, and nothing else (the rest of the row is unreadable).
+pub fn unreadable(id: &str, error: &StoreError) -> Operation {
+    let now = crate::operations::now();
+    Operation {
+        id: id.to_string(),
+        description: "unreadable operation".into(),
+        created_at: Some(now),
+        modified_at: Some(now),
+        done: true,
+        result: Some(crate::pb::operation::operation::Result::Error(
+            crate::error::Error::Internal(format!(
+                "this operation's stored record cannot be read ({error}); it was ended"
+            ))
+            .to_rpc_status(),
+        )),
+        ..Operation::default()
+    }
 }

@@ -394,9 +394,14 @@ impl Store for PostgresStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
-                "UPDATE operations SET lease_until_ms = {NOW_MS} + $3
-                 WHERE id = ANY($1) AND owner = $2 AND NOT done
-                 RETURNING id"
+                // Rows locked in id order, as finish_copies locks them: no deadlock.
+                "WITH held AS (
+                     SELECT id FROM operations
+                     WHERE id = ANY($1) AND owner = $2 AND NOT done
+                     ORDER BY id FOR UPDATE)
+                 UPDATE operations SET lease_until_ms = {NOW_MS} + $3
+                 FROM held WHERE operations.id = held.id
+                 RETURNING operations.id"
             ))
             .await?;
         let rows = client
@@ -415,10 +420,11 @@ impl Store for PostgresStore {
                 "WITH orphans AS (
                      SELECT id FROM operations
                      WHERE NOT done AND lease_until_ms < {NOW_MS}
+                     ORDER BY id
                      LIMIT $3 FOR UPDATE SKIP LOCKED)
                  UPDATE operations SET owner = $1, lease_until_ms = {NOW_MS} + $2
                  FROM orphans WHERE operations.id = orphans.id
-                 RETURNING operations.target_kind, operations.target_id,
+                 RETURNING operations.id, operations.target_kind, operations.target_id,
                            operations.import_uri, operations.body"
             ))
             .await?;
@@ -426,7 +432,29 @@ impl Store for PostgresStore {
         let rows = client
             .query(&statement, &[&self.replica.id, &self.lease_ms(), &limit])
             .await?;
-        rows.iter().map(record_from_row).collect()
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            match record_from_row(row) {
+                Ok(record) => claimed.push(record),
+                Err(error) => {
+                    let id: String = row.get("id");
+                    tracing::error!(operation_id = %id, %error, "ending an unreadable operation");
+                    let finished = codec::unreadable(&id, &error);
+                    client
+                        .execute(
+                            "UPDATE operations SET done = true, modified_at_ms = $2, body = $3
+                             WHERE id = $1 AND NOT done",
+                            &[
+                                &id,
+                                &codec::modified_at_ms(&finished),
+                                &prost::Message::encode_to_vec(&finished),
+                            ],
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(claimed)
     }
 
     async fn release_leases(&self, operation_ids: &[String]) -> Result<(), StoreError> {
@@ -436,8 +464,12 @@ impl Store for PostgresStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(
-                "UPDATE operations SET lease_until_ms = 0
-                 WHERE id = ANY($1) AND owner = $2 AND NOT done",
+                "WITH held AS (
+                     SELECT id FROM operations
+                     WHERE id = ANY($1) AND owner = $2 AND NOT done
+                     ORDER BY id FOR UPDATE)
+                 UPDATE operations SET lease_until_ms = 0
+                 FROM held WHERE operations.id = held.id",
             )
             .await?;
         client

@@ -625,7 +625,7 @@ impl Store for SqliteStore {
         let now = codec::now_ms();
         let lease_until = now + self.replica.lease_ms();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.write(move |connection, _| {
+        self.write(move |connection, writes| {
             // The directory lock makes this the only process: whatever another replica id
             // holds was left by an earlier run.
             let mut statement = connection.prepare_cached(
@@ -633,17 +633,25 @@ impl Store for SqliteStore {
                  WHERE id IN (SELECT id FROM operations
                               WHERE done = 0 AND (owner <> ?1 OR lease_until_ms < ?2)
                               LIMIT ?4)
-                 RETURNING target_kind, target_id, import_uri, body",
+                 RETURNING id, target_kind, target_id, import_uri, body",
             )?;
             let rows = statement
-                .query_map(params![owner, now, lease_until, limit], record_columns)?
+                .query_map(params![owner, now, lease_until, limit], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get::<_, Vec<u8>>(4)?))
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(rows
-                .into_iter()
-                .map(|(kind, target, uri, body)| {
-                    codec::record_from_columns(kind, target, uri, &body)
-                })
-                .collect())
+            let mut claimed = Vec::with_capacity(rows.len());
+            for (id, kind, target, uri, body) in rows {
+                match codec::record_from_columns(kind, target, uri, &body) {
+                    Ok(record) => claimed.push(record),
+                    Err(error) => {
+                        tracing::error!(operation_id = %id, %error, "ending an unreadable operation");
+                        store_finished(connection, &codec::unreadable(&id, &error))?;
+                        writes.push((id, None));
+                    }
+                }
+            }
+            Ok(Ok(claimed))
         })
         .await
     }
