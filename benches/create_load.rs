@@ -106,8 +106,9 @@ async fn start_imageplane(database: DatabaseUrl) -> SocketAddr {
     address
 }
 
-/// A fresh schema in the PostgreSQL at `base_url`; returns the URL that uses it.
-async fn postgres_schema(base_url: &str) -> String {
+/// A fresh schema in the PostgreSQL at `base_url`; returns its name and the URL that
+/// uses it.
+async fn postgres_schema(base_url: &str) -> (String, String) {
     let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
         .await
         .expect("PostgreSQL is reachable");
@@ -118,7 +119,8 @@ async fn postgres_schema(base_url: &str) -> String {
         .await
         .unwrap();
     let separator = if base_url.contains('?') { '&' } else { '?' };
-    format!("{base_url}{separator}options=-csearch_path%3D{schema}")
+    let url = format!("{base_url}{separator}options=-csearch_path%3D{schema}");
+    (schema, url)
 }
 
 /// One server under load and its totals over the rounds.
@@ -313,11 +315,13 @@ fn main() {
         if wanted("sqlite") {
             targets.push(Target::imageplane("sqlite", DatabaseUrl::default_in(&data_dir)).await);
         }
+        let mut made_schema = None;
         match &options.postgres_url {
             Some(_) if !wanted("postgres") => {}
             Some(url) => {
-                let url = postgres_schema(url).await;
-                targets.push(Target::imageplane("postgres", DatabaseUrl::Postgres(url)).await);
+                let (schema, schema_url) = postgres_schema(url).await;
+                targets.push(Target::imageplane("postgres", DatabaseUrl::Postgres(schema_url)).await);
+                made_schema = Some((url.clone(), schema));
             }
             None => println!("(PostgreSQL not measured: pass --postgres-url or set IMAGEPLANE_BENCH_DATABASE_URL)"),
         }
@@ -359,5 +363,18 @@ fn main() {
             ratio(durable, &targets[1]);
         }
         let _ = std::fs::remove_dir_all(&data_dir);
+        if let Some((base_url, schema)) = made_schema {
+            // The servers still hold connections: drop what they made, then the schema.
+            let (client, connection) = tokio_postgres::connect(&base_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            if let Err(error) = client
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+            {
+                println!("(could not drop schema {schema}: {error})");
+            }
+        }
     });
 }

@@ -417,12 +417,15 @@ impl Store for PostgresStore {
         let client = self.pool.get().await?;
         let statement = client
             .prepare_cached(&format!(
-                "WITH orphans AS (
+                // "Now" computed once, as a constant of the query: the partial index on
+                // running operations' leases then serves the search. SKIP LOCKED never
+                // waits, so the lock order does not matter here.
+                "WITH now AS (SELECT {NOW_MS} AS ms),
+                 orphans AS (
                      SELECT id FROM operations
-                     WHERE NOT done AND lease_until_ms < {NOW_MS}
-                     ORDER BY id
+                     WHERE NOT done AND lease_until_ms < (SELECT ms FROM now)
                      LIMIT $3 FOR UPDATE SKIP LOCKED)
-                 UPDATE operations SET owner = $1, lease_until_ms = {NOW_MS} + $2
+                 UPDATE operations SET owner = $1, lease_until_ms = (SELECT ms FROM now) + $2
                  FROM orphans WHERE operations.id = orphans.id
                  RETURNING operations.id, operations.target_kind, operations.target_id,
                            operations.import_uri, operations.body"
