@@ -25,8 +25,10 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
             copy_duration: Duration::ZERO,
             lease: imageplane::server::DEFAULT_LEASE,
             retention: imageplane::server::DEFAULT_RETENTION,
+            import: Default::default(),
         },
-    );
+    )
+    .unwrap();
     let catalog = Arc::new(Catalog::new(store, executor, Validator::for_api()));
     let op = catalog
         .create_disk(CreateDiskRequest {

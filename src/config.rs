@@ -52,6 +52,22 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_LEASE_DURATION", default_value = "10s", value_parser = parse_lease)]
     pub lease_duration: Duration,
 
+    /// Imports from URIs that run at once; the others wait in order.
+    #[arg(long, env = "IMAGEPLANE_MAX_CONCURRENT_IMPORTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_imports: u32,
+
+    /// Hosts that imports may fetch from, comma-separated (exact names, e.g.
+    /// `storage.yandexcloud.net,images.example.com`). Default: any host. A shared
+    /// deployment should set it: otherwise any caller can make the server fetch from any
+    /// address it can reach, internal ones included (SSRF).
+    #[arg(long, env = "IMAGEPLANE_IMPORT_ALLOW_HOSTS", value_delimiter = ',')]
+    pub import_allow_hosts: Vec<String>,
+
+    /// The largest image an import accepts, in bytes, or with a suffix: KiB, MiB, GiB,
+    /// TiB (e.g. `50GiB`).
+    #[arg(long, env = "IMAGEPLANE_IMPORT_MAX_BYTES", default_value = "1TiB", value_parser = parse_bytes)]
+    pub import_max_bytes: u64,
+
     /// How long finished operations are kept before they are purged (OperationService.Get
     /// then answers NOT_FOUND).
     #[arg(long, env = "IMAGEPLANE_OPERATION_RETENTION", default_value = "30days", value_parser = parse_positive_duration)]
@@ -113,4 +129,31 @@ fn parse_operation_delay(text: &str) -> Result<Duration, String> {
         return Err("must be at most 365days".into());
     }
     Ok(duration)
+}
+
+/// A byte count: a number, optionally followed by KiB, MiB, GiB or TiB.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a byte count such as 1048576 or 50GiB"))?;
+    let multiplier: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => return Err(format!("unknown unit {other:?}: use KiB, MiB, GiB or TiB")),
+    };
+    let bytes = number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 {
+        return Err("must be greater than zero".into());
+    }
+    Ok(bytes)
 }

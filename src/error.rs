@@ -15,8 +15,14 @@ pub enum Error {
     NotFound(String),
     /// A name is taken by another resource of the same kind in the folder.
     AlreadyExists(String),
+    /// The caller may not do or reach this (e.g. a host outside `--import-allow-hosts`).
+    PermissionDenied(String),
+    /// A limit was exceeded (e.g. an image larger than `--import-max-bytes`).
+    ResourceExhausted(String),
     /// The request is valid but the state of a resource does not allow it.
     FailedPrecondition(String),
+    /// Something this server depends on did not answer (e.g. the host of an import).
+    Unavailable(String),
     /// The operation was cancelled.
     Cancelled(String),
     /// The feature is not implemented by this server.
@@ -31,9 +37,12 @@ pub mod code {
     pub const INVALID_ARGUMENT: i32 = 3;
     pub const NOT_FOUND: i32 = 5;
     pub const ALREADY_EXISTS: i32 = 6;
+    pub const PERMISSION_DENIED: i32 = 7;
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const FAILED_PRECONDITION: i32 = 9;
     pub const UNIMPLEMENTED: i32 = 12;
     pub const INTERNAL: i32 = 13;
+    pub const UNAVAILABLE: i32 = 14;
 }
 
 impl Error {
@@ -44,7 +53,10 @@ impl Error {
             Error::InvalidArgument(_) => code::INVALID_ARGUMENT,
             Error::NotFound(_) => code::NOT_FOUND,
             Error::AlreadyExists(_) => code::ALREADY_EXISTS,
+            Error::PermissionDenied(_) => code::PERMISSION_DENIED,
+            Error::ResourceExhausted(_) => code::RESOURCE_EXHAUSTED,
             Error::FailedPrecondition(_) => code::FAILED_PRECONDITION,
+            Error::Unavailable(_) => code::UNAVAILABLE,
             Error::Unimplemented(_) => code::UNIMPLEMENTED,
             Error::Internal(_) => code::INTERNAL,
         }
@@ -56,7 +68,10 @@ impl Error {
             Error::InvalidArgument(message)
             | Error::NotFound(message)
             | Error::AlreadyExists(message)
+            | Error::PermissionDenied(message)
+            | Error::ResourceExhausted(message)
             | Error::FailedPrecondition(message)
+            | Error::Unavailable(message)
             | Error::Cancelled(message)
             | Error::Unimplemented(message)
             | Error::Internal(message) => message,

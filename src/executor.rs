@@ -9,8 +9,8 @@
 //!   task per operation: under load that is what keeps the cost of a create close to the
 //!   cost of the RPC itself (see the benchmark in the README).
 //! - an import from a URI runs in a task of its own with a cancellation token (the
-//!   transfer must stop at once when cancelled). Importing is not implemented yet: the
-//!   task ends the operation with UNIMPLEMENTED.
+//!   transfer must stop at once when cancelled: the token drops the import's future, and
+//!   with it the connection). [`crate::import`] does the transfer.
 //!
 //! Finishing is one store call that sets the operation done together with its resource
 //! (READY, or removed on error). [`Executor::cancel`] finishes a running operation with
@@ -32,6 +32,7 @@
 //! error.
 
 use crate::error::Error;
+use crate::import::{ImportSettings, Importer};
 use crate::operations;
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Resource, Work};
@@ -87,12 +88,15 @@ pub struct ExecutorSettings {
     pub lease: Duration,
     /// How long finished operations are kept.
     pub retention: Duration,
+    /// How imports from URIs run.
+    pub import: ImportSettings,
 }
 
 /// Runs and cancels operations.
 pub struct Executor {
     store: Arc<dyn Store>,
     settings: ExecutorSettings,
+    importer: Importer,
     copies: mpsc::UnboundedSender<Command>,
     running: RunningSet,
     stop_keeper: CancellationToken,
@@ -103,7 +107,8 @@ pub struct Executor {
 impl Executor {
     /// Starts the copy scheduler, the keeper and the purger on the current Tokio runtime.
     /// The keeper's first round runs at once, so orphans are claimed as serving starts.
-    pub fn new(store: Arc<dyn Store>, settings: ExecutorSettings) -> Arc<Executor> {
+    pub fn new(store: Arc<dyn Store>, settings: ExecutorSettings) -> Result<Arc<Executor>, Error> {
+        let importer = Importer::new(settings.import.clone())?;
         let (copies, commands) = mpsc::unbounded_channel();
         let running = RunningSet::default();
         tokio::spawn(schedule_copies(
@@ -114,6 +119,7 @@ impl Executor {
         let executor = Arc::new(Executor {
             store,
             settings,
+            importer,
             copies,
             running,
             stop_keeper: CancellationToken::new(),
@@ -126,7 +132,12 @@ impl Executor {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .extend([keeper, purger]);
-        executor
+        Ok(executor)
+    }
+
+    /// Refuses, at create time, a URI whose host imports may not fetch.
+    pub fn check_import_host(&self, uri: &str) -> Result<(), Error> {
+        self.settings.import.check_host(uri)
     }
 
     /// Starts the background work of a stored, running operation held by this replica.
@@ -174,7 +185,7 @@ impl Executor {
             async move {
                 let outcome = tokio::select! {
                     _ = token.cancelled() => None,
-                    outcome = import(&record) => Some(outcome),
+                    outcome = executor.importer.import(&record, executor.store.as_ref()) => Some(outcome),
                 };
                 match outcome {
                     Some(outcome) => complete(executor.store.as_ref(), &record, outcome).await,
@@ -448,17 +459,6 @@ async fn finish_copies(store: Arc<dyn Store>, running: RunningSet, records: Vec<
     for record in &records {
         running.remove(&record.operation.id);
     }
-}
-
-async fn import(record: &OperationRecord) -> Result<Resource, Error> {
-    let uri = match &record.work {
-        Work::ImportUri { uri } => uri,
-        Work::Copy => return Err(Error::Internal("a copy was sent to the importer".into())),
-    };
-    Err(Error::Unimplemented(format!(
-        "importing images from a URI is not implemented by this server yet: \
-         the request was valid, but {uri} was not fetched and no image was created"
-    )))
 }
 
 /// Ends the operation with the outcome of its work, together with its resource.

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use imageplane::config::{Cli, Command, ServeArgs};
+use imageplane::import::ImportSettings;
 use imageplane::server::{self, Settings};
 use imageplane::store::DatabaseUrl;
 use std::io::Write;
@@ -45,6 +46,17 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         database,
         lease: args.lease_duration,
         operation_retention: args.operation_retention,
+        import: ImportSettings {
+            max_concurrent: args.max_concurrent_imports as usize,
+            allow_hosts: args
+                .import_allow_hosts
+                .iter()
+                .map(|host| host.trim().to_ascii_lowercase())
+                .filter(|host| !host.is_empty())
+                .collect(),
+            max_bytes: args.import_max_bytes,
+            ..ImportSettings::default()
+        },
     };
     // The store is open (and migrated) before the server says it is ready.
     let store = server::open_store(&settings).await?;

@@ -10,6 +10,7 @@ use crate::api::{
 };
 use crate::domain::Catalog;
 use crate::executor::{Executor, ExecutorSettings};
+use crate::import::ImportSettings;
 use crate::pb;
 use crate::rpc_layer::RpcLayer;
 use crate::store::{self, DatabaseUrl, Replica, Store};
@@ -44,6 +45,8 @@ pub struct Settings {
     pub lease: Duration,
     /// How long finished operations are kept.
     pub operation_retention: Duration,
+    /// How imports from URIs run.
+    pub import: ImportSettings,
 }
 
 /// The default `--lease-duration`.
@@ -61,6 +64,7 @@ impl Default for Settings {
             database: DatabaseUrl::Memory,
             lease: DEFAULT_LEASE,
             operation_retention: DEFAULT_RETENTION,
+            import: ImportSettings::default(),
         }
     }
 }
@@ -102,8 +106,9 @@ pub async fn serve_store(
             copy_duration: settings.operation_delay,
             lease: settings.lease,
             retention: settings.operation_retention,
+            import: settings.import.clone(),
         },
-    );
+    )?;
     let catalog = Arc::new(Catalog::new(
         store,
         Arc::clone(&executor),

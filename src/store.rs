@@ -177,6 +177,14 @@ pub trait Store: Send + Sync + 'static {
         change: ResourceChange,
     ) -> Result<Finished, StoreError>;
 
+    /// Sets the description of a running operation (import progress); does nothing to
+    /// one that is done or unknown.
+    async fn describe_running(
+        &self,
+        operation_id: &str,
+        description: &str,
+    ) -> Result<(), StoreError>;
+
     /// Renews this replica's lease on the given running operations. Returns the ones it
     /// still holds; the others were finished (e.g. cancelled through another replica) or
     /// taken over, and their local work must stop.

@@ -697,6 +697,9 @@ impl Store for FailsOnce {
     ) -> Result<Finished, StoreError> {
         self.inner.finish(finished, change).await
     }
+    async fn describe_running(&self, id: &str, description: &str) -> Result<(), StoreError> {
+        self.inner.describe_running(id, description).await
+    }
     async fn renew_leases(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         self.inner.renew_leases(ids).await
     }
@@ -730,8 +733,10 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
                 copy_duration: Duration::ZERO,
                 lease,
                 retention: Duration::from_secs(3600),
+                import: Default::default(),
             },
-        );
+        )
+        .unwrap();
         let (resource, record) = create(store.as_ref(), "f", "retried").await;
         executor.start(record.clone());
         // The first finish fails; the lease runs out (1 s) and the copy is claimed again.

@@ -16,6 +16,7 @@ impl Catalog {
     ) -> Result<Operation, Error> {
         self.validate(&request)?;
         check_source_uri(&request.uri)?;
+        self.executor.check_import_host(&request.uri)?;
         let image = Image {
             id: ids::new_id(ids::prefix::BAREMETAL_IMAGE),
             folder_id: request.folder_id,

@@ -40,6 +40,7 @@ impl Catalog {
             Source::SnapshotId(id) => (self.inherit_from_snapshot(id).await?, Work::Copy),
             Source::Uri(uri) => {
                 check_source_uri(uri)?;
+                self.executor.check_import_host(uri)?;
                 (Inherited::default(), Work::ImportUri { uri: uri.clone() })
             }
         };

@@ -158,6 +158,19 @@ impl Store for MemoryStore {
         Ok(Finished::Applied)
     }
 
+    async fn describe_running(
+        &self,
+        operation_id: &str,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        if let Some(record) = self.tables().operations.get_mut(operation_id) {
+            if !record.operation.done {
+                record.operation.description = description.to_string();
+            }
+        }
+        Ok(())
+    }
+
     async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError> {
         let tables = self.tables();
         Ok(operation_ids

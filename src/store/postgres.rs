@@ -387,6 +387,28 @@ impl Store for PostgresStore {
         Ok(Finished::Applied)
     }
 
+    async fn describe_running(
+        &self,
+        operation_id: &str,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let mut operation = match lock_running(&transaction, operation_id).await? {
+            Ok(operation) => operation,
+            Err(_) => return Ok(()),
+        };
+        operation.description = description.to_string();
+        transaction
+            .execute(
+                "UPDATE operations SET body = $2 WHERE id = $1",
+                &[&operation_id, &prost::Message::encode_to_vec(&operation)],
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
     async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError> {
         if operation_ids.is_empty() {
             return Ok(Vec::new());

@@ -597,6 +597,29 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn describe_running(
+        &self,
+        operation_id: &str,
+        description: &str,
+    ) -> Result<(), StoreError> {
+        let id = operation_id.to_string();
+        let description = description.to_string();
+        self.write(move |connection, writes| {
+            let mut operation = match running_operation(connection, &id)? {
+                Ok(Ok(operation)) => operation,
+                Ok(Err(_)) => return Ok(Ok(())),
+                Err(error) => return Ok(Err(error)),
+            };
+            operation.description = description;
+            connection
+                .prepare_cached("UPDATE operations SET body = ?2 WHERE id = ?1 AND done = 0")?
+                .execute(params![id, prost::Message::encode_to_vec(&operation)])?;
+            writes.push((id, None));
+            Ok(Ok(()))
+        })
+        .await
+    }
+
     async fn renew_leases(&self, operation_ids: &[String]) -> Result<Vec<String>, StoreError> {
         if operation_ids.is_empty() {
             return Ok(Vec::new());

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod http_fixture;
 pub mod postgres;
 pub mod process;
 
@@ -26,13 +27,18 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server whose copies take `operation_delay`.
     pub async fn start(operation_delay: Duration) -> TestServer {
+        TestServer::start_with(Settings {
+            operation_delay,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Starts a server with these settings (on the memory store unless they say else).
+    pub async fn start_with(settings: Settings) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let settings = Settings {
-            operation_delay,
-            ..Settings::default()
-        };
         tokio::spawn(async move {
             serve(listener, settings, async {
                 let _ = stopped.await;
@@ -68,10 +74,10 @@ impl TestServer {
         OperationServiceClient::new(self.channel.clone())
     }
 
-    /// Polls an operation until it is done (at most 10 s).
+    /// Polls an operation until it is done (at most 20 s).
     pub async fn wait(&self, operation: &Operation) -> Operation {
         let mut client = self.operations();
-        for _ in 0..1000 {
+        for _ in 0..2000 {
             let current = client
                 .get(GetOperationRequest {
                     operation_id: operation.id.clone(),
@@ -84,7 +90,7 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("operation {} did not finish in 10 s", operation.id);
+        panic!("operation {} did not finish in 20 s", operation.id);
     }
 
     /// Waits for an operation and decodes its response, failing on an error result.

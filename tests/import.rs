@@ -1,0 +1,454 @@
+//! Imports from URIs, end to end: a real server fetches from a loopback HTTP fixture
+//! server (tests/common/http_fixture.rs) images made by `qemu-img` or written here, and
+//! the tests check what a client sees: the READY image with its measured sizes, the MD5
+//! of a bare-metal ISO, the error of every refusal (with nothing left behind), redirects,
+//! resumed transfers, limits, queueing, progress, and a cancel that closes the connection.
+
+mod common;
+
+use common::http_fixture::HttpFixture;
+use common::TestServer;
+use imageplane::import::ImportSettings;
+use imageplane::pb::baremetal;
+use imageplane::pb::compute::{
+    create_image_request::Source, image, CreateImageMetadata, CreateImageRequest, GetImageRequest,
+    Image,
+};
+use imageplane::pb::operation::{
+    operation, CancelOperationRequest, GetOperationRequest, Operation,
+};
+use imageplane::server::Settings;
+use md5::Digest;
+use std::time::{Duration, Instant};
+use tonic::Code;
+
+fn qemu_img(format: &str, options: &str, size: &str) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!(
+        "imageplane-import-{:016x}.{format}",
+        rand::random::<u64>()
+    ));
+    let mut command = std::process::Command::new("qemu-img");
+    command.args(["create", "-q", "-f", format]);
+    if !options.is_empty() {
+        command.args(["-o", options]);
+    }
+    let status = command
+        .arg(&path)
+        .arg(size)
+        .status()
+        .expect("qemu-img runs (install Debian's qemu-utils)");
+    assert!(status.success());
+    let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    bytes
+}
+
+/// A minimal ISO 9660 image: `blocks` logical blocks of 2048 bytes, all present.
+fn iso(blocks: u32) -> Vec<u8> {
+    let mut image = vec![0u8; blocks as usize * 2048];
+    let pvd = &mut image[16 * 2048..17 * 2048];
+    pvd[0] = 1;
+    pvd[1..6].copy_from_slice(b"CD001");
+    pvd[6] = 1;
+    pvd[80..84].copy_from_slice(&blocks.to_le_bytes());
+    pvd[84..88].copy_from_slice(&blocks.to_be_bytes());
+    pvd[128..130].copy_from_slice(&2048u16.to_le_bytes());
+    pvd[130..132].copy_from_slice(&2048u16.to_be_bytes());
+    let terminator = &mut image[17 * 2048..18 * 2048];
+    terminator[0] = 255;
+    terminator[1..6].copy_from_slice(b"CD001");
+    for (index, byte) in image[18 * 2048..].iter_mut().enumerate() {
+        *byte = (index % 251) as u8;
+    }
+    image
+}
+
+fn image_request(folder_id: &str, uri: String) -> CreateImageRequest {
+    CreateImageRequest {
+        folder_id: folder_id.into(),
+        source: Some(Source::Uri(uri)),
+        ..Default::default()
+    }
+}
+
+async fn import(server: &TestServer, request: CreateImageRequest) -> (Operation, String) {
+    let operation = server.images().create(request).await.unwrap().into_inner();
+    let metadata: CreateImageMetadata =
+        prost::Message::decode(operation.metadata.as_ref().unwrap().value.as_slice()).unwrap();
+    (operation, metadata.image_id)
+}
+
+fn error_of(operation: &Operation) -> (i32, String) {
+    match &operation.result {
+        Some(operation::Result::Error(status)) => (status.code, status.message.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+async fn assert_image_gone(server: &TestServer, image_id: String) {
+    let status = server
+        .images()
+        .get(GetImageRequest { image_id })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn images_of_every_compute_format_become_ready_with_their_measured_sizes() {
+    let fixture = HttpFixture::start().await;
+    let server = TestServer::start(Duration::ZERO).await;
+    let folder_id = common::folder();
+    let cases = [
+        (
+            "disk.qcow2",
+            qemu_img("qcow2", "compat=1.1", "1G"),
+            1i64 << 30,
+        ),
+        (
+            "disk.vmdk",
+            qemu_img("vmdk", "subformat=streamOptimized", "2G"),
+            2 << 30,
+        ),
+        (
+            "disk.vhd",
+            qemu_img("vpc", "subformat=fixed,force_size=on", "8M"),
+            8 << 20,
+        ),
+        ("disk.raw", vec![42u8; 100_000], 100_000),
+    ];
+    for (name, bytes, virtual_size) in cases {
+        let length = bytes.len() as i64;
+        fixture.add(name, bytes);
+        let (operation, _) = import(
+            &server,
+            image_request(&folder_id, fixture.url(&format!("/files/{name}"))),
+        )
+        .await;
+        let image: Image = server.wait_for(&operation).await;
+        assert_eq!(image.status, image::Status::Ready as i32, "{name}");
+        assert_eq!(image.storage_size, length, "{name}: the size of the file");
+        assert_eq!(image.size, virtual_size, "{name}: the virtual size");
+        assert_eq!(
+            image.min_disk_size,
+            virtual_size.max(4 << 20),
+            "{name}: at least the virtual size and 4 MiB"
+        );
+        let finished = server.wait(&operation).await;
+        assert_eq!(finished.description, "Create image", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn bare_metal_takes_an_iso_and_records_its_md5() {
+    let fixture = HttpFixture::start().await;
+    let server = TestServer::start(Duration::ZERO).await;
+    let bytes = iso(600);
+    let expected: String = md5::Md5::digest(&bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    fixture.add("boot.iso", bytes);
+    let operation = server
+        .baremetal()
+        .create(baremetal::CreateImageRequest {
+            folder_id: common::folder(),
+            name: "boot".into(),
+            uri: fixture.url("/files/boot.iso"),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let image: baremetal::Image = server.wait_for(&operation).await;
+    assert_eq!(image.status, baremetal::image::Status::Ready as i32);
+    assert_eq!(image.checksum, expected);
+}
+
+#[tokio::test]
+async fn refusals_end_the_operation_with_a_fitting_error_and_leave_nothing() {
+    let fixture = HttpFixture::start().await;
+    let server = TestServer::start(Duration::ZERO).await;
+    let folder_id = common::folder();
+    let qcow2 = qemu_img("qcow2", "", "1G");
+    fixture.add("disk.qcow2", qcow2.clone());
+    fixture.add("boot.iso", iso(100));
+    let mut huge = qcow2[..512].to_vec();
+    huge[24..32].copy_from_slice(&(1u64 << 60).to_be_bytes());
+    fixture.add("huge.qcow2", huge);
+
+    let too_small = CreateImageRequest {
+        min_disk_size: 512 << 20,
+        ..image_request(&folder_id, fixture.url("/files/disk.qcow2"))
+    };
+    let cases: Vec<(&str, CreateImageRequest, Code, &str)> = vec![
+        (
+            "404",
+            image_request(&folder_id, fixture.url("/status/404")),
+            Code::NotFound,
+            "404",
+        ),
+        (
+            "500",
+            image_request(&folder_id, fixture.url("/status/500")),
+            Code::Unavailable,
+            "500",
+        ),
+        (
+            "short body",
+            image_request(&folder_id, fixture.url("/truncate/disk.qcow2")),
+            Code::Unavailable,
+            "ended after",
+        ),
+        (
+            "refused",
+            image_request(&folder_id, "http://127.0.0.1:1/disk.qcow2".into()),
+            Code::Unavailable,
+            "127.0.0.1:1",
+        ),
+        (
+            "dns",
+            image_request(&folder_id, "http://no-such-host.invalid/disk.qcow2".into()),
+            Code::Unavailable,
+            "no-such-host.invalid",
+        ),
+        (
+            "iso for compute",
+            image_request(&folder_id, fixture.url("/files/boot.iso")),
+            Code::InvalidArgument,
+            "ISO 9660",
+        ),
+        (
+            "impossible header",
+            image_request(&folder_id, fixture.url("/files/huge.qcow2")),
+            Code::InvalidArgument,
+            "virtual size",
+        ),
+        (
+            "min_disk_size below the virtual size",
+            too_small,
+            Code::InvalidArgument,
+            "1073741824",
+        ),
+        (
+            "redirect loop",
+            image_request(&folder_id, fixture.url("/redirect/9/files/disk.qcow2")),
+            Code::FailedPrecondition,
+            "redirect",
+        ),
+    ];
+    let mut started = Vec::new();
+    for (label, request, code, fragment) in cases {
+        let (operation, image_id) = import(&server, request).await;
+        started.push((label, operation, image_id, code, fragment));
+    }
+    for (label, operation, image_id, code, fragment) in started {
+        let (got, message) = error_of(&server.wait(&operation).await);
+        assert_eq!(got, code as i32, "{label}: {message}");
+        assert!(message.contains(fragment), "{label}: {message}");
+        assert_image_gone(&server, image_id).await;
+    }
+    let (got, message) = {
+        let operation = server
+            .baremetal()
+            .create(baremetal::CreateImageRequest {
+                folder_id: folder_id.clone(),
+                name: "not-an-iso".into(),
+                uri: fixture.url("/files/disk.qcow2"),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        error_of(&server.wait(&operation).await)
+    };
+    assert_eq!(got, Code::InvalidArgument as i32, "{message}");
+    assert!(
+        message.contains("ISO 9660") && message.contains("qcow2"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_followed_and_broken_transfers_resume_with_range() {
+    let fixture = HttpFixture::start().await;
+    let server = TestServer::start(Duration::ZERO).await;
+    let folder_id = common::folder();
+    let qcow2 = qemu_img("qcow2", "", "1G");
+    let length = qcow2.len() as i64;
+    fixture.add("disk.qcow2", qcow2);
+    let (operation, _) = import(
+        &server,
+        image_request(&folder_id, fixture.url("/redirect/3/files/disk.qcow2")),
+    )
+    .await;
+    let image: Image = server.wait_for(&operation).await;
+    assert_eq!(image.storage_size, length);
+
+    let before = fixture.requests();
+    let (operation, _) = import(
+        &server,
+        image_request(&folder_id, fixture.url("/flaky/disk.qcow2")),
+    )
+    .await;
+    let image: Image = server.wait_for(&operation).await;
+    assert_eq!(image.storage_size, length, "resumed to the full length");
+    assert_eq!(image.size, 1 << 30);
+    assert_eq!(
+        fixture.requests() - before,
+        2,
+        "one broken transfer, one resumed"
+    );
+}
+
+#[tokio::test]
+async fn limits_refuse_large_images_and_hosts_outside_the_list() {
+    let fixture = HttpFixture::start().await;
+    fixture.add("big.raw", vec![1u8; 200_000]);
+    let server = TestServer::start_with(Settings {
+        import: ImportSettings {
+            max_bytes: 100_000,
+            allow_hosts: vec!["localhost".into()],
+            ..ImportSettings::default()
+        },
+        ..Settings::default()
+    })
+    .await;
+    let folder_id = common::folder();
+    let port = fixture.address.port();
+
+    let (operation, image_id) = import(
+        &server,
+        image_request(&folder_id, format!("http://localhost:{port}/files/big.raw")),
+    )
+    .await;
+    let (code, message) = error_of(&server.wait(&operation).await);
+    assert_eq!(code, Code::ResourceExhausted as i32, "{message}");
+    assert!(message.contains("100000"), "{message}");
+    assert_image_gone(&server, image_id).await;
+
+    // A host outside the list is refused at once, before any operation exists.
+    let status = server
+        .images()
+        .create(image_request(&folder_id, fixture.url("/files/big.raw")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status.message().contains("127.0.0.1"),
+        "{}",
+        status.message()
+    );
+    // ... and so is a redirect to one.
+    let (operation, _) = import(
+        &server,
+        image_request(
+            &folder_id,
+            format!("http://localhost:{port}/redirect-to/127.0.0.1:{port}/files/big.raw"),
+        ),
+    )
+    .await;
+    let (code, message) = error_of(&server.wait(&operation).await);
+    assert_eq!(code, Code::PermissionDenied as i32, "{message}");
+}
+
+async fn description_of(server: &TestServer, id: &str) -> Operation {
+    server
+        .operations()
+        .get(GetOperationRequest {
+            operation_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn imports_queue_show_progress_and_stop_at_once_when_cancelled() {
+    let fixture = HttpFixture::start().await;
+    // 64 MiB at 64 KiB per 50 ms: about 50 s, far longer than the test.
+    fixture.add("big.raw", vec![0u8; 64 << 20]);
+    let server = TestServer::start_with(Settings {
+        import: ImportSettings {
+            max_concurrent: 1,
+            ..ImportSettings::default()
+        },
+        ..Settings::default()
+    })
+    .await;
+    let folder_id = common::folder();
+    let (first, first_image) = import(
+        &server,
+        image_request(&folder_id, fixture.url("/slow/big.raw")),
+    )
+    .await;
+    let (second, _) = import(
+        &server,
+        image_request(&folder_id, fixture.url("/slow/big.raw")),
+    )
+    .await;
+
+    // One slot: only the first reaches the source; its progress shows in its description.
+    let started = Instant::now();
+    loop {
+        let current = description_of(&server, &first.id).await;
+        if current.description.contains("fetched") {
+            assert!(
+                current.description.starts_with("Create image (fetched "),
+                "{}",
+                current.description
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no progress shown"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fixture.requests(), 1, "the second import waits for a slot");
+
+    let cancelled_at = Instant::now();
+    let cancelled = server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: first.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(error_of(&cancelled).0, Code::Cancelled as i32);
+    loop {
+        if let Some(gone) = fixture.slow_client_gone() {
+            let took = gone.duration_since(cancelled_at);
+            assert!(
+                took < Duration::from_secs(1),
+                "the connection closed {took:?} after the cancel"
+            );
+            break;
+        }
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(5),
+            "the connection was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_image_gone(&server, first_image).await;
+
+    // The slot is free: the second import starts.
+    let started = Instant::now();
+    while fixture.requests() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the queued import never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: second.id.clone(),
+        })
+        .await
+        .unwrap();
+}
