@@ -456,22 +456,23 @@ async fn names_are_unique_per_kind_and_folder() {
 }
 
 #[tokio::test]
-async fn uri_imports_end_unimplemented_and_leave_nothing() {
+async fn failed_uri_imports_leave_nothing() {
     let server = fast().await;
     let folder_id = folder();
+    let source = common::http_fixture::HttpFixture::start().await;
     let operation = server
         .images()
         .create(image_request(
             &folder_id,
-            create_image_request::Source::Uri("https://storage.example.com/b/i.qcow2".into()),
+            create_image_request::Source::Uri(source.url("/status/404")),
         ))
         .await
         .unwrap()
         .into_inner();
     let image_id = metadata::<CreateImageMetadata>(&operation).image_id;
     let (code, message) = error_of(&server.wait(&operation).await);
-    assert_eq!(code, Code::Unimplemented as i32);
-    assert!(message.contains("not implemented"), "{message}");
+    assert_eq!(code, Code::NotFound as i32);
+    assert!(message.contains("404"), "{message}");
     let status = server
         .images()
         .get(GetImageRequest { image_id })
@@ -484,7 +485,7 @@ async fn uri_imports_end_unimplemented_and_leave_nothing() {
         .create(baremetal::CreateImageRequest {
             folder_id: folder_id.clone(),
             name: "iso".into(),
-            uri: "https://storage.example.com/b/boot.iso".into(),
+            uri: source.url("/status/410"),
             ..Default::default()
         })
         .await
@@ -493,7 +494,7 @@ async fn uri_imports_end_unimplemented_and_leave_nothing() {
     let image_id = metadata::<baremetal::CreateImageMetadata>(&operation).image_id;
     assert_eq!(
         error_of(&server.wait(&operation).await).0,
-        Code::Unimplemented as i32
+        Code::NotFound as i32
     );
     let status = server
         .baremetal()

@@ -195,6 +195,52 @@ def _start_api(name: str, delay: str, tmp_path_factory):
     return server, channel, api
 
 
+class ImageSource:
+    """A loopback HTTP server with images to import: ``disk.qcow2`` (made by qemu-img, 1 GiB
+    virtual) and ``boot.iso`` (an ISO 9660 image written here). Other paths answer 404."""
+
+    def __init__(self, directory: Path):
+        import hashlib
+        import http.server
+        import struct
+
+        self.qcow2 = directory / "disk.qcow2"
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", str(self.qcow2), "1G"], check=True
+        )
+        blocks = 300
+        iso = bytearray(blocks * 2048)
+        pvd = 16 * 2048
+        iso[pvd] = 1
+        iso[pvd + 1 : pvd + 6] = b"CD001"
+        iso[pvd + 6] = 1
+        iso[pvd + 80 : pvd + 88] = struct.pack("<I", blocks) + struct.pack(">I", blocks)
+        iso[pvd + 128 : pvd + 132] = struct.pack("<H", 2048) + struct.pack(">H", 2048)
+        iso[17 * 2048] = 255
+        iso[17 * 2048 + 1 : 17 * 2048 + 6] = b"CD001"
+        self.iso = directory / "boot.iso"
+        self.iso.write_bytes(bytes(iso))
+        self.iso_md5 = hashlib.md5(bytes(iso)).hexdigest()
+
+        handler = lambda *args, **kwargs: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+            *args, directory=str(directory), **kwargs
+        )
+        http.server.SimpleHTTPRequestHandler.log_message = lambda *args: None
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def image_source(tmp_path_factory):
+    source = ImageSource(tmp_path_factory.mktemp("images"))
+    yield source
+    source.httpd.shutdown()
+
+
 @pytest.fixture(scope="session")
 def fast(tmp_path_factory):
     server, channel, api = _start_api("fast", "0s", tmp_path_factory)

@@ -58,6 +58,11 @@ OP_TIMEOUT = 10.0  # seconds until an operation on the fast server must be done
 
 CODE_CANCELLED = grpc.StatusCode.CANCELLED.value[0]  # 1
 CODE_UNIMPLEMENTED = grpc.StatusCode.UNIMPLEMENTED.value[0]  # 12
+CODE_NOT_FOUND = grpc.StatusCode.NOT_FOUND.value[0]  # 5
+CODE_UNAVAILABLE = grpc.StatusCode.UNAVAILABLE.value[0]  # 14
+# How an accepted import of an unreachable or missing source ends (no network here: the
+# host does not resolve; with one, the host may answer 404).
+CODES_SOURCE_UNREACHABLE = (CODE_NOT_FOUND, CODE_UNAVAILABLE)
 
 LINUX = image_pb2.Os.Type.LINUX
 WINDOWS = image_pb2.Os.Type.WINDOWS

@@ -3,7 +3,7 @@
 import grpc
 
 from helpers import (
-    CODE_UNIMPLEMENTED,
+    CODE_NOT_FOUND,
     GiB,
     LINUX,
     ZONE,
@@ -186,25 +186,40 @@ def test_create_image_from_snapshot(fast, folder):
     assert fast.get_image(image.id) == image
 
 
-def test_create_image_from_uri_is_accepted_then_fails_unimplemented(fast, folder):
-    op = fast.create_image_op(folder, uri="https://storage.yandexcloud.net/bucket/disk.qcow2", name="imported")
+def test_create_image_from_uri_imports_a_qcow2(fast, folder, image_source):
+    op = fast.create_image_op(folder, uri=image_source.url("disk.qcow2"), name="imported")
     meta = check_new_operation(op, "Create image", image_service_pb2.CreateImageMetadata)
     assert_id(meta.image_id, "image id")
     done = fast.wait_op(op)
     assert done.done is True
+    assert done.WhichOneof("result") == "response", f"uri import failed: {done.error}"
+    image = image_pb2.Image()
+    assert done.response.Unpack(image)
+    assert image.status == image_pb2.Image.Status.READY
+    assert image.storage_size == image_source.qcow2.stat().st_size
+    assert image.size == GiB
+    assert image.min_disk_size == GiB
+    assert image.os.type == LINUX
+    assert fast.get_image(meta.image_id) == image
+
+
+def test_failed_uri_import_leaves_nothing_and_frees_the_name(fast, folder, image_source):
+    op = fast.create_image_op(folder, uri=image_source.url("missing.qcow2"), name="imported")
+    meta = check_new_operation(op, "Create image", image_service_pb2.CreateImageMetadata)
+    done = fast.wait_op(op)
     assert done.WhichOneof("result") == "error", f"uri import unexpectedly succeeded: {done}"
-    assert done.error.code == CODE_UNIMPLEMENTED, f"error {done.error}"
-    assert done.error.message, "error message is empty"
-    assert "implement" in done.error.message.lower(), done.error.message
+    assert done.error.code == CODE_NOT_FOUND, f"error {done.error}"
+    assert "404" in done.error.message, done.error.message
     fast.expect_image_gone(meta.image_id)
     # the failed import frees the name again
-    op2 = fast.create_image_op(folder, uri="https://storage.yandexcloud.net/bucket/disk.qcow2", name="imported")
+    op2 = fast.create_image_op(folder, uri=image_source.url("disk.qcow2"), name="imported")
     assert op2.id != op.id
+    assert fast.wait_op(op2).WhichOneof("result") == "response"
 
 
-def test_create_baremetal_image_from_uri(fast, folder):
+def test_create_baremetal_image_from_uri(fast, folder, image_source):
     req = bm_image_service_pb2.CreateImageRequest(
-        folder_id=folder, name="bm-image", description="bare metal", uri="https://example.com/bm.img",
+        folder_id=folder, name="bm-image", description="bare metal", uri=image_source.url("boot.iso"),
         labels={"a": "b"},
     )
     op = fast.bm_images.Create(req, timeout=10)
@@ -218,10 +233,11 @@ def test_create_baremetal_image_from_uri(fast, folder):
     meta = unpack(op.metadata, bm_image_service_pb2.CreateImageMetadata)
     assert_id(meta.image_id, "image id")
     done = fast.wait_op(op)
-    assert done.WhichOneof("result") == "error", f"baremetal import unexpectedly succeeded: {done}"
-    assert done.error.code == CODE_UNIMPLEMENTED
-    assert done.error.message
-    fast.expect_bm_image_gone(meta.image_id)
+    assert done.WhichOneof("result") == "response", f"baremetal import failed: {done.error}"
+    image = fast.get_bm_image(meta.image_id)
+    assert image.status == image.Status.READY
+    assert image.checksum == image_source.iso_md5
+    assert image.name == "bm-image" and dict(image.labels) == {"a": "b"}
 
 
 def test_operation_get_returns_same_operation_as_create(fast, folder):

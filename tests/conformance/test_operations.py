@@ -7,7 +7,7 @@ import pytest
 
 from helpers import (
     CODE_CANCELLED,
-    CODE_UNIMPLEMENTED,
+    CODE_NOT_FOUND,
     GiB,
     ZONE,
     assert_id,
@@ -89,11 +89,11 @@ def test_cancel_of_succeeded_operation_changes_nothing(fast, folder):
     assert disk_after == disk_before
 
 
-def test_cancel_of_failed_operation_changes_nothing(fast, folder):
-    op = fast.create_image_op(folder, uri="https://example.com/i.img")
+def test_cancel_of_failed_operation_changes_nothing(fast, folder, image_source):
+    op = fast.create_image_op(folder, uri=image_source.url("missing.img"))
     before = fast.wait_op(op)
     assert before.WhichOneof("result") == "error"
-    assert before.error.code == CODE_UNIMPLEMENTED
+    assert before.error.code == CODE_NOT_FOUND
     cancelled = fast.cancel_op(op.id)
     assert cancelled == before
     assert fast.get_op(op.id) == before
