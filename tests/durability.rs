@@ -331,3 +331,59 @@ async fn finished_operations_are_purged_after_the_retention_and_resources_stay()
     drop(server);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_while_importing_hands_the_import_to_another() {
+    use imageplane::pb::compute::image_service_client::ImageServiceClient;
+    use imageplane::pb::compute::{create_image_request, CreateImageRequest, Image};
+    let Some(base_url) = common::postgres::base_url("a_replica_killed_while_importing") else {
+        return;
+    };
+    let (schema, url) = common::postgres::fresh_schema(&base_url, "import_handover").await;
+    // 2 MiB sent 64 KiB every 50 ms: about 1.6 s per transfer.
+    let source = common::http_fixture::HttpFixture::start().await;
+    source.add("disk.raw", vec![7u8; 2 << 20]);
+    let logs = temp_dir("import-handover");
+    let flags = ["--database-url", &url, "--lease-duration", "1s"];
+    let mut a = ServerProcess::start(&flags, logs.join("a.log"));
+    let b = ServerProcess::start(&flags, logs.join("b.log"));
+    let operation = ImageServiceClient::new(connect(&a).await)
+        .create(CreateImageRequest {
+            folder_id: "handover".into(),
+            source: Some(create_image_request::Source::Uri(
+                source.url("/slow/disk.raw"),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // A is fetching; kill it in the middle of the transfer.
+    let started = Instant::now();
+    while source.requests() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "A never started the import"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    a.kill_9();
+
+    let b_channel = connect(&b).await;
+    let finished = wait_done(&b_channel, &operation.id, Duration::from_secs(20)).await;
+    let Some(operation::Result::Response(any)) = &finished.result else {
+        panic!("the import failed: {finished:?}")
+    };
+    let image: Image = prost::Message::decode(any.value.as_slice()).unwrap();
+    assert_eq!(
+        image.storage_size,
+        2 << 20,
+        "B fetched the whole image again"
+    );
+    assert!(source.requests() >= 2, "B fetched it itself");
+    assert!(b.logged().contains("resuming operation"), "{}", b.logged());
+    drop(b);
+    common::postgres::drop_schema(&base_url, &schema).await;
+    let _ = std::fs::remove_dir_all(&logs);
+}
