@@ -177,7 +177,10 @@ impl Importer {
         store: &dyn Store,
     ) -> Result<Fetched, Error> {
         let mut sniffer = Sniffer::new();
-        let mut digest = Md5::new();
+        // Only bare-metal images carry a checksum; MD5 would cost compute imports more
+        // than the transfer itself.
+        let wants_checksum = record.target.kind == crate::resource::ResourceKind::BaremetalImage;
+        let mut digest = wants_checksum.then(Md5::new);
         let mut received: u64 = 0;
         let mut expected: Option<u64> = None;
         let mut last_progress = Instant::now();
@@ -217,10 +220,14 @@ impl Importer {
                 Error::InvalidArgument(format!("{uri}: not a usable image: {error}"))
             })?,
             md5_hex: digest
-                .finalize()
-                .iter()
-                .map(|byte| format!("{byte:02x}"))
-                .collect(),
+                .map(|digest| {
+                    digest
+                        .finalize()
+                        .iter()
+                        .map(|byte| format!("{byte:02x}"))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 
@@ -230,7 +237,7 @@ impl Importer {
         &self,
         uri: &str,
         sniffer: &mut Sniffer,
-        digest: &mut Md5,
+        digest: &mut Option<Md5>,
         received: &mut u64,
         expected: &mut Option<u64>,
         last_progress: &mut Instant,
@@ -249,7 +256,9 @@ impl Importer {
         if *received > 0 && status == reqwest::StatusCode::OK {
             // The server ignored the range: start over from the first byte.
             *sniffer = Sniffer::new();
-            *digest = Md5::new();
+            if digest.is_some() {
+                *digest = Some(Md5::new());
+            }
             *received = 0;
         } else if !status.is_success()
             || (*received > 0 && status != reqwest::StatusCode::PARTIAL_CONTENT)
@@ -290,7 +299,9 @@ impl Importer {
                 )));
             }
             sniffer.feed(&chunk);
-            digest.update(&chunk);
+            if let Some(digest) = digest.as_mut() {
+                digest.update(&chunk);
+            }
             if last_progress.elapsed() >= PROGRESS_EVERY {
                 *last_progress = Instant::now();
                 report_progress(record, store, *received, *expected).await;
