@@ -9,6 +9,17 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+# The import tests make their fixture images with qemu-img.
+if ! command -v qemu-img >/dev/null; then
+    if command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+        echo "== installing qemu-utils (qemu-img) for the import tests"
+        apt-get install -y -qq qemu-utils >/dev/null
+    else
+        echo "qemu-img is missing: install Debian's qemu-utils (apt-get install qemu-utils)" >&2
+        exit 1
+    fi
+fi
+
 postgres_warning() {
     if [[ -z "${IMAGEPLANE_TEST_DATABASE_URL:-}" ]]; then
         echo
