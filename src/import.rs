@@ -32,6 +32,8 @@ pub const MAX_REDIRECTS: usize = 5;
 pub const ATTEMPTS: u32 = 4;
 /// The smallest min_disk_size an image gets (the API's lower bound).
 pub const MIN_DISK_SIZE: u64 = 4 * 1024 * 1024;
+/// The largest disk the API allows (min_disk_size's upper bound): 4 TiB.
+pub const MAX_DISK_SIZE: u64 = 4 << 40;
 /// How often progress is logged and written into the operation's description.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
@@ -402,6 +404,13 @@ fn ready_resource(resource: Resource, fetched: &Fetched) -> Result<Resource, Err
                         .into(),
                 ));
             }
+            if recognized.virtual_size > MAX_DISK_SIZE {
+                return Err(Error::InvalidArgument(format!(
+                    "the image's virtual size, {virtual_size} bytes ({}), is larger than the \
+                     largest disk, {MAX_DISK_SIZE} bytes",
+                    recognized.format
+                )));
+            }
             if image.min_disk_size != 0 && image.min_disk_size < virtual_size {
                 return Err(Error::InvalidArgument(format!(
                     "min_disk_size: {} is less than the virtual size of the image, {virtual_size} bytes ({})",
@@ -481,6 +490,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(tiny.min_disk_size, MIN_DISK_SIZE as i64);
+
+        let error =
+            ready_resource(compute_image(0), &fetched(Format::Raw, 5 << 40, 5 << 40)).unwrap_err();
+        assert!(error.message().contains("largest disk"), "{error}");
 
         let error = ready_resource(
             compute_image(1 << 30),
