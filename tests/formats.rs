@@ -2,36 +2,13 @@
 //! test suite needs): qcow2 versions 2 and 3, VMDK sparse and stream-optimized, VHD fixed
 //! and dynamic, and raw, each streamed through the sniffer in several chunk sizes.
 
-use imageplane::import::format::{Format, Sniffer};
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn qemu_img_create(
-    directory: &Path,
-    name: &str,
-    format: &str,
-    options: &str,
-    size: &str,
-) -> Vec<u8> {
-    let path = directory.join(name);
-    let mut command = Command::new("qemu-img");
-    command.args(["create", "-q", "-f", format]);
-    if !options.is_empty() {
-        command.args(["-o", options]);
-    }
-    let status = command
-        .arg(&path)
-        .arg(size)
-        .status()
-        .expect("qemu-img runs (install Debian's qemu-utils)");
-    assert!(status.success(), "qemu-img create {name} failed");
-    std::fs::read(&path).unwrap()
-}
+use common::images::qemu_img;
+use imageplane::import::format::{Format, Sniffer};
 
 #[test]
 fn images_made_by_qemu_img_are_recognized_with_their_virtual_size() {
-    let directory = std::env::temp_dir().join(format!("imageplane-formats-{}", std::process::id()));
-    std::fs::create_dir_all(&directory).unwrap();
     let cases = [
         (
             "v2.qcow2",
@@ -88,7 +65,7 @@ fn images_made_by_qemu_img_are_recognized_with_their_virtual_size() {
         ("disk.raw", "raw", "", "3M", Format::Raw, 3 << 20),
     ];
     for (name, format, options, size, expected, virtual_size) in cases {
-        let image = qemu_img_create(&directory, name, format, options, size);
+        let image = qemu_img(format, options, size);
         for chunk in [1000, 4096, 65_536, 1 << 20] {
             let mut sniffer = Sniffer::new();
             for piece in image.chunks(chunk) {
@@ -102,5 +79,4 @@ fn images_made_by_qemu_img_are_recognized_with_their_virtual_size() {
             assert_eq!(recognized.file_size, image.len() as u64, "{name}");
         }
     }
-    let _ = std::fs::remove_dir_all(&directory);
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http_fixture;
+pub mod images;
 pub mod postgres;
 pub mod process;
 
