@@ -68,6 +68,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_IMPORT_MAX_BYTES", default_value = "1TiB", value_parser = parse_bytes)]
     pub import_max_bytes: u64,
 
+    /// A PEM file of extra root certificates that https import sources may be signed by
+    /// (a private CA), trusted beside the public roots.
+    #[arg(long, env = "IMAGEPLANE_IMPORT_CA_FILE")]
+    pub import_ca_file: Option<PathBuf>,
+
     /// How long finished operations are kept before they are purged (OperationService.Get
     /// then answers NOT_FOUND).
     #[arg(long, env = "IMAGEPLANE_OPERATION_RETENTION", default_value = "30days", value_parser = parse_positive_duration)]

@@ -50,6 +50,8 @@ pub struct ImportSettings {
     pub connect_timeout: Duration,
     /// How long the source may send nothing before the attempt is given up.
     pub idle_timeout: Duration,
+    /// Extra trusted root certificates for https sources (PEM), beside the public ones.
+    pub extra_roots_pem: Vec<u8>,
 }
 
 impl Default for ImportSettings {
@@ -60,6 +62,7 @@ impl Default for ImportSettings {
             max_bytes: 1 << 40,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -106,7 +109,20 @@ struct Fetched {
 impl Importer {
     pub fn new(settings: ImportSettings) -> Result<Importer, Error> {
         let redirect_settings = settings.clone();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if !settings.extra_roots_pem.is_empty() {
+            let roots = reqwest::Certificate::from_pem_bundle(&settings.extra_roots_pem).map_err(
+                |error| {
+                    Error::InvalidArgument(format!(
+                        "--import-ca-file: not PEM certificates: {error}"
+                    ))
+                },
+            )?;
+            for root in roots {
+                builder = builder.add_root_certificate(root);
+            }
+        }
+        let client = builder
             .connect_timeout(settings.connect_timeout)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 let host = attempt.url().host_str().unwrap_or_default().to_string();

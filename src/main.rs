@@ -55,6 +55,11 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
                 .filter(|host| !host.is_empty())
                 .collect(),
             max_bytes: args.import_max_bytes,
+            extra_roots_pem: match &args.import_ca_file {
+                Some(path) => std::fs::read(path)
+                    .map_err(|error| format!("--import-ca-file {}: {error}", path.display()))?,
+                None => Vec::new(),
+            },
             ..ImportSettings::default()
         },
     };

@@ -412,3 +412,45 @@ async fn imports_queue_show_progress_and_stop_at_once_when_cancelled() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn https_sources_are_fetched_when_their_ca_is_trusted() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let fixture = HttpFixture::start_tls(
+        certified.cert.der().to_vec(),
+        certified.signing_key.serialize_der(),
+    )
+    .await;
+    let qcow2 = qemu_img("qcow2", "", "1G");
+    let length = qcow2.len() as i64;
+    fixture.add("disk.qcow2", qcow2);
+    let folder_id = common::folder();
+
+    let trusting = TestServer::start_with(Settings {
+        import: ImportSettings {
+            extra_roots_pem: certified.cert.pem().into_bytes(),
+            ..ImportSettings::default()
+        },
+        ..Settings::default()
+    })
+    .await;
+    let (operation, _) = import(
+        &trusting,
+        image_request(&folder_id, fixture.https_url("/files/disk.qcow2")),
+    )
+    .await;
+    let image: Image = trusting.wait_for(&operation).await;
+    assert_eq!(image.storage_size, length);
+
+    // Without the CA the certificate is refused, and the error says so.
+    let default = TestServer::start(Duration::ZERO).await;
+    let (operation, image_id) = import(
+        &default,
+        image_request(&folder_id, fixture.https_url("/files/disk.qcow2")),
+    )
+    .await;
+    let (code, message) = error_of(&default.wait(&operation).await);
+    assert_eq!(code, Code::Unavailable as i32, "{message}");
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+    assert_image_gone(&default, image_id).await;
+}

@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 #[derive(Default)]
 struct State {
@@ -49,6 +49,40 @@ impl HttpFixture {
         HttpFixture { address, state }
     }
 
+    /// The same server over TLS, with this certificate and key (DER).
+    pub async fn start_tls(certificate: Vec<u8>, key: Vec<u8>) -> HttpFixture {
+        use tokio_rustls::rustls;
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![certificate.into()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let serving = Arc::clone(&state);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let state = Arc::clone(&serving);
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends the handshake: fine.
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        handle(stream, state).await;
+                    }
+                });
+            }
+        });
+        HttpFixture { address, state }
+    }
+
     /// Registers bytes under a name.
     pub fn add(&self, name: &str, bytes: Vec<u8>) {
         self.state
@@ -63,6 +97,12 @@ impl HttpFixture {
         format!("http://{}{path}", self.address)
     }
 
+    /// The https URL of a path on this server started with [`HttpFixture::start_tls`], by
+    /// the name its certificate is for.
+    pub fn https_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.address.port())
+    }
+
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
@@ -74,7 +114,7 @@ impl HttpFixture {
     }
 }
 
-async fn handle(mut stream: TcpStream, state: Arc<State>) {
+async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<State>) {
     let mut request = Vec::new();
     let mut buffer = [0u8; 4096];
     while !request.windows(4).any(|window| window == b"\r\n\r\n") {
@@ -200,7 +240,7 @@ async fn handle(mut stream: TcpStream, state: Arc<State>) {
     }
 }
 
-async fn redirect(stream: &mut TcpStream, location: &str) -> std::io::Result<()> {
+async fn redirect<S: AsyncWrite + Unpin>(stream: &mut S, location: &str) -> std::io::Result<()> {
     stream
         .write_all(
             format!(
@@ -213,8 +253,8 @@ async fn redirect(stream: &mut TcpStream, location: &str) -> std::io::Result<()>
 
 /// Sends `bytes` from `range_start` (206) or whole (200), announcing the full length but
 /// writing only up to `upto`.
-async fn send(
-    stream: &mut TcpStream,
+async fn send<S: AsyncWrite + Unpin>(
+    stream: &mut S,
     bytes: &[u8],
     range_start: Option<usize>,
     upto: usize,
