@@ -67,7 +67,9 @@ enum Command {
 /// Work running in this replica.
 enum Running {
     Copy,
-    Import(CancellationToken),
+    /// An import task: its token, and a number that tells this task from a later one
+    /// for the same operation.
+    Import(CancellationToken, u64),
 }
 
 /// The operations running in this replica, by id.
@@ -178,7 +180,11 @@ impl Executor {
 
     fn start_import(self: &Arc<Executor>, record: OperationRecord) {
         let token = CancellationToken::new();
-        lock(&self.running).insert(record.operation.id.clone(), Running::Import(token.clone()));
+        let task = rand::random::<u64>();
+        lock(&self.running).insert(
+            record.operation.id.clone(),
+            Running::Import(token.clone(), task),
+        );
         let executor = Arc::clone(self);
         let span = tracing::info_span!("operation", id = %record.operation.id);
         tokio::spawn(
@@ -191,7 +197,12 @@ impl Executor {
                     Some(outcome) => complete(executor.store.as_ref(), &record, outcome).await,
                     None => info!("import stopped"),
                 }
-                lock(&executor.running).remove(&record.operation.id);
+                // Only this task's entry: the operation may have been claimed again and
+                // started anew meanwhile.
+                let mut running = lock(&executor.running);
+                if matches!(running.get(&record.operation.id), Some(Running::Import(_, t)) if *t == task) {
+                    running.remove(&record.operation.id);
+                }
             }
             .instrument(span),
         );
@@ -204,7 +215,7 @@ impl Executor {
             Some(Running::Copy) => {
                 let _ = self.copies.send(Command::Forget(operation_id.to_string()));
             }
-            Some(Running::Import(token)) => token.cancel(),
+            Some(Running::Import(token, _)) => token.cancel(),
             None => {}
         }
     }

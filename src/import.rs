@@ -124,6 +124,9 @@ impl Importer {
         }
         let client = builder
             .connect_timeout(settings.connect_timeout)
+            // Also bounds the wait for response headers: a source that accepts the
+            // connection and never answers must not hold an import slot forever.
+            .read_timeout(settings.idle_timeout)
             .redirect(reqwest::redirect::Policy::custom(move |attempt| {
                 let host = attempt.url().host_str().unwrap_or_default().to_string();
                 let scheme = attempt.url().scheme().to_string();
@@ -158,16 +161,10 @@ impl Importer {
             return Err(Error::Internal("a copy was sent to the importer".into()));
         };
         self.settings.check_host(uri)?;
-        let resource = store
-            .resource(record.target.kind, &record.target.id)
-            .await?
-            .ok_or_else(|| {
-                Error::Internal(format!("the image of {} is gone", record.operation.id))
-            })?;
         let _permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                info!(uri = %uri, "waiting for a free import slot");
+                info!(uri = %redacted(uri), "waiting for a free import slot");
                 self.permits
                     .clone()
                     .acquire_owned()
@@ -176,8 +173,16 @@ impl Importer {
             }
         };
         let fetched = self.fetch(record, uri, store).await?;
+        // Read now, not before the wait for a slot: the READY image is this state plus
+        // what the fetch measured.
+        let resource = store
+            .resource(record.target.kind, &record.target.id)
+            .await?
+            .ok_or_else(|| {
+                Error::Internal(format!("the image of {} is gone", record.operation.id))
+            })?;
         info!(
-            uri = %uri,
+            uri = %redacted(uri),
             format = %fetched.recognized.format,
             bytes = fetched.recognized.file_size,
             virtual_size = fetched.recognized.virtual_size,
@@ -187,57 +192,56 @@ impl Importer {
     }
 
     /// Streams the URI through the sniffer and the digest, resuming after transient
-    /// failures.
+    /// failures. An attempt that brought new bytes resets the count of attempts.
     async fn fetch(
         &self,
         record: &OperationRecord,
         uri: &str,
         store: &dyn Store,
     ) -> Result<Fetched, Error> {
-        let mut sniffer = Sniffer::new();
         // Only bare-metal images carry a checksum; MD5 would cost compute imports more
         // than the transfer itself.
         let wants_checksum = record.target.kind == crate::resource::ResourceKind::BaremetalImage;
-        let mut digest = wants_checksum.then(Md5::new);
-        let mut received: u64 = 0;
-        let mut expected: Option<u64> = None;
-        let mut last_progress = Instant::now();
+        let mut transfer = Transfer::new(wants_checksum);
+        let shown = redacted(uri);
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let before = transfer.received;
             let outcome = self
-                .attempt(
-                    uri,
-                    &mut sniffer,
-                    &mut digest,
-                    &mut received,
-                    &mut expected,
-                    &mut last_progress,
-                    record,
-                    store,
-                )
+                .attempt(uri, &shown, &mut transfer, record, store)
                 .await;
             match outcome {
                 Ok(()) => break,
                 Err(Failure::Final(error)) => return Err(error),
-                Err(Failure::Transient(error)) if attempt >= ATTEMPTS => {
-                    return Err(Error::Unavailable(format!(
-                        "{} (gave up after {ATTEMPTS} attempts)",
-                        error.message()
-                    )))
-                }
                 Err(Failure::Transient(error)) => {
+                    if transfer.received > before {
+                        attempt = 1;
+                    }
+                    if attempt >= ATTEMPTS {
+                        return Err(Error::Unavailable(format!(
+                            "{} (gave up after {ATTEMPTS} attempts)",
+                            error.message()
+                        )));
+                    }
                     let backoff = Duration::from_millis(200 * 2u64.pow(attempt - 1));
-                    warn!(uri = %uri, attempt, received, error = %error, ?backoff, "import interrupted; retrying");
+                    warn!(uri = %shown, attempt, received = transfer.received, error = %error, ?backoff, "import interrupted; retrying");
                     tokio::time::sleep(backoff).await;
                 }
             }
         }
+        let recognized = transfer.sniffer.finish().map_err(|error| {
+            Error::InvalidArgument(format!("{shown}: not a usable image: {error}"))
+        })?;
+        if recognized.file_size == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{shown}: the image is empty"
+            )));
+        }
         Ok(Fetched {
-            recognized: sniffer.finish().map_err(|error| {
-                Error::InvalidArgument(format!("{uri}: not a usable image: {error}"))
-            })?,
-            md5_hex: digest
+            recognized,
+            md5_hex: transfer
+                .digest
                 .map(|digest| {
                     digest
                         .finalize()
@@ -249,46 +253,84 @@ impl Importer {
         })
     }
 
-    /// One request: from `received` on (a Range request when resuming).
-    #[allow(clippy::too_many_arguments)]
+    /// One request: the whole file, or from `transfer.received` on when resuming (with
+    /// `Range`, and `If-Range` so that a changed file is sent whole instead).
     async fn attempt(
         &self,
         uri: &str,
-        sniffer: &mut Sniffer,
-        digest: &mut Option<Md5>,
-        received: &mut u64,
-        expected: &mut Option<u64>,
-        last_progress: &mut Instant,
+        shown: &str,
+        transfer: &mut Transfer,
         record: &OperationRecord,
         store: &dyn Store,
     ) -> Result<(), Failure> {
+        use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
+        use reqwest::StatusCode;
+        let resuming = transfer.received > 0;
         let mut request = self.client.get(uri);
-        if *received > 0 {
-            request = request.header(reqwest::header::RANGE, format!("bytes={received}-"));
+        if resuming {
+            request = request.header(RANGE, format!("bytes={}-", transfer.received));
+            if let Some(validator) = &transfer.validator {
+                request = request.header(IF_RANGE, validator.clone());
+            }
         }
         let response = request
             .send()
             .await
-            .map_err(|error| request_failure(uri, &error))?;
+            .map_err(|error| request_failure(shown, &error))?;
         let status = response.status();
-        if *received > 0 && status == reqwest::StatusCode::OK {
-            // The server ignored the range: start over from the first byte.
-            *sniffer = Sniffer::new();
-            if digest.is_some() {
-                *digest = Some(Md5::new());
+        let content_range = response
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|value| value.to_str().ok())
+            .map(parse_content_range);
+        match status {
+            StatusCode::OK => {
+                if resuming {
+                    info!(uri = %shown, "the source sent the whole file again: starting over");
+                    transfer.restart();
+                }
+                // A strong validator, to resume only the same file later.
+                transfer.validator = response
+                    .headers()
+                    .get(ETAG)
+                    .filter(|etag| !etag.as_bytes().starts_with(b"W/"))
+                    .or_else(|| response.headers().get(LAST_MODIFIED))
+                    .cloned();
+                transfer.expected = response.content_length();
             }
-            *received = 0;
-        } else if !status.is_success()
-            || (*received > 0 && status != reqwest::StatusCode::PARTIAL_CONTENT)
-        {
-            return Err(status_failure(uri, status));
+            StatusCode::PARTIAL_CONTENT if resuming => match content_range {
+                Some(Some((start, total)))
+                    if start == transfer.received
+                        && (transfer.expected.is_none() || total == transfer.expected) =>
+                {
+                    if total.is_some() {
+                        transfer.expected = total;
+                    }
+                }
+                _ => {
+                    transfer.restart();
+                    return Err(Failure::Transient(Error::Unavailable(format!(
+                        "{shown}: the source resumed at another offset than asked; starting over"
+                    ))));
+                }
+            },
+            StatusCode::RANGE_NOT_SATISFIABLE
+                if resuming
+                    && matches!(content_range, Some(Some((_, Some(total)))) if total == transfer.received) =>
+            {
+                // Everything had arrived before the connection broke.
+                return Ok(());
+            }
+            _ => return Err(status_failure(shown, status)),
         }
-        if let Some(length) = response.content_length() {
-            let total = *received + length;
+        if let Some(total) = transfer.expected {
             if total > self.settings.max_bytes {
-                return Err(Failure::Final(too_big(uri, total, self.settings.max_bytes)));
+                return Err(Failure::Final(too_big(
+                    shown,
+                    total,
+                    self.settings.max_bytes,
+                )));
             }
-            *expected = Some(total);
         }
         let mut body = response.bytes_stream();
         loop {
@@ -296,41 +338,112 @@ impl Importer {
                 .await
                 .map_err(|_| {
                     Failure::Transient(Error::Unavailable(format!(
-                        "{uri}: nothing received for {}",
+                        "{shown}: nothing received for {}",
                         humantime::format_duration(self.settings.idle_timeout)
                     )))
                 })?;
             let Some(chunk) = next else { break };
             let chunk = chunk.map_err(|error| {
-                let why = match *expected {
+                let received = transfer.received;
+                let why = match transfer.expected {
                     Some(total) => format!("the body ended after {received} of {total} bytes"),
                     None => format!("the transfer broke off after {received} bytes"),
                 };
-                Failure::Transient(Error::Unavailable(format!("{uri}: {why} ({error})")))
+                Failure::Transient(Error::Unavailable(format!("{shown}: {why} ({error})")))
             })?;
-            *received += chunk.len() as u64;
-            if *received > self.settings.max_bytes {
+            transfer.take(&chunk);
+            if transfer.received > self.settings.max_bytes {
                 return Err(Failure::Final(too_big(
-                    uri,
-                    *received,
+                    shown,
+                    transfer.received,
                     self.settings.max_bytes,
                 )));
             }
-            sniffer.feed(&chunk);
-            if let Some(digest) = digest.as_mut() {
-                digest.update(&chunk);
-            }
-            if last_progress.elapsed() >= PROGRESS_EVERY {
-                *last_progress = Instant::now();
-                report_progress(record, store, *received, *expected).await;
+            if transfer.last_progress.elapsed() >= PROGRESS_EVERY {
+                transfer.last_progress = Instant::now();
+                report_progress(record, store, transfer.received, transfer.expected).await;
             }
         }
-        match *expected {
-            Some(total) if *received < total => Err(Failure::Transient(Error::Unavailable(
-                format!("{uri}: the body ended after {received} of {total} bytes"),
-            ))),
+        match transfer.expected {
+            Some(total) if transfer.received < total => {
+                Err(Failure::Transient(Error::Unavailable(format!(
+                    "{shown}: the body ended after {} of {total} bytes",
+                    transfer.received
+                ))))
+            }
             _ => Ok(()),
         }
+    }
+}
+
+/// What a transfer has taken in so far, across its attempts.
+struct Transfer {
+    sniffer: Sniffer,
+    digest: Option<Md5>,
+    received: u64,
+    /// The length of the whole file, when the source said it.
+    expected: Option<u64>,
+    /// The first response's strong ETag or Last-Modified, sent as If-Range on resume.
+    validator: Option<reqwest::header::HeaderValue>,
+    last_progress: Instant,
+}
+
+impl Transfer {
+    fn new(wants_checksum: bool) -> Transfer {
+        Transfer {
+            sniffer: Sniffer::new(),
+            digest: wants_checksum.then(Md5::new),
+            received: 0,
+            expected: None,
+            validator: None,
+            last_progress: Instant::now(),
+        }
+    }
+
+    /// Forgets what was received: the next attempt fetches from the first byte.
+    fn restart(&mut self) {
+        *self = Transfer::new(self.digest.is_some());
+    }
+
+    fn take(&mut self, chunk: &[u8]) {
+        self.received += chunk.len() as u64;
+        self.sniffer.feed(chunk);
+        if let Some(digest) = self.digest.as_mut() {
+            digest.update(chunk);
+        }
+    }
+}
+
+/// `Content-Range: bytes START-END/TOTAL` (or `*/TOTAL`, or `/*`) as (start, total);
+/// `None` if it does not parse.
+fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
+    let rest = value.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let total = if total == "*" {
+        None
+    } else {
+        Some(total.parse().ok()?)
+    };
+    let start = if range == "*" {
+        0
+    } else {
+        range.split_once('-')?.0.parse().ok()?
+    };
+    Some((start, total))
+}
+
+/// The URI without credentials or query (presigned tokens), for messages and logs.
+pub fn redacted(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            if url.query().is_some() {
+                url.set_query(Some("…"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(unparsable URI)".into(),
     }
 }
 
@@ -447,6 +560,12 @@ fn ready_resource(resource: Resource, fetched: &Fetched) -> Result<Resource, Err
                     recognized.format
                 )));
             }
+            if recognized.file_size < recognized.virtual_size {
+                return Err(Error::InvalidArgument(format!(
+                    "the ISO image is truncated: its volume is {} bytes, the file {} bytes",
+                    recognized.virtual_size, recognized.file_size
+                )));
+            }
             image.checksum = fetched.md5_hex.clone();
             Resource::BaremetalImage(image)
         }
@@ -543,6 +662,31 @@ mod tests {
             unreachable!()
         };
         assert_eq!(image.checksum, "d41d8cd98f00b204e9800998ecf8427e");
+    }
+
+    #[test]
+    fn a_truncated_iso_is_refused() {
+        let bare = Resource::BaremetalImage(baremetal::Image::default());
+        let error = ready_resource(bare, &fetched(Format::Iso9660, 1 << 20, 1000)).unwrap_err();
+        assert!(error.message().contains("truncated"), "{error}");
+    }
+
+    #[test]
+    fn content_ranges_parse_and_uris_lose_their_secrets() {
+        assert_eq!(
+            parse_content_range("bytes 100-199/200"),
+            Some((100, Some(200)))
+        );
+        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
+        assert_eq!(parse_content_range("bytes */300"), Some((0, Some(300))));
+        assert_eq!(parse_content_range("bytes x-1/2"), None);
+        assert_eq!(parse_content_range("items 1-2/3"), None);
+        let shown = redacted("https://user:secret@host.example/a.qcow2?X-Amz-Signature=abc");
+        assert!(
+            !shown.contains("secret") && !shown.contains("abc"),
+            "{shown}"
+        );
+        assert!(shown.starts_with("https://host.example/a.qcow2"), "{shown}");
     }
 
     #[test]

@@ -454,3 +454,47 @@ async fn https_sources_are_fetched_when_their_ca_is_trusted() {
     assert!(message.to_lowercase().contains("certificate"), "{message}");
     assert_image_gone(&default, image_id).await;
 }
+
+#[tokio::test]
+async fn a_resume_at_the_wrong_offset_starts_over_and_a_silent_source_times_out() {
+    let fixture = HttpFixture::start().await;
+    let server = TestServer::start_with(Settings {
+        import: ImportSettings {
+            idle_timeout: Duration::from_millis(300),
+            ..ImportSettings::default()
+        },
+        ..Settings::default()
+    })
+    .await;
+    let folder_id = common::folder();
+    let raw: Vec<u8> = (0..300_000u32).map(|n| (n % 253) as u8).collect();
+    fixture.add("disk.raw", raw.clone());
+
+    // Broken after half; the resume answers 206 from byte 0: the import must not append
+    // it, but start over and fetch the whole file.
+    let before = fixture.requests();
+    let (operation, _) = import(
+        &server,
+        image_request(&folder_id, fixture.url("/badrange/disk.raw")),
+    )
+    .await;
+    let image: Image = server.wait_for(&operation).await;
+    assert_eq!(image.storage_size, raw.len() as i64);
+    assert_eq!(
+        fixture.requests() - before,
+        3,
+        "broken, wrong offset, whole again"
+    );
+
+    // Accepts and never answers: each attempt times out instead of hanging.
+    let started = Instant::now();
+    let (operation, image_id) = import(
+        &server,
+        image_request(&folder_id, fixture.url("/silent/disk.raw")),
+    )
+    .await;
+    let (code, message) = error_of(&server.wait(&operation).await);
+    assert_eq!(code, Code::Unavailable as i32, "{message}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_image_gone(&server, image_id).await;
+}

@@ -199,13 +199,22 @@ fn truncated(format: &str) -> FormatError {
     FormatError(format!("the {format} header is truncated"))
 }
 
-/// qcow2: version at 4, cluster_bits at 20, size at 24 (big-endian).
+/// qcow2: version at 4, backing file offset at 8, cluster_bits at 20, size at 24
+/// (big-endian).
 fn qcow2(head: &[u8]) -> Result<(u32, u64), FormatError> {
     let version = be_u32(head, 4).ok_or_else(|| truncated("qcow2"))?;
     if !(version == 2 || version == 3) {
         return Err(FormatError(format!(
             "qcow2 version {version} is not supported (2 and 3 are)"
         )));
+    }
+    let backing_file_offset = be_u64(head, 8).ok_or_else(|| truncated("qcow2"))?;
+    if backing_file_offset != 0 {
+        return Err(FormatError(
+            "this qcow2 image has a backing file and needs it to be read; upload a standalone \
+             image (qemu-img convert -O qcow2)"
+                .into(),
+        ));
     }
     let cluster_bits = be_u32(head, 20).ok_or_else(|| truncated("qcow2"))?;
     if !(9..=21).contains(&cluster_bits) {
@@ -373,6 +382,10 @@ mod tests {
         assert!(error.0.contains("virtual size"), "{error}");
         let error = sniff(&qcow2_header(7, 1 << 30), 512).unwrap_err();
         assert!(error.0.contains("version 7"), "{error}");
+        let mut backed = qcow2_header(3, 1 << 30);
+        backed[8..16].copy_from_slice(&512u64.to_be_bytes());
+        let error = sniff(&backed, 512).unwrap_err();
+        assert!(error.0.contains("backing file"), "{error}");
         let error = sniff(b"QFI\xfb\x00", 512).unwrap_err();
         assert!(error.0.contains("truncated"), "{error}");
         let mut vmdk = vec![0u8; 512];

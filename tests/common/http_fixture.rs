@@ -8,6 +8,9 @@
 //! - `/truncate/NAME`: announces the full length and sends half, then closes (every
 //!   time, so retries cannot help unless the Range resumes... and it ignores Range);
 //! - `/flaky/NAME`: the first request sends half then closes; later ones honour Range;
+//! - `/badrange/NAME`: like flaky, but answers a Range with 206 from byte 0 (the wrong
+//!   offset);
+//! - `/silent/ANY`: accepts the request and never answers;
 //! - `/status/CODE`: an empty answer with that status;
 //! - `/redirect/N/REST`: N redirects, then `/REST`;
 //! - `/redirect-to/HOST:PORT/REST`: one redirect to another host.
@@ -175,6 +178,10 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Sta
         let _ = redirect(&mut stream, &location).await;
         return;
     }
+    if path.starts_with("/silent/") {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        return;
+    }
     let (mode, name) = path
         .trim_start_matches('/')
         .split_once('/')
@@ -205,6 +212,21 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Sta
                 bytes.len()
             };
             let _ = send(&mut stream, &bytes, range_start, upto).await;
+        }
+        "badrange" => {
+            let served = {
+                let mut served = state.flaky_served.lock().unwrap();
+                let count = served.entry(format!("bad:{name}")).or_insert(0);
+                *count += 1;
+                *count
+            };
+            if served == 1 {
+                let _ = send(&mut stream, &bytes, None, bytes.len() / 2).await;
+            } else if range_start.is_some() {
+                let _ = send(&mut stream, &bytes, Some(0), bytes.len()).await;
+            } else {
+                let _ = send(&mut stream, &bytes, None, bytes.len()).await;
+            }
         }
         "slow" => {
             let header = format!(
