@@ -478,7 +478,11 @@ fn request_failure(uri: &str, error: &reqwest::Error) -> Failure {
     if error.is_builder() {
         return Failure::Final(Error::InvalidArgument(format!("{uri}: {message}")));
     }
-    // Refused, reset, DNS, TLS, timeouts: worth another attempt.
+    // An untrusted certificate stays untrusted: no point in trying again.
+    if message.to_ascii_lowercase().contains("certificate") {
+        return Failure::Final(Error::Unavailable(format!("{uri}: {message}")));
+    }
+    // Refused, reset, DNS, timeouts: worth another attempt.
     Failure::Transient(Error::Unavailable(format!("{uri}: {message}")))
 }
 

@@ -452,6 +452,7 @@ async fn https_sources_are_fetched_when_their_ca_is_trusted() {
     let (code, message) = error_of(&default.wait(&operation).await);
     assert_eq!(code, Code::Unavailable as i32, "{message}");
     assert!(message.to_lowercase().contains("certificate"), "{message}");
+    assert!(!message.contains("gave up after"), "not retried: {message}");
     assert_image_gone(&default, image_id).await;
 }
 
