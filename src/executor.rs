@@ -53,6 +53,8 @@ const PURGE_BATCH: usize = 10_000;
 
 /// How many queued commands the scheduler takes in one go.
 const SCHEDULER_BATCH: usize = 1024;
+/// Batches of due copies being finished at once (store transactions in flight).
+const FINISHES_IN_FLIGHT: usize = 2;
 /// After taking a batch the scheduler rests this long, so that under load it wakes once
 /// per batch of creates rather than once per create.
 const SCHEDULER_REST: Duration = Duration::from_millis(1);
@@ -390,6 +392,16 @@ async fn schedule_copies(
     let mut pending: DelayQueue<OperationRecord> = DelayQueue::new();
     let mut keys: HashMap<String, delay_queue::Key> = HashMap::new();
     let mut batch = Vec::with_capacity(SCHEDULER_BATCH);
+    // At most this many batches are being finished at once; while they are, due copies
+    // gather into the next (larger) batch instead of opening more transactions.
+    let finishing = Arc::new(tokio::sync::Semaphore::new(FINISHES_IN_FLIGHT));
+    let spawn_finish = |due: Vec<OperationRecord>, permit: tokio::sync::OwnedSemaphorePermit| {
+        let (store, running) = (Arc::clone(&store), Arc::clone(&running));
+        tokio::spawn(async move {
+            finish_copies(store, running, due).await;
+            drop(permit);
+        });
+    };
     loop {
         tokio::select! {
             received = commands.recv_many(&mut batch, SCHEDULER_BATCH) => {
@@ -413,25 +425,30 @@ async fn schedule_copies(
                     }
                 }
                 if !due.is_empty() {
-                    tokio::spawn(finish_copies(Arc::clone(&store), Arc::clone(&running), due));
+                    let Ok(permit) = Arc::clone(&finishing).acquire_owned().await else { return };
+                    spawn_finish(due, permit);
                 }
                 tokio::time::sleep(SCHEDULER_REST).await;
             }
             Some(expired) = pending.next(), if !pending.is_empty() => {
                 let mut due = vec![expired.into_inner()];
                 // Whatever else is due now goes in the same batch.
-                let waker = std::task::Waker::noop();
-                let mut context = std::task::Context::from_waker(waker);
-                while due.len() < SCHEDULER_BATCH {
-                    match pending.poll_expired(&mut context) {
-                        std::task::Poll::Ready(Some(expired)) => due.push(expired.into_inner()),
-                        _ => break,
+                {
+                    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+                    while due.len() < SCHEDULER_BATCH {
+                        match pending.poll_expired(&mut context) {
+                            std::task::Poll::Ready(Some(expired)) => {
+                                due.push(expired.into_inner())
+                            }
+                            _ => break,
+                        }
                     }
                 }
                 for record in &due {
                     keys.remove(&record.operation.id);
                 }
-                tokio::spawn(finish_copies(Arc::clone(&store), Arc::clone(&running), due));
+                let Ok(permit) = Arc::clone(&finishing).acquire_owned().await else { return };
+                spawn_finish(due, permit);
             }
         }
     }
