@@ -624,14 +624,16 @@ async fn purging_removes_only_finished_operations_older_than_the_cutoff() {
 async fn an_unreadable_orphan_is_ended_with_an_error_not_left_running() {
     for backend in backends().await {
         let name = backend.name;
-        let DatabaseUrl::Sqlite(path) = &backend.url else {
-            continue; // corrupting a row by hand is done here through SQLite
+        let DatabaseUrl::Sqlite(path) = backend.url.clone() else {
+            // Corrupting a row by hand is done here through SQLite.
+            backend.clean_up().await;
+            continue;
         };
         let store = backend.open(Duration::from_secs(60)).await;
         let (_, good) = create(store.as_ref(), "f", "good").await;
         let (_, bad) = create(store.as_ref(), "f", "bad").await;
         drop(store);
-        let connection = rusqlite::Connection::open(path).unwrap();
+        let connection = rusqlite::Connection::open(&path).unwrap();
         connection
             .execute(
                 "UPDATE operations SET body = x'ffffffff' WHERE id = ?1",
