@@ -145,17 +145,26 @@ impl Executor {
     }
 
     /// Starts the background work of a stored, running operation held by this replica.
+    /// An operation already running here is left as it is (a claim can return one that
+    /// this replica still runs, when a renewal came late).
     pub fn start(self: &Arc<Executor>, record: OperationRecord) {
+        let id = record.operation.id.clone();
+        if lock(&self.running).contains_key(&id) {
+            debug!(operation_id = %id, "already running here");
+            return;
+        }
         match &record.work {
             Work::Copy => {
-                lock(&self.running).insert(record.operation.id.clone(), Running::Copy);
+                lock(&self.running).insert(id.clone(), Running::Copy);
                 let due = self.copy_due(&record);
                 if self
                     .copies
                     .send(Command::Copy(Box::new(record), due))
                     .is_err()
                 {
-                    warn!("the copy scheduler has stopped; the operation stays running");
+                    // No longer renewed: it is claimed again when its lease runs out.
+                    lock(&self.running).remove(&id);
+                    warn!(operation_id = %id, "the copy scheduler has stopped");
                 }
             }
             Work::ImportUri { .. } => self.start_import(record),

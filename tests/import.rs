@@ -499,3 +499,54 @@ async fn a_resume_at_the_wrong_offset_starts_over_and_a_silent_source_times_out(
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_image_gone(&server, image_id).await;
 }
+
+#[tokio::test]
+async fn starting_a_running_import_again_does_not_fetch_it_twice() {
+    use imageplane::executor::{Executor, ExecutorSettings};
+    use imageplane::resource::{OperationRecord, Resource, Work};
+    use imageplane::store::{memory::MemoryStore, Store};
+    use std::sync::Arc;
+
+    let fixture = HttpFixture::start().await;
+    fixture.add("big.raw", vec![0u8; 64 << 20]);
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let executor = Executor::new(
+        Arc::clone(&store),
+        ExecutorSettings {
+            copy_duration: Duration::ZERO,
+            lease: Duration::from_secs(10),
+            retention: Duration::from_secs(3600),
+            import: ImportSettings::default(),
+        },
+    )
+    .unwrap();
+    let image = Resource::ComputeImage(Image {
+        id: imageplane::ids::new_id(imageplane::ids::prefix::COMPUTE_IMAGE),
+        folder_id: common::folder(),
+        status: image::Status::Creating as i32,
+        ..Default::default()
+    });
+    let record = OperationRecord {
+        operation: imageplane::operations::start("Create image", "tester", Default::default()),
+        target: image.reference(),
+        work: Work::ImportUri {
+            uri: fixture.url("/slow/big.raw"),
+        },
+    };
+    store.create(image, record.clone()).await.unwrap();
+    // As when a claim returns an operation this replica already runs.
+    executor.start(record.clone());
+    executor.start(record.clone());
+    let started = Instant::now();
+    while fixture.requests() < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the import never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fixture.requests(), 1, "one transfer, not two");
+    executor.cancel(&record.operation.id).await.unwrap();
+    executor.shutdown().await;
+}
