@@ -67,6 +67,7 @@ enum Command {
 }
 
 /// Work running in this replica.
+#[derive(Clone)]
 enum Running {
     Copy,
     /// An import task: its token, and a number that tells this task from a later one
@@ -149,13 +150,21 @@ impl Executor {
     /// this replica still runs, when a renewal came late).
     pub fn start(self: &Arc<Executor>, record: OperationRecord) {
         let id = record.operation.id.clone();
-        if lock(&self.running).contains_key(&id) {
-            debug!(operation_id = %id, "already running here");
-            return;
+        let entry = match &record.work {
+            Work::Copy => Running::Copy,
+            Work::ImportUri { .. } => Running::Import(CancellationToken::new(), rand::random()),
+        };
+        {
+            // One lock for the check and the insert: two starts of one id cannot both pass.
+            let mut running = lock(&self.running);
+            if running.contains_key(&id) {
+                debug!(operation_id = %id, "already running here");
+                return;
+            }
+            running.insert(id.clone(), entry.clone());
         }
-        match &record.work {
-            Work::Copy => {
-                lock(&self.running).insert(id.clone(), Running::Copy);
+        match entry {
+            Running::Copy => {
                 let due = self.copy_due(&record);
                 if self
                     .copies
@@ -167,7 +176,7 @@ impl Executor {
                     warn!(operation_id = %id, "the copy scheduler has stopped");
                 }
             }
-            Work::ImportUri { .. } => self.start_import(record),
+            Running::Import(token, task) => self.start_import(record, token, task),
         }
     }
 
@@ -189,13 +198,13 @@ impl Executor {
         }
     }
 
-    fn start_import(self: &Arc<Executor>, record: OperationRecord) {
-        let token = CancellationToken::new();
-        let task = rand::random::<u64>();
-        lock(&self.running).insert(
-            record.operation.id.clone(),
-            Running::Import(token.clone(), task),
-        );
+    /// Runs an import, already entered in `running` with this token and task number.
+    fn start_import(
+        self: &Arc<Executor>,
+        record: OperationRecord,
+        token: CancellationToken,
+        task: u64,
+    ) {
         let executor = Arc::clone(self);
         let span = tracing::info_span!("operation", id = %record.operation.id);
         tokio::spawn(
