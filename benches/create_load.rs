@@ -22,6 +22,10 @@ use imageplane::pb::operation::{GetOperationRequest, Operation};
 use imageplane::resource::pack;
 use imageplane::server::{serve, Settings};
 use imageplane::store::DatabaseUrl;
+
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
@@ -104,23 +108,6 @@ async fn start_imageplane(database: DatabaseUrl) -> SocketAddr {
             .expect("the server runs")
     });
     address
-}
-
-/// A fresh schema in the PostgreSQL at `base_url`; returns its name and the URL that
-/// uses it.
-async fn postgres_schema(base_url: &str) -> (String, String) {
-    let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
-        .await
-        .expect("PostgreSQL is reachable");
-    tokio::spawn(connection);
-    let schema = format!("imageplane_bench_{:016x}", rand::random::<u64>());
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if base_url.contains('?') { '&' } else { '?' };
-    let url = format!("{base_url}{separator}options=-csearch_path%3D{schema}");
-    (schema, url)
 }
 
 /// One server under load and its totals over the rounds.
@@ -319,7 +306,7 @@ fn main() {
         match &options.postgres_url {
             Some(_) if !wanted("postgres") => {}
             Some(url) => {
-                let (schema, schema_url) = postgres_schema(url).await;
+                let (schema, schema_url) = postgres::fresh_schema(url, "bench").await;
                 targets.push(Target::imageplane("postgres", DatabaseUrl::Postgres(schema_url)).await);
                 made_schema = Some((url.clone(), schema));
             }
@@ -365,11 +352,8 @@ fn main() {
         let _ = std::fs::remove_dir_all(&data_dir);
         if let Some((base_url, schema)) = made_schema {
             // The servers still hold connections: drop what they made, then the schema.
-            let (client, connection) = tokio_postgres::connect(&base_url, tokio_postgres::NoTls)
+            if let Err(error) = postgres::client(&base_url)
                 .await
-                .unwrap();
-            tokio::spawn(connection);
-            if let Err(error) = client
                 .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
                 .await
             {

@@ -17,6 +17,10 @@ use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::Operation;
 use imageplane::resource::{pack, OperationRecord, Resource, Work};
 use imageplane::store::{self, DatabaseUrl, Replica};
+
+#[path = "../tests/common/postgres.rs"]
+#[allow(dead_code)]
+mod postgres;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -107,10 +111,7 @@ fn fill_sqlite(path: &Path, finished: usize, running: usize) {
 }
 
 async fn fill_postgres(url: &str, finished: usize, running: usize) {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = postgres::client(url).await;
     let (_, done_sample) = sample(true);
     let (_, running_sample) = sample(false);
     let done_body = prost::Message::encode_to_vec(&done_sample.operation);
@@ -218,17 +219,8 @@ fn main() {
         let _ = std::fs::remove_dir_all(&data_dir);
 
         if let Some(base_url) = &options.postgres_url {
-            let (client, connection) = tokio_postgres::connect(base_url, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
-            let schema = format!("imageplane_startup_{:016x}", rand::random::<u64>());
-            client
-                .batch_execute(&format!("CREATE SCHEMA {schema}"))
-                .await
-                .unwrap();
-            let separator = if base_url.contains('?') { '&' } else { '?' };
-            let url = format!("{base_url}{separator}options=-csearch_path%3D{schema}");
+            let client = postgres::client(base_url).await;
+            let (schema, url) = postgres::fresh_schema(base_url, "startup").await;
             let postgres = DatabaseUrl::Postgres(url.clone());
             drop(store::open(&postgres, Replica::new(Duration::from_secs(10))).await.unwrap());
             let filling = Instant::now();
@@ -249,10 +241,7 @@ fn main() {
                 claimed = claimed.max(count);
             }
             summary("postgres open+recover", opens, &format!("(claimed {claimed})"));
-            client
-                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                .await
-                .unwrap();
+            postgres::drop_schema(base_url, &schema).await;
         } else {
             println!("(PostgreSQL not measured: pass --postgres-url or set IMAGEPLANE_BENCH_DATABASE_URL)");
         }

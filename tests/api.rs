@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{folder, TestServer, GIB};
+use common::{error_of, folder, metadata, TestServer, GIB};
 use imageplane::pb::baremetal;
 use imageplane::pb::compute::{
     self, create_disk_request, create_image_request, disk, hardware_generation, image, os,
@@ -10,10 +10,7 @@ use imageplane::pb::compute::{
     CreateSnapshotMetadata, CreateSnapshotRequest, Disk, GetDiskRequest, GetImageRequest,
     GetSnapshotRequest, HardwareGeneration, Image, Os, Snapshot,
 };
-use imageplane::pb::operation::{
-    operation, CancelOperationRequest, GetOperationRequest, Operation,
-};
-use prost::{Message, Name};
+use imageplane::pb::operation::{CancelOperationRequest, GetOperationRequest};
 use std::time::Duration;
 use tonic::Code;
 
@@ -50,22 +47,6 @@ async fn ready_disk(server: &TestServer, request: CreateDiskRequest) -> Disk {
 async fn ready_image(server: &TestServer, request: CreateImageRequest) -> Image {
     let operation = server.images().create(request).await.unwrap().into_inner();
     server.wait_for::<Image>(&operation).await
-}
-
-fn metadata<M: Message + Name + Default>(operation: &Operation) -> M {
-    let any = operation.metadata.as_ref().expect("metadata is set");
-    assert_eq!(
-        any.type_url,
-        format!("type.googleapis.com/{}", M::full_name())
-    );
-    M::decode(any.value.as_slice()).unwrap()
-}
-
-fn error_of(operation: &Operation) -> (i32, String) {
-    match &operation.result {
-        Some(operation::Result::Error(status)) => (status.code, status.message.clone()),
-        other => panic!("expected an error, got {other:?}"),
-    }
 }
 
 #[tokio::test]

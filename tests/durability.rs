@@ -38,9 +38,7 @@ fn disk_request(folder_id: &str, name: &str) -> CreateDiskRequest {
 }
 
 fn disk_id_of(operation: &Operation) -> String {
-    let metadata: CreateDiskMetadata =
-        prost::Message::decode(operation.metadata.as_ref().unwrap().value.as_slice()).unwrap();
-    metadata.disk_id
+    common::metadata::<CreateDiskMetadata>(operation).disk_id
 }
 
 /// Polls until the operation is done (at most `limit`).

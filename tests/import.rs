@@ -8,16 +8,14 @@ mod common;
 
 use common::http_fixture::HttpFixture;
 use common::images::{iso, qemu_img};
-use common::TestServer;
+use common::{error_of, metadata, TestServer};
 use imageplane::import::ImportSettings;
 use imageplane::pb::baremetal;
 use imageplane::pb::compute::{
     create_image_request::Source, image, CreateImageMetadata, CreateImageRequest, GetImageRequest,
     Image,
 };
-use imageplane::pb::operation::{
-    operation, CancelOperationRequest, GetOperationRequest, Operation,
-};
+use imageplane::pb::operation::{CancelOperationRequest, GetOperationRequest, Operation};
 use imageplane::server::Settings;
 use md5::Digest;
 use std::time::{Duration, Instant};
@@ -33,16 +31,8 @@ fn image_request(folder_id: &str, uri: String) -> CreateImageRequest {
 
 async fn import(server: &TestServer, request: CreateImageRequest) -> (Operation, String) {
     let operation = server.images().create(request).await.unwrap().into_inner();
-    let metadata: CreateImageMetadata =
-        prost::Message::decode(operation.metadata.as_ref().unwrap().value.as_slice()).unwrap();
-    (operation, metadata.image_id)
-}
-
-fn error_of(operation: &Operation) -> (i32, String) {
-    match &operation.result {
-        Some(operation::Result::Error(status)) => (status.code, status.message.clone()),
-        other => panic!("expected an error, got {other:?}"),
-    }
+    let image_id = metadata::<CreateImageMetadata>(&operation).image_id;
+    (operation, image_id)
 }
 
 async fn assert_image_gone(server: &TestServer, image_id: String) {

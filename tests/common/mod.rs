@@ -117,6 +117,21 @@ impl Drop for TestServer {
     }
 }
 
+/// The metadata of an operation, checked to be of type `M`.
+pub fn metadata<M: prost::Message + prost::Name + Default>(operation: &Operation) -> M {
+    let any = operation.metadata.as_ref().expect("metadata is set");
+    assert_eq!(any.type_url, M::type_url());
+    M::decode(any.value.as_slice()).unwrap()
+}
+
+/// The code and message of a failed operation (panics if it did not fail).
+pub fn error_of(operation: &Operation) -> (i32, String) {
+    match &operation.result {
+        Some(operation::Result::Error(status)) => (status.code, status.message.clone()),
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
 /// A folder id no other test uses.
 pub fn folder() -> String {
     imageplane::ids::new_id("fld")

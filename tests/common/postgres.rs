@@ -1,5 +1,6 @@
 //! The PostgreSQL the tests may use, named by `IMAGEPLANE_TEST_DATABASE_URL`, and fresh
-//! schemas in it so that tests never see each other's rows.
+//! schemas in it so that tests never see each other's rows. The benchmarks include this
+//! file too (`#[path]`), for their schemas.
 
 /// The variable that names the PostgreSQL database for the tests.
 pub const VARIABLE: &str = "IMAGEPLANE_TEST_DATABASE_URL";
@@ -22,7 +23,7 @@ pub fn base_url(what: &str) -> Option<String> {
 pub async fn client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
-        .unwrap_or_else(|error| panic!("{VARIABLE}={url}: cannot connect: {error}"));
+        .unwrap_or_else(|error| panic!("cannot connect to PostgreSQL at {url}: {error}"));
     tokio::spawn(connection);
     client
 }
