@@ -122,9 +122,10 @@ impl Catalog {
 /// Checks that `uri` is an absolute http or https URL with a host.
 fn check_source_uri(uri: &str) -> Result<(), Error> {
     let invalid = |why: &str| {
-        Error::InvalidArgument(format!(
-            "uri: {why}; an absolute http:// or https:// URL is required, got {uri:?}"
-        ))
+        Error::invalid_field(
+            "uri",
+            format!("{why}; an absolute http:// or https:// URL is required, got {uri:?}"),
+        )
     };
     // The URL parser forgives what the API must refuse: `https:///x` (it would take `x`
     // as the host) and `http:host/x`. A valid source spells out `scheme://host`.

@@ -1,16 +1,26 @@
-//! The one error type of imageplane, and the one table that maps it to gRPC codes.
+//! The one error type of imageplane, and the one table from each error to its gRPC code
+//! and its HTTP status.
 //!
-//! Every layer below the API adapters returns [`Error`]; `api` turns it into a
-//! `tonic::Status`, the executor into the `google.rpc.Status` of a failed Operation. Both
-//! go through [`Error::code`], so a failure has the same code whichever way it travels.
+//! Every layer below the API adapters returns [`Error`]. [`Error::code`] says which
+//! google.rpc [`Code`] it is (an exhaustive match), and [`Code::wire`] gives each code its
+//! number and the HTTP status the REST gateway answers with (grpc-gateway v2's mapping),
+//! side by side. `api` turns an error into a `tonic::Status`, the executor into the
+//! `google.rpc.Status` of a failed Operation, the gateway a status into a JSON body: all
+//! through this table, so a failure has the same code whichever way it travels. A field
+//! violation keeps the field: both ways carry it as a `google.rpc.BadRequest` detail.
 
+use crate::pb::google::rpc::{bad_request::FieldViolation, BadRequest, Status};
+use prost::Message;
 use std::fmt;
 
-/// What went wrong, in the terms of the API (google.rpc.Code).
+/// What went wrong, in the terms of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// The request breaks a rule; the message names the field and the rule.
+    /// The request breaks a rule that belongs to no single field.
     InvalidArgument(String),
+    /// A field of the request breaks a rule: the field's path (`name`, `os.type`) and what
+    /// is wrong with it.
+    InvalidField { field: String, description: String },
     /// A resource or operation that the request names does not exist.
     NotFound(String),
     /// A name is taken by another resource of the same kind in the folder.
@@ -31,40 +41,121 @@ pub enum Error {
     Internal(String),
 }
 
-/// google.rpc.Code numbers used by [`Error::code`].
-pub mod code {
-    pub const CANCELLED: i32 = 1;
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const NOT_FOUND: i32 = 5;
-    pub const ALREADY_EXISTS: i32 = 6;
-    pub const PERMISSION_DENIED: i32 = 7;
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    pub const FAILED_PRECONDITION: i32 = 9;
-    pub const UNIMPLEMENTED: i32 = 12;
-    pub const INTERNAL: i32 = 13;
-    pub const UNAVAILABLE: i32 = 14;
+/// google.rpc.Code: every code a call can end with, whether imageplane or tonic chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Ok,
+    Cancelled,
+    Unknown,
+    InvalidArgument,
+    DeadlineExceeded,
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    ResourceExhausted,
+    FailedPrecondition,
+    Aborted,
+    OutOfRange,
+    Unimplemented,
+    Internal,
+    Unavailable,
+    DataLoss,
+    Unauthenticated,
 }
 
-impl Error {
-    /// The google.rpc.Code of this error.
-    pub fn code(&self) -> i32 {
+/// Every code, in number order.
+pub const ALL_CODES: [Code; 17] = [
+    Code::Ok,
+    Code::Cancelled,
+    Code::Unknown,
+    Code::InvalidArgument,
+    Code::DeadlineExceeded,
+    Code::NotFound,
+    Code::AlreadyExists,
+    Code::PermissionDenied,
+    Code::ResourceExhausted,
+    Code::FailedPrecondition,
+    Code::Aborted,
+    Code::OutOfRange,
+    Code::Unimplemented,
+    Code::Internal,
+    Code::Unavailable,
+    Code::DataLoss,
+    Code::Unauthenticated,
+];
+
+impl Code {
+    /// The table: each code's number (google.rpc.Code) and its HTTP status.
+    pub const fn wire(self) -> (i32, u16) {
         match self {
-            Error::Cancelled(_) => code::CANCELLED,
-            Error::InvalidArgument(_) => code::INVALID_ARGUMENT,
-            Error::NotFound(_) => code::NOT_FOUND,
-            Error::AlreadyExists(_) => code::ALREADY_EXISTS,
-            Error::PermissionDenied(_) => code::PERMISSION_DENIED,
-            Error::ResourceExhausted(_) => code::RESOURCE_EXHAUSTED,
-            Error::FailedPrecondition(_) => code::FAILED_PRECONDITION,
-            Error::Unavailable(_) => code::UNAVAILABLE,
-            Error::Unimplemented(_) => code::UNIMPLEMENTED,
-            Error::Internal(_) => code::INTERNAL,
+            Code::Ok => (0, 200),
+            Code::Cancelled => (1, 499),
+            Code::Unknown => (2, 500),
+            Code::InvalidArgument => (3, 400),
+            Code::DeadlineExceeded => (4, 504),
+            Code::NotFound => (5, 404),
+            Code::AlreadyExists => (6, 409),
+            Code::PermissionDenied => (7, 403),
+            Code::ResourceExhausted => (8, 429),
+            Code::FailedPrecondition => (9, 400),
+            Code::Aborted => (10, 409),
+            Code::OutOfRange => (11, 400),
+            Code::Unimplemented => (12, 501),
+            Code::Internal => (13, 500),
+            Code::Unavailable => (14, 503),
+            Code::DataLoss => (15, 500),
+            Code::Unauthenticated => (16, 401),
         }
     }
 
-    /// The message a person reads.
-    pub fn message(&self) -> &str {
+    /// The google.rpc.Code number.
+    pub const fn number(self) -> i32 {
+        self.wire().0
+    }
+
+    /// The HTTP status a REST response with this code has.
+    pub const fn http_status(self) -> u16 {
+        self.wire().1
+    }
+
+    /// The code with this number; numbers outside google.rpc.Code are UNKNOWN.
+    pub fn from_number(number: i32) -> Code {
+        ALL_CODES
+            .into_iter()
+            .find(|code| code.number() == number)
+            .unwrap_or(Code::Unknown)
+    }
+}
+
+impl Error {
+    /// A violation of `field`'s rule.
+    pub fn invalid_field(field: impl Into<String>, description: impl Into<String>) -> Error {
+        Error::InvalidField {
+            field: field.into(),
+            description: description.into(),
+        }
+    }
+
+    /// The google.rpc.Code of this error.
+    pub fn code(&self) -> Code {
         match self {
+            Error::Cancelled(_) => Code::Cancelled,
+            Error::InvalidArgument(_) | Error::InvalidField { .. } => Code::InvalidArgument,
+            Error::NotFound(_) => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Unavailable(_) => Code::Unavailable,
+            Error::Unimplemented(_) => Code::Unimplemented,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The message a person reads; a field violation starts with the field's path.
+    pub fn message(&self) -> String {
+        match self {
+            Error::InvalidField { field, description } => format!("{field}: {description}"),
             Error::InvalidArgument(message)
             | Error::NotFound(message)
             | Error::AlreadyExists(message)
@@ -74,23 +165,49 @@ impl Error {
             | Error::Unavailable(message)
             | Error::Cancelled(message)
             | Error::Unimplemented(message)
-            | Error::Internal(message) => message,
+            | Error::Internal(message) => message.clone(),
         }
     }
 
-    /// The error as the google.rpc.Status of a failed Operation.
-    pub fn to_rpc_status(&self) -> crate::pb::google::rpc::Status {
-        crate::pb::google::rpc::Status {
-            code: self.code(),
-            message: self.message().to_string(),
-            details: Vec::new(),
+    /// The machine-readable details: a `google.rpc.BadRequest` for a field violation.
+    fn details(&self) -> Vec<prost_types::Any> {
+        match self {
+            Error::InvalidField { field, description } => {
+                let bad_request = BadRequest {
+                    field_violations: vec![FieldViolation {
+                        field: field.clone(),
+                        description: description.clone(),
+                    }],
+                };
+                vec![prost_types::Any::from_msg(&bad_request).expect("encoding into a Vec")]
+            }
+            Error::InvalidArgument(_)
+            | Error::NotFound(_)
+            | Error::AlreadyExists(_)
+            | Error::PermissionDenied(_)
+            | Error::ResourceExhausted(_)
+            | Error::FailedPrecondition(_)
+            | Error::Unavailable(_)
+            | Error::Cancelled(_)
+            | Error::Unimplemented(_)
+            | Error::Internal(_) => Vec::new(),
+        }
+    }
+
+    /// The error as a google.rpc.Status: the error of a failed Operation, and the
+    /// details of a failed call.
+    pub fn to_rpc_status(&self) -> Status {
+        Status {
+            code: self.code().number(),
+            message: self.message(),
+            details: self.details(),
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.message())
+        f.write_str(&self.message())
     }
 }
 
@@ -98,12 +215,73 @@ impl std::error::Error for Error {}
 
 impl From<crate::validation::Violation> for Error {
     fn from(violation: crate::validation::Violation) -> Error {
-        Error::InvalidArgument(violation.to_string())
+        Error::InvalidField {
+            field: violation.field,
+            description: violation.message,
+        }
     }
 }
 
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> tonic::Status {
-        tonic::Status::new(tonic::Code::from_i32(error.code()), error.message())
+        let status = error.to_rpc_status();
+        let code = tonic::Code::from_i32(status.code);
+        if status.details.is_empty() {
+            tonic::Status::new(code, status.message)
+        } else {
+            // grpc-status-details-bin carries the whole google.rpc.Status, as gRPC's
+            // richer error model has it.
+            let details = status.encode_to_vec();
+            tonic::Status::with_details(code, status.message, details.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_number_and_round_trips() {
+        for (index, code) in ALL_CODES.into_iter().enumerate() {
+            assert_eq!(code.number(), index as i32);
+            assert_eq!(Code::from_number(code.number()), code);
+        }
+        assert_eq!(Code::from_number(99), Code::Unknown);
+    }
+
+    #[test]
+    fn http_statuses_follow_grpc_gateway() {
+        let status = |code: Code| code.http_status();
+        assert_eq!(status(Code::InvalidArgument), 400);
+        assert_eq!(status(Code::FailedPrecondition), 400);
+        assert_eq!(status(Code::OutOfRange), 400);
+        assert_eq!(status(Code::Unauthenticated), 401);
+        assert_eq!(status(Code::PermissionDenied), 403);
+        assert_eq!(status(Code::NotFound), 404);
+        assert_eq!(status(Code::AlreadyExists), 409);
+        assert_eq!(status(Code::Aborted), 409);
+        assert_eq!(status(Code::ResourceExhausted), 429);
+        assert_eq!(status(Code::Cancelled), 499);
+        assert_eq!(status(Code::Unimplemented), 501);
+        assert_eq!(status(Code::Unavailable), 503);
+        assert_eq!(status(Code::DeadlineExceeded), 504);
+        for code in [Code::Unknown, Code::Internal, Code::DataLoss] {
+            assert_eq!(status(code), 500);
+        }
+    }
+
+    #[test]
+    fn a_field_violation_carries_the_field_as_bad_request_details() {
+        let status = Error::invalid_field("name", "too long").to_rpc_status();
+        assert_eq!(status.code, 3);
+        assert_eq!(status.message, "name: too long");
+        let bad_request = status.details[0].to_msg::<BadRequest>().unwrap();
+        assert_eq!(bad_request.field_violations[0].field, "name");
+        assert_eq!(bad_request.field_violations[0].description, "too long");
+        assert!(Error::NotFound("x".into())
+            .to_rpc_status()
+            .details
+            .is_empty());
     }
 }

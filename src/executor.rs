@@ -516,7 +516,7 @@ async fn complete(store: &dyn Store, record: &OperationRecord, outcome: Result<R
             ResourceChange::Put(Box::new(resource)),
         ),
         Err(error) => {
-            warn!(operation_id = %id, code = error.code(), %error, "operation failed");
+            warn!(operation_id = %id, code = error.code().number(), %error, "operation failed");
             (
                 operations::failed(&record.operation, error.to_rpc_status()),
                 ResourceChange::Remove(record.target.clone()),

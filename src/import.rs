@@ -656,7 +656,7 @@ mod tests {
             &fetched(Format::Iso9660, 1 << 20, 1 << 20),
         )
         .unwrap_err();
-        assert_eq!(error.code(), crate::error::code::INVALID_ARGUMENT);
+        assert_eq!(error.code(), crate::error::Code::InvalidArgument);
         let bare = Resource::BaremetalImage(baremetal::Image::default());
         let error = ready_resource(bare.clone(), &fetched(Format::Raw, 1, 1)).unwrap_err();
         assert!(error.message().contains("ISO 9660"), "{error}");
@@ -707,6 +707,6 @@ mod tests {
         let error = listed
             .check_host("http://169.254.169.254/latest")
             .unwrap_err();
-        assert_eq!(error.code(), crate::error::code::PERMISSION_DENIED);
+        assert_eq!(error.code(), crate::error::Code::PermissionDenied);
     }
 }

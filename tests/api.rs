@@ -323,6 +323,9 @@ async fn validation_names_the_field_and_the_rule() {
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), expected);
+        // The field is also machine-readable: a google.rpc.BadRequest in the details.
+        let (field, description) = bad_request_of(&status);
+        assert_eq!(format!("{field}: {description}"), expected);
     }
     let status = server
         .images()
@@ -364,6 +367,21 @@ async fn validation_names_the_field_and_the_rule() {
     )
     .await;
     assert_eq!(image.name.len(), 63);
+}
+
+/// The one field violation of a status's `google.rpc.BadRequest` details.
+fn bad_request_of(status: &tonic::Status) -> (String, String) {
+    use prost::Message;
+    let details =
+        imageplane::pb::google::rpc::Status::decode(status.details()).unwrap_or_else(|error| {
+            panic!("no google.rpc.Status in the details of {status:?}: {error}")
+        });
+    assert_eq!(details.code, status.code() as i32);
+    let bad_request = details.details[0]
+        .to_msg::<imageplane::pb::google::rpc::BadRequest>()
+        .unwrap();
+    let violation = &bad_request.field_violations[0];
+    (violation.field.clone(), violation.description.clone())
 }
 
 #[tokio::test]

@@ -98,9 +98,12 @@ impl Catalog {
 /// A disk must hold its source: `size` at least the source's minimum.
 fn check_fits(size: i64, minimum: i64, source: &str) -> Result<(), Error> {
     if size < minimum {
-        return Err(Error::InvalidArgument(format!(
-            "size: {size} is less than the minimum disk size of the source {source} ({minimum} bytes)"
-        )));
+        return Err(Error::invalid_field(
+            "size",
+            format!(
+                "{size} is less than the minimum disk size of the source {source} ({minimum} bytes)"
+            ),
+        ));
     }
     Ok(())
 }

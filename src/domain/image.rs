@@ -33,7 +33,7 @@ impl Catalog {
         let source = request
             .source
             .clone()
-            .ok_or_else(|| Error::InvalidArgument("source: a source is required".into()))?;
+            .ok_or_else(|| Error::invalid_field("source", "a source is required"))?;
         let (inherited, work) = match &source {
             Source::ImageId(id) => (self.inherit_from_image(id).await?, Work::Copy),
             Source::DiskId(id) => (self.inherit_from_disk(id).await?, Work::Copy),
@@ -45,10 +45,13 @@ impl Catalog {
             }
         };
         if request.min_disk_size != 0 && request.min_disk_size < inherited.min_disk_size {
-            return Err(Error::InvalidArgument(format!(
-                "min_disk_size: {} is less than the size of the source {} ({} bytes)",
-                request.min_disk_size, inherited.described_as, inherited.min_disk_size
-            )));
+            return Err(Error::invalid_field(
+                "min_disk_size",
+                format!(
+                    "{} is less than the size of the source {} ({} bytes)",
+                    request.min_disk_size, inherited.described_as, inherited.min_disk_size
+                ),
+            ));
         }
         let image = Image {
             id: ids::new_id(ids::prefix::COMPUTE_IMAGE),
