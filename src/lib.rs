@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod executor;
+pub mod grpc_codec;
 pub mod ids;
 pub mod import;
 pub mod operations;

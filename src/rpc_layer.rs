@@ -3,8 +3,7 @@
 //!
 //! The request id comes from the caller's `x-request-id` header (if it is short, visible
 //! ASCII) or is made up; the response echoes it, and every log line of the call carries
-//! it. A call that runs past `--request-timeout` ends with DEADLINE_EXCEEDED. A request
-//! body that is not valid protobuf is INVALID_ARGUMENT, not tonic's INTERNAL. One layer
+//! it. A call that runs past `--request-timeout` ends with DEADLINE_EXCEEDED. One layer
 //! instead of tower-http's request-id and trace layers: this one does not wrap response
 //! bodies, which measurably cost throughput (see the README's benchmark).
 
@@ -42,23 +41,6 @@ impl<S> tower::Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     timeout: Option<Duration>,
-}
-
-/// tonic answers a request body that is not valid protobuf with INTERNAL; it is the
-/// caller's mistake, so it becomes INVALID_ARGUMENT (the message, naming the field, stays).
-fn refuse_undecodable_requests_as_invalid<B>(response: &mut Response<B>) {
-    let headers = response.headers();
-    let internal = headers.get("grpc-status").is_some_and(|code| code == "13");
-    // grpc-message is percent-encoded on the wire.
-    let undecodable = headers.get("grpc-message").is_some_and(|message| {
-        let message = message.as_bytes();
-        message.starts_with(b"failed to decode") || message.starts_with(b"failed%20to%20decode")
-    });
-    if internal && undecodable {
-        response
-            .headers_mut()
-            .insert("grpc-status", HeaderValue::from_static("3"));
-    }
 }
 
 /// The caller's request id if it is usable, else a new one. Marked sensitive: HPACK then
@@ -123,7 +105,6 @@ where
                     ))
                     .into_http(),
                 };
-                refuse_undecodable_requests_as_invalid(&mut response);
                 response.headers_mut().insert(X_REQUEST_ID, id);
                 // Unary calls that fail carry grpc-status in the headers; successful ones
                 // end with status 0 in the trailers.

@@ -682,3 +682,32 @@ async fn requests_over_the_size_limit_are_refused() {
     // The connection stays usable.
     ready_disk(&server, disk_request(&folder(), GIB)).await;
 }
+
+#[tokio::test]
+async fn a_request_that_is_not_valid_protobuf_is_invalid_argument() {
+    /// CreateDiskRequest's folder_id (field 1) as raw bytes, so it can be invalid UTF-8.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct RawFolder {
+        #[prost(bytes = "vec", tag = "1")]
+        folder_id: Vec<u8>,
+    }
+    let server = fast().await;
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.unwrap();
+    let status = grpc
+        .unary(
+            tonic::Request::new(RawFolder {
+                folder_id: vec![0xff, 0xfe, 0x00],
+            }),
+            http::uri::PathAndQuery::from_static("/yandex.cloud.compute.v1.DiskService/Create"),
+            tonic_prost::ProstCodec::<RawFolder, imageplane::pb::operation::Operation>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("folder_id") && status.message().contains("UTF-8"),
+        "{}",
+        status.message()
+    );
+}
