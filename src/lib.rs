@@ -4,14 +4,18 @@
 //! adapter per service) → `domain` (the rules) → `executor` (background work) and `store`
 //! (records). ARCHITECTURE.md has the map.
 
+pub mod access_log;
 pub mod api;
 pub mod config;
+pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod executor;
+pub mod gateway;
 pub mod grpc_codec;
 pub mod ids;
 pub mod import;
+pub mod listener;
 pub mod operations;
 pub mod pb;
 pub mod resource;

@@ -1,21 +1,16 @@
-//! The tower layer around every call: a request id, a tracing span, one access-log line,
-//! and the server's deadline.
+//! The layer around every RPC, whether it arrived over gRPC or through the REST gateway
+//! (which calls the same gRPC services in-process): its deadline.
 //!
-//! The request id comes from the caller's `x-request-id` header (if it is short, visible
-//! ASCII) or is made up; the response echoes it, and every log line of the call carries
-//! it. A call that runs past `--request-timeout` ends with DEADLINE_EXCEEDED. One layer
-//! instead of tower-http's request-id and trace layers: this one does not wrap response
-//! bodies, which measurably cost throughput (see the README's benchmark).
+//! The deadline is the shorter of `--request-timeout` (when set) and the caller's own
+//! `grpc-timeout` header (REST callers can send it as `Grpc-Metadata-Grpc-Timeout`). A call
+//! that runs past it ends with DEADLINE_EXCEEDED. tonic's transport server did this for
+//! `grpc-timeout`; imageplane serves its own connections (see `listener`), so it is here.
 
-use http::{HeaderValue, Request, Response};
+use http::{HeaderMap, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-use tracing::{info, Instrument};
-
-const X_REQUEST_ID: &str = "x-request-id";
-const MAX_REQUEST_ID_LEN: usize = 128;
+use std::time::Duration;
 
 /// Adds [`RpcService`] around a service.
 #[derive(Debug, Clone, Copy)]
@@ -43,25 +38,37 @@ pub struct RpcService<S> {
     timeout: Option<Duration>,
 }
 
-/// The caller's request id if it is usable, else a new one. Marked sensitive: HPACK then
-/// sends it literally instead of indexing it; every value is new, and indexing each one
-/// cost more than the rest of a call.
-fn request_id<B>(request: &Request<B>) -> HeaderValue {
-    let mut id = request
-        .headers()
-        .get(X_REQUEST_ID)
-        .filter(|value| {
-            let bytes = value.as_bytes();
-            !bytes.is_empty()
-                && bytes.len() <= MAX_REQUEST_ID_LEN
-                && bytes.iter().all(|byte| byte.is_ascii_graphic())
-        })
-        .cloned()
-        .unwrap_or_else(|| {
-            HeaderValue::from_str(&crate::ids::new_id("req")).expect("ids are ASCII")
-        });
-    id.set_sensitive(true);
-    id
+/// The caller's deadline from a `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S,
+/// m, u, n). A malformed value is ignored, as tonic did.
+pub fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// Which deadline applies to a call, and whose it is.
+fn deadline(server: Option<Duration>, headers: &HeaderMap) -> Option<(Duration, &'static str)> {
+    match (server, grpc_timeout(headers)) {
+        (Some(server), Some(client)) if client < server => Some((client, "the caller's deadline")),
+        (Some(server), _) => Some((server, "the server's request timeout")),
+        (None, Some(client)) => Some((client, "the caller's deadline")),
+        (None, None) => None,
+    }
 }
 
 impl<S, B> tower::Service<Request<B>> for RpcService<S>
@@ -80,47 +87,61 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let id = request_id(&request);
-        let span = tracing::info_span!(
-            "rpc",
-            method = %request.uri().path(),
-            request_id = %id.to_str().unwrap_or_default(),
-        );
+        let deadline = deadline(self.timeout, request.headers());
         // The service that was polled ready handles this call; a clone takes its place.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
-        let timeout = self.timeout;
-        let started = Instant::now();
-        Box::pin(
-            async move {
-                let outcome = match timeout {
-                    Some(timeout) => tokio::time::timeout(timeout, inner.call(request)).await,
-                    None => Ok(inner.call(request).await),
-                };
-                let mut response = match outcome {
-                    Ok(result) => result?,
-                    Err(_) => tonic::Status::deadline_exceeded(format!(
-                        "the call took longer than the server's request timeout ({})",
-                        humantime::format_duration(timeout.unwrap_or_default())
-                    ))
-                    .into_http(),
-                };
-                response.headers_mut().insert(X_REQUEST_ID, id);
-                // Unary calls that fail carry grpc-status in the headers; successful ones
-                // end with status 0 in the trailers.
-                let grpc_status = response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or("0");
-                info!(
-                    grpc_status,
-                    latency_us = started.elapsed().as_micros() as u64,
-                    "rpc finished"
-                );
-                Ok(response)
+        Box::pin(async move {
+            let Some((limit, whose)) = deadline else {
+                return inner.call(request).await;
+            };
+            match tokio::time::timeout(limit, inner.call(request)).await {
+                Ok(result) => result,
+                Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
+                    "the call took longer than {whose} ({})",
+                    humantime::format_duration(limit)
+                ))
+                .into_http()),
             }
-            .instrument(span),
-        )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(timeout: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("grpc-timeout", timeout.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn grpc_timeouts_are_read_in_every_unit() {
+        let read = |value: &str| grpc_timeout(&headers(value));
+        assert_eq!(read("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(read("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(read("5S"), Some(Duration::from_secs(5)));
+        assert_eq!(read("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(read("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(read("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for bad in ["", "S", "123456789S", "1x", "-1S", "1.5S"] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_shorter_deadline_wins() {
+        let second = Some(Duration::from_secs(1));
+        assert_eq!(
+            deadline(second, &headers("100m")),
+            Some((Duration::from_millis(100), "the caller's deadline"))
+        );
+        assert_eq!(
+            deadline(second, &headers("5S")),
+            Some((Duration::from_secs(1), "the server's request timeout"))
+        );
+        assert_eq!(deadline(None, &HeaderMap::new()), None);
     }
 }

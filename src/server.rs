@@ -1,16 +1,21 @@
 //! Wiring: builds the store, executor and catalog, and serves every gRPC service, server
-//! reflection (v1 and v1alpha) and grpc.health.v1 on one already-bound listener until the
-//! shutdown future resolves. Every call passes through [`RpcLayer`] (request id, span,
-//! access log, deadline).
+//! reflection (v1 and v1alpha), grpc.health.v1 and the REST gateway on one already-bound
+//! listener until the shutdown future resolves. Every call passes through
+//! [`AccessLogLayer`] (request id, span, access log); every RPC, whether it came over gRPC
+//! or through the gateway, through [`RpcLayer`] (deadline).
 
+use crate::access_log::AccessLogLayer;
 use crate::api::{
     baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
     compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
     iam::IamApi, operation::OperationApi,
 };
+use crate::dispatch::{Dispatch, GrpcService};
 use crate::domain::Catalog;
 use crate::executor::{Executor, ExecutorSettings};
+use crate::gateway::Gateway;
 use crate::import::ImportSettings;
+use crate::listener;
 use crate::pb;
 use crate::rpc_layer::RpcLayer;
 use crate::store::{self, DatabaseUrl, Replica, Store};
@@ -19,14 +24,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+use tower::Layer;
+use tracing::info;
 
 /// The largest request message accepted, in bytes (larger ones fail with OUT_OF_RANGE).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
-
-/// The most calls one client connection may have in flight (HTTP/2
-/// SETTINGS_MAX_CONCURRENT_STREAMS); clients queue the rest on their side.
-pub const MAX_CONCURRENT_STREAMS: u32 = 256;
 
 /// What the server needs besides its listener.
 #[derive(Debug, Clone)]
@@ -168,14 +170,7 @@ pub async fn serve_store(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
-    info!(address = %local_address, "serving");
-    let (stopping_sender, stopping) = tokio::sync::oneshot::channel::<()>();
-    let serving = tonic::transport::Server::builder()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .layer(RpcLayer {
-            timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
-        })
-        .add_service(health)
+    let routes = tonic::service::Routes::new(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(compute_images)
@@ -185,41 +180,35 @@ pub async fn serve_store(
         .add_service(operations)
         .add_service(endpoints)
         .add_service(iam)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            async move {
-                shutdown.await;
-                info!("shutting down: no new calls, finishing running ones");
-                for service in SERVICE_NAMES {
-                    health_reporter
-                        .set_service_status(*service, tonic_health::ServingStatus::NotServing)
-                        .await;
-                }
-                let _ = stopping_sender.send(());
-            },
-        );
-    // A client that keeps its connection open would hold a graceful stop forever: after
-    // the grace period the remaining connections are dropped.
-    let grace_over = async move {
-        if stopping.await.is_ok() {
-            tokio::time::sleep(settings.shutdown_grace).await;
-        } else {
-            std::future::pending::<()>().await;
+        .prepare();
+    let grpc: GrpcService = GrpcService::new(
+        RpcLayer {
+            timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
+        }
+        .layer(routes),
+    );
+    let gateway = Gateway::new(grpc.clone());
+    let service = AccessLogLayer.layer(Dispatch::new(grpc, gateway));
+
+    info!(address = %local_address, "serving");
+    let on_stop = async move {
+        info!("shutting down: no new calls, finishing running ones");
+        for service in SERVICE_NAMES {
+            health_reporter
+                .set_service_status(*service, tonic_health::ServingStatus::NotServing)
+                .await;
         }
     };
-    let served = tokio::select! {
-        result = serving => result,
-        () = grace_over => {
-            warn!(
-                grace = %humantime::format_duration(settings.shutdown_grace),
-                "grace period over: closing the connections that are still open"
-            );
-            Ok(())
-        }
-    };
+    listener::serve_connections(
+        listener,
+        service,
+        settings.shutdown_grace,
+        shutdown,
+        on_stop,
+    )
+    .await;
     // On every way out, the running operations are handed back.
     executor.shutdown().await;
-    served?;
     info!("stopped");
     Ok(())
 }

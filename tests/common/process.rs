@@ -25,14 +25,32 @@ impl ServerProcess {
     /// Starts `imageplane serve --listen 127.0.0.1:0` with more flags and waits for its
     /// announcement. The log (stderr) goes to `log`.
     pub fn start(flags: &[&str], log: PathBuf) -> ServerProcess {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imageplane"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags);
+        ServerProcess::start_command(command, log)
+    }
+
+    /// The same, with at most `limit` open file descriptors (`ulimit -n`).
+    pub fn start_with_fd_limit(limit: u32, flags: &[&str], log: PathBuf) -> ServerProcess {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_imageplane"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(flags);
+        ServerProcess::start_command(command, log)
+    }
+
+    fn start_command(mut command: Command, log: PathBuf) -> ServerProcess {
         let log_file = std::fs::File::options()
             .create(true)
             .append(true)
             .open(&log)
             .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_imageplane"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(flags)
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
@@ -85,6 +103,17 @@ impl ServerProcess {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The CPU time (user and system) the process has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name, which is in parentheses: utime and stime are
+        // the 12th and 13th of them, in clock ticks (100 a second on Linux).
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        Duration::from_millis(ticks * 10)
     }
 
     /// What the server has logged so far.
