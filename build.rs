@@ -28,6 +28,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_imports(true);
     compiler.open_files(&relative)?;
+    // Operations of deletes answer Any(google.protobuf.Empty): the gateway renders it as
+    // JSON, so its descriptor must be in the set though no file imports it.
+    compiler.open_files(["google/protobuf/empty.proto"])?;
     // Encoded by protox itself: unlike prost_types, this keeps the custom options
     // (yandex.cloud.* validation rules, google.api.http) that reflection and
     // validation read.

@@ -1,29 +1,396 @@
-//! The REST/JSON gateway (being built): every request that is not gRPC.
+//! The REST/JSON gateway: every request that is not gRPC, with the URLs, JSON and errors
+//! of Yandex Cloud's REST API, on the gRPC port.
+//!
+//! Routes come from the protos' `google.api.http` rules (`routes`, `template`). A request
+//! becomes the protobuf request of its RPC (`transcode`), which goes to the same gRPC
+//! services the gRPC clients reach, in-process, through the same layers ([`GrpcService`]:
+//! deadline, and later authentication and idempotency), so every rule exists once. The
+//! answer comes back as proto3 JSON, or as the JSON of its google.rpc.Status with the HTTP
+//! status of its code (`reply`). A method that gRPC answers UNIMPLEMENTED answers 501
+//! here, and works here as soon as it works there. `GET /openapi.json` describes every
+//! route (`openapi`).
+//!
+//! Headers: `Authorization`, `Idempotency-Key` and `X-Request-Id` pass into the call's
+//! metadata, `Grpc-Metadata-NAME: value` as `NAME: value`. Limits: a body of at most
+//! [`MAX_BODY_BYTES`] (larger: 413), JSON only (another Content-Type: 415).
 
+mod openapi;
+mod reply;
+mod routes;
+mod template;
+mod transcode;
+
+use crate::access_log::RestCall;
 use crate::dispatch::GrpcService;
-use http::{Request, Response};
+use crate::error::{Code, Error};
+use crate::pb::google::rpc::Status;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage};
+use reply::{http_status, json_response, Rejection, Renderer};
+use routes::{Lookup, Route, RouteTable};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+/// The largest request body accepted, in bytes (the same limit as a gRPC message).
+pub const MAX_BODY_BYTES: usize = crate::server::MAX_REQUEST_BYTES;
+
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
+/// Request headers that pass into the call's metadata under their own name.
+const FORWARDED_HEADERS: &[&str] = &["authorization", "idempotency-key", "x-request-id"];
+/// `Grpc-Metadata-NAME` passes as `NAME`.
+const METADATA_PREFIX: &str = "grpc-metadata-";
 
 /// See the module documentation.
 #[derive(Clone)]
 pub struct Gateway {
-    #[allow(dead_code)]
+    shared: Arc<Shared>,
     grpc: GrpcService,
 }
 
+struct Shared {
+    routes: RouteTable,
+    renderer: Renderer,
+    openapi: Bytes,
+}
+
 impl Gateway {
-    pub fn new(grpc: GrpcService) -> Gateway {
-        Gateway { grpc }
+    /// The gateway of every service in the descriptor set, calling `grpc`.
+    pub fn new(grpc: GrpcService) -> Result<Gateway, String> {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
+            .map_err(|error| error.to_string())?;
+        let routes = RouteTable::build(&pool)?;
+        let openapi = openapi::document(&pool, &routes, &crate::validation::Validator::for_api());
+        Ok(Gateway {
+            shared: Arc::new(Shared {
+                routes,
+                renderer: Renderer::new(pool),
+                openapi: Bytes::from(openapi),
+            }),
+            grpc,
+        })
     }
 
-    pub async fn handle(&self, _request: Request<Incoming>) -> Response<tonic::body::Body> {
-        let body = r#"{"code":5,"message":"no route","details":[]}"#;
-        Response::builder()
-            .status(404)
-            .header("content-type", "application/json")
-            .body(tonic::body::Body::new(http_body_util::Full::new(
-                bytes::Bytes::from_static(body.as_bytes()),
-            )))
-            .unwrap()
+    /// Answers one HTTP request; the response carries a [`RestCall`] for the access log.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<tonic::body::Body> {
+        let (mut response, call) = self.respond(request).await;
+        response.extensions_mut().insert(call);
+        response
+    }
+
+    async fn respond(&self, request: Request<Incoming>) -> (Response<tonic::body::Body>, RestCall) {
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let renderer = &self.shared.renderer;
+        let refuse = |rejection: Rejection, route: &str, rpc: &str| {
+            let (response, grpc_status) = rejection.into_response(renderer);
+            let call = RestCall {
+                route: route.to_string(),
+                rpc: rpc.to_string(),
+                grpc_status,
+            };
+            (response, call)
+        };
+        if path == OPENAPI_PATH {
+            if method != Method::GET {
+                return refuse(Rejection::WrongMethod(vec![Method::GET]), "-", "-");
+            }
+            let response = json_response(StatusCode::OK, self.shared.openapi.to_vec());
+            let call = RestCall {
+                route: format!("GET {OPENAPI_PATH}"),
+                rpc: "-".into(),
+                grpc_status: 0,
+            };
+            return (response, call);
+        }
+        let (route, bindings) = match self.shared.routes.lookup(&method, &path) {
+            Lookup::Found(route, bindings) => (route, bindings),
+            Lookup::WrongMethod(allowed) => {
+                return refuse(Rejection::WrongMethod(allowed), "-", "-")
+            }
+            Lookup::BadPath(bad) => {
+                return refuse(Rejection::Invalid(Error::InvalidArgument(bad.0)), "-", "-")
+            }
+            Lookup::NotFound => return refuse(Rejection::NoRoute { method, path }, "-", "-"),
+        };
+        match self.call(route, bindings, request).await {
+            Ok((response, grpc_status)) => (
+                response,
+                RestCall {
+                    route: route.display.clone(),
+                    rpc: route.grpc_path.clone(),
+                    grpc_status,
+                },
+            ),
+            Err(rejection) => refuse(rejection, &route.display, &route.grpc_path),
+        }
+    }
+
+    /// Transcodes the request, calls the RPC, and renders its answer.
+    async fn call(
+        &self,
+        route: &Route,
+        bindings: template::Bindings,
+        request: Request<Incoming>,
+    ) -> Result<(Response<tonic::body::Body>, i32), Rejection> {
+        let (parts, body) = request.into_parts();
+        let body = read_body(&parts.headers, body).await?;
+        let message = transcode::request_bytes(route, bindings, parts.uri.query(), &body)
+            .map_err(Rejection::Invalid)?;
+        let response = self
+            .grpc
+            .clone()
+            .oneshot(grpc_request(route, &parts.headers, &message))
+            .await
+            .unwrap_or_else(|never| match never {});
+        Ok(self.translate(route, response).await)
+    }
+
+    /// The gRPC response as JSON, or its status as a JSON error.
+    async fn translate(
+        &self,
+        route: &Route,
+        response: Response<tonic::body::Body>,
+    ) -> (Response<tonic::body::Body>, i32) {
+        let renderer = &self.shared.renderer;
+        let (parts, body) = response.into_parts();
+        let failed = |status: Status| {
+            let code = Code::from_number(status.code);
+            (
+                renderer.status_response(http_status(code), &status),
+                status.code,
+            )
+        };
+        let internal = |message: String| failed(Error::Internal(message).to_rpc_status());
+        let collected = match body.collect().await {
+            Ok(collected) => collected,
+            Err(status) => return failed(rpc_status_of(&status)),
+        };
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let status = tonic::Status::from_header_map(&parts.headers)
+            .or_else(|| tonic::Status::from_header_map(&trailers));
+        match status {
+            Some(status) if status.code() == tonic::Code::Ok => {}
+            Some(status) => return failed(rpc_status_of(&status)),
+            None => {
+                return internal(format!(
+                    "{} answered without a gRPC status",
+                    route.grpc_path
+                ))
+            }
+        }
+        let data = collected.to_bytes();
+        let Some(encoded) = unframe(&data) else {
+            return internal(format!(
+                "{} answered with a malformed message frame",
+                route.grpc_path
+            ));
+        };
+        let message = match DynamicMessage::decode(route.rpc.output(), encoded) {
+            Ok(message) => message,
+            Err(error) => {
+                return internal(format!(
+                    "decoding the answer of {}: {error}",
+                    route.grpc_path
+                ))
+            }
+        };
+        match renderer.json(&message) {
+            Ok(json) => (json_response(StatusCode::OK, json), 0),
+            Err(error) => internal(format!(
+                "rendering the answer of {}: {error}",
+                route.grpc_path
+            )),
+        }
+    }
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`], and only JSON.
+async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Rejection> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
+        return Err(Rejection::TooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|error| {
+            if error.is::<http_body_util::LengthLimitError>() {
+                Rejection::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                }
+            } else {
+                Rejection::Invalid(Error::InvalidArgument(format!(
+                    "the request body could not be read: {error}"
+                )))
+            }
+        })?
+        .to_bytes();
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+            if !is_json(content_type) {
+                return Err(Rejection::UnsupportedMediaType(
+                    String::from_utf8_lossy(content_type.as_bytes()).into_owned(),
+                ));
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// `application/json` (any parameters) or a `+json` type.
+fn is_json(content_type: &HeaderValue) -> bool {
+    let Ok(text) = content_type.to_str() else {
+        return false;
+    };
+    let essence = text
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The in-process gRPC request: the message in one uncompressed frame, and the headers
+/// that pass into its metadata.
+fn grpc_request(route: &Route, headers: &HeaderMap, message: &[u8]) -> Request<tonic::body::Body> {
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(message.len() as u32);
+    frame.put_slice(message);
+    let mut request = Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = route.grpc_path.parse().expect("gRPC paths are valid URIs");
+    *request.version_mut() = http::Version::HTTP_2;
+    let metadata = request.headers_mut();
+    metadata.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    metadata.insert(header::TE, HeaderValue::from_static("trailers"));
+    for name in FORWARDED_HEADERS {
+        for value in headers.get_all(*name) {
+            metadata.append(HeaderName::from_static(name), value.clone());
+        }
+    }
+    for (name, value) in headers {
+        if let Some(inner) = name.as_str().strip_prefix(METADATA_PREFIX) {
+            let reserved = matches!(
+                inner,
+                "content-type" | "te" | "grpc-status" | "grpc-message"
+            );
+            if let (false, Ok(inner)) = (reserved, HeaderName::from_bytes(inner.as_bytes())) {
+                metadata.append(inner, value.clone());
+            }
+        }
+    }
+    request
+}
+
+/// The message inside one gRPC frame (flag 0: uncompressed).
+fn unframe(data: &[u8]) -> Option<&[u8]> {
+    let (&flag, rest) = data.split_first()?;
+    let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    (flag == 0).then_some(())?;
+    rest.get(4..4 + length)
+}
+
+/// A tonic status as a google.rpc.Status, with the details it carries.
+fn rpc_status_of(status: &tonic::Status) -> Status {
+    if !status.details().is_empty() {
+        if let Ok(decoded) = Status::decode(status.details()) {
+            return decoded;
+        }
+    }
+    Status {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+        details: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_pass_into_the_calls_metadata() {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let routes = RouteTable::build(&pool).unwrap();
+        let route = match routes.lookup(&Method::GET, "/operations/opr1") {
+            Lookup::Found(route, _) => route.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("authorization", "Bearer t1.secret"),
+            ("idempotency-key", "key-1"),
+            ("x-request-id", "req-1"),
+            ("grpc-metadata-x-custom", "yes"),
+            ("grpc-metadata-grpc-timeout", "5S"),
+            ("grpc-metadata-content-type", "text/plain"),
+            ("cookie", "not-forwarded"),
+        ] {
+            headers.append(name, HeaderValue::from_static(value));
+        }
+        let request = grpc_request(&route, &headers, b"\x0a\x04opr1");
+        assert_eq!(
+            request.uri(),
+            "/yandex.cloud.operation.OperationService/Get"
+        );
+        let metadata = request.headers();
+        assert_eq!(metadata["authorization"], "Bearer t1.secret");
+        assert_eq!(metadata["idempotency-key"], "key-1");
+        assert_eq!(metadata["x-request-id"], "req-1");
+        assert_eq!(metadata["x-custom"], "yes");
+        assert_eq!(metadata["grpc-timeout"], "5S");
+        assert_eq!(metadata["content-type"], "application/grpc");
+        assert!(metadata.get("cookie").is_none());
+    }
+
+    #[test]
+    fn the_operation_of_a_delete_renders_its_empty_response() {
+        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let operation = crate::pb::operation::Operation {
+            id: "opr1".into(),
+            done: true,
+            result: Some(crate::pb::operation::operation::Result::Response(
+                prost_types::Any::from_msg(&()).unwrap(),
+            )),
+            ..Default::default()
+        };
+        let mut message = DynamicMessage::new(
+            pool.get_message_by_name("yandex.cloud.operation.Operation")
+                .unwrap(),
+        );
+        message.transcode_from(&operation).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_slice(&Renderer::new(pool).json(&message).unwrap()).unwrap();
+        assert_eq!(
+            json["response"]["@type"],
+            "type.googleapis.com/google.protobuf.Empty"
+        );
+        assert_eq!(json["done"], true);
+        assert_eq!(json["description"], "");
+    }
+
+    #[test]
+    fn frames_are_read_only_when_whole_and_uncompressed() {
+        assert_eq!(unframe(b"\x00\x00\x00\x00\x02ab"), Some(&b"ab"[..]));
+        assert_eq!(unframe(b"\x00\x00\x00\x00\x03ab"), None);
+        assert_eq!(unframe(b"\x01\x00\x00\x00\x02ab"), None);
+        assert_eq!(unframe(b""), None);
     }
 }

@@ -187,7 +187,7 @@ pub async fn serve_store(
         }
         .layer(routes),
     );
-    let gateway = Gateway::new(grpc.clone());
+    let gateway = Gateway::new(grpc.clone())?;
     let service = AccessLogLayer.layer(Dispatch::new(grpc, gateway));
 
     info!(address = %local_address, "serving");

@@ -40,6 +40,21 @@ impl fmt::Display for Violation {
     }
 }
 
+/// A field's rules as data: inclusive ranges as (min, max), patterns as written (they must
+/// match the whole value). See [`Validator::constraints`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Constraints {
+    pub required: bool,
+    pub length: Option<(Option<i128>, Option<i128>)>,
+    pub pattern: Option<String>,
+    /// Applies to non-zero values; zero means "not set" unless the field is required.
+    pub value: Option<(Option<i128>, Option<i128>)>,
+    /// Entries of a repeated field or a map.
+    pub size: Option<(Option<i128>, Option<i128>)>,
+    pub key_length: Option<(Option<i128>, Option<i128>)>,
+    pub key_pattern: Option<String>,
+}
+
 /// An inclusive numeric range parsed from a rule such as `<=50`, `1-63`, `20` or `>0`.
 #[derive(Debug, Clone)]
 struct Bounds {
@@ -241,6 +256,31 @@ impl Validator {
         Ok(Validator {
             plans: Arc::new(plans),
         })
+    }
+
+    /// The rules of one field as data, for documents that describe the API (the
+    /// OpenAPI schema); `None` for a field without rules.
+    pub fn constraints(&self, message: &str, field: &str) -> Option<Constraints> {
+        let rules = self
+            .plans
+            .get(message)?
+            .fields
+            .iter()
+            .find(|rules| rules.name == field)?;
+        let range = |bounds: &Option<Bounds>| bounds.as_ref().map(|b| (b.min, b.max));
+        let constraints = Constraints {
+            required: rules.required,
+            length: range(&rules.length),
+            pattern: rules.pattern.as_ref().map(|pattern| pattern.source.clone()),
+            value: range(&rules.value),
+            size: range(&rules.size),
+            key_length: range(&rules.key_length),
+            key_pattern: rules
+                .key_pattern
+                .as_ref()
+                .map(|pattern| pattern.source.clone()),
+        };
+        (constraints != Constraints::default()).then_some(constraints)
     }
 
     /// The validator of imageplane's own API.

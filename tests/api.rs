@@ -711,3 +711,29 @@ async fn a_request_that_is_not_valid_protobuf_is_invalid_argument() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn a_disk_has_no_snapshot_schedules() {
+    use imageplane::pb::compute::ListDiskSnapshotSchedulesRequest;
+    let server = fast().await;
+    let disk = ready_disk(&server, disk_request(&folder(), GIB)).await;
+    let schedules = server
+        .disks()
+        .list_snapshot_schedules(ListDiskSnapshotSchedulesRequest {
+            disk_id: disk.id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(schedules.snapshot_schedules.is_empty());
+    let status = server
+        .disks()
+        .list_snapshot_schedules(ListDiskSnapshotSchedulesRequest {
+            disk_id: "fhmnosuchdisk0000000".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}

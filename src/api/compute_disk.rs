@@ -1,8 +1,12 @@
-//! compute.v1 DiskService: Create and Get.
+//! compute.v1 DiskService: Create, Get, and ListSnapshotSchedules (always empty: no
+//! snapshot schedules are served).
 
 use crate::domain::Catalog;
 use crate::pb::compute::disk_service_server::DiskService;
-use crate::pb::compute::{CreateDiskRequest, Disk, GetDiskRequest};
+use crate::pb::compute::{
+    CreateDiskRequest, Disk, GetDiskRequest, ListDiskSnapshotSchedulesRequest,
+    ListDiskSnapshotSchedulesResponse,
+};
 use crate::pb::operation::Operation;
 use crate::resource::{Resource, ResourceKind};
 use std::sync::Arc;
@@ -35,5 +39,22 @@ impl DiskService for ComputeDiskApi {
         request: Request<CreateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
         super::respond(self.catalog.create_disk(request.into_inner()).await)
+    }
+
+    async fn list_snapshot_schedules(
+        &self,
+        request: Request<ListDiskSnapshotSchedulesRequest>,
+    ) -> Result<Response<ListDiskSnapshotSchedulesResponse>, Status> {
+        let request = request.into_inner();
+        super::respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog
+                    .get(ResourceKind::Disk, &request.disk_id)
+                    .await?;
+                Ok(ListDiskSnapshotSchedulesResponse::default())
+            }
+            .await,
+        )
     }
 }

@@ -1,0 +1,532 @@
+//! The REST/JSON gateway over real HTTP (HTTP/1.1 and h2c) against a real server: every
+//! route kind, the proto3 JSON shapes both ways, every error status, and the limits.
+
+mod common;
+
+use common::images::iso;
+use common::{folder, TestServer};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// An HTTP client on one server: HTTP/1.1 by default, h2c with prior knowledge on demand.
+struct Rest {
+    base: String,
+    client: reqwest::Client,
+}
+
+/// What a call returned.
+struct Reply {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Rest {
+    fn http1(server: &TestServer) -> Rest {
+        Rest {
+            base: format!("http://{}", server.address),
+            client: reqwest::Client::builder().http1_only().build().unwrap(),
+        }
+    }
+
+    fn h2c(server: &TestServer) -> Rest {
+        Rest {
+            base: format!("http://{}", server.address),
+            client: reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
+        });
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        let mut request = self.client.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        self.send(request.body(body)).await
+    }
+
+    /// Polls an operation until it is done.
+    async fn wait(&self, operation: &Value) -> Value {
+        let id = operation["id"].as_str().unwrap();
+        for _ in 0..1000 {
+            let reply = self.get(&format!("/operations/{id}")).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            if reply.body["done"] == json!(true) {
+                return reply.body;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("operation {id} did not finish");
+    }
+}
+
+fn disk_body(folder_id: &str) -> Value {
+    json!({"folderId": folder_id, "zoneId": "ru-central1-a", "size": "10737418240", "name": "data"})
+}
+
+/// Asserts a google.rpc.Status body with this code, and returns its message.
+fn assert_status(reply: &Reply, http_status: u16, code: i64) -> String {
+    assert_eq!(reply.status, http_status, "{}", reply.body);
+    assert_eq!(reply.body["code"], json!(code), "{}", reply.body);
+    assert!(reply.body["details"].is_array(), "{}", reply.body);
+    assert_eq!(
+        reply.headers["content-type"], "application/json",
+        "{}",
+        reply.body
+    );
+    reply.body["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_disk_an_image_and_a_snapshot_over_http1_and_h2c() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rfc3339 = regex::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$").unwrap();
+    for rest in [Rest::http1(&server), Rest::h2c(&server)] {
+        let folder_id = folder();
+        let created = rest.post("/compute/v1/disks", disk_body(&folder_id)).await;
+        assert_eq!(created.status, 200, "{}", created.body);
+        let operation = &created.body;
+        assert_eq!(operation["done"], json!(false));
+        assert_eq!(operation["description"], "Create disk");
+        assert_eq!(operation["createdBy"], "anonymous");
+        assert_eq!(
+            operation["metadata"]["@type"],
+            "type.googleapis.com/yandex.cloud.compute.v1.CreateDiskMetadata"
+        );
+        // Timestamps in RFC 3339, UTC.
+        let created_at = operation["createdAt"].as_str().unwrap();
+        assert!(rfc3339.is_match(created_at), "{created_at}");
+        let disk_id = operation["metadata"]["diskId"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        let done = rest.wait(operation).await;
+        let disk = &done["response"];
+        assert_eq!(
+            disk["@type"],
+            "type.googleapis.com/yandex.cloud.compute.v1.Disk"
+        );
+        assert_eq!(disk["status"], "READY");
+        assert_eq!(disk["size"], "10737418240");
+        assert_eq!(disk["blockSize"], "4096");
+        assert_eq!(disk["typeId"], "network-hdd");
+        // Fields without presence are written with their defaults.
+        assert_eq!(disk["labels"], json!({}));
+        assert_eq!(disk["productIds"], json!([]));
+
+        let fetched = rest.get(&format!("/compute/v1/disks/{disk_id}")).await;
+        assert_eq!(fetched.status, 200);
+        assert_eq!(fetched.body["id"], json!(disk_id));
+        assert!(fetched.body.get("@type").is_none());
+
+        // int64 as a number, snake_case names and an enum by number are accepted too.
+        let image = rest
+            .post(
+                "/compute/v1/images",
+                json!({"folder_id": folder_id, "name": "golden", "disk_id": disk_id,
+                       "minDiskSize": 21474836480i64, "os": {"type": 2},
+                       "labels": {"env": "test"}}),
+            )
+            .await;
+        assert_eq!(image.status, 200, "{}", image.body);
+        let image = rest.wait(&image.body).await["response"].clone();
+        assert_eq!(image["minDiskSize"], "21474836480");
+        assert_eq!(image["os"], json!({"type": "WINDOWS"}));
+        assert_eq!(image["labels"], json!({"env": "test"}));
+        let image_id = image["id"].as_str().unwrap();
+        let fetched = rest.get(&format!("/compute/v1/images/{image_id}")).await;
+        assert_eq!(fetched.body["name"], "golden");
+
+        let snapshot = rest
+            .post(
+                "/compute/v1/snapshots",
+                json!({"folderId": folder_id, "diskId": disk_id}),
+            )
+            .await;
+        assert_eq!(snapshot.status, 200, "{}", snapshot.body);
+        let snapshot = rest.wait(&snapshot.body).await["response"].clone();
+        assert_eq!(snapshot["sourceDiskId"], json!(disk_id));
+        let fetched = rest
+            .get(&format!(
+                "/compute/v1/snapshots/{}",
+                snapshot["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(fetched.body["diskSize"], "10737418240");
+    }
+}
+
+#[tokio::test]
+async fn a_bare_metal_image_is_imported_over_rest() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let fixture = common::http_fixture::HttpFixture::start().await;
+    fixture.add("boot.iso", iso(64));
+    let rest = Rest::http1(&server);
+    let created = rest
+        .post(
+            "/baremetal/v1alpha/images",
+            json!({"folderId": folder(), "name": "boot", "uri": fixture.url("/files/boot.iso")}),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let image = rest.wait(&created.body).await["response"].clone();
+    assert_eq!(
+        image["@type"],
+        "type.googleapis.com/yandex.cloud.baremetal.v1alpha.Image"
+    );
+    assert_eq!(image["status"], "READY");
+    assert_eq!(image["checksum"].as_str().unwrap().len(), 32);
+    let fetched = rest
+        .get(&format!(
+            "/baremetal/v1alpha/images/{}",
+            image["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(fetched.body["name"], "boot");
+}
+
+#[tokio::test]
+async fn cancel_answers_get_and_post() {
+    let server = TestServer::start(Duration::from_secs(60)).await;
+    let rest = Rest::http1(&server);
+    for method in ["GET", "POST"] {
+        let created = rest.post("/compute/v1/disks", disk_body(&folder())).await;
+        let id = created.body["id"].as_str().unwrap();
+        let cancelled = rest
+            .raw(
+                method,
+                &format!("/operations/{id}:cancel"),
+                None,
+                Vec::new(),
+            )
+            .await;
+        assert_eq!(cancelled.status, 200, "{method}: {}", cancelled.body);
+        assert_eq!(cancelled.body["done"], json!(true));
+        assert_eq!(cancelled.body["error"]["code"], json!(1));
+        let disk_id = created.body["metadata"]["diskId"].as_str().unwrap();
+        let gone = rest.get(&format!("/compute/v1/disks/{disk_id}")).await;
+        assert_status(&gone, 404, 5);
+    }
+}
+
+#[tokio::test]
+async fn the_auxiliary_services_answer_over_rest() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let endpoints = rest.get("/endpoints").await;
+    assert_eq!(endpoints.status, 200);
+    let list = endpoints.body["endpoints"].as_array().unwrap();
+    assert!(list.iter().any(|endpoint| endpoint["id"] == "compute"));
+    let compute = rest.get("/endpoints/compute").await;
+    assert_eq!(compute.body["address"], json!(server.address.to_string()));
+    let token = rest
+        .post(
+            "/iam/v1/tokens",
+            json!({"yandexPassportOauthToken": "y0_x"}),
+        )
+        .await;
+    assert_eq!(token.status, 200, "{}", token.body);
+    assert!(token.body["iamToken"].as_str().unwrap().starts_with("t1."));
+    assert!(token.body["expiresAt"].is_string());
+}
+
+#[tokio::test]
+async fn errors_are_google_rpc_status_with_the_http_status_of_their_code() {
+    let server = TestServer::start(Duration::from_secs(60)).await;
+    let rest = Rest::http1(&server);
+    let folder_id = folder();
+
+    // Validation: 400, INVALID_ARGUMENT, the field in a BadRequest detail.
+    let bad = rest
+        .post(
+            "/compute/v1/disks",
+            json!({"folderId": folder_id, "zoneId": "ru-central1-a", "size": "1", "name": "Bad_Name"}),
+        )
+        .await;
+    let message = assert_status(&bad, 400, 3);
+    assert!(message.starts_with("name: "), "{message}");
+    let detail = &bad.body["details"][0];
+    assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");
+    assert_eq!(detail["fieldViolations"][0]["field"], "name");
+
+    // NOT_FOUND: 404.
+    assert_status(
+        &rest.get("/compute/v1/images/fd8nosuchimage000000").await,
+        404,
+        5,
+    );
+    assert_status(&rest.get("/operations/oprnosuchoperation00").await, 404, 5);
+
+    // ALREADY_EXISTS: 409.
+    let first = rest.post("/compute/v1/disks", disk_body(&folder_id)).await;
+    assert_eq!(first.status, 200);
+    assert_status(
+        &rest.post("/compute/v1/disks", disk_body(&folder_id)).await,
+        409,
+        6,
+    );
+
+    // FAILED_PRECONDITION (a source still CREATING): 400.
+    let disk_id = first.body["metadata"]["diskId"].as_str().unwrap();
+    let busy = rest
+        .post(
+            "/compute/v1/images",
+            json!({"folderId": folder_id, "diskId": disk_id}),
+        )
+        .await;
+    assert_status(&busy, 400, 9);
+
+    // UNIMPLEMENTED: 501, through the same route table.
+    let list = rest
+        .get(&format!("/compute/v1/images?folderId={folder_id}"))
+        .await;
+    assert_status(&list, 501, 12);
+}
+
+#[tokio::test]
+async fn bad_http_input_is_refused_with_a_clear_status() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let json_type = Some("application/json");
+
+    // Malformed JSON: 400 with the line and column.
+    let reply = rest
+        .raw(
+            "POST",
+            "/compute/v1/disks",
+            json_type,
+            b"{\n  \"folderId\": \"f\",\n".to_vec(),
+        )
+        .await;
+    let message = assert_status(&reply, 400, 3);
+    assert!(message.contains("line 3 column 0"), "{message}");
+
+    // A value of the wrong type: 400 naming the field.
+    let reply = rest
+        .post(
+            "/compute/v1/images",
+            json!({"folderId": "f", "minDiskSize": "abc"}),
+        )
+        .await;
+    let message = assert_status(&reply, 400, 3);
+    assert!(message.starts_with("minDiskSize: "), "{message}");
+    assert_eq!(
+        reply.body["details"][0]["fieldViolations"][0]["field"],
+        "minDiskSize"
+    );
+
+    // A field the request does not have: 400 naming it.
+    let reply = rest
+        .post("/compute/v1/disks", json!({"folderId": "f", "sise": "1"}))
+        .await;
+    let message = assert_status(&reply, 400, 3);
+    assert!(message.contains("sise"), "{message}");
+
+    // A query parameter that names no field: 400.
+    let reply = rest.get("/compute/v1/images?folderId=f&colour=red").await;
+    let message = assert_status(&reply, 400, 3);
+    assert!(message.starts_with("colour: "), "{message}");
+    // A query parameter on a method whose fields all go in the body: 400.
+    let reply = rest
+        .raw(
+            "POST",
+            "/compute/v1/disks?folderId=f",
+            json_type,
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_status(&reply, 400, 3);
+    // A body on a method that takes none: 400.
+    let reply = rest
+        .raw("GET", "/operations/opr1", json_type, b"{\"x\":1}".to_vec())
+        .await;
+    assert_status(&reply, 400, 3);
+
+    // An unknown path: 404; a wrong method: 405 with Allow; both as Status JSON.
+    let reply = rest.get("/compute/v9/images").await;
+    assert_status(&reply, 404, 5);
+    let reply = rest
+        .raw("PUT", "/compute/v1/images/fd8x", None, Vec::new())
+        .await;
+    assert_status(&reply, 405, 12);
+    assert_eq!(reply.headers["allow"], "DELETE, GET, PATCH");
+    let reply = rest.raw("DELETE", "/openapi.json", None, Vec::new()).await;
+    assert_status(&reply, 405, 12);
+    assert_eq!(reply.headers["allow"], "GET");
+
+    // A body over the limit: 413, whether announced or streamed.
+    let limit = imageplane::gateway::MAX_BODY_BYTES;
+    let big = format!("{{\"description\": \"{}\"}}", "x".repeat(limit));
+    let reply = rest
+        .raw(
+            "POST",
+            "/compute/v1/disks",
+            json_type,
+            big.clone().into_bytes(),
+        )
+        .await;
+    assert_status(&reply, 413, 11);
+    let chunks = futures_stream(big.into_bytes());
+    let reply = rest
+        .send(
+            rest.client
+                .post(format!("{}/compute/v1/disks", rest.base))
+                .header("content-type", "application/json")
+                .body(reqwest::Body::wrap_stream(chunks)),
+        )
+        .await;
+    assert_status(&reply, 413, 11);
+
+    // Not JSON: 415.
+    let reply = rest
+        .raw(
+            "POST",
+            "/compute/v1/disks",
+            Some("application/x-www-form-urlencoded"),
+            b"a=b".to_vec(),
+        )
+        .await;
+    assert_status(&reply, 415, 3);
+
+    // A path segment that is not UTF-8: 400.
+    let reply = rest.get("/compute/v1/images/%FF%FE").await;
+    assert_status(&reply, 400, 3);
+
+    // The server still serves.
+    let reply = rest.post("/compute/v1/disks", disk_body(&folder())).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// A body sent in chunks without a Content-Length.
+fn futures_stream(
+    bytes: Vec<u8>,
+) -> impl tokio_stream::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = bytes
+        .chunks(64 * 1024)
+        .map(|chunk| Ok(chunk.to_vec()))
+        .collect();
+    tokio_stream::iter(chunks)
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_made_up() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let reply = rest
+        .send(
+            rest.client
+                .get(format!("{}/operations/oprnosuchoperation00", rest.base))
+                .header("x-request-id", "rest-trace-7"),
+        )
+        .await;
+    assert_eq!(reply.headers["x-request-id"], "rest-trace-7");
+    let reply = rest.get("/operations/oprnosuchoperation00").await;
+    assert!(reply.headers["x-request-id"]
+        .to_str()
+        .unwrap()
+        .starts_with("req"));
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let reply = rest.get("/openapi.json").await;
+    assert_eq!(reply.status, 200);
+    let document = reply.body;
+    assert_eq!(document["openapi"], "3.0.3");
+    let paths = document["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/compute/v1/images", "post"),
+        ("/compute/v1/images", "get"),
+        ("/compute/v1/images/{image_id}", "patch"),
+        ("/compute/v1/images:latestByFamily", "get"),
+        ("/compute/v1/images/{resource_id}:listAccessBindings", "get"),
+        ("/compute/v1/disks/{disk_id}:move", "post"),
+        ("/operations/{operation_id}:cancel", "get"),
+        ("/operations/{operation_id}:cancel", "post"),
+        ("/baremetal/v1alpha/images", "post"),
+        ("/endpoints/{api_endpoint_id}", "get"),
+        ("/iam/v1/tokens", "post"),
+    ] {
+        assert!(
+            paths[path][method].is_object(),
+            "{method} {path} is missing"
+        );
+    }
+    let create = &paths["/compute/v1/images"]["post"];
+    let body = &create["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(body["required"], json!(["folderId"]));
+    assert_eq!(body["properties"]["folderId"]["maxLength"], json!(50));
+    assert!(body["properties"]["name"]["pattern"]
+        .as_str()
+        .unwrap()
+        .starts_with("^(?:"));
+    let list = &paths["/compute/v1/images"]["get"];
+    let names: Vec<&str> = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|parameter| parameter["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["folderId", "pageSize", "pageToken", "filter", "orderBy"]
+    );
+    let update = &paths["/compute/v1/images/{image_id}"]["patch"];
+    let body = &update["requestBody"]["content"]["application/json"]["schema"];
+    assert!(
+        body["properties"].get("imageId").is_none(),
+        "path fields stay out of the body"
+    );
+    let schemas = document["components"]["schemas"].as_object().unwrap();
+    let image = &schemas["yandex.cloud.compute.v1.Image"];
+    assert_eq!(image["properties"]["size"]["type"], "string");
+    assert_eq!(image["properties"]["createdAt"]["format"], "date-time");
+    assert!(image["properties"]["status"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("READY")));
+}
