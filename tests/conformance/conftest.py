@@ -48,8 +48,10 @@ def imageplane_binary() -> Path:
 
 
 class ServerProcess:
-    def __init__(self, name: str, delay: str, workdir: Path, binary: Path | None = None):
+    def __init__(self, name: str, delay: str, workdir: Path, binary: Path | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self.name = name
+        self.extra_args = extra_args
         self.delay = delay
         self.workdir = workdir
         self.binary = binary or imageplane_binary()
@@ -77,6 +79,7 @@ class ServerProcess:
             "--listen", "127.0.0.1:0",
             "--data-dir", str(self.data_dir),
             "--operation-delay", self.delay,
+            *self.extra_args,
         ]
 
     # -- lifecycle
@@ -181,8 +184,9 @@ class ServerProcess:
             _RUNNING.remove(self)
 
 
-def _start_api(name: str, delay: str, tmp_path_factory):
-    server = ServerProcess(name, delay, tmp_path_factory.mktemp(f"imageplane-{name}"))
+def _start_api(name: str, delay: str, tmp_path_factory, extra_args: tuple[str, ...] = ()):
+    server = ServerProcess(name, delay, tmp_path_factory.mktemp(f"imageplane-{name}"),
+                           extra_args=extra_args)
     server.start()
     channel = grpc.insecure_channel(server.addr)
     try:
@@ -252,6 +256,18 @@ def fast(tmp_path_factory):
 @pytest.fixture(scope="session")
 def slow(tmp_path_factory):
     server, channel, api = _start_api("slow", "60s", tmp_path_factory)
+    yield api
+    channel.close()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fuzzed(tmp_path_factory):
+    """A server of its own for schemathesis, whose generated imports may only reach
+    loopback (so they fail at once instead of holding import slots)."""
+    server, channel, api = _start_api(
+        "fuzzed", "0s", tmp_path_factory, extra_args=("--import-allow-hosts", "127.0.0.1")
+    )
     yield api
     channel.close()
     server.stop()

@@ -58,3 +58,19 @@ def test_iam_token_create_without_identity_is_invalid(fast):
 def test_health_check_serving(fast, service):
     resp = fast.health_check(HealthCheckRequest(service=service), timeout=10)
     assert resp.status == HEALTH_SERVING
+
+
+def test_disk_snapshot_schedules_are_an_empty_list(fast, folder):
+    from helpers import disk_service_pb2
+
+    disk = fast.ready_disk(folder)
+    resp = expect_ok(
+        fast.disks.ListSnapshotSchedules,
+        disk_service_pb2.ListDiskSnapshotSchedulesRequest(disk_id=disk.id),
+    )
+    assert list(resp.snapshot_schedules) == [] and resp.next_page_token == ""
+    expect_error(
+        grpc.StatusCode.NOT_FOUND,
+        fast.disks.ListSnapshotSchedules,
+        disk_service_pb2.ListDiskSnapshotSchedulesRequest(disk_id="fhmnosuchdisk0000000"),
+    )
