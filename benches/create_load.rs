@@ -4,7 +4,9 @@
 //! answers the same RPC with a fixed Operation and keeps nothing (the ceiling of this
 //! stack). All run in this process on loopback, measured in alternating rounds of the
 //! same run; the result is printed as throughput, p50/p99 latency, and the ratios: memory
-//! to the ceiling, each durable backend to memory.
+//! to the ceiling, each durable backend to memory. The same Create is also sent as REST
+//! (JSON over HTTP/1.1, `POST /compute/v1/images`) to the memory server, and compared to
+//! gRPC on that server.
 //!
 //! Run: `cargo bench --bench create_load` (options after `--`, see `--help`); with
 //! `--postgres-url postgres://postgres@127.0.0.1:5432/test` (or IMAGEPLANE_BENCH_DATABASE_URL)
@@ -90,9 +92,22 @@ async fn start_ceiling() -> SocketAddr {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(ImageServiceServer::new(BareImageService { operation }))
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(nodelay(listener)),
     );
     address
+}
+
+/// The accepted connections with TCP_NODELAY, as imageplane's own listener sets it
+/// (tonic's `serve_with_incoming` ignores its `tcp_nodelay` setting).
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 async fn start_imageplane(database: DatabaseUrl) -> SocketAddr {
@@ -110,9 +125,18 @@ async fn start_imageplane(database: DatabaseUrl) -> SocketAddr {
     address
 }
 
+/// How the load reaches a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Grpc,
+    /// JSON over HTTP/1.1 through the REST gateway.
+    Rest,
+}
+
 /// One server under load and its totals over the rounds.
 struct Target {
     label: &'static str,
+    protocol: Protocol,
     address: SocketAddr,
     disk_id: String,
     throughput: f64,
@@ -124,10 +148,84 @@ impl Target {
         let address = start_imageplane(database).await;
         Target {
             label,
+            protocol: Protocol::Grpc,
             address,
             disk_id: ready_disk(address).await,
             throughput: 0.0,
             cpu_us: 0.0,
+        }
+    }
+
+    /// The same server, loaded through the REST gateway.
+    fn over_rest(&self, label: &'static str) -> Target {
+        Target {
+            label,
+            protocol: Protocol::Rest,
+            address: self.address,
+            disk_id: self.disk_id.clone(),
+            throughput: 0.0,
+            cpu_us: 0.0,
+        }
+    }
+}
+
+/// One client connection making the same Create again and again.
+enum Caller {
+    Grpc(ImageServiceClient<Channel>, CreateImageRequest),
+    Rest(reqwest::Client, String, bytes::Bytes),
+}
+
+impl Caller {
+    async fn new(protocol: Protocol, address: SocketAddr, request: &CreateImageRequest) -> Caller {
+        match protocol {
+            Protocol::Grpc => Caller::Grpc(
+                ImageServiceClient::new(connect(address).await),
+                request.clone(),
+            ),
+            Protocol::Rest => {
+                let Some(create_image_request::Source::DiskId(disk_id)) = &request.source else {
+                    unreachable!("the load takes images from a disk")
+                };
+                let body = serde_json::json!({
+                    "folderId": request.folder_id,
+                    "description": request.description,
+                    "diskId": disk_id,
+                });
+                let client = reqwest::Client::builder()
+                    .http1_only()
+                    .pool_max_idle_per_host(1)
+                    .tcp_nodelay(true)
+                    .build()
+                    .unwrap();
+                Caller::Rest(
+                    client,
+                    format!("http://{address}/compute/v1/images"),
+                    body.to_string().into(),
+                )
+            }
+        }
+    }
+
+    /// One Create; whether it succeeded.
+    async fn call(&mut self) -> bool {
+        match self {
+            Caller::Grpc(client, request) => client.create(request.clone()).await.is_ok(),
+            Caller::Rest(client, url, body) => {
+                let response = client
+                    .post(url.as_str())
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match response {
+                    Ok(response) => {
+                        let ok = response.status() == 200;
+                        // The whole answer is read, as a client would.
+                        response.bytes().await.is_ok() && ok
+                    }
+                    Err(_) => false,
+                }
+            }
         }
     }
 }
@@ -210,6 +308,7 @@ impl Measurement {
 
 /// Drives Create on `connections` connections for `warmup` then `duration`.
 async fn drive(
+    protocol: Protocol,
     address: SocketAddr,
     disk_id: &str,
     connections: usize,
@@ -226,8 +325,7 @@ async fn drive(
     let end = start + duration;
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let mut client = ImageServiceClient::new(connect(address).await);
-        let request = request.clone();
+        let mut caller = Caller::new(protocol, address, &request).await;
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut errors = 0usize;
@@ -236,11 +334,12 @@ async fn drive(
                 if sent >= end {
                     break;
                 }
-                let result = client.create(request.clone()).await;
+                let succeeded = caller.call().await;
                 if sent >= start {
-                    match result {
-                        Ok(_) => latencies.push(sent.elapsed().as_micros() as u32),
-                        Err(_) => errors += 1,
+                    if succeeded {
+                        latencies.push(sent.elapsed().as_micros() as u32);
+                    } else {
+                        errors += 1;
                     }
                 }
             }
@@ -291,6 +390,7 @@ fn main() {
         let mut targets = vec![
             Target {
                 label: "ceiling",
+                protocol: Protocol::Grpc,
                 address: start_ceiling().await,
                 disk_id: "fhmceiling0000000000".into(),
                 throughput: 0.0,
@@ -298,6 +398,7 @@ fn main() {
             },
             Target::imageplane("memory", DatabaseUrl::Memory).await,
         ];
+        targets.push(targets[1].over_rest("memory rest"));
         let wanted = |label: &str| options.only.is_empty() || options.only.iter().any(|o| o == label);
         if wanted("sqlite") {
             targets.push(Target::imageplane("sqlite", DatabaseUrl::default_in(&data_dir)).await);
@@ -324,6 +425,7 @@ fn main() {
         for round in 1..=options.rounds {
             for target in &mut targets {
                 let measured = drive(
+                    target.protocol,
                     target.address,
                     &target.disk_id,
                     options.connections,
@@ -346,7 +448,9 @@ fn main() {
             );
         };
         ratio(&targets[1], &targets[0]);
-        for durable in &targets[2..] {
+        println!("(REST: the same Create as JSON over HTTP/1.1, on the memory server)");
+        ratio(&targets[2], &targets[1]);
+        for durable in &targets[3..] {
             ratio(durable, &targets[1]);
         }
         let _ = std::fs::remove_dir_all(&data_dir);

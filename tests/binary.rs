@@ -83,6 +83,15 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
         .await
         .unwrap_err();
     assert!(response.metadata().get("x-request-id").is_some());
+    // A REST call gets its line too, with its route.
+    let reply = reqwest::Client::new()
+        .get(format!("{}/operations/oprnosuchoperation00", server.url()))
+        .header("x-request-id", "rest-trace-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 404);
+    assert_eq!(reply.headers()["x-request-id"], "rest-trace-9");
 
     server.terminate();
     let logs = server.logged();
@@ -99,6 +108,26 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
         "{line}"
     );
     assert!(line.contains("\"grpc_status\":5"), "{line}");
+    let line = logs
+        .lines()
+        .find(|line| line.contains("rest-trace-9"))
+        .unwrap_or_else(|| panic!("no log line carries the REST request id:\n{logs}"));
+    for expected in [
+        "\"message\":\"call finished\"",
+        "\"protocol\":\"rest\"",
+        "\"route\":\"GET /operations/{operation_id}\"",
+        "\"rpc\":\"/yandex.cloud.operation.OperationService/Get\"",
+        "\"http_status\":404",
+        "\"grpc_status\":5",
+        "\"method\":\"GET\"",
+    ] {
+        assert!(line.contains(expected), "{expected} missing: {line}");
+    }
+    assert_eq!(
+        logs.matches("rest-trace-9").count(),
+        1,
+        "one line per call:\n{logs}"
+    );
 }
 
 #[test]
