@@ -171,17 +171,17 @@ impl Target {
 
 /// One client connection making the same Create again and again.
 enum Caller {
-    Grpc(ImageServiceClient<Channel>, CreateImageRequest),
+    Grpc(Box<(ImageServiceClient<Channel>, CreateImageRequest)>),
     Rest(reqwest::Client, String, bytes::Bytes),
 }
 
 impl Caller {
     async fn new(protocol: Protocol, address: SocketAddr, request: &CreateImageRequest) -> Caller {
         match protocol {
-            Protocol::Grpc => Caller::Grpc(
+            Protocol::Grpc => Caller::Grpc(Box::new((
                 ImageServiceClient::new(connect(address).await),
                 request.clone(),
-            ),
+            ))),
             Protocol::Rest => {
                 let Some(create_image_request::Source::DiskId(disk_id)) = &request.source else {
                     unreachable!("the load takes images from a disk")
@@ -209,7 +209,10 @@ impl Caller {
     /// One Create; whether it succeeded.
     async fn call(&mut self) -> bool {
         match self {
-            Caller::Grpc(client, request) => client.create(request.clone()).await.is_ok(),
+            Caller::Grpc(grpc) => {
+                let (client, request) = &mut **grpc;
+                client.create(request.clone()).await.is_ok()
+            }
             Caller::Rest(client, url, body) => {
                 let response = client
                     .post(url.as_str())
