@@ -530,3 +530,45 @@ async fn the_openapi_document_lists_every_route() {
         .unwrap()
         .contains(&json!("READY")));
 }
+
+#[tokio::test]
+async fn every_route_in_the_document_reaches_its_rpc() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let document = rest.get("/openapi.json").await.body;
+    let mut routes = 0;
+    for (path, methods) in document["paths"].as_object().unwrap() {
+        let concrete = regex::Regex::new(r"\{[a-z_.]+\}")
+            .unwrap()
+            .replace_all(path, "fd8nosuchresource000");
+        for method in methods.as_object().unwrap().keys() {
+            let method = method.to_ascii_uppercase();
+            let body = if method == "POST" || method == "PATCH" {
+                b"{}".to_vec()
+            } else {
+                Vec::new()
+            };
+            let reply = rest
+                .raw(&method, &concrete, Some("application/json"), body)
+                .await;
+            // The route matched and its RPC answered: a result, a validation error, a
+            // missing resource, or UNIMPLEMENTED; never "no route" or a wrong method.
+            let message = reply.body["message"].as_str().unwrap_or_default();
+            assert!(
+                !message.starts_with("no route") && reply.status != 405,
+                "{method} {concrete}: {} {}",
+                reply.status,
+                reply.body
+            );
+            assert!(
+                [200, 400, 404, 501].contains(&reply.status),
+                "{method} {concrete}: {} {}",
+                reply.status,
+                reply.body
+            );
+            routes += 1;
+        }
+    }
+    // Every RPC with an http rule (43: ListSnapshotSchedules has none) and Cancel's POST.
+    assert_eq!(routes, 44);
+}
