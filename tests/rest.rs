@@ -534,10 +534,18 @@ async fn the_openapi_document_lists_every_route() {
 #[tokio::test]
 async fn every_route_in_the_document_reaches_its_rpc() {
     let server = TestServer::start(Duration::ZERO).await;
-    let rest = Rest::http1(&server);
-    let document = rest.get("/openapi.json").await.body;
-    let mut routes = 0;
+    let document = Rest::http1(&server).get("/openapi.json").await.body;
     let variable = regex::Regex::new(r"\{[a-z_.]+\}").unwrap();
+    for rest in [Rest::http1(&server), Rest::h2c(&server)] {
+        let routes = calls_per_route(&rest, &document, &variable).await;
+        // Every RPC with an http rule (43: ListSnapshotSchedules has none) and Cancel's POST.
+        assert_eq!(routes, 44);
+    }
+}
+
+/// Calls every route of the document once; returns how many there were.
+async fn calls_per_route(rest: &Rest, document: &Value, variable: &regex::Regex) -> usize {
+    let mut routes = 0;
     for (path, methods) in document["paths"].as_object().unwrap() {
         let concrete = variable.replace_all(path, "fd8nosuchresource000");
         for method in methods.as_object().unwrap().keys() {
@@ -568,6 +576,5 @@ async fn every_route_in_the_document_reaches_its_rpc() {
             routes += 1;
         }
     }
-    // Every RPC with an http rule (43: ListSnapshotSchedules has none) and Cancel's POST.
-    assert_eq!(routes, 44);
+    routes
 }
