@@ -100,7 +100,7 @@ impl Gateway {
             if method != Method::GET {
                 return refuse(Rejection::WrongMethod(vec![Method::GET]), "-", "-");
             }
-            let response = json_response(StatusCode::OK, self.shared.openapi.to_vec());
+            let response = json_response(StatusCode::OK, self.shared.openapi.clone());
             let call = RestCall {
                 route: format!("GET {OPENAPI_PATH}"),
                 rpc: "-".into(),

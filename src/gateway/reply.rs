@@ -155,9 +155,9 @@ impl Renderer {
 }
 
 /// A JSON response.
-pub fn json_response(status: StatusCode, body: Vec<u8>) -> Response<tonic::body::Body> {
+pub fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<tonic::body::Body> {
     let mut response = Response::new(tonic::body::Body::new(http_body_util::Full::new(
-        Bytes::from(body),
+        body.into(),
     )));
     *response.status_mut() = status;
     response.headers_mut().insert(
