@@ -102,6 +102,35 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_REQUEST_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 
+    /// Connections open at once; at the limit new clients wait in the listen backlog until
+    /// one closes. Keep it below the open-file limit (`ulimit -n`).
+    #[arg(long, env = "IMAGEPLANE_MAX_CONNECTIONS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// How long a new connection may take to send its first request's headers (a TLS or
+    /// HTTP/2 handshake included) before it is closed.
+    #[arg(long, env = "IMAGEPLANE_FIRST_REQUEST_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub first_request_timeout: Duration,
+
+    /// How long a connection may have no call in flight before it is shut down gracefully
+    /// (clients reconnect when they need to).
+    #[arg(long, env = "IMAGEPLANE_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+
+    /// How long a request may take to arrive whole, from its headers to the end of its
+    /// body; a slower one fails with DEADLINE_EXCEEDED (REST: 408).
+    #[arg(long, env = "IMAGEPLANE_REQUEST_RECEIVE_TIMEOUT", default_value = "30s", value_parser = parse_positive_duration)]
+    pub request_receive_timeout: Duration,
+
+    /// Request body bytes that one connection's unfinished requests may hold; beyond it a
+    /// request fails with RESOURCE_EXHAUSTED (REST: 429).
+    #[arg(long, env = "IMAGEPLANE_CONNECTION_BUFFER_LIMIT", default_value = "16MiB", value_parser = parse_bytes)]
+    pub connection_buffer_limit: u64,
+
+    /// Request body bytes that all unfinished requests together may hold.
+    #[arg(long, env = "IMAGEPLANE_TOTAL_BUFFER_LIMIT", default_value = "256MiB", value_parser = parse_bytes)]
+    pub total_buffer_limit: u64,
+
     /// On SIGTERM/SIGINT, how long to wait for running calls to end and clients to close
     /// their connections before closing them.
     #[arg(long, env = "IMAGEPLANE_SHUTDOWN_GRACE", default_value = "5s", value_parser = humantime::parse_duration)]

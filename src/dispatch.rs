@@ -4,7 +4,6 @@
 
 use crate::gateway::Gateway;
 use http::{HeaderMap, Request, Response};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -39,7 +38,7 @@ impl Dispatch {
     }
 }
 
-impl tower::Service<Request<Incoming>> for Dispatch {
+impl tower::Service<Request<tonic::body::Body>> for Dispatch {
     type Response = Response<tonic::body::Body>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -49,10 +48,10 @@ impl tower::Service<Request<Incoming>> for Dispatch {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         if is_grpc(request.headers()) {
             let grpc = self.grpc.clone();
-            Box::pin(grpc.oneshot(request.map(tonic::body::Body::new)))
+            Box::pin(grpc.oneshot(request))
         } else {
             let gateway = self.gateway.clone();
             Box::pin(async move { Ok(gateway.handle(request).await) })

@@ -27,7 +27,6 @@ use crate::pb::google::rpc::Status;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use reply::{http_status, json_response, Rejection, Renderer};
@@ -77,13 +76,16 @@ impl Gateway {
     }
 
     /// Answers one HTTP request; the response carries a [`RestCall`] for the access log.
-    pub async fn handle(&self, request: Request<Incoming>) -> Response<tonic::body::Body> {
+    pub async fn handle(&self, request: Request<tonic::body::Body>) -> Response<tonic::body::Body> {
         let (mut response, call) = self.respond(request).await;
         response.extensions_mut().insert(call);
         response
     }
 
-    async fn respond(&self, request: Request<Incoming>) -> (Response<tonic::body::Body>, RestCall) {
+    async fn respond(
+        &self,
+        request: Request<tonic::body::Body>,
+    ) -> (Response<tonic::body::Body>, RestCall) {
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         let renderer = &self.shared.renderer;
@@ -136,7 +138,7 @@ impl Gateway {
         &self,
         route: &Route,
         bindings: template::Bindings,
-        request: Request<Incoming>,
+        request: Request<tonic::body::Body>,
     ) -> Result<(Response<tonic::body::Body>, i32), Rejection> {
         let (parts, body) = request.into_parts();
         let body = read_body(&parts.headers, body).await?;
@@ -211,7 +213,7 @@ impl Gateway {
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`], and only JSON.
-async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Rejection> {
+async fn read_body(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes, Rejection> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -226,13 +228,19 @@ async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Rejecti
         .await
         .map_err(|error| {
             if error.is::<http_body_util::LengthLimitError>() {
-                Rejection::TooLarge {
+                return Rejection::TooLarge {
                     limit: MAX_BODY_BYTES,
+                };
+            }
+            // The listener's guard refuses bodies with a status: over a budget, or late.
+            match error.downcast_ref::<tonic::Status>() {
+                Some(status) if status.code() == tonic::Code::DeadlineExceeded => {
+                    Rejection::NotReceived(status.message().to_string())
                 }
-            } else {
-                Rejection::Invalid(Error::InvalidArgument(format!(
+                Some(status) => Rejection::Status(rpc_status_of(status)),
+                None => Rejection::Invalid(Error::InvalidArgument(format!(
                     "the request body could not be read: {error}"
-                )))
+                ))),
             }
         })?
         .to_bytes();

@@ -4,6 +4,7 @@
 use clap::Parser;
 use imageplane::config::{Cli, Command, ServeArgs};
 use imageplane::import::ImportSettings;
+use imageplane::listener::ConnectionLimits;
 use imageplane::server::{self, Settings};
 use imageplane::store::DatabaseUrl;
 use std::io::Write;
@@ -61,6 +62,14 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
                 None => Vec::new(),
             },
             ..ImportSettings::default()
+        },
+        connections: ConnectionLimits {
+            max_connections: args.max_connections as usize,
+            first_request_timeout: args.first_request_timeout,
+            idle_timeout: args.idle_timeout,
+            receive_timeout: args.request_receive_timeout,
+            connection_buffer: usize::try_from(args.connection_buffer_limit).unwrap_or(usize::MAX),
+            total_buffer: usize::try_from(args.total_buffer_limit).unwrap_or(usize::MAX),
         },
     };
     // The store is open (and migrated) before the server says it is ready.

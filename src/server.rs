@@ -15,7 +15,7 @@ use crate::domain::Catalog;
 use crate::executor::{Executor, ExecutorSettings};
 use crate::gateway::Gateway;
 use crate::import::ImportSettings;
-use crate::listener;
+use crate::listener::{self, ConnectionLimits};
 use crate::pb;
 use crate::rpc_layer::RpcLayer;
 use crate::store::{self, DatabaseUrl, Replica, Store};
@@ -49,6 +49,8 @@ pub struct Settings {
     pub operation_retention: Duration,
     /// How imports from URIs run.
     pub import: ImportSettings,
+    /// What connections and unfinished requests may hold.
+    pub connections: ConnectionLimits,
 }
 
 /// The default `--lease-duration`.
@@ -67,6 +69,7 @@ impl Default for Settings {
             lease: DEFAULT_LEASE,
             operation_retention: DEFAULT_RETENTION,
             import: ImportSettings::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -202,6 +205,7 @@ pub async fn serve_store(
     listener::serve_connections(
         listener,
         service,
+        settings.connections.clone(),
         settings.shutdown_grace,
         shutdown,
         on_stop,

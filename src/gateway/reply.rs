@@ -28,6 +28,10 @@ pub enum Rejection {
     TooLarge { limit: usize },
     /// The body is not JSON.
     UnsupportedMediaType(String),
+    /// The body did not arrive within `--request-receive-timeout`.
+    NotReceived(String),
+    /// Reading the body failed with this status (e.g. a buffer limit: RESOURCE_EXHAUSTED).
+    Status(Status),
 }
 
 impl Rejection {
@@ -42,6 +46,11 @@ impl Rejection {
             Rejection::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, Code::InvalidArgument)
             }
+            Rejection::NotReceived(_) => (StatusCode::REQUEST_TIMEOUT, Code::DeadlineExceeded),
+            Rejection::Status(status) => {
+                let code = Code::from_number(status.code);
+                (http_status(code), code)
+            }
         }
     }
 
@@ -50,6 +59,8 @@ impl Rejection {
         let (_, code) = self.status_and_code();
         let message = match self {
             Rejection::Invalid(error) => return error.to_rpc_status(),
+            Rejection::Status(status) => return status.clone(),
+            Rejection::NotReceived(message) => message.clone(),
             Rejection::NoRoute { method, path } => {
                 format!("no route for {method} {path}; the routes are listed at /openapi.json")
             }
