@@ -68,6 +68,17 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_IMPORT_MAX_BYTES", default_value = "1TiB", value_parser = parse_bytes)]
     pub import_max_bytes: u64,
 
+    /// The longest an import may take, waiting for a free slot excluded; then it fails with
+    /// DEADLINE_EXCEEDED.
+    #[arg(long, env = "IMAGEPLANE_IMPORT_TIMEOUT", default_value = "24h", value_parser = parse_positive_duration)]
+    pub import_timeout: Duration,
+
+    /// The slowest a source may send, in bytes a second (suffixes as for
+    /// --import-max-bytes), measured over each minute of the import; a slower source fails
+    /// the import with UNAVAILABLE and frees its slot.
+    #[arg(long, env = "IMAGEPLANE_IMPORT_MIN_RATE", default_value = "64KiB", value_parser = parse_bytes)]
+    pub import_min_rate: u64,
+
     /// A PEM file of extra root certificates that https import sources may be signed by
     /// (a private CA), trusted beside the public roots.
     #[arg(long, env = "IMAGEPLANE_IMPORT_CA_FILE")]

@@ -10,7 +10,7 @@ mod disk;
 mod image;
 mod snapshot;
 
-use crate::error::Error;
+use crate::error::{excerpt, Error};
 use crate::executor::Executor;
 use crate::operations;
 use crate::pb::operation::Operation;
@@ -46,10 +46,9 @@ impl Catalog {
 
     /// The resource of the given kind, or NOT_FOUND.
     pub async fn get(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
-        self.store
-            .resource(kind, id)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("{} {id} not found", kind.display_name())))
+        self.store.resource(kind, id).await?.ok_or_else(|| {
+            Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
+        })
     }
 
     /// The resource of the given kind as the message `extract` takes out of it, or
@@ -74,7 +73,7 @@ impl Catalog {
         let record = self.store.operation(id).await?;
         record
             .map(|record| record.operation)
-            .ok_or_else(|| Error::NotFound(format!("Operation {id} not found")))
+            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))
     }
 
     /// Cancels an operation (see [`Executor::cancel`]).
@@ -124,7 +123,10 @@ fn check_source_uri(uri: &str) -> Result<(), Error> {
     let invalid = |why: &str| {
         Error::invalid_field(
             "uri",
-            format!("{why}; an absolute http:// or https:// URL is required, got {uri:?}"),
+            format!(
+                "{why}; an absolute http:// or https:// URL is required, got {}",
+                excerpt(&crate::redact::url(uri))
+            ),
         )
     };
     // The URL parser forgives what the API must refuse: `https:///x` (it would take `x`

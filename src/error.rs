@@ -13,6 +13,33 @@ use crate::pb::google::rpc::{bad_request::FieldViolation, BadRequest, Status};
 use prost::Message;
 use std::fmt;
 
+/// The most characters of a value that a message quotes (see [`excerpt`]).
+pub const EXCERPT_CHARS: usize = 64;
+
+/// The most characters of an error message; the rest is cut. gRPC clients refuse a status
+/// whose metadata passes 8 KiB (the official Python client then reports
+/// RESOURCE_EXHAUSTED instead of the error), so no message may come near it.
+pub const MAX_MESSAGE_CHARS: usize = 1024;
+
+/// A value quoted in a message: whole if short, else its first [`EXCERPT_CHARS`]
+/// characters and its size, so a huge bad value never makes a huge message.
+pub fn excerpt(value: &str) -> String {
+    if value.chars().count() <= EXCERPT_CHARS {
+        return format!("{value:?}");
+    }
+    let start: String = value.chars().take(EXCERPT_CHARS).collect();
+    format!("{start:?}... ({} bytes)", value.len())
+}
+
+/// `message`, cut to [`MAX_MESSAGE_CHARS`] characters.
+pub fn capped(message: &str) -> String {
+    if message.chars().count() <= MAX_MESSAGE_CHARS {
+        return message.to_string();
+    }
+    let start: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
+    format!("{start}... (cut: {} bytes in all)", message.len())
+}
+
 /// What went wrong, in the terms of the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
@@ -35,6 +62,8 @@ pub enum Error {
     Unavailable(String),
     /// The operation was cancelled.
     Cancelled(String),
+    /// The work took longer than its limit (e.g. an import past `--import-timeout`).
+    DeadlineExceeded(String),
     /// The feature is not implemented by this server.
     Unimplemented(String),
     /// The server failed; the message says where.
@@ -140,6 +169,7 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Cancelled(_) => Code::Cancelled,
+            Error::DeadlineExceeded(_) => Code::DeadlineExceeded,
             Error::InvalidArgument(_) | Error::InvalidField { .. } => Code::InvalidArgument,
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
@@ -152,8 +182,13 @@ impl Error {
         }
     }
 
-    /// The message a person reads; a field violation starts with the field's path.
+    /// The message a person reads, at most [`MAX_MESSAGE_CHARS`]; a field violation starts
+    /// with the field's path.
     pub fn message(&self) -> String {
+        capped(&self.full_message())
+    }
+
+    fn full_message(&self) -> String {
         match self {
             Error::InvalidField { field, description } => format!("{field}: {description}"),
             Error::InvalidArgument(message)
@@ -164,6 +199,7 @@ impl Error {
             | Error::FailedPrecondition(message)
             | Error::Unavailable(message)
             | Error::Cancelled(message)
+            | Error::DeadlineExceeded(message)
             | Error::Unimplemented(message)
             | Error::Internal(message) => message.clone(),
         }
@@ -175,8 +211,8 @@ impl Error {
             Error::InvalidField { field, description } => {
                 let bad_request = BadRequest {
                     field_violations: vec![FieldViolation {
-                        field: field.clone(),
-                        description: description.clone(),
+                        field: capped(field),
+                        description: capped(description),
                     }],
                 };
                 vec![prost_types::Any::from_msg(&bad_request).expect("encoding into a Vec")]
@@ -189,6 +225,7 @@ impl Error {
             | Error::FailedPrecondition(_)
             | Error::Unavailable(_)
             | Error::Cancelled(_)
+            | Error::DeadlineExceeded(_)
             | Error::Unimplemented(_)
             | Error::Internal(_) => Vec::new(),
         }

@@ -244,7 +244,12 @@ impl Executor {
     /// removed; a finished one is returned as it is. The operation may run in another
     /// replica: the store tells it at its next lease renewal.
     pub async fn cancel(&self, operation_id: &str) -> Result<Operation, Error> {
-        let not_found = || Error::NotFound(format!("Operation {operation_id} not found"));
+        let not_found = || {
+            Error::NotFound(format!(
+                "Operation {} not found",
+                crate::error::excerpt(operation_id)
+            ))
+        };
         let record = self
             .store
             .operation(operation_id)

@@ -12,10 +12,17 @@
 //! (checked on every redirect too); at most `max_bytes` per image; connect and idle
 //! timeouts; at most [`MAX_REDIRECTS`] redirects. Cancelling drops the import's future,
 //! which drops the response and closes the connection.
+//!
+//! Every import ends: it fails after `timeout` in all, when the source sends less than
+//! `min_rate` bytes a second over a `rate_window`, after [`ATTEMPTS`] attempts that bring
+//! no byte beyond the furthest one received, and after [`MAX_RESTARTS`] starts from byte 0.
+//! The image must have the size the source first promised. URIs in messages and logs go
+//! through [`crate::redact`].
 
 pub mod format;
 
 use crate::error::Error;
+use crate::redact;
 use crate::resource::{OperationRecord, Resource, Work};
 use crate::store::Store;
 use format::{Format, Recognized, Sniffer};
@@ -28,8 +35,12 @@ use tracing::{info, warn};
 
 /// Redirects followed before giving up.
 pub const MAX_REDIRECTS: usize = 5;
-/// Attempts per import (the first and the retries of transient failures).
+/// Attempts per import (the first and the retries of transient failures); an attempt that
+/// brings bytes beyond the furthest received so far starts the count again.
 pub const ATTEMPTS: u32 = 4;
+/// Times a transfer may start over from byte 0 (the source sent the whole file again, or
+/// resumed at another offset than asked) before the import fails.
+pub const MAX_RESTARTS: u32 = 3;
 /// The smallest min_disk_size an image gets (the API's lower bound).
 pub const MIN_DISK_SIZE: u64 = 4 * 1024 * 1024;
 /// The largest disk the API allows (min_disk_size's upper bound): 4 TiB.
@@ -52,6 +63,12 @@ pub struct ImportSettings {
     pub idle_timeout: Duration,
     /// Extra trusted root certificates for https sources (PEM), beside the public ones.
     pub extra_roots_pem: Vec<u8>,
+    /// The longest an import may take in all, waiting for a slot excluded.
+    pub timeout: Duration,
+    /// The slowest a source may send, in bytes a second over `rate_window`.
+    pub min_rate: u64,
+    /// The span over which `min_rate` is measured.
+    pub rate_window: Duration,
 }
 
 impl Default for ImportSettings {
@@ -63,6 +80,9 @@ impl Default for ImportSettings {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
             extra_roots_pem: Vec::new(),
+            timeout: Duration::from_secs(24 * 3600),
+            min_rate: 64 * 1024,
+            rate_window: Duration::from_secs(60),
         }
     }
 }
@@ -164,7 +184,7 @@ impl Importer {
         let _permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                info!(uri = %redacted(uri), "waiting for a free import slot");
+                info!(uri = %redact::url(uri), "waiting for a free import slot");
                 self.permits
                     .clone()
                     .acquire_owned()
@@ -172,7 +192,15 @@ impl Importer {
                     .map_err(|_| Error::Internal("the import queue is closed".into()))?
             }
         };
-        let fetched = self.fetch(record, uri, store).await?;
+        let fetched = tokio::time::timeout(self.settings.timeout, self.fetch(record, uri, store))
+            .await
+            .map_err(|_| {
+                Error::DeadlineExceeded(format!(
+                    "{}: the import took longer than {} (--import-timeout)",
+                    redact::url(uri),
+                    humantime::format_duration(self.settings.timeout)
+                ))
+            })??;
         // Read now, not before the wait for a slot: the READY image is this state plus
         // what the fetch measured.
         let resource = store
@@ -182,7 +210,7 @@ impl Importer {
                 Error::Internal(format!("the image of {} is gone", record.operation.id))
             })?;
         info!(
-            uri = %redacted(uri),
+            uri = %redact::url(uri),
             format = %fetched.recognized.format,
             bytes = fetched.recognized.file_size,
             virtual_size = fetched.recognized.virtual_size,
@@ -192,7 +220,8 @@ impl Importer {
     }
 
     /// Streams the URI through the sniffer and the digest, resuming after transient
-    /// failures. An attempt that brought new bytes resets the count of attempts.
+    /// failures. An attempt that brought bytes beyond the furthest received resets the
+    /// count of attempts.
     async fn fetch(
         &self,
         record: &OperationRecord,
@@ -203,19 +232,27 @@ impl Importer {
         // than the transfer itself.
         let wants_checksum = record.target.kind == crate::resource::ResourceKind::BaremetalImage;
         let mut transfer = Transfer::new(wants_checksum);
-        let shown = redacted(uri);
+        let shown = redact::url(uri);
+        let mut rate = RateCheck::new(&self.settings);
         let mut attempt = 0;
+        let mut furthest = 0;
         loop {
             attempt += 1;
-            let before = transfer.received;
             let outcome = self
-                .attempt(uri, &shown, &mut transfer, record, store)
+                .attempt(uri, &shown, &mut transfer, &mut rate, record, store)
                 .await;
+            if transfer.restarts > MAX_RESTARTS {
+                return Err(Error::Unavailable(format!(
+                    "{shown}: the source made the transfer start over {} times",
+                    transfer.restarts
+                )));
+            }
             match outcome {
                 Ok(()) => break,
                 Err(Failure::Final(error)) => return Err(error),
                 Err(Failure::Transient(error)) => {
-                    if transfer.received > before {
+                    if transfer.received > furthest {
+                        furthest = transfer.received;
                         attempt = 1;
                     }
                     if attempt >= ATTEMPTS {
@@ -260,6 +297,7 @@ impl Importer {
         uri: &str,
         shown: &str,
         transfer: &mut Transfer,
+        rate: &mut RateCheck,
         record: &OperationRecord,
         store: &dyn Store,
     ) -> Result<(), Failure> {
@@ -318,8 +356,18 @@ impl Importer {
                 if resuming
                     && matches!(content_range, Some(Some((_, Some(total)))) if total == transfer.received) =>
             {
-                // Everything had arrived before the connection broke.
-                return Ok(());
+                // Everything had arrived before the connection broke, if the file is as
+                // long as the source first said.
+                return match transfer.expected {
+                    Some(promised) if promised != transfer.received => {
+                        Err(Failure::Final(Error::FailedPrecondition(format!(
+                            "{shown}: the source first said the file has {promised} bytes, \
+                             then that it has {}",
+                            transfer.received
+                        ))))
+                    }
+                    _ => Ok(()),
+                };
             }
             _ => return Err(status_failure(shown, status)),
         }
@@ -334,6 +382,7 @@ impl Importer {
         }
         let mut body = response.bytes_stream();
         loop {
+            rate.check(shown).map_err(Failure::Final)?;
             let next = tokio::time::timeout(self.settings.idle_timeout, body.next())
                 .await
                 .map_err(|_| {
@@ -352,6 +401,8 @@ impl Importer {
                 Failure::Transient(Error::Unavailable(format!("{shown}: {why} ({error})")))
             })?;
             transfer.take(&chunk);
+            rate.count(chunk.len() as u64, shown)
+                .map_err(Failure::Final)?;
             if transfer.received > self.settings.max_bytes {
                 return Err(Failure::Final(too_big(
                     shown,
@@ -371,8 +422,60 @@ impl Importer {
                     transfer.received
                 ))))
             }
+            Some(total) if transfer.received > total => {
+                Err(Failure::Final(Error::FailedPrecondition(format!(
+                    "{shown}: the source said the file has {total} bytes and sent {}",
+                    transfer.received
+                ))))
+            }
             _ => Ok(()),
         }
+    }
+}
+
+/// The source's pace: the bytes of the current window, across attempts (backoffs count as
+/// time), must reach `min_rate` a second.
+struct RateCheck {
+    min_rate: u64,
+    window: Duration,
+    window_started: Instant,
+    window_bytes: u64,
+}
+
+impl RateCheck {
+    fn new(settings: &ImportSettings) -> RateCheck {
+        RateCheck {
+            min_rate: settings.min_rate,
+            window: settings.rate_window,
+            window_started: Instant::now(),
+            window_bytes: 0,
+        }
+    }
+
+    fn count(&mut self, bytes: u64, shown: &str) -> Result<(), Error> {
+        self.window_bytes += bytes;
+        self.check(shown)
+    }
+
+    /// At the end of each window: enough bytes, or the import fails.
+    fn check(&mut self, shown: &str) -> Result<(), Error> {
+        let elapsed = self.window_started.elapsed();
+        if elapsed < self.window {
+            return Ok(());
+        }
+        let wanted = (self.min_rate as f64 * elapsed.as_secs_f64()) as u64;
+        if self.window_bytes < wanted {
+            return Err(Error::Unavailable(format!(
+                "{shown}: the source sent {} bytes in {}, slower than {} bytes a second \
+                 (--import-min-rate)",
+                self.window_bytes,
+                humantime::format_duration(Duration::from_secs(elapsed.as_secs())),
+                self.min_rate
+            )));
+        }
+        self.window_started = Instant::now();
+        self.window_bytes = 0;
+        Ok(())
     }
 }
 
@@ -386,6 +489,8 @@ struct Transfer {
     /// The first response's strong ETag or Last-Modified, sent as If-Range on resume.
     validator: Option<reqwest::header::HeaderValue>,
     last_progress: Instant,
+    /// Times the transfer started over from byte 0.
+    restarts: u32,
 }
 
 impl Transfer {
@@ -397,12 +502,15 @@ impl Transfer {
             expected: None,
             validator: None,
             last_progress: Instant::now(),
+            restarts: 0,
         }
     }
 
     /// Forgets what was received: the next attempt fetches from the first byte.
     fn restart(&mut self) {
+        let restarts = self.restarts + 1;
         *self = Transfer::new(self.digest.is_some());
+        self.restarts = restarts;
     }
 
     fn take(&mut self, chunk: &[u8]) {
@@ -432,21 +540,6 @@ fn parse_content_range(value: &str) -> Option<(u64, Option<u64>)> {
     Some((start, total))
 }
 
-/// The URI without credentials or query (presigned tokens), for messages and logs.
-pub fn redacted(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            if url.query().is_some() {
-                url.set_query(Some("…"));
-            }
-            url.to_string()
-        }
-        Err(_) => "(unparsable URI)".into(),
-    }
-}
-
 /// Why an attempt failed, and whether another may succeed.
 enum Failure {
     Transient(Error),
@@ -468,6 +561,8 @@ fn request_failure(uri: &str, error: &reqwest::Error) -> Failure {
         message.push_str(&cause.to_string());
         source = cause.source();
     }
+    // reqwest's message holds the whole URL, and its causes may too.
+    let message = redact::urls_in(&message);
     if error.is_redirect() {
         return Failure::Final(if message.contains("--import-allow-hosts") {
             Error::PermissionDenied(format!("{uri}: {message}"))
@@ -676,7 +771,7 @@ mod tests {
     }
 
     #[test]
-    fn content_ranges_parse_and_uris_lose_their_secrets() {
+    fn content_ranges_parse() {
         assert_eq!(
             parse_content_range("bytes 100-199/200"),
             Some((100, Some(200)))
@@ -685,12 +780,6 @@ mod tests {
         assert_eq!(parse_content_range("bytes */300"), Some((0, Some(300))));
         assert_eq!(parse_content_range("bytes x-1/2"), None);
         assert_eq!(parse_content_range("items 1-2/3"), None);
-        let shown = redacted("https://user:secret@host.example/a.qcow2?X-Amz-Signature=abc");
-        assert!(
-            !shown.contains("secret") && !shown.contains("abc"),
-            "{shown}"
-        );
-        assert!(shown.starts_with("https://host.example/a.qcow2"), "{shown}");
     }
 
     #[test]

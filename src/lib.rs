@@ -18,6 +18,7 @@ pub mod import;
 pub mod listener;
 pub mod operations;
 pub mod pb;
+pub mod redact;
 pub mod request_budget;
 pub mod resource;
 pub mod rpc_layer;

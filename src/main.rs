@@ -61,6 +61,8 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
                     .map_err(|error| format!("--import-ca-file {}: {error}", path.display()))?,
                 None => Vec::new(),
             },
+            timeout: args.import_timeout,
+            min_rate: args.import_min_rate,
             ..ImportSettings::default()
         },
         connections: ConnectionLimits {

@@ -150,7 +150,10 @@ pub async fn serve_store(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let endpoints =
         pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
-            EndpointApi { advertised_address },
+            EndpointApi {
+                advertised_address,
+                validator: Validator::for_api(),
+            },
         )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let iam =

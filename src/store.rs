@@ -51,8 +51,10 @@ impl std::fmt::Display for StoreError {
                 name,
             } => write!(
                 formatter,
-                "{} name {name:?} is taken in folder {folder_id}",
-                kind.display_name()
+                "{} name {} is taken in folder {}",
+                kind.display_name(),
+                crate::error::excerpt(name),
+                crate::error::excerpt(folder_id)
             ),
             StoreError::Backend(message) | StoreError::Corrupt(message) => {
                 formatter.write_str(message)
@@ -71,8 +73,10 @@ impl From<StoreError> for crate::error::Error {
                 folder_id,
                 name,
             } => crate::error::Error::AlreadyExists(format!(
-                "{} with name \"{name}\" already exists in folder {folder_id}",
-                kind.display_name()
+                "{} with name {} already exists in folder {}",
+                kind.display_name(),
+                crate::error::excerpt(&name),
+                crate::error::excerpt(&folder_id)
             )),
             StoreError::Backend(message) => {
                 crate::error::Error::Internal(format!("storage failed: {message}"))

@@ -16,6 +16,7 @@
 //! non-zero numbers, zero meaning "not set" unless the field is `required`; members of a
 //! oneof are checked only when set.
 
+use crate::error::excerpt;
 use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 use prost_reflect::{
@@ -454,7 +455,7 @@ impl Validator {
         }
         let path = join(prefix, &rules.name);
         check_map_key(rules, &path, key)?;
-        let value_path = format!("{path}[\"{key}\"]");
+        let value_path = format!("{path}[{}]", excerpt(key));
         match (value_shape, value) {
             (Shape::Text, None) => check_text(rules, &value_path, ""),
             (Shape::Text, Some((_, mut raw))) => {
@@ -568,7 +569,7 @@ fn check_string(
         if !bounds.contains(count as i128) {
             let subject = match role {
                 StringRole::Value => String::new(),
-                StringRole::MapKey => format!("key {text:?}: "),
+                StringRole::MapKey => format!("key {}: ", excerpt(text)),
             };
             return Err(violation(format!(
                 "{subject}length must be {} characters, got {count}",
@@ -583,7 +584,8 @@ fn check_string(
                 StringRole::MapKey => "key",
             };
             return Err(violation(format!(
-                "{noun} {text:?} does not match the pattern {}",
+                "{noun} {} does not match the pattern {}",
+                excerpt(text),
                 pattern.source
             )));
         }

@@ -287,3 +287,272 @@ async fn a_rest_body_that_does_not_arrive_in_time_is_refused_with_408() {
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains("\"code\":4"), "{response}");
 }
+
+mod imports {
+    use super::*;
+    use common::http_fixture::HttpFixture;
+    use imageplane::import::ImportSettings;
+    use imageplane::pb::compute::{create_image_request, CreateImageRequest, GetImageRequest};
+
+    async fn server(import: ImportSettings) -> TestServer {
+        TestServer::start_with(Settings {
+            import,
+            ..Settings::default()
+        })
+        .await
+    }
+
+    /// Imports `uri` as a compute image; the code and message it failed with, after
+    /// checking that no image is left.
+    pub async fn failure_of(server: &TestServer, uri: String) -> (i32, String) {
+        let operation = server
+            .images()
+            .create(CreateImageRequest {
+                folder_id: folder(),
+                source: Some(create_image_request::Source::Uri(uri)),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let image_id =
+            common::metadata::<imageplane::pb::compute::CreateImageMetadata>(&operation).image_id;
+        let (code, message) = common::error_of(&server.wait(&operation).await);
+        let gone = server
+            .images()
+            .get(GetImageRequest { image_id })
+            .await
+            .unwrap_err();
+        assert_eq!(
+            gone.code(),
+            tonic::Code::NotFound,
+            "the image was left behind"
+        );
+        (code, message)
+    }
+
+    #[tokio::test]
+    async fn a_source_that_keeps_restarting_the_transfer_ends_the_import() {
+        let server = server(ImportSettings::default()).await;
+        let fixture = HttpFixture::start().await;
+        fixture.add("image.raw", vec![7u8; 3000]);
+        let (code, message) = failure_of(&server, fixture.url("/restarting/image.raw")).await;
+        // It ends: the restarts bring no byte beyond the furthest one received, so the
+        // attempts run out (and MAX_RESTARTS bounds them besides).
+        assert_eq!(code, 14, "{message}");
+        assert!(message.contains("offset"), "{message}");
+        assert!(fixture.requests() < 20, "{} requests", fixture.requests());
+    }
+
+    #[tokio::test]
+    async fn a_source_slower_than_the_minimum_rate_ends_the_import() {
+        let server = server(ImportSettings {
+            min_rate: 1000,
+            rate_window: Duration::from_secs(1),
+            ..ImportSettings::default()
+        })
+        .await;
+        let fixture = HttpFixture::start().await;
+        fixture.add("image.raw", vec![7u8; 100_000]);
+        let started = Instant::now();
+        let (code, message) = failure_of(&server, fixture.url("/trickle/image.raw")).await;
+        assert_eq!(code, 14, "{message}");
+        assert!(
+            message.contains("slower than 1000 bytes a second"),
+            "{message}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(15));
+    }
+
+    #[tokio::test]
+    async fn an_import_past_its_deadline_fails() {
+        let server = server(ImportSettings {
+            timeout: Duration::from_secs(1),
+            ..ImportSettings::default()
+        })
+        .await;
+        let fixture = HttpFixture::start().await;
+        // 64 KiB every 50 ms: 64 MiB takes about 50 s.
+        fixture.add("image.raw", vec![7u8; 64 << 20]);
+        let (code, message) = failure_of(&server, fixture.url("/slow/image.raw")).await;
+        assert_eq!(code, 4, "{message}");
+        assert!(message.contains("--import-timeout"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_image_shorter_than_the_source_promised_is_refused() {
+        let server = server(ImportSettings::default()).await;
+        let fixture = HttpFixture::start().await;
+        fixture.add("image.raw", vec![7u8; 1000]);
+        let (code, message) = failure_of(&server, fixture.url("/shrinking/image.raw")).await;
+        assert_eq!(code, 9, "{message}");
+        assert!(
+            message.contains("1000 bytes") && message.contains("300"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn uris_keep_their_secrets_out_of_errors_and_logs() {
+        let data_dir = temp_dir("secrets");
+        let server = ServerProcess::start(
+            &["--database-url", "memory:", "--log-level", "info"],
+            data_dir.join("server.log"),
+        );
+        let fixture = HttpFixture::start().await;
+        let closed_port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let secret = "u:s3cret@";
+        let uris = [
+            format!(
+                "http://{secret}{}/status/404?sig=t0psecret",
+                fixture.address
+            ),
+            format!("http://{secret}127.0.0.1:{closed_port}/x?sig=t0psecret"),
+            format!("http://{secret}nosuchhost.invalid/x?sig=t0psecret"),
+            format!("https://{secret}127.0.0.1:{closed_port}/x?sig=t0psecret"),
+            format!("ftp://{secret}host/x?sig=t0psecret"),
+        ];
+        let channel = tonic::transport::Channel::from_shared(server.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut images =
+            imageplane::pb::compute::image_service_client::ImageServiceClient::new(channel.clone());
+        let mut operations =
+            imageplane::pb::operation::operation_service_client::OperationServiceClient::new(
+                channel,
+            );
+        for uri in uris {
+            let created = images
+                .create(CreateImageRequest {
+                    folder_id: folder(),
+                    source: Some(create_image_request::Source::Uri(uri.clone())),
+                    ..Default::default()
+                })
+                .await;
+            let message = match created {
+                Err(status) => status.message().to_string(),
+                Ok(operation) => {
+                    let id = operation.into_inner().id;
+                    loop {
+                        let current = operations
+                            .get(imageplane::pb::operation::GetOperationRequest {
+                                operation_id: id.clone(),
+                            })
+                            .await
+                            .unwrap()
+                            .into_inner();
+                        if current.done {
+                            break common::error_of(&current).1;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            };
+            assert!(
+                !message.contains("s3cret") && !message.contains("t0psecret"),
+                "{uri}: {message}"
+            );
+        }
+        let logs = server.logged();
+        assert!(logs.contains("import"), "{logs}");
+        for line in logs.lines() {
+            assert!(
+                !line.contains("s3cret") && !line.contains("t0psecret"),
+                "a log line holds a secret: {line}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+}
+
+mod echoes_and_sizes {
+    use super::*;
+    use imageplane::pb::compute::{create_image_request, CreateImageRequest};
+    use imageplane::pb::operation::GetOperationRequest;
+
+    #[tokio::test]
+    async fn huge_bad_values_are_not_echoed_whole() {
+        let server = TestServer::start(Duration::ZERO).await;
+        let huge = "X".repeat(200_000);
+        let mut labels = std::collections::HashMap::new();
+        labels.insert(huge.clone(), "v".to_string());
+        for request in [
+            CreateImageRequest {
+                folder_id: folder(),
+                name: huge.clone(),
+                ..Default::default()
+            },
+            CreateImageRequest {
+                folder_id: folder(),
+                labels,
+                ..Default::default()
+            },
+        ] {
+            let status = server.images().create(request).await.unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(
+                status.message().len() < 1024,
+                "{} bytes",
+                status.message().len()
+            );
+        }
+        let status = server
+            .operations()
+            .get(GetOperationRequest {
+                operation_id: huge.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(status.message().len() < 1024);
+    }
+
+    #[tokio::test]
+    async fn every_string_and_list_has_a_limit_refused_at_once() {
+        let server = TestServer::start(Duration::ZERO).await;
+        let create = |uri: String, product_ids: Vec<String>| CreateImageRequest {
+            folder_id: folder(),
+            product_ids,
+            source: Some(create_image_request::Source::Uri(uri)),
+            ..Default::default()
+        };
+        let long_uri = format!("https://storage.example/{}", "a".repeat(8192));
+        let status = server
+            .images()
+            .create(create(long_uri, Vec::new()))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().starts_with("uri: length must be <=8192"),
+            "{}",
+            status.message()
+        );
+        let status = server
+            .images()
+            .create(create(
+                "https://storage.example/x".into(),
+                (0..65).map(|n| format!("p{n}")).collect(),
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            status.message().starts_with("product_ids: "),
+            "{}",
+            status.message()
+        );
+        // The longest allowed URI is taken (its import fails later, elsewhere).
+        let longest = format!("http://127.0.0.1:1/{}", "a".repeat(8192 - 19));
+        assert_eq!(longest.len(), 8192);
+        server
+            .images()
+            .create(create(longest, Vec::new()))
+            .await
+            .unwrap();
+    }
+}

@@ -70,6 +70,8 @@ type Writes = Vec<read_cache::Write>;
 
 /// Records kept by the read cache.
 const CACHED_RECORDS: usize = 16 * 1024;
+/// The most bytes the read cache holds (see `read_cache`).
+const CACHED_BYTES: usize = 32 << 20;
 
 /// What a job's work returns: the outer error is a database failure (the batch is rolled
 /// back); the inner result is the job's own outcome, with nothing written if it is Err.
@@ -131,7 +133,7 @@ impl SqliteStore {
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpoint_loop(checkpointer, checkpoints_stopped))
             .map_err(|error| StoreError::Backend(format!("starting the checkpointer: {error}")))?;
-        let cache = Arc::new(ReadCache::new(CACHED_RECORDS));
+        let cache = Arc::new(ReadCache::new(CACHED_RECORDS, CACHED_BYTES));
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let writer_cache = Arc::clone(&cache);
         std::thread::Builder::new()

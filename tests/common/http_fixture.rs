@@ -10,6 +10,11 @@
 //! - `/flaky/NAME`: the first request sends half then closes; later ones honour Range;
 //! - `/badrange/NAME`: like flaky, but answers a Range with 206 from byte 0 (the wrong
 //!   offset);
+//! - `/restarting/NAME`: every plain request sends a third and closes; every resume is
+//!   answered from byte 0 (another offset than asked), so the transfer starts over;
+//! - `/trickle/NAME`: announces the full length and sends one byte every 100 ms;
+//! - `/shrinking/NAME`: announces the full length and sends 30%, then answers a resume
+//!   with 416 and `Content-Range: bytes */SENT` (the file "is" as long as what was sent);
 //! - `/silent/ANY`: accepts the request and never answers;
 //! - `/status/CODE`: an empty answer with that status;
 //! - `/redirect/N/REST`: N redirects, then `/REST`;
@@ -131,10 +136,14 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Sta
     }
     state.requests.fetch_add(1, Ordering::SeqCst);
     let text = String::from_utf8_lossy(&request).to_string();
+    // The path without its query (sources of presigned URLs ignore it too).
     let path = text
         .lines()
         .next()
         .and_then(|line| line.split_whitespace().nth(1))
+        .unwrap_or("/")
+        .split('?')
+        .next()
         .unwrap_or("/")
         .to_string();
     let range_start: Option<usize> = text.lines().find_map(|line| {
@@ -226,6 +235,42 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Sta
                 let _ = send(&mut stream, &bytes, Some(0), bytes.len()).await;
             } else {
                 let _ = send(&mut stream, &bytes, None, bytes.len()).await;
+            }
+        }
+        "restarting" => {
+            let third = bytes.len() / 3;
+            let from = range_start.map(|_| 0);
+            let _ = send(&mut stream, &bytes, from, third).await;
+        }
+        "shrinking" => {
+            let sent = bytes.len() * 3 / 10;
+            if range_start.is_some() {
+                let _ = stream
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 416 Range Not Satisfiable\r\ncontent-range: bytes */{sent}\r\n\
+                             content-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            } else {
+                let _ = send(&mut stream, &bytes, None, sent).await;
+            }
+        }
+        "trickle" => {
+            let header = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                bytes.len()
+            );
+            if stream.write_all(header.as_bytes()).await.is_err() {
+                return;
+            }
+            for byte in bytes.iter() {
+                if stream.write_all(&[*byte]).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
         "slow" => {

@@ -8,9 +8,13 @@
 //! not kept (it may predate the commit). So the cache never holds a value older than the
 //! last commit.
 //!
-//! Bounded: at most `capacity` records, evicted oldest-inserted first.
+//! Bounded: at most `capacity` records and `max_bytes` of them (their encoded size plus
+//! a per-entry overhead), evicted oldest-inserted first; a record larger than a tenth of
+//! `max_bytes` is never kept. Records are small (every string and list a request carries
+//! has a limit), but their count alone did not bound memory when they were not.
 
-use crate::resource::{OperationRecord, Resource};
+use crate::resource::{OperationRecord, Resource, Work};
+use prost::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
@@ -31,23 +35,52 @@ struct PendingRead {
     stale: bool,
 }
 
+/// Bytes counted for an entry besides its encoded record: keys, maps, enum and box.
+const ENTRY_OVERHEAD: usize = 256;
+
+/// About how much memory a cached record takes.
+fn size_of(id: &str, record: &Record) -> usize {
+    let body = match record {
+        Record::Resource(resource) => resource.to_any().value.len(),
+        Record::Operation(record) => {
+            let uri = match &record.work {
+                Work::ImportUri { uri } => uri.len(),
+                Work::Copy => 0,
+            };
+            record.operation.encoded_len() + uri
+        }
+    };
+    ENTRY_OVERHEAD + 2 * id.len() + body
+}
+
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<String, Record>,
+    entries: HashMap<String, (Record, usize)>,
     order: VecDeque<String>,
     reads: HashMap<String, PendingRead>,
+    bytes: usize,
+}
+
+impl Inner {
+    fn remove(&mut self, id: &str) {
+        if let Some((_, size)) = self.entries.remove(id) {
+            self.bytes -= size;
+        }
+    }
 }
 
 pub struct ReadCache {
     inner: Mutex<Inner>,
     capacity: usize,
+    max_bytes: usize,
 }
 
 impl ReadCache {
-    pub fn new(capacity: usize) -> ReadCache {
+    pub fn new(capacity: usize, max_bytes: usize) -> ReadCache {
         ReadCache {
             inner: Mutex::new(Inner::default()),
             capacity,
+            max_bytes,
         }
     }
 
@@ -61,7 +94,7 @@ impl ReadCache {
     /// caller must then call [`ReadCache::finish_read`] with what it found.
     pub fn begin_read(&self, id: &str) -> Option<Record> {
         let mut inner = self.lock();
-        if let Some(record) = inner.entries.get(id) {
+        if let Some((record, _)) = inner.entries.get(id) {
             return Some(record.clone());
         }
         inner
@@ -106,20 +139,24 @@ impl ReadCache {
             }
             match record {
                 Some(record) => self.insert(&mut inner, id, record),
-                None => {
-                    inner.entries.remove(&id);
-                }
+                None => inner.remove(&id),
             }
         }
     }
 
     fn insert(&self, inner: &mut Inner, id: String, record: Record) {
-        if inner.entries.insert(id.clone(), record).is_none() {
-            inner.order.push_back(id);
-            while inner.order.len() > self.capacity {
-                if let Some(oldest) = inner.order.pop_front() {
-                    inner.entries.remove(&oldest);
-                }
+        let size = size_of(&id, &record);
+        inner.remove(&id);
+        if size > self.max_bytes / 10 {
+            return;
+        }
+        inner.entries.insert(id.clone(), (record, size));
+        inner.bytes += size;
+        inner.order.push_back(id);
+        while inner.order.len() > self.capacity || inner.bytes > self.max_bytes {
+            match inner.order.pop_front() {
+                Some(oldest) => inner.remove(&oldest),
+                None => break,
             }
         }
     }
@@ -147,7 +184,7 @@ mod tests {
 
     #[test]
     fn a_read_that_overlaps_a_commit_is_not_kept() {
-        let cache = ReadCache::new(10);
+        let cache = ReadCache::new(10, 1 << 20);
         assert!(cache.begin_read("a").is_none());
         // A commit changes "a" while the read is under way; the read saw the old state.
         cache.apply(vec![("a".into(), None)]);
@@ -159,7 +196,7 @@ mod tests {
 
     #[test]
     fn commits_replace_and_remove_entries() {
-        let cache = ReadCache::new(10);
+        let cache = ReadCache::new(10, 1 << 20);
         cache.apply(vec![("a".into(), Some(image("a", "one")))]);
         assert_eq!(name_of(cache.begin_read("a")), Some("one".into()));
         cache.apply(vec![("a".into(), Some(image("a", "two")))]);
@@ -170,7 +207,7 @@ mod tests {
 
     #[test]
     fn the_cache_holds_at_most_its_capacity() {
-        let cache = ReadCache::new(3);
+        let cache = ReadCache::new(3, 1 << 20);
         for n in 0..10 {
             cache.apply(vec![(format!("r{n}"), Some(image(&format!("r{n}"), "x")))]);
         }
@@ -178,5 +215,33 @@ mod tests {
         assert_eq!(inner.entries.len(), 3);
         assert!(inner.order.len() <= 3);
         assert!(inner.entries.contains_key("r9") && !inner.entries.contains_key("r0"));
+    }
+
+    #[test]
+    fn the_cache_holds_at_most_its_bytes() {
+        let cache = ReadCache::new(1000, 64 * 1024);
+        for n in 0..100 {
+            let id = format!("r{n}");
+            cache.apply(vec![(id.clone(), Some(image(&id, &"x".repeat(4000))))]);
+        }
+        {
+            let inner = cache.lock();
+            assert!(inner.bytes <= 64 * 1024, "{} bytes", inner.bytes);
+            assert!(inner.entries.len() < 20);
+            let counted: usize = inner.entries.values().map(|(_, size)| size).sum();
+            assert_eq!(counted, inner.bytes);
+        }
+        // A record over a tenth of the budget is not kept at all.
+        cache.apply(vec![(
+            "huge".into(),
+            Some(image("huge", &"x".repeat(10_000))),
+        )]);
+        assert!(cache.begin_read("huge").is_none());
+        // Replacing and removing keep the count exact.
+        cache.apply(vec![("r99".into(), Some(image("r99", "short")))]);
+        cache.apply(vec![("r98".into(), None)]);
+        let inner = cache.lock();
+        let counted: usize = inner.entries.values().map(|(_, size)| size).sum();
+        assert_eq!(counted, inner.bytes);
     }
 }
