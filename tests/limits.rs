@@ -54,14 +54,12 @@ fn every_string_and_list_a_request_carries_is_bounded() {
         for field in message.fields() {
             let rules = validator.constraints(message.full_name(), field.name());
             let name = field.full_name().to_string();
-            if field.is_list() || field.is_map() {
-                if rules
-                    .as_ref()
-                    .and_then(|rules| rules.size)
-                    .is_none_or(|(_, max)| max.is_none())
-                {
-                    unbounded.push(format!("{name}: no size limit"));
-                }
+            let size_bounded = rules
+                .as_ref()
+                .and_then(|rules| rules.size)
+                .is_some_and(|(_, max)| max.is_some());
+            if (field.is_list() || field.is_map()) && !size_bounded {
+                unbounded.push(format!("{name}: no size limit"));
             }
             let is_text = matches!(field.kind(), Kind::String)
                 || (field.is_map()
