@@ -29,7 +29,12 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
         },
     )
     .unwrap();
-    let catalog = Arc::new(Catalog::new(store, executor, Validator::for_api()));
+    let catalog = Arc::new(Catalog::new(
+        store,
+        executor,
+        Validator::for_api(),
+        Default::default(),
+    ));
     let op = catalog
         .create_disk(CreateDiskRequest {
             folder_id: "b".into(),

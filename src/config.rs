@@ -98,6 +98,24 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
+    /// The zones disks may be created in, comma-separated.
+    #[arg(
+        long,
+        env = "IMAGEPLANE_ZONES",
+        value_delimiter = ',',
+        default_value = "ru-central1-a,ru-central1-b,ru-central1-d"
+    )]
+    pub zones: Vec<String>,
+
+    /// The disk types disks may have, comma-separated.
+    #[arg(
+        long,
+        env = "IMAGEPLANE_DISK_TYPES",
+        value_delimiter = ',',
+        default_value = "network-hdd,network-ssd,network-ssd-nonreplicated,network-ssd-io-m3"
+    )]
+    pub disk_types: Vec<String>,
+
     /// How long the background work of a copy (an image from an image, disk or snapshot;
     /// a snapshot; a disk) takes, e.g. `0s`, `500ms`, `2m`.
     #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = parse_operation_delay)]

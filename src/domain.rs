@@ -22,19 +22,56 @@ use std::sync::Arc;
 /// The subject recorded as `created_by` while imageplane has no authentication.
 pub const ANONYMOUS_SUBJECT: &str = "anonymous";
 
+/// The largest image: the API's own upper bound for `min_disk_size`, 4 TiB.
+pub const MAX_IMAGE_SIZE: i64 = 4 << 40;
+
+/// What the cloud offers, which requests must name: zones and disk types
+/// (`--zones`, `--disk-types`).
+#[derive(Debug, Clone)]
+pub struct Offerings {
+    pub zones: Vec<String>,
+    pub disk_types: Vec<String>,
+}
+
+impl Default for Offerings {
+    /// Yandex Cloud's zones in ru-central1 and its disk types.
+    fn default() -> Offerings {
+        Offerings {
+            zones: ["ru-central1-a", "ru-central1-b", "ru-central1-d"]
+                .map(String::from)
+                .to_vec(),
+            disk_types: [
+                "network-hdd",
+                "network-ssd",
+                "network-ssd-nonreplicated",
+                "network-ssd-io-m3",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
+}
+
 /// The resources and operations of one imageplane, and the rules that change them.
 pub struct Catalog {
     store: Arc<dyn Store>,
     executor: Arc<Executor>,
     validator: Validator,
+    offerings: Offerings,
 }
 
 impl Catalog {
-    pub fn new(store: Arc<dyn Store>, executor: Arc<Executor>, validator: Validator) -> Catalog {
+    pub fn new(
+        store: Arc<dyn Store>,
+        executor: Arc<Executor>,
+        validator: Validator,
+        offerings: Offerings,
+    ) -> Catalog {
         Catalog {
             store,
             executor,
             validator,
+            offerings,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use imageplane::config::{Cli, Command, ServeArgs};
+use imageplane::domain::Offerings;
 use imageplane::import::ImportSettings;
 use imageplane::listener::ConnectionLimits;
 use imageplane::server::{self, Settings};
@@ -65,6 +66,10 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
             min_rate: args.import_min_rate,
             ..ImportSettings::default()
         },
+        offerings: Offerings {
+            zones: listed(&args.zones),
+            disk_types: listed(&args.disk_types),
+        },
         connections: ConnectionLimits {
             max_connections: args.max_connections as usize,
             first_request_timeout: args.first_request_timeout,
@@ -82,6 +87,15 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
     println!("imageplane listening on {address}");
     std::io::stdout().flush()?;
     server::serve_store(listener, settings, store, shutdown).await
+}
+
+/// A comma-separated flag's values, trimmed, without empty ones.
+fn listed(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .map(|value| value.trim().to_string())
+        .filter(|value| !value.is_empty())
+        .collect()
 }
 
 /// Installs the SIGTERM and SIGINT handlers now; the future resolves on either signal.

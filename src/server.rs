@@ -11,7 +11,7 @@ use crate::api::{
     iam::IamApi, operation::OperationApi,
 };
 use crate::dispatch::{Dispatch, GrpcService};
-use crate::domain::Catalog;
+use crate::domain::{Catalog, Offerings};
 use crate::executor::{Executor, ExecutorSettings};
 use crate::gateway::Gateway;
 use crate::import::ImportSettings;
@@ -51,6 +51,8 @@ pub struct Settings {
     pub import: ImportSettings,
     /// What connections and unfinished requests may hold.
     pub connections: ConnectionLimits,
+    /// The zones and disk types disks may name.
+    pub offerings: Offerings,
 }
 
 /// The default `--lease-duration`.
@@ -70,6 +72,7 @@ impl Default for Settings {
             operation_retention: DEFAULT_RETENTION,
             import: ImportSettings::default(),
             connections: ConnectionLimits::default(),
+            offerings: Offerings::default(),
         }
     }
 }
@@ -118,6 +121,7 @@ pub async fn serve_store(
         store,
         Arc::clone(&executor),
         Validator::for_api(),
+        settings.offerings.clone(),
     ));
     let advertised_address = settings
         .advertise_address

@@ -556,3 +556,122 @@ mod echoes_and_sizes {
             .unwrap();
     }
 }
+
+mod values_the_cloud_refuses {
+    use super::*;
+    use imageplane::domain::Offerings;
+    use imageplane::pb::compute::{
+        create_image_request, CreateDiskRequest, CreateImageRequest, Disk,
+    };
+
+    fn disk(zone: &str, type_id: &str, block_size: i64, size: i64) -> CreateDiskRequest {
+        CreateDiskRequest {
+            folder_id: folder(),
+            zone_id: zone.into(),
+            type_id: type_id.into(),
+            block_size,
+            size,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn block_sizes_zones_and_disk_types_are_checked() {
+        let server = TestServer::start(Duration::ZERO).await;
+        let gib = 1 << 30;
+        for block_size in [-4096, 3, 12288, 262144, i64::MAX] {
+            let status = server
+                .disks()
+                .create(disk("ru-central1-a", "", block_size, gib))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::InvalidArgument);
+            assert!(
+                status.message().starts_with("block_size: "),
+                "{}",
+                status.message()
+            );
+        }
+        for block_size in [4096, 8192, 131072] {
+            server
+                .disks()
+                .create(disk("ru-central1-b", "network-ssd", block_size, gib))
+                .await
+                .unwrap();
+        }
+        let status = server
+            .disks()
+            .create(disk("mars-1a", "", 0, gib))
+            .await
+            .unwrap_err();
+        assert!(
+            status.message().starts_with("zone_id: unknown zone"),
+            "{}",
+            status.message()
+        );
+        let status = server
+            .disks()
+            .create(disk("ru-central1-a", "floppy", 0, gib))
+            .await
+            .unwrap_err();
+        assert!(
+            status.message().starts_with("type_id: unknown disk type"),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_lists_are_configurable() {
+        let server = TestServer::start_with(Settings {
+            offerings: Offerings {
+                zones: vec!["lab-1".into()],
+                disk_types: vec!["fast".into()],
+            },
+            ..Settings::default()
+        })
+        .await;
+        server
+            .disks()
+            .create(disk("lab-1", "fast", 0, 1 << 30))
+            .await
+            .unwrap();
+        let status = server
+            .disks()
+            .create(disk("ru-central1-a", "", 0, 1 << 30))
+            .await
+            .unwrap_err();
+        assert!(status.message().contains("lab-1"), "{}", status.message());
+    }
+
+    #[tokio::test]
+    async fn an_image_cannot_come_from_a_disk_over_4_tib() {
+        let server = TestServer::start(Duration::ZERO).await;
+        let folder_id = folder();
+        let big = server
+            .disks()
+            .create(CreateDiskRequest {
+                folder_id: folder_id.clone(),
+                ..disk("ru-central1-a", "", 0, 26 << 40)
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let big: Disk = server.wait_for(&big).await;
+        let status = server
+            .images()
+            .create(CreateImageRequest {
+                folder_id,
+                source: Some(create_image_request::Source::DiskId(big.id)),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert!(
+            status.message().starts_with("disk_id: "),
+            "{}",
+            status.message()
+        );
+    }
+}

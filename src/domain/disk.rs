@@ -15,10 +15,22 @@ use crate::resource::{pack, Resource, ResourceKind, Work};
 pub const DEFAULT_DISK_TYPE: &str = "network-hdd";
 /// The block size of a disk whose request names none.
 pub const DEFAULT_BLOCK_SIZE: i64 = 4096;
+/// Block sizes are powers of two from 4 KiB to 128 KiB.
+pub const BLOCK_SIZES: std::ops::RangeInclusive<i64> = 4096..=131072;
 
 impl Catalog {
     pub async fn create_disk(&self, request: CreateDiskRequest) -> Result<Operation, Error> {
         self.validate(&request)?;
+        check_block_size(request.block_size)?;
+        check_offered("zone_id", "zone", &request.zone_id, &self.offerings.zones)?;
+        if !request.type_id.is_empty() {
+            check_offered(
+                "type_id",
+                "disk type",
+                &request.type_id,
+                &self.offerings.disk_types,
+            )?;
+        }
         let mut os = None;
         let mut product_ids = Vec::new();
         let mut hardware_generation = None;
@@ -93,6 +105,36 @@ impl Catalog {
         )
         .await
     }
+}
+
+/// 0 (the default, 4096) or a power of two in [`BLOCK_SIZES`].
+fn check_block_size(block_size: i64) -> Result<(), Error> {
+    if block_size == 0 || (BLOCK_SIZES.contains(&block_size) && block_size.count_ones() == 1) {
+        return Ok(());
+    }
+    Err(Error::invalid_field(
+        "block_size",
+        format!(
+            "must be a power of two from {} to {} bytes, got {block_size}",
+            BLOCK_SIZES.start(),
+            BLOCK_SIZES.end()
+        ),
+    ))
+}
+
+/// `value` must be one of what is `offered`.
+fn check_offered(field: &str, what: &str, value: &str, offered: &[String]) -> Result<(), Error> {
+    if offered.iter().any(|known| known == value) {
+        return Ok(());
+    }
+    Err(Error::invalid_field(
+        field,
+        format!(
+            "unknown {what} {}; this server offers {}",
+            crate::error::excerpt(value),
+            offered.join(", ")
+        ),
+    ))
 }
 
 /// A disk must hold its source: `size` at least the source's minimum.

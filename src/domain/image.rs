@@ -114,6 +114,7 @@ impl Catalog {
         let Resource::Disk { disk, os } = self.ready_source(ResourceKind::Disk, id).await? else {
             return Err(Error::Internal(format!("disk {id} has the wrong kind")));
         };
+        check_image_size("disk_id", &format!("disk {id}"), disk.size)?;
         Ok(Inherited {
             os,
             product_ids: disk.product_ids,
@@ -131,6 +132,7 @@ impl Catalog {
         else {
             return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
         };
+        check_image_size("snapshot_id", &format!("snapshot {id}"), snapshot.disk_size)?;
         Ok(Inherited {
             os,
             product_ids: snapshot.product_ids,
@@ -141,6 +143,21 @@ impl Catalog {
             described_as: format!("snapshot {id}"),
         })
     }
+}
+
+/// An image holds at most [`MAX_IMAGE_SIZE`] (the API's bound for `min_disk_size`), so a
+/// larger disk or snapshot cannot become one.
+fn check_image_size(field: &str, source: &str, size: i64) -> Result<(), Error> {
+    if size <= super::MAX_IMAGE_SIZE {
+        return Ok(());
+    }
+    Err(Error::invalid_field(
+        field,
+        format!(
+            "{source} is {size} bytes; an image holds at most {} bytes (4 TiB)",
+            super::MAX_IMAGE_SIZE
+        ),
+    ))
 }
 
 /// The requested os if it names a type, else the inherited one, else LINUX.

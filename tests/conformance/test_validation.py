@@ -156,7 +156,9 @@ SNAPSHOT_CASES = FOLDER_CASES + COMMON_CASES + [
 
 DISK_CASES = FOLDER_CASES + COMMON_CASES + [
     Case("zone_id-missing", {"zone_id": ""}, "zone_id"),
-    Case("zone_id-50", {"zone_id": "z" * 50}),
+    # zones and disk types are those the server offers (--zones, --disk-types)
+    Case("zone_id-offered", {"zone_id": "ru-central1-d"}),
+    Case("zone_id-unknown", {"zone_id": "z" * 50}, "zone_id", ("unknown zone",)),
     Case("zone_id-51", {"zone_id": "z" * 51}, "zone_id"),
     Case("size-missing", {"size": 0}, "size"),
     Case("size-min", {"size": DISK_SIZE_MIN}),
@@ -164,8 +166,17 @@ DISK_CASES = FOLDER_CASES + COMMON_CASES + [
     Case("size-negative", {"size": -DISK_SIZE_MIN}, "size"),
     Case("size-max", {"size": DISK_SIZE_MAX}),
     Case("size-above-max", {"size": DISK_SIZE_MAX + 1}, "size"),
-    Case("type_id-50", {"type_id": "t" * 50}),
+    Case("type_id-offered", {"type_id": "network-ssd-nonreplicated"}),
+    Case("type_id-unknown", {"type_id": "t" * 50}, "type_id", ("unknown disk type",)),
     Case("type_id-51", {"type_id": "t" * 51}, "type_id"),
+    # block sizes are powers of two from 4 KiB to 128 KiB
+    Case("block_size-4k", {"block_size": 4096}),
+    Case("block_size-128k", {"block_size": 131072}),
+    Case("block_size-256k", {"block_size": 262144}, "block_size", ("power of two",)),
+    Case("block_size-not-a-power", {"block_size": 12288}, "block_size"),
+    Case("block_size-3", {"block_size": 3}, "block_size"),
+    Case("block_size-negative", {"block_size": -4096}, "block_size"),
+    Case("block_size-huge", {"block_size": 2**63 - 1}, "block_size"),
     Case("image_id-51", {"image_id": "i" * 51}, "image_id"),
     Case("snapshot_id-51", {"snapshot_id": "s" * 51}, "snapshot_id"),
 ]
