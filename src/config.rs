@@ -17,8 +17,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve every API (gRPC, reflection, health) on one listener.
+    /// Serve every API (gRPC, REST, reflection, health) on one listener.
     Serve(ServeArgs),
+    /// Read the whole database and name what is damaged (exit 0: nothing; 1: damage;
+    /// 2: it could not be read). Changes nothing; a server may be running on it.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// Directory of the embedded database, as for `serve`.
+    #[arg(long, env = "IMAGEPLANE_DATA_DIR", default_value = "./imageplane-data")]
+    pub data_dir: PathBuf,
+
+    /// The database to check, as for `serve` (default: SQLite in --data-dir).
+    #[arg(long, env = "IMAGEPLANE_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

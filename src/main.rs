@@ -2,7 +2,7 @@
 //! `imageplane listening on ADDR` on stdout once ready, and serves until SIGTERM or SIGINT.
 
 use clap::Parser;
-use imageplane::config::{Cli, Command, ServeArgs};
+use imageplane::config::{CheckArgs, Cli, Command, ServeArgs};
 use imageplane::domain::Offerings;
 use imageplane::import::ImportSettings;
 use imageplane::listener::ConnectionLimits;
@@ -27,6 +27,43 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Check(args) => check(args).await,
+    }
+}
+
+/// `imageplane check`: prints what the database holds and every damaged part.
+async fn check(args: CheckArgs) -> ExitCode {
+    let database = match &args.database_url {
+        Some(url) => match DatabaseUrl::parse(url) {
+            Ok(database) => database,
+            Err(error) => {
+                eprintln!("imageplane: --database-url: {error}");
+                return ExitCode::from(2);
+            }
+        },
+        None => DatabaseUrl::default_in(&args.data_dir),
+    };
+    let report = match imageplane::store::check(&database).await {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("imageplane: cannot check {}: {error}", database.display());
+            return ExitCode::from(2);
+        }
+    };
+    for problem in report.problems.iter().take(1000) {
+        println!("damaged: {problem}");
+    }
+    println!(
+        "{}: {} resources and {} operations read, {} damaged part(s)",
+        database.display(),
+        report.resources,
+        report.operations,
+        report.problems.len()
+    );
+    if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

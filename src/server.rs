@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::Layer;
-use tracing::info;
+use tracing::{info, warn};
 
 /// The largest request message accepted, in bytes (larger ones fail with OUT_OF_RANGE).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -108,6 +108,7 @@ pub async fn serve_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let local_address = listener.local_addr()?;
+    let store_to_close = Arc::clone(&store);
     let executor = Executor::new(
         Arc::clone(&store),
         ExecutorSettings {
@@ -220,6 +221,9 @@ pub async fn serve_store(
     .await;
     // On every way out, the running operations are handed back.
     executor.shutdown().await;
+    if let Err(error) = store_to_close.close().await {
+        warn!(%error, "the store did not close cleanly");
+    }
     info!("stopped");
     Ok(())
 }

@@ -211,6 +211,12 @@ pub trait Store: Send + Sync + 'static {
         finished_before_ms: i64,
         limit: usize,
     ) -> Result<usize, StoreError>;
+
+    /// Called once on a clean stop, after the last write: leaves the database complete
+    /// in its main file where the backend has more than one (SQLite's WAL).
+    async fn close(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Where the state lives, as `--database-url` names it.
@@ -268,6 +274,41 @@ impl DatabaseUrl {
                 _ => url.clone(),
             },
         }
+    }
+}
+
+/// What reading a whole database found: `imageplane check`.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub resources: usize,
+    pub operations: usize,
+    /// Each damaged part, named: a page or index the database reports, or a row by id.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    /// Decodes one row, counting it or naming it as damaged.
+    fn row<T>(&mut self, table: &str, id: &str, decoded: Result<T, StoreError>) {
+        match decoded {
+            Ok(_) if table == "resources" => self.resources += 1,
+            Ok(_) => self.operations += 1,
+            Err(error) => self.problems.push(format!(
+                "{table} row {}: {error}",
+                crate::error::excerpt(id)
+            )),
+        }
+    }
+}
+
+/// Reads every row of the database the URL names, without changing it (a server may be
+/// running on it), and names what is damaged: the database's own integrity check (SQLite),
+/// the schema, and every row that cannot be decoded. A damaged index can make a row
+/// invisible to lookups (answered NOT_FOUND); only this check finds that.
+pub async fn check(url: &DatabaseUrl) -> Result<CheckReport, StoreError> {
+    match url {
+        DatabaseUrl::Memory => Ok(CheckReport::default()),
+        DatabaseUrl::Sqlite(path) => sqlite::check(path).await,
+        DatabaseUrl::Postgres(url) => postgres::check(url).await,
     }
 }
 

@@ -675,3 +675,211 @@ mod values_the_cloud_refuses {
         );
     }
 }
+
+mod store {
+    use super::*;
+    use imageplane::pb::compute::disk_service_client::DiskServiceClient;
+    use imageplane::pb::compute::CreateDiskRequest;
+    use imageplane::pb::operation::operation_service_client::OperationServiceClient;
+    use imageplane::pb::operation::GetOperationRequest;
+    use std::process::Command;
+
+    /// Makes `count` disks on a server and waits for them; their operation ids.
+    async fn disks(url: String, count: usize) -> Vec<String> {
+        let channel = tonic::transport::Channel::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut disks = DiskServiceClient::new(channel.clone());
+        let mut operations = OperationServiceClient::new(channel);
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let operation = disks
+                .create(CreateDiskRequest {
+                    folder_id: folder(),
+                    zone_id: "ru-central1-a".into(),
+                    size: 1 << 30,
+                    description: "x".repeat(200),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            ids.push(operation.id);
+        }
+        for id in &ids {
+            while !operations
+                .get(GetOperationRequest {
+                    operation_id: id.clone(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .done
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        ids
+    }
+
+    /// A data directory holding a database with `count` finished disk creates.
+    async fn filled(label: &str, count: usize) -> (std::path::PathBuf, Vec<String>) {
+        let data_dir = temp_dir(label);
+        let dir = data_dir.to_str().unwrap().to_string();
+        let mut server = ServerProcess::start(
+            &["--data-dir", &dir, "--log-level", "warn"],
+            std::env::temp_dir().join(format!("{label}.log")),
+        );
+        let ids = disks(server.url(), count).await;
+        server.terminate();
+        (data_dir, ids)
+    }
+
+    #[tokio::test]
+    async fn a_clean_stop_leaves_the_whole_database_in_its_file() {
+        let (data_dir, ids) = filled("clean-stop", 300).await;
+        let wal = data_dir.join("imageplane.sqlite3-wal");
+        let wal_bytes = std::fs::metadata(&wal).map(|meta| meta.len()).unwrap_or(0);
+        assert_eq!(
+            wal_bytes, 0,
+            "the WAL holds {wal_bytes} bytes after a clean stop"
+        );
+        // The database file alone, copied elsewhere, has every operation.
+        let copy = temp_dir("clean-stop-copy");
+        std::fs::copy(
+            data_dir.join("imageplane.sqlite3"),
+            copy.join("imageplane.sqlite3"),
+        )
+        .unwrap();
+        let server = ServerProcess::start(
+            &["--data-dir", copy.to_str().unwrap(), "--log-level", "warn"],
+            copy.join("server.log"),
+        );
+        let mut operations = OperationServiceClient::connect(server.url()).await.unwrap();
+        for id in ids {
+            let operation = operations
+                .get(GetOperationRequest { operation_id: id })
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(operation.done);
+        }
+        let _ = std::fs::remove_dir_all(&data_dir);
+        let _ = std::fs::remove_dir_all(&copy);
+    }
+
+    /// Runs `imageplane ARGS` to its end; (success, stdout + stderr).
+    fn run(program: &mut Command) -> (bool, String) {
+        let output = program.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    fn imageplane(args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_imageplane"));
+        command.args(args);
+        command
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_stops_the_start_naming_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let (data_dir, _) = filled("read-only", 3).await;
+        let file = data_dir.join("imageplane.sqlite3");
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for entry in std::fs::read_dir(&data_dir).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o444)).unwrap();
+        let dir = data_dir.to_str().unwrap();
+        let args = ["serve", "--listen", "127.0.0.1:0", "--data-dir", dir];
+        // root writes any file: the server then runs as nobody, as a service would.
+        let mut command = if running_as_root() {
+            let mut command = Command::new("setpriv");
+            command
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(env!("CARGO_BIN_EXE_imageplane"))
+                .args(args);
+            command
+        } else {
+            imageplane(&args)
+        };
+        let (succeeded, output) = run(&mut command);
+        assert!(!succeeded, "it started on a read-only file: {output}");
+        assert!(
+            output.contains(file.to_str().unwrap()) && output.contains("read-only"),
+            "{output}"
+        );
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+
+    /// Whether this test runs as root (whose writes no file mode stops).
+    fn running_as_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|line| line.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next().map(|uid| uid == "0"))
+            .unwrap_or(false)
+    }
+
+    #[tokio::test]
+    async fn a_damaged_schema_stops_the_start_naming_the_table() {
+        let (data_dir, _) = filled("schema", 3).await;
+        let file = data_dir.join("imageplane.sqlite3");
+        rusqlite::Connection::open(&file)
+            .unwrap()
+            .execute_batch("DROP TABLE resources")
+            .unwrap();
+        let dir = data_dir.to_str().unwrap();
+        let (succeeded, output) = run(&mut imageplane(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir,
+        ]));
+        assert!(
+            !succeeded,
+            "it started without its resources table: {output}"
+        );
+        assert!(
+            output.contains("schema is damaged") && output.contains("resources"),
+            "{output}"
+        );
+        let (clean, output) = run(&mut imageplane(&["check", "--data-dir", dir]));
+        assert!(!clean && output.contains("resources"), "{output}");
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+
+    #[tokio::test]
+    async fn check_reads_everything_and_names_what_is_damaged() {
+        let (data_dir, _) = filled("check", 300).await;
+        let dir = data_dir.to_str().unwrap();
+        let (clean, output) = run(&mut imageplane(&["check", "--data-dir", dir]));
+        assert!(clean, "{output}");
+        assert!(
+            output.contains("300 resources and 300 operations read, 0 damaged"),
+            "{output}"
+        );
+        // 200 bytes flipped across the file, past its first page.
+        let file = data_dir.join("imageplane.sqlite3");
+        let mut bytes = std::fs::read(&file).unwrap();
+        let step = (bytes.len() - 4096) / 200;
+        for index in 0..200 {
+            bytes[4096 + index * step + step / 2] ^= 0x5a;
+        }
+        std::fs::write(&file, bytes).unwrap();
+        let (clean, output) = run(&mut imageplane(&["check", "--data-dir", dir]));
+        assert!(!clean, "{output}");
+        assert!(output.contains("damaged: "), "{output}");
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+}

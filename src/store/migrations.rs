@@ -36,6 +36,29 @@ pub const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migratio
     applied_at_ms BIGINT NOT NULL
 )";
 
+/// The columns every query of the stores relies on, per table: probed at start after the
+/// migrations, so that a damaged schema (a dropped table or column) stops the start with
+/// its name instead of failing every call later. Keep in step with the migrations.
+pub const SCHEMA_PROBES: &[(&str, &str)] = &[
+    (
+        "resources",
+        "SELECT id, kind, folder_id, name, os, body FROM resources LIMIT 0",
+    ),
+    (
+        "operations",
+        "SELECT id, done, modified_at_ms, target_kind, target_id, import_uri, owner, \
+         lease_until_ms, body FROM operations LIMIT 0",
+    ),
+];
+
+/// The message of a failed schema probe.
+pub fn damaged_schema(table: &str, error: &dyn std::fmt::Display) -> String {
+    format!(
+        "the database schema is damaged: table {table} is missing or lacks columns ({error}); \
+         restore a backup"
+    )
+}
+
 /// The migrations still to apply to a database at `current` version, or an error if
 /// the database is newer than this binary knows.
 pub fn pending(all: &'static [Migration], current: i64) -> Result<&'static [Migration], String> {

@@ -105,6 +105,12 @@ impl PostgresStore {
                 "applied schema migration"
             );
         }
+        for (table, probe) in migrations::SCHEMA_PROBES {
+            transaction
+                .query(*probe, &[])
+                .await
+                .map_err(|error| StoreError::Backend(migrations::damaged_schema(table, &error)))?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -112,6 +118,41 @@ impl PostgresStore {
     fn lease_ms(&self) -> i64 {
         self.replica.lease_ms()
     }
+}
+
+/// Reads every row without changing anything (see [`super::check`]).
+pub async fn check(url: &str) -> Result<super::CheckReport, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|error| StoreError::Backend(format!("postgres: {error}")))?;
+    tokio::spawn(connection);
+    let mut report = super::CheckReport::default();
+    for (table, probe) in migrations::SCHEMA_PROBES {
+        if let Err(error) = client.query(*probe, &[]).await {
+            report
+                .problems
+                .push(migrations::damaged_schema(table, &error));
+            return Ok(report);
+        }
+    }
+    for row in client
+        .query("SELECT id, kind, os, body FROM resources", &[])
+        .await?
+    {
+        let id: String = row.get("id");
+        report.row("resources", &id, resource_from_row(&row));
+    }
+    for row in client
+        .query(
+            "SELECT id, target_kind, target_id, import_uri, body FROM operations",
+            &[],
+        )
+        .await?
+    {
+        let id: String = row.get("id");
+        report.row("operations", &id, record_from_row(&row));
+    }
+    Ok(report)
 }
 
 fn resource_from_row(row: &tokio_postgres::Row) -> Result<Resource, StoreError> {
@@ -405,6 +446,12 @@ impl Store for PostgresStore {
                 &[&operation_id, &prost::Message::encode_to_vec(&operation)],
             )
             .await?;
+        for (table, probe) in migrations::SCHEMA_PROBES {
+            transaction
+                .query(*probe, &[])
+                .await
+                .map_err(|error| StoreError::Backend(migrations::damaged_schema(table, &error)))?;
+        }
         transaction.commit().await?;
         Ok(())
     }

@@ -117,8 +117,17 @@ impl SqliteStore {
         })?;
         let lock = lock_directory(&directory, &path)?;
         let mut writer = Connection::open(&path)?;
+        // SQLite opens a file it may not write read-only, without an error: every write
+        // would fail later. Refuse to start instead.
+        if writer.is_readonly(rusqlite::MAIN_DB)? {
+            return Err(StoreError::Backend(format!(
+                "{} is read-only: imageplane must be able to write it",
+                path.display()
+            )));
+        }
         configure(&writer)?;
         migrate(&mut writer)?;
+        verify_schema(&writer)?;
         // The checkpointer thread copies the WAL back in the background. It cannot reset
         // the WAL while the writer keeps writing, though: the writer's own checkpoint,
         // once the WAL passes this many pages, finishes the little the checkpointer left,
@@ -276,6 +285,96 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
             migration.description,
             "applied schema migration"
         );
+    }
+    Ok(())
+}
+
+/// Reads the whole file read-only (see [`super::check`]).
+pub async fn check(path: &Path) -> Result<super::CheckReport, StoreError> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        if !path.exists() {
+            return Err(StoreError::Backend(format!(
+                "{} does not exist",
+                path.display()
+            )));
+        }
+        let connection = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        connection.pragma_update(None, "busy_timeout", 5000)?;
+        let mut report = super::CheckReport::default();
+        let mut integrity = connection.prepare("PRAGMA integrity_check")?;
+        for line in integrity.query_map([], |row| row.get::<_, String>(0))? {
+            match line {
+                Ok(line) if line == "ok" => {}
+                Ok(line) => report.problems.push(format!("integrity_check: {line}")),
+                Err(error) => report.problems.push(format!("integrity_check: {error}")),
+            }
+        }
+        for (table, probe) in migrations::SCHEMA_PROBES {
+            if let Err(error) = connection.prepare(probe) {
+                report
+                    .problems
+                    .push(migrations::damaged_schema(table, &error));
+                return Ok(report);
+            }
+        }
+        let mut resources = connection.prepare("SELECT id, kind, os, body FROM resources")?;
+        let mut rows = resources.query([])?;
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => {
+                    let id: String = row.get(0).unwrap_or_default();
+                    let decoded = (|| {
+                        let kind: i32 = row.get(1)?;
+                        let os: Option<Vec<u8>> = row.get(2)?;
+                        let body: Vec<u8> = row.get(3)?;
+                        codec::resource_from_columns(kind, os.as_deref(), &body)
+                    })();
+                    report.row("resources", &id, decoded);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    report
+                        .problems
+                        .push(format!("resources: reading stopped: {error}"));
+                    break;
+                }
+            }
+        }
+        let mut operations = connection
+            .prepare("SELECT id, target_kind, target_id, import_uri, body FROM operations")?;
+        let mut rows = operations.query([])?;
+        loop {
+            match rows.next() {
+                Ok(Some(row)) => {
+                    let id: String = row.get(0).unwrap_or_default();
+                    let decoded = (|| {
+                        let body: Vec<u8> = row.get(4)?;
+                        codec::record_from_columns(row.get(1)?, row.get(2)?, row.get(3)?, &body)
+                    })();
+                    report.row("operations", &id, decoded);
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    report
+                        .problems
+                        .push(format!("operations: reading stopped: {error}"));
+                    break;
+                }
+            }
+        }
+        Ok(report)
+    })
+    .await
+    .map_err(|error| StoreError::Backend(format!("checking sqlite: {error}")))?
+}
+
+/// Probes every table and column the queries use (see `migrations::SCHEMA_PROBES`).
+fn verify_schema(connection: &Connection) -> Result<(), StoreError> {
+    for (table, probe) in migrations::SCHEMA_PROBES {
+        connection
+            .prepare(probe)
+            .map_err(|error| StoreError::Backend(migrations::damaged_schema(table, &error)))?;
     }
     Ok(())
 }
@@ -697,6 +796,34 @@ impl Store for SqliteStore {
             Ok(Ok(()))
         })
         .await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            // Copies the whole WAL into the database file and truncates the WAL to zero
+            // bytes, waiting (busy_timeout) for a write still finishing. A copy of the
+            // database file alone is then complete.
+            let connection = Connection::open(&path)?;
+            configure(&connection)?;
+            let (busy, log_pages, checkpointed): (i64, i64, i64) =
+                connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            if busy != 0 {
+                return Err(StoreError::Backend(format!(
+                    "the WAL of {} could not be checkpointed: the database was busy",
+                    path.display()
+                )));
+            }
+            tracing::info!(
+                pages = checkpointed.max(log_pages),
+                "sqlite: WAL checkpointed and truncated"
+            );
+            Ok(())
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("closing sqlite: {error}")))?
     }
 
     async fn purge_finished(
