@@ -18,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve every API (gRPC, REST, reflection, health) on one listener.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Read the whole database and name what is damaged (exit 0: nothing; 1: damage;
     /// 2: it could not be read). Changes nothing; a server may be running on it.
     Check(CheckArgs),
