@@ -8,7 +8,7 @@
 use imageplane::domain::Catalog;
 use imageplane::executor::{Executor, ExecutorSettings};
 use imageplane::pb::compute::{create_image_request, CreateDiskRequest, CreateImageRequest};
-use imageplane::store::{memory::MemoryStore, Store};
+use imageplane::store::{self, DatabaseUrl, Replica, Store};
 use imageplane::validation::Validator;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> =
+        store::open(&DatabaseUrl::Memory, Replica::new(Duration::from_secs(10)))
+            .await
+            .unwrap();
     let executor = Executor::new(
         Arc::clone(&store),
         ExecutorSettings {

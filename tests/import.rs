@@ -494,12 +494,15 @@ async fn a_resume_at_the_wrong_offset_starts_over_and_a_silent_source_times_out(
 async fn starting_a_running_import_again_does_not_fetch_it_twice() {
     use imageplane::executor::{Executor, ExecutorSettings};
     use imageplane::resource::{OperationRecord, Resource, Work};
-    use imageplane::store::{memory::MemoryStore, Store};
+    use imageplane::store::{self, DatabaseUrl, Replica, Store};
     use std::sync::Arc;
 
     let fixture = HttpFixture::start().await;
     fixture.add("big.raw", vec![0u8; 64 << 20]);
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn Store> =
+        store::open(&DatabaseUrl::Memory, Replica::new(Duration::from_secs(10)))
+            .await
+            .unwrap();
     let executor = Executor::new(
         Arc::clone(&store),
         ExecutorSettings {

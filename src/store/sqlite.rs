@@ -83,9 +83,21 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// Whether commits reach the disk before they are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous = FULL`: every acknowledged write survives a crash.
+    Full,
+    /// `synchronous = OFF`, in a temporary directory removed with the store: `memory:`.
+    Ephemeral,
+}
+
 /// A [`Store`] in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
+    durability: Durability,
+    /// `memory:`'s directory, removed when the store is dropped.
+    _ephemeral_directory: Option<tempfile::TempDir>,
     replica: Replica,
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
@@ -102,12 +114,36 @@ impl SqliteStore {
     /// the migrations.
     pub async fn open(path: &Path, replica: Replica) -> Result<SqliteStore, StoreError> {
         let path = path.to_path_buf();
-        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path, replica))
-            .await
-            .map_err(|error| StoreError::Backend(format!("opening sqlite: {error}")))?
+        tokio::task::spawn_blocking(move || {
+            SqliteStore::open_blocking(path, replica, Durability::Full, None)
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("opening sqlite: {error}")))?
     }
 
-    fn open_blocking(path: PathBuf, replica: Replica) -> Result<SqliteStore, StoreError> {
+    /// `memory:`: a database in a new temporary directory, without fsync, gone when the
+    /// store is dropped (or the process ends).
+    pub async fn open_ephemeral(replica: Replica) -> Result<SqliteStore, StoreError> {
+        tokio::task::spawn_blocking(move || {
+            let directory = tempfile::Builder::new()
+                .prefix("imageplane-memory-")
+                .tempdir()
+                .map_err(|error| {
+                    StoreError::Backend(format!("cannot make a temporary directory: {error}"))
+                })?;
+            let path = directory.path().join("imageplane.sqlite3");
+            SqliteStore::open_blocking(path, replica, Durability::Ephemeral, Some(directory))
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("opening sqlite: {error}")))?
+    }
+
+    fn open_blocking(
+        path: PathBuf,
+        replica: Replica,
+        durability: Durability,
+        ephemeral_directory: Option<tempfile::TempDir>,
+    ) -> Result<SqliteStore, StoreError> {
         let directory = match path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
             _ => PathBuf::from("."),
@@ -125,7 +161,7 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        configure(&writer)?;
+        configure(&writer, durability)?;
         migrate(&mut writer)?;
         verify_schema(&writer)?;
         // The checkpointer thread copies the WAL back in the background. It cannot reset
@@ -136,7 +172,7 @@ impl SqliteStore {
         writer.pragma_update(None, "wal_autocheckpoint", WAL_RESET_PAGES)?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let checkpointer = Connection::open(&path)?;
-        configure(&checkpointer)?;
+        configure(&checkpointer, durability)?;
         let (stop_checkpoints, checkpoints_stopped) = std::sync::mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
@@ -151,6 +187,8 @@ impl SqliteStore {
             .map_err(|error| StoreError::Backend(format!("starting the writer: {error}")))?;
         Ok(SqliteStore {
             path,
+            durability,
+            _ephemeral_directory: ephemeral_directory,
             replica,
             jobs,
             readers: Mutex::new(Vec::new()),
@@ -232,10 +270,14 @@ fn lock_directory(directory: &Path, database: &Path) -> Result<File, StoreError>
     }
 }
 
-fn configure(connection: &Connection) -> Result<(), StoreError> {
+fn configure(connection: &Connection, durability: Durability) -> Result<(), StoreError> {
     // WAL: readers never block the writer. FULL: a commit is fsync'd before it returns.
     connection.pragma_update(None, "journal_mode", "WAL")?;
-    connection.pragma_update(None, "synchronous", "FULL")?;
+    let synchronous = match durability {
+        Durability::Full => "FULL",
+        Durability::Ephemeral => "OFF",
+    };
+    connection.pragma_update(None, "synchronous", synchronous)?;
     connection.pragma_update(None, "busy_timeout", 5000)?;
     Ok(())
 }
@@ -799,13 +841,16 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
+        if self.durability == Durability::Ephemeral {
+            return Ok(());
+        }
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
             // Copies the whole WAL into the database file and truncates the WAL to zero
             // bytes, waiting (busy_timeout) for a write still finishing. A copy of the
             // database file alone is then complete.
             let connection = Connection::open(&path)?;
-            configure(&connection)?;
+            configure(&connection, Durability::Full)?;
             let (busy, log_pages, checkpointed): (i64, i64, i64) =
                 connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
