@@ -66,7 +66,7 @@ fn sample(done: bool) -> (Resource, OperationRecord) {
     let record = OperationRecord {
         operation,
         target: resource.reference(),
-        work: Work::Copy,
+        work: Work::Copy { source: None },
     };
     (resource, record)
 }

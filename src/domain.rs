@@ -9,6 +9,7 @@ mod baremetal;
 mod disk;
 mod image;
 mod snapshot;
+pub mod transitions;
 
 use crate::error::{excerpt, Error};
 use crate::executor::Executor;

@@ -1,22 +1,23 @@
 //! Runs the background part of every operation, cancels it, and keeps this replica's
 //! share of the work in the store.
 //!
-//! Two kinds of work:
-//! - a copy (an image from an image, disk or snapshot; a snapshot; a disk) has nothing to
-//!   move in this server: its result was fixed at create time and it only takes
-//!   `--operation-delay` from the operation's creation. One scheduler task keeps all
-//!   pending copies in a timer queue and hands the due ones to the store in batches. No
-//!   task per operation: under load that is what keeps the cost of a create close to the
-//!   cost of the RPC itself (see the benchmark in the README).
+//! Two kinds of background work (changes are done when stored and never run here):
+//! - timed work: a copy (an image from an image, disk or snapshot; a snapshot; a disk) or
+//!   a delete has nothing to move in this server: its result is fixed when it is asked for
+//!   and it only takes `--operation-delay` from the operation's creation. One scheduler
+//!   task keeps all pending timed work in a timer queue and hands the due ones to the
+//!   store in batches. No task per operation: under load that is what keeps the cost of a
+//!   create close to the cost of the RPC itself (see the benchmark in the README).
 //! - an import from a URI runs in a task of its own with a cancellation token (the
 //!   transfer must stop at once when cancelled: the token drops the import's future, and
-//!   with it the connection). [`crate::import`] does the transfer.
+//!   with it the connection). [`crate::import`] does the transfer and measures the image.
 //!
-//! Finishing is one store call that sets the operation done together with its resource
-//! (READY, or removed on error). [`Executor::cancel`] finishes a running operation with
-//! CANCELLED and removes its resource the same way, then stops the local work. Whichever
-//! finishes first wins: the store's compare-and-set on `done` sees to that, so an
-//! operation ends exactly once.
+//! Ending is one store call, `Store::conclude`, that sets the operation done together
+//! with its resource as the domain's transitions decide ([`transitions::conclude`]: READY,
+//! removed, or back to READY after a failed delete). [`Executor::cancel`] ends a running
+//! operation with CANCELLED the same way, then stops the local work. Whichever ends it
+//! first wins: the store's compare-and-set on `done` sees to that, so an operation ends
+//! exactly once.
 //!
 //! The keeper task ties the local work to the store's leases. Every third of the lease
 //! it renews the leases of the operations running here (stopping any that were finished
@@ -31,12 +32,12 @@
 //! runs out. Only a record that cannot be used ([`StoreError::Corrupt`]) ends it with an
 //! error.
 
+use crate::domain::transitions;
 use crate::error::Error;
 use crate::import::{ImportSettings, Importer};
-use crate::operations;
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Resource, Work};
-use crate::store::{DueCopy, Finished, ResourceChange, Store, StoreError};
+use crate::resource::{OperationRecord, Work};
+use crate::store::{Ending, Finished, Outcome, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -60,16 +61,17 @@ const FINISHES_IN_FLIGHT: usize = 2;
 const SCHEDULER_REST: Duration = Duration::from_millis(1);
 
 enum Command {
-    /// Finish this copy when its time comes.
-    Copy(Box<OperationRecord>, tokio::time::Instant),
-    /// The operation was cancelled: drop its pending copy.
+    /// End this timed work when its time comes.
+    Due(Box<OperationRecord>, tokio::time::Instant),
+    /// The operation was cancelled: drop its pending work.
     Forget(String),
 }
 
 /// Work running in this replica.
 #[derive(Clone)]
 enum Running {
-    Copy,
+    /// A copy or a delete, pending in the scheduler.
+    Timed,
     /// An import task: its token, and a number that tells this task from a later one
     /// for the same operation.
     Import(CancellationToken, u64),
@@ -151,8 +153,12 @@ impl Executor {
     pub fn start(self: &Arc<Executor>, record: OperationRecord) {
         let id = record.operation.id.clone();
         let entry = match &record.work {
-            Work::Copy => Running::Copy,
+            Work::Copy { .. } | Work::Delete => Running::Timed,
             Work::ImportUri { .. } => Running::Import(CancellationToken::new(), rand::random()),
+            Work::Change(_) => {
+                warn!(operation_id = %id, "a change is done when stored; nothing to run");
+                return;
+            }
         };
         {
             // One lock for the check and the insert: two starts of one id cannot both pass.
@@ -164,25 +170,25 @@ impl Executor {
             running.insert(id.clone(), entry.clone());
         }
         match entry {
-            Running::Copy => {
-                let due = self.copy_due(&record);
+            Running::Timed => {
+                let due = self.due_at(&record);
                 if self
                     .copies
-                    .send(Command::Copy(Box::new(record), due))
+                    .send(Command::Due(Box::new(record), due))
                     .is_err()
                 {
                     // No longer renewed: it is claimed again when its lease runs out.
                     lock(&self.running).remove(&id);
-                    warn!(operation_id = %id, "the copy scheduler has stopped");
+                    warn!(operation_id = %id, "the scheduler has stopped");
                 }
             }
             Running::Import(token, task) => self.start_import(record, token, task),
         }
     }
 
-    /// When a copy is due: its creation plus the copy duration (a resumed copy may be
+    /// When timed work is due: its creation plus the copy duration (resumed work may be
     /// due at once).
-    fn copy_due(&self, record: &OperationRecord) -> tokio::time::Instant {
+    fn due_at(&self, record: &OperationRecord) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
         let created = record
             .operation
@@ -214,7 +220,10 @@ impl Executor {
                     outcome = executor.importer.import(&record, executor.store.as_ref()) => Some(outcome),
                 };
                 match outcome {
-                    Some(outcome) => complete(executor.store.as_ref(), &record, outcome).await,
+                    Some(Ok(measured)) => {
+                        end(executor.store.as_ref(), &record, Outcome::Imported(Box::new(measured))).await
+                    }
+                    Some(Err(error)) => fail(executor.store.as_ref(), &record, error).await,
                     None => info!("import stopped"),
                 }
                 // Only this task's entry: the operation may have been claimed again and
@@ -232,7 +241,7 @@ impl Executor {
     fn stop_local(&self, operation_id: &str) {
         let removed = lock(&self.running).remove(operation_id);
         match removed {
-            Some(Running::Copy) => {
+            Some(Running::Timed) => {
                 let _ = self.copies.send(Command::Forget(operation_id.to_string()));
             }
             Some(Running::Import(token, _)) => token.cancel(),
@@ -240,9 +249,10 @@ impl Executor {
         }
     }
 
-    /// Cancels an operation: a running one ends with CANCELLED and its resource is
-    /// removed; a finished one is returned as it is. The operation may run in another
-    /// replica: the store tells it at its next lease renewal.
+    /// Cancels an operation: a running one ends with CANCELLED and its work is undone (a
+    /// create's resource removed, a deleting resource READY again); a finished one is
+    /// returned as it is. The operation may run in another replica: the store tells it at
+    /// its next lease renewal.
     pub async fn cancel(&self, operation_id: &str) -> Result<Operation, Error> {
         let not_found = || {
             Error::NotFound(format!(
@@ -258,18 +268,22 @@ impl Executor {
         if record.operation.done {
             return Ok(record.operation);
         }
-        let cancelled = operations::failed(
-            &record.operation,
-            Error::Cancelled(format!("Operation {operation_id} was cancelled")).to_rpc_status(),
-        );
-        let operation = match self
+        let cancelled =
+            Error::Cancelled(format!("Operation {operation_id} was cancelled")).to_rpc_status();
+        let ending = Ending {
+            operation_id: operation_id.to_string(),
+            outcome: Outcome::Failed(cancelled),
+        };
+        let ended = self
             .store
-            .finish(cancelled.clone(), ResourceChange::Remove(record.target))
-            .await?
-        {
-            Finished::Applied => {
+            .conclude(vec![ending], transitions::conclude)
+            .await
+            .pop()
+            .unwrap_or(Ok(Finished::Unknown))?;
+        let operation = match ended {
+            Finished::Applied(operation) => {
                 info!(operation_id, "cancelled");
-                cancelled
+                *operation
             }
             Finished::AlreadyDone(operation) => *operation,
             Finished::Unknown => return Err(not_found()),
@@ -405,7 +419,7 @@ async fn purge_periodically(executor: Arc<Executor>) {
     }
 }
 
-/// The copy scheduler: keeps pending copies in a timer queue and hands the due ones to
+/// The scheduler: keeps pending timed work in a timer queue and hands the due ones to
 /// the store in batches. Ends when the executor is dropped.
 async fn schedule_copies(
     store: Arc<dyn Store>,
@@ -421,7 +435,7 @@ async fn schedule_copies(
     let spawn_finish = |due: Vec<OperationRecord>, permit: tokio::sync::OwnedSemaphorePermit| {
         let (store, running) = (Arc::clone(&store), Arc::clone(&running));
         tokio::spawn(async move {
-            finish_copies(store, running, due).await;
+            end_due(store, running, due).await;
             drop(permit);
         });
     };
@@ -435,8 +449,8 @@ async fn schedule_copies(
                 let mut due = Vec::new();
                 for command in batch.drain(..) {
                     match command {
-                        Command::Copy(record, at) if at <= now => due.push(*record),
-                        Command::Copy(record, at) => {
+                        Command::Due(record, at) if at <= now => due.push(*record),
+                        Command::Due(record, at) => {
                             let id = record.operation.id.clone();
                             keys.insert(id, pending.insert_at(*record, at));
                         }
@@ -477,23 +491,23 @@ async fn schedule_copies(
     }
 }
 
-/// Finishes due copies in one store call: each resource, as fixed at create time,
-/// becomes READY.
-async fn finish_copies(store: Arc<dyn Store>, running: RunningSet, records: Vec<OperationRecord>) {
-    let copies: Vec<DueCopy> = records
+/// Ends due timed work in one store call: each copy's resource, as fixed at create time,
+/// becomes READY; each deleted resource goes.
+async fn end_due(store: Arc<dyn Store>, running: RunningSet, records: Vec<OperationRecord>) {
+    let endings: Vec<Ending> = records
         .iter()
-        .map(|record| DueCopy {
+        .map(|record| Ending {
             operation_id: record.operation.id.clone(),
-            target: record.target.clone(),
+            outcome: Outcome::Done,
         })
         .collect();
-    let outcomes = store.finish_copies(&copies).await;
+    let outcomes = store.conclude(endings, transitions::conclude).await;
     for (record, outcome) in records.iter().zip(outcomes) {
         match outcome {
-            // Its records cannot be made READY: end it with the error instead, so that no
+            // Its records cannot end as asked: end it with the error instead, so that no
             // operation stays running.
             Err(error @ StoreError::Corrupt(_)) => {
-                complete(store.as_ref(), record, Err(Error::from(error))).await
+                fail(store.as_ref(), record, Error::from(error)).await
             }
             // The database failed (perhaps for a moment): nothing was written. Dropped from
             // `running` below, its lease is not renewed, and it is claimed and tried again
@@ -501,7 +515,7 @@ async fn finish_copies(store: Arc<dyn Store>, running: RunningSet, records: Vec<
             Err(error) => warn!(
                 operation_id = %record.operation.id,
                 %error,
-                "could not finish the copy; it is retried when its lease runs out"
+                "could not end the operation; it is retried when its lease runs out"
             ),
             finished => log_finished(&record.operation.id, finished),
         }
@@ -512,29 +526,52 @@ async fn finish_copies(store: Arc<dyn Store>, running: RunningSet, records: Vec<
     }
 }
 
-/// Ends the operation with the outcome of its work, together with its resource.
-async fn complete(store: &dyn Store, record: &OperationRecord, outcome: Result<Resource, Error>) {
-    let id = &record.operation.id;
-    let (finished, change) = match outcome {
-        Ok(resource) => (
-            operations::succeeded(&record.operation, resource.to_any()),
-            ResourceChange::Put(Box::new(resource)),
-        ),
-        Err(error) => {
-            warn!(operation_id = %id, code = error.code().number(), %error, "operation failed");
-            (
-                operations::failed(&record.operation, error.to_rpc_status()),
-                ResourceChange::Remove(record.target.clone()),
-            )
-        }
+/// Ends one operation with the outcome of its work.
+async fn end(store: &dyn Store, record: &OperationRecord, outcome: Outcome) {
+    let ending = Ending {
+        operation_id: record.operation.id.clone(),
+        outcome,
     };
-    log_finished(id, store.finish(finished, change).await);
+    let ended = store
+        .conclude(vec![ending], transitions::conclude)
+        .await
+        .pop()
+        .unwrap_or(Ok(Finished::Unknown));
+    match ended {
+        Err(error @ StoreError::Corrupt(_)) => {
+            let error = Error::from(error);
+            let ending = Ending {
+                operation_id: record.operation.id.clone(),
+                outcome: Outcome::Failed(error.to_rpc_status()),
+            };
+            let retried = store
+                .conclude(vec![ending], transitions::conclude)
+                .await
+                .pop();
+            log_finished(
+                &record.operation.id,
+                retried.unwrap_or(Ok(Finished::Unknown)),
+            );
+        }
+        ended => log_finished(&record.operation.id, ended),
+    }
+}
+
+/// Ends one operation with an error: its work is undone.
+async fn fail(store: &dyn Store, record: &OperationRecord, error: Error) {
+    warn!(
+        operation_id = %record.operation.id,
+        code = error.code().number(),
+        %error,
+        "operation failed"
+    );
+    end(store, record, Outcome::Failed(error.to_rpc_status())).await;
 }
 
 /// Logs how the store took the end of an operation.
 fn log_finished(id: &str, finished: Result<Finished, StoreError>) {
     match finished {
-        Ok(Finished::Applied) => debug!(operation_id = %id, "operation done"),
+        Ok(Finished::Applied(_)) => debug!(operation_id = %id, "operation done"),
         Ok(Finished::AlreadyDone(_)) => debug!(operation_id = %id, "already finished by a cancel"),
         Ok(Finished::Unknown) => warn!(operation_id = %id, "operation vanished from the store"),
         Err(error) => {

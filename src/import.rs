@@ -23,9 +23,9 @@ pub mod format;
 
 use crate::error::Error;
 use crate::redact;
-use crate::resource::{OperationRecord, Resource, Work};
+use crate::resource::{OperationRecord, Work};
 use crate::store::Store;
-use format::{Format, Recognized, Sniffer};
+use format::{Recognized, Sniffer};
 use md5::{Digest, Md5};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -120,10 +120,13 @@ pub struct Importer {
     permits: Arc<Semaphore>,
 }
 
-/// What a finished transfer measured.
-struct Fetched {
-    recognized: Recognized,
-    md5_hex: String,
+/// What a finished transfer measured: the domain makes the READY image from it
+/// (`domain::transitions::ready_resource`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub recognized: Recognized,
+    /// The MD5 of the file, lowercase hex (bare-metal imports only; empty otherwise).
+    pub md5_hex: String,
 }
 
 impl Importer {
@@ -171,12 +174,12 @@ impl Importer {
         })
     }
 
-    /// Imports the URI of a stored, running operation and returns its resource READY.
+    /// Fetches the URI of a stored, running operation and measures the image.
     pub async fn import(
         &self,
         record: &OperationRecord,
         store: &dyn Store,
-    ) -> Result<Resource, Error> {
+    ) -> Result<Measured, Error> {
         let Work::ImportUri { uri } = &record.work else {
             return Err(Error::Internal("a copy was sent to the importer".into()));
         };
@@ -201,14 +204,6 @@ impl Importer {
                     humantime::format_duration(self.settings.timeout)
                 ))
             })??;
-        // Read now, not before the wait for a slot: the READY image is this state plus
-        // what the fetch measured.
-        let resource = store
-            .resource(record.target.kind, &record.target.id)
-            .await?
-            .ok_or_else(|| {
-                Error::Internal(format!("the image of {} is gone", record.operation.id))
-            })?;
         info!(
             uri = %redact::url(uri),
             format = %fetched.recognized.format,
@@ -216,7 +211,7 @@ impl Importer {
             virtual_size = fetched.recognized.virtual_size,
             "import fetched"
         );
-        ready_resource(resource, &fetched)
+        Ok(fetched)
     }
 
     /// Streams the URI through the sniffer and the digest, resuming after transient
@@ -227,7 +222,7 @@ impl Importer {
         record: &OperationRecord,
         uri: &str,
         store: &dyn Store,
-    ) -> Result<Fetched, Error> {
+    ) -> Result<Measured, Error> {
         // Only bare-metal images carry a checksum; MD5 would cost compute imports more
         // than the transfer itself.
         let wants_checksum = record.target.kind == crate::resource::ResourceKind::BaremetalImage;
@@ -275,7 +270,7 @@ impl Importer {
                 "{shown}: the image is empty"
             )));
         }
-        Ok(Fetched {
+        Ok(Measured {
             recognized,
             md5_hex: transfer
                 .digest
@@ -618,157 +613,9 @@ async fn report_progress(
     }
 }
 
-/// The resource READY, with what the transfer measured; or why the image is refused.
-fn ready_resource(resource: Resource, fetched: &Fetched) -> Result<Resource, Error> {
-    let recognized = fetched.recognized;
-    let virtual_size = i64::try_from(recognized.virtual_size).unwrap_or(i64::MAX);
-    let file_size = i64::try_from(recognized.file_size).unwrap_or(i64::MAX);
-    let mut resource = match resource {
-        Resource::ComputeImage(mut image) => {
-            if recognized.format == Format::Iso9660 {
-                return Err(Error::InvalidArgument(
-                    "compute images must be qcow2, VMDK, VHD or raw; this is an ISO 9660 image \
-                     (ISO images are for bare metal)"
-                        .into(),
-                ));
-            }
-            if recognized.virtual_size > MAX_DISK_SIZE {
-                return Err(Error::InvalidArgument(format!(
-                    "the image's virtual size, {virtual_size} bytes ({}), is larger than the \
-                     largest disk, {MAX_DISK_SIZE} bytes",
-                    recognized.format
-                )));
-            }
-            if image.min_disk_size != 0 && image.min_disk_size < virtual_size {
-                return Err(Error::InvalidArgument(format!(
-                    "min_disk_size: {} is less than the virtual size of the image, {virtual_size} bytes ({})",
-                    image.min_disk_size, recognized.format
-                )));
-            }
-            if image.min_disk_size == 0 {
-                image.min_disk_size = virtual_size.max(MIN_DISK_SIZE as i64);
-            }
-            image.size = virtual_size;
-            image.storage_size = file_size;
-            Resource::ComputeImage(image)
-        }
-        Resource::BaremetalImage(mut image) => {
-            if recognized.format != Format::Iso9660 {
-                return Err(Error::InvalidArgument(format!(
-                    "bare-metal images must be ISO 9660; this is {}",
-                    recognized.format
-                )));
-            }
-            if recognized.file_size < recognized.virtual_size {
-                return Err(Error::InvalidArgument(format!(
-                    "the ISO image is truncated: its volume is {} bytes, the file {} bytes",
-                    recognized.virtual_size, recognized.file_size
-                )));
-            }
-            image.checksum = fetched.md5_hex.clone();
-            Resource::BaremetalImage(image)
-        }
-        other => {
-            return Err(Error::Internal(format!(
-                "an import targets a {}",
-                other.kind().display_name()
-            )))
-        }
-    };
-    resource.set_ready();
-    Ok(resource)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::{baremetal, compute};
-
-    fn fetched(format: Format, virtual_size: u64, file_size: u64) -> Fetched {
-        Fetched {
-            recognized: Recognized {
-                format,
-                virtual_size,
-                file_size,
-            },
-            md5_hex: "d41d8cd98f00b204e9800998ecf8427e".into(),
-        }
-    }
-
-    fn compute_image(min_disk_size: i64) -> Resource {
-        Resource::ComputeImage(compute::Image {
-            min_disk_size,
-            status: compute::image::Status::Creating as i32,
-            ..Default::default()
-        })
-    }
-
-    #[test]
-    fn compute_sizes_follow_the_image() {
-        let Resource::ComputeImage(image) = ready_resource(
-            compute_image(0),
-            &fetched(Format::Qcow2 { version: 3 }, 10 << 30, 5000),
-        )
-        .unwrap() else {
-            unreachable!()
-        };
-        assert_eq!(
-            (image.size, image.storage_size, image.min_disk_size),
-            (10 << 30, 5000, 10 << 30)
-        );
-        assert_eq!(image.status, compute::image::Status::Ready as i32);
-
-        let Resource::ComputeImage(tiny) =
-            ready_resource(compute_image(0), &fetched(Format::Raw, 512, 512)).unwrap()
-        else {
-            unreachable!()
-        };
-        assert_eq!(tiny.min_disk_size, MIN_DISK_SIZE as i64);
-
-        let error =
-            ready_resource(compute_image(0), &fetched(Format::Raw, 5 << 40, 5 << 40)).unwrap_err();
-        assert!(error.message().contains("largest disk"), "{error}");
-
-        let error = ready_resource(
-            compute_image(1 << 30),
-            &fetched(Format::Raw, 2 << 30, 2 << 30),
-        )
-        .unwrap_err();
-        assert!(
-            error.message().contains(&(1i64 << 30).to_string()),
-            "{error}"
-        );
-        assert!(
-            error.message().contains(&(2i64 << 30).to_string()),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn each_kind_takes_only_its_formats() {
-        let error = ready_resource(
-            compute_image(0),
-            &fetched(Format::Iso9660, 1 << 20, 1 << 20),
-        )
-        .unwrap_err();
-        assert_eq!(error.code(), crate::error::Code::InvalidArgument);
-        let bare = Resource::BaremetalImage(baremetal::Image::default());
-        let error = ready_resource(bare.clone(), &fetched(Format::Raw, 1, 1)).unwrap_err();
-        assert!(error.message().contains("ISO 9660"), "{error}");
-        let Resource::BaremetalImage(image) =
-            ready_resource(bare, &fetched(Format::Iso9660, 1 << 20, 1 << 20)).unwrap()
-        else {
-            unreachable!()
-        };
-        assert_eq!(image.checksum, "d41d8cd98f00b204e9800998ecf8427e");
-    }
-
-    #[test]
-    fn a_truncated_iso_is_refused() {
-        let bare = Resource::BaremetalImage(baremetal::Image::default());
-        let error = ready_resource(bare, &fetched(Format::Iso9660, 1 << 20, 1000)).unwrap_err();
-        assert!(error.message().contains("truncated"), "{error}");
-    }
 
     #[test]
     fn content_ranges_parse() {

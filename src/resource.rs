@@ -57,6 +57,13 @@ pub enum Resource {
     BaremetalImage(baremetal::Image),
 }
 
+/// Status numbers, the same in every kind's Status enum.
+pub mod status {
+    pub const CREATING: i32 = 1;
+    pub const READY: i32 = 2;
+    pub const DELETING: i32 = 4;
+}
+
 /// Whether a resource can be used (as a source) or is still being made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Readiness {
@@ -136,6 +143,46 @@ impl Resource {
         }
     }
 
+    /// The status number (the same for every kind: 1 CREATING, 2 READY, 3 ERROR,
+    /// 4 DELETING; bare metal adds 5 UPDATING).
+    pub fn status(&self) -> i32 {
+        match self {
+            Resource::ComputeImage(image) => image.status,
+            Resource::Snapshot { snapshot, .. } => snapshot.status,
+            Resource::Disk { disk, .. } => disk.status,
+            Resource::BaremetalImage(image) => image.status,
+        }
+    }
+
+    /// Sets the status number (see [`Resource::status`]).
+    pub fn set_status(&mut self, status: i32) {
+        match self {
+            Resource::ComputeImage(image) => image.status = status,
+            Resource::Snapshot { snapshot, .. } => snapshot.status = status,
+            Resource::Disk { disk, .. } => disk.status = status,
+            Resource::BaremetalImage(image) => image.status = status,
+        }
+    }
+
+    /// The image family (compute images; empty for the others).
+    pub fn family(&self) -> &str {
+        match self {
+            Resource::ComputeImage(image) => &image.family,
+            _ => "",
+        }
+    }
+
+    /// When the resource was created, in milliseconds since the Unix epoch.
+    pub fn created_at_ms(&self) -> i64 {
+        let created = match self {
+            Resource::ComputeImage(image) => image.created_at,
+            Resource::Snapshot { snapshot, .. } => snapshot.created_at,
+            Resource::Disk { disk, .. } => disk.created_at,
+            Resource::BaremetalImage(image) => image.created_at,
+        };
+        created.map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
+    }
+
     /// Sets the status to READY.
     pub fn set_ready(&mut self) {
         use compute::{disk, image, snapshot};
@@ -169,13 +216,77 @@ pub struct ResourceRef {
     pub id: String,
 }
 
-/// What the executor does to finish an operation.
+/// What an operation does, and so how it ends and what undoing it means (see
+/// `domain::transitions`). Stored with the operation (`work`, `source_id`, `import_uri`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Work {
-    /// Make the resource from another one (a copy); the result was fixed at create time.
-    Copy,
+    /// Make the resource, empty or from `source` (a copy); its result was fixed at create
+    /// time and it takes `--operation-delay`.
+    Copy { source: Option<String> },
     /// Fetch the content of a URI and make the image from it.
     ImportUri { uri: String },
+    /// Remove the resource, after `--operation-delay`; meanwhile it is DELETING.
+    Delete,
+    /// A change stored with its operation already done: nothing runs in the background.
+    Change(ChangeKind),
+}
+
+/// The changes that are done when stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    Update,
+    Move,
+    Relocate,
+    AccessBindings,
+}
+
+impl Work {
+    /// The name stored in the `work` column.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Work::Copy { .. } => "copy",
+            Work::ImportUri { .. } => "import",
+            Work::Delete => "delete",
+            Work::Change(ChangeKind::Update) => "update",
+            Work::Change(ChangeKind::Move) => "move",
+            Work::Change(ChangeKind::Relocate) => "relocate",
+            Work::Change(ChangeKind::AccessBindings) => "access-bindings",
+        }
+    }
+
+    /// The work from its stored columns; `None` for an unknown name or a missing URI.
+    pub fn from_columns(
+        name: &str,
+        import_uri: Option<String>,
+        source_id: Option<String>,
+    ) -> Option<Work> {
+        Some(match name {
+            "copy" => Work::Copy { source: source_id },
+            "import" => Work::ImportUri { uri: import_uri? },
+            "delete" => Work::Delete,
+            "update" => Work::Change(ChangeKind::Update),
+            "move" => Work::Change(ChangeKind::Move),
+            "relocate" => Work::Change(ChangeKind::Relocate),
+            "access-bindings" => Work::Change(ChangeKind::AccessBindings),
+            _ => return None,
+        })
+    }
+
+    /// The resource the work reads, which must not be deleted while it runs.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Work::Copy { source } => source.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The URI of an import.
+    pub fn import_uri(&self) -> Option<&str> {
+        match self {
+            Work::ImportUri { uri } => Some(uri),
+            _ => None,
+        }
+    }
 }
 
 /// An operation and what it works on.

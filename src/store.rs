@@ -90,43 +90,54 @@ impl From<StoreError> for crate::error::Error {
     }
 }
 
-/// How finishing an operation changes its resource.
+/// How ending an operation changes its resource.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResourceChange {
     /// Store this state of the resource (e.g. READY).
     Put(Box<Resource>),
-    /// Remove the resource: the operation failed or was cancelled.
+    /// Remove the resource (a failed create, a done delete).
     Remove(ResourceRef),
+    /// Leave it as it is.
+    Keep,
 }
 
-/// The result of [`Store::finish`].
+/// How an operation's work came out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The work is done: a copy's or a delete's time came.
+    Done,
+    /// An import fetched and measured its image.
+    Imported(Box<crate::import::Measured>),
+    /// The work failed or was cancelled: the operation ends with this status.
+    Failed(crate::pb::google::rpc::Status),
+}
+
+/// One running operation to end, and how its work came out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub operation_id: String,
+    pub outcome: Outcome,
+}
+
+/// What ending an operation does: from its record, its resource as stored now (if it
+/// exists) and the outcome, the finished operation and the change of the resource. The
+/// domain decides it (`domain::transitions::conclude`); a store applies it inside the
+/// transaction that ends the operation, so no backend repeats the rules.
+pub type Transition = fn(
+    &OperationRecord,
+    Option<Resource>,
+    Outcome,
+) -> Result<(Operation, ResourceChange), StoreError>;
+
+/// The result of ending an operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finished {
-    /// The operation was running and is now done as asked.
-    Applied,
+    /// The operation was running and is now done: as it ended.
+    Applied(Box<Operation>),
     /// The operation was already done; nothing changed. Carries it as it is.
     AlreadyDone(Box<Operation>),
     /// No such operation.
     Unknown,
-}
-
-/// A copy whose time has come: its operation ends and its resource becomes READY.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DueCopy {
-    pub operation_id: String,
-    pub target: ResourceRef,
-}
-
-impl DueCopy {
-    /// The error when the copy's resource is gone while its operation still runs.
-    pub fn missing_target(&self) -> StoreError {
-        StoreError::Corrupt(format!(
-            "{} {} of running operation {} is missing",
-            self.target.kind.display_name(),
-            self.target.id,
-            self.operation_id
-        ))
-    }
 }
 
 /// Who this process is among the replicas sharing a database, and how long its claim on
@@ -167,21 +178,16 @@ pub trait Store: Send + Sync + 'static {
     /// The operation with the given id.
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError>;
 
-    /// Finishes running copies, each in one step: its resource becomes READY, and the
-    /// operation done (modified now) with that resource as its response. Does nothing to
-    /// an operation that is already done. A running operation whose resource is missing
-    /// is a `Backend` error. One outcome per copy, in order; the durable backends commit
-    /// the whole batch at once.
-    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>>;
-
-    /// Replaces a running operation by its finished form (done, with response or error)
-    /// and applies the change to its resource, atomically; does nothing to an operation
-    /// that is already done.
-    async fn finish(
+    /// Ends running operations: for each, reads its record and its resource, asks
+    /// `transition` what they become, and writes both, atomically; does nothing to an
+    /// operation that is already done (the compare-and-set on `done`: an operation ends
+    /// once). One result per ending, in order; an error of one ending (a transition's
+    /// `Corrupt`) does not fail the others. The whole list is one transaction.
+    async fn conclude(
         &self,
-        finished: Operation,
-        change: ResourceChange,
-    ) -> Result<Finished, StoreError>;
+        endings: Vec<Ending>,
+        transition: Transition,
+    ) -> Vec<Result<Finished, StoreError>>;
 
     /// Sets the description of a running operation (import progress); does nothing to
     /// one that is done or unknown.

@@ -9,12 +9,11 @@
 mod common;
 
 use common::postgres;
+use imageplane::domain::transitions;
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::{operation, Operation};
 use imageplane::resource::{OperationRecord, Resource, ResourceKind, Work};
-use imageplane::store::{
-    self, DatabaseUrl, DueCopy, Finished, Replica, ResourceChange, Store, StoreError,
-};
+use imageplane::store::{self, DatabaseUrl, Ending, Finished, Outcome, Replica, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,7 +115,7 @@ fn record_for(resource: &Resource, work: Work) -> OperationRecord {
 /// Stores a new CREATING disk with its running copy operation.
 async fn create(store: &dyn Store, folder_id: &str, name: &str) -> (Resource, OperationRecord) {
     let resource = creating_disk(folder_id, name);
-    let record = record_for(&resource, Work::Copy);
+    let record = record_for(&resource, Work::Copy { source: None });
     store
         .create(resource.clone(), record.clone())
         .await
@@ -124,11 +123,32 @@ async fn create(store: &dyn Store, folder_id: &str, name: &str) -> (Resource, Op
     (resource, record)
 }
 
-fn due(record: &OperationRecord) -> DueCopy {
-    DueCopy {
+/// The ending of a copy whose time came.
+fn due(record: &OperationRecord) -> Ending {
+    Ending {
         operation_id: record.operation.id.clone(),
-        target: record.target.clone(),
+        outcome: Outcome::Done,
     }
+}
+
+/// The ending of a cancelled operation.
+fn cancel(record: &OperationRecord) -> Ending {
+    Ending {
+        operation_id: record.operation.id.clone(),
+        outcome: Outcome::Failed(
+            imageplane::error::Error::Cancelled("stop".into()).to_rpc_status(),
+        ),
+    }
+}
+
+/// Ends operations as the domain's transitions say.
+async fn conclude(store: &dyn Store, endings: Vec<Ending>) -> Vec<Result<Finished, StoreError>> {
+    store.conclude(endings, transitions::conclude).await
+}
+
+/// Whether an ending was applied.
+fn applied(outcome: &Result<Finished, StoreError>) -> bool {
+    matches!(outcome, Ok(Finished::Applied(_)))
 }
 
 #[tokio::test]
@@ -191,7 +211,7 @@ async fn names_are_unique_per_kind_and_folder_and_freed_on_removal() {
         let (first, _) = create(store.as_ref(), "f1", "web").await;
 
         let taken = creating_disk("f1", "web");
-        let refused = record_for(&taken, Work::Copy);
+        let refused = record_for(&taken, Work::Copy { source: None });
         let error = store
             .create(taken.clone(), refused.clone())
             .await
@@ -232,19 +252,9 @@ async fn names_are_unique_per_kind_and_folder_and_freed_on_removal() {
             "{name}: the holder is untouched"
         );
         // Removing the holder frees the name.
-        let (holder, holder_op) = create(store.as_ref(), "f3", "db").await;
-        let cancelled = imageplane::operations::failed(
-            &holder_op.operation,
-            imageplane::error::Error::Cancelled("cancelled".into()).to_rpc_status(),
-        );
-        assert_eq!(
-            store
-                .finish(cancelled, ResourceChange::Remove(holder.reference()))
-                .await
-                .unwrap(),
-            Finished::Applied,
-            "{name}"
-        );
+        let (_, holder_op) = create(store.as_ref(), "f3", "db").await;
+        let ended = conclude(store.as_ref(), vec![cancel(&holder_op)]).await;
+        assert!(applied(&ended[0]), "{name}: {ended:?}");
         create(store.as_ref(), "f3", "db").await;
         drop(store);
         backend.clean_up().await;
@@ -261,7 +271,7 @@ async fn concurrent_creates_of_one_name_have_exactly_one_winner() {
             let store = Arc::clone(&store);
             attempts.spawn(async move {
                 let resource = creating_disk("contended", "same-name");
-                let record = record_for(&resource, Work::Copy);
+                let record = record_for(&resource, Work::Copy { source: None });
                 (store.create(resource, record.clone()).await, record)
             });
         }
@@ -296,25 +306,23 @@ async fn a_copy_finishes_once_with_its_resource_ready() {
         let store = backend.open(Duration::from_secs(10)).await;
         let (resource, first) = create(store.as_ref(), "f", "a").await;
         let (_, second) = create(store.as_ref(), "f", "b").await;
-        let outcomes = store
-            .finish_copies(&[
+        let outcomes = conclude(
+            store.as_ref(),
+            vec![
                 due(&first),
                 due(&second),
-                DueCopy {
+                Ending {
                     operation_id: "oprunknown".into(),
-                    target: resource.reference(),
+                    outcome: Outcome::Done,
                 },
-            ])
-            .await;
-        assert_eq!(
-            outcomes,
-            vec![
-                Ok(Finished::Applied),
-                Ok(Finished::Applied),
-                Ok(Finished::Unknown)
             ],
-            "{name}"
+        )
+        .await;
+        assert!(
+            applied(&outcomes[0]) && applied(&outcomes[1]),
+            "{name}: {outcomes:?}"
         );
+        assert_eq!(outcomes[2], Ok(Finished::Unknown), "{name}");
         let Some(Resource::Disk { disk, .. }) = store
             .resource(ResourceKind::Disk, resource.id())
             .await
@@ -338,7 +346,7 @@ async fn a_copy_finishes_once_with_its_resource_ready() {
             other => panic!("{name}: {other:?}"),
         }
         // Again: nothing changes.
-        let again = store.finish_copies(&[due(&first)]).await;
+        let again = conclude(store.as_ref(), vec![due(&first)]).await;
         assert_eq!(
             again,
             vec![Ok(Finished::AlreadyDone(Box::new(operation)))],
@@ -355,19 +363,12 @@ async fn finish_applies_once_and_a_cancel_removes_the_resource() {
         let name = backend.name;
         let store = backend.open(Duration::from_secs(10)).await;
         let (resource, record) = create(store.as_ref(), "f", "x").await;
-        let cancelled: Operation = imageplane::operations::failed(
-            &record.operation,
-            imageplane::error::Error::Cancelled("stop".into()).to_rpc_status(),
-        );
-        let remove = ResourceChange::Remove(resource.reference());
-        assert_eq!(
-            store
-                .finish(cancelled.clone(), remove.clone())
-                .await
-                .unwrap(),
-            Finished::Applied,
-            "{name}"
-        );
+        let ended = conclude(store.as_ref(), vec![cancel(&record)]).await;
+        let Ok(Finished::Applied(cancelled)) = ended[0].clone() else {
+            panic!("{name}: {ended:?}")
+        };
+        let cancelled: Operation = *cancelled;
+        assert_eq!(common::error_of(&cancelled).0, 1, "{name}");
         assert_eq!(
             store
                 .resource(ResourceKind::Disk, resource.id())
@@ -386,26 +387,24 @@ async fn finish_applies_once_and_a_cancel_removes_the_resource() {
             cancelled,
             "{name}"
         );
-        // A later finish (say, the copy completing) loses the race.
-        let late = imageplane::operations::succeeded(&record.operation, resource.to_any());
+        // A later ending (say, the copy completing) loses the race.
         assert_eq!(
-            store
-                .finish(late, ResourceChange::Put(Box::new(resource.clone())))
-                .await
-                .unwrap(),
-            Finished::AlreadyDone(Box::new(cancelled.clone())),
+            conclude(store.as_ref(), vec![due(&record)]).await,
+            vec![Ok(Finished::AlreadyDone(Box::new(cancelled.clone())))],
             "{name}"
         );
         assert_eq!(
-            store.finish_copies(&[due(&record)]).await,
+            conclude(store.as_ref(), vec![cancel(&record)]).await,
             vec![Ok(Finished::AlreadyDone(Box::new(cancelled)))],
             "{name}"
         );
-        let mut stranger = record.operation.clone();
-        stranger.id = "oprnobody".into();
+        let stranger = Ending {
+            operation_id: "oprnobody".into(),
+            outcome: Outcome::Done,
+        };
         assert_eq!(
-            store.finish(stranger, remove).await.unwrap(),
-            Finished::Unknown,
+            conclude(store.as_ref(), vec![stranger]).await,
+            vec![Ok(Finished::Unknown)],
             "{name}"
         );
         drop(store);
@@ -420,7 +419,7 @@ async fn renewal_returns_only_the_operations_still_running() {
         let store = backend.open(Duration::from_secs(10)).await;
         let (_, running) = create(store.as_ref(), "f", "").await;
         let (_, finished) = create(store.as_ref(), "f", "").await;
-        store.finish_copies(&[due(&finished)]).await;
+        conclude(store.as_ref(), vec![due(&finished)]).await;
         let held = store
             .renew_leases(&[
                 running.operation.id.clone(),
@@ -446,7 +445,7 @@ async fn durable_backends_keep_everything_across_a_reopen_and_hand_over_running_
         let store = backend.open(Duration::from_secs(60)).await;
         let (resource, running) = create(store.as_ref(), "f", "kept").await;
         let (_, finished) = create(store.as_ref(), "f", "done").await;
-        store.finish_copies(&[due(&finished)]).await;
+        conclude(store.as_ref(), vec![due(&finished)]).await;
         // What this replica holds is not an orphan while its lease runs.
         assert!(store.claim_orphans(10).await.unwrap().is_empty(), "{name}");
         drop(store);
@@ -569,12 +568,12 @@ async fn purging_removes_only_finished_operations_older_than_the_cutoff() {
         let store = backend.open(Duration::from_secs(10)).await;
         let (_, running) = create(store.as_ref(), "f", "").await;
         let (_, old) = create(store.as_ref(), "f", "").await;
-        store.finish_copies(&[due(&old)]).await;
+        conclude(store.as_ref(), vec![due(&old)]).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         let cutoff = imageplane::store::codec::now_ms();
         tokio::time::sleep(Duration::from_millis(20)).await;
         let (_, recent) = create(store.as_ref(), "f", "").await;
-        store.finish_copies(&[due(&recent)]).await;
+        conclude(store.as_ref(), vec![due(&recent)]).await;
 
         assert_eq!(
             store.purge_finished(cutoff, 100).await.unwrap(),
@@ -669,7 +668,7 @@ async fn an_unreadable_orphan_is_ended_with_an_error_not_left_running() {
     }
 }
 
-/// A store whose first `finish_copies` fails as a database would (nothing written).
+/// A store whose first `conclude` fails as a database would (nothing written).
 struct FailsOnce {
     inner: Arc<dyn Store>,
     failed: std::sync::atomic::AtomicBool,
@@ -686,19 +685,16 @@ impl Store for FailsOnce {
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
         self.inner.operation(id).await
     }
-    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
+    async fn conclude(
+        &self,
+        endings: Vec<Ending>,
+        transition: imageplane::store::Transition,
+    ) -> Vec<Result<Finished, StoreError>> {
         if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             let error = StoreError::Backend("disk I/O error (injected)".into());
-            return vec![Err(error); copies.len()];
+            return vec![Err(error); endings.len()];
         }
-        self.inner.finish_copies(copies).await
-    }
-    async fn finish(
-        &self,
-        finished: Operation,
-        change: ResourceChange,
-    ) -> Result<Finished, StoreError> {
-        self.inner.finish(finished, change).await
+        self.inner.conclude(endings, transition).await
     }
     async fn describe_running(&self, id: &str, description: &str) -> Result<(), StoreError> {
         self.inner.describe_running(id, description).await
@@ -772,4 +768,101 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
         drop((executor, store));
         backend.clean_up().await;
     }
+}
+
+#[tokio::test]
+async fn schema_2_fills_its_columns_from_the_rows_of_schema_1() {
+    use imageplane::store::codec::{OperationRow, ResourceRow};
+    let directory =
+        std::env::temp_dir().join(format!("imageplane-schema1-{:016x}", rand::random::<u64>()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let path = directory.join("imageplane.sqlite3");
+    let mut resource = creating_disk("f", "old");
+    if let Resource::Disk { disk, .. } = &mut resource {
+        disk.status = disk::Status::Ready as i32;
+        disk.created_at = Some(prost_types::Timestamp {
+            seconds: 1_700_000_000,
+            nanos: 0,
+        });
+    }
+    let import = OperationRecord {
+        work: Work::ImportUri {
+            uri: "http://h/x.qcow2".into(),
+        },
+        ..record_for(&resource, Work::Copy { source: None })
+    };
+    {
+        // A database as schema 1 left it.
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(imageplane::store::migrations::CREATE_BOOKKEEPING)
+            .unwrap();
+        connection
+            .execute_batch(imageplane::store::migrations::SQLITE[0].sql)
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO schema_migrations VALUES (1, 'resources and operations', 0)",
+                [],
+            )
+            .unwrap();
+        let row = ResourceRow::from_resource(&resource);
+        connection
+            .execute(
+                "INSERT INTO resources (id, kind, folder_id, name, os, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                rusqlite::params![row.id, row.kind, row.folder_id, row.name, row.os, row.body],
+            )
+            .unwrap();
+        let row = OperationRow::from_record(&import);
+        connection
+            .execute(
+                "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+                     import_uri, owner, lease_until_ms, body)
+                 VALUES (?1, 1, ?2, ?3, ?4, ?5, 'old', 0, ?6)",
+                rusqlite::params![
+                    row.id,
+                    row.modified_at_ms,
+                    row.target_kind,
+                    row.target_id,
+                    row.import_uri,
+                    row.body
+                ],
+            )
+            .unwrap();
+    }
+    let store = store::open(
+        &DatabaseUrl::Sqlite(path.clone()),
+        Replica::new(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    let stored = store
+        .operation(&import.operation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.work, import.work,
+        "the work is read from the new column"
+    );
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let (status, created): (i32, i64) = connection
+        .query_row("SELECT status, created_at_ms FROM resources", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(
+        (status, created),
+        (disk::Status::Ready as i32, 1_700_000_000_000)
+    );
+    let (work, created): (String, i64) = connection
+        .query_row("SELECT work, created_at_ms FROM operations", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(work, "import");
+    assert!(created > 0);
+    let _ = std::fs::remove_dir_all(&directory);
 }

@@ -97,13 +97,16 @@ impl Catalog {
         let metadata = pack(&CreateDiskMetadata {
             disk_id: disk.id.clone(),
         });
-        self.launch(
-            Resource::Disk { disk, os },
-            "Create disk",
-            metadata,
-            Work::Copy,
-        )
-        .await
+        let work = Work::Copy {
+            source: match &disk.source {
+                Some(disk::Source::SourceImageId(id) | disk::Source::SourceSnapshotId(id)) => {
+                    Some(id.clone())
+                }
+                None => None,
+            },
+        };
+        self.launch(Resource::Disk { disk, os }, "Create disk", metadata, work)
+            .await
     }
 }
 

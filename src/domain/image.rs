@@ -35,9 +35,9 @@ impl Catalog {
             .clone()
             .ok_or_else(|| Error::invalid_field("source", "a source is required"))?;
         let (inherited, work) = match &source {
-            Source::ImageId(id) => (self.inherit_from_image(id).await?, Work::Copy),
-            Source::DiskId(id) => (self.inherit_from_disk(id).await?, Work::Copy),
-            Source::SnapshotId(id) => (self.inherit_from_snapshot(id).await?, Work::Copy),
+            Source::ImageId(id) => (self.inherit_from_image(id).await?, copy_of(id)),
+            Source::DiskId(id) => (self.inherit_from_disk(id).await?, copy_of(id)),
+            Source::SnapshotId(id) => (self.inherit_from_snapshot(id).await?, copy_of(id)),
             Source::Uri(uri) => {
                 check_source_uri(uri)?;
                 self.executor.check_import_host(uri)?;
@@ -158,6 +158,13 @@ fn check_image_size(field: &str, source: &str, size: i64) -> Result<(), Error> {
             super::MAX_IMAGE_SIZE
         ),
     ))
+}
+
+/// The work of a copy from `source`.
+fn copy_of(source: &str) -> Work {
+    Work::Copy {
+        source: Some(source.to_string()),
+    }
 }
 
 /// The requested os if it names a type, else the inherited one, else LINUX.

@@ -40,11 +40,14 @@ impl Catalog {
             snapshot_id: snapshot.id.clone(),
             disk_id: disk.id,
         });
+        let work = Work::Copy {
+            source: Some(snapshot.source_disk_id.clone()),
+        };
         self.launch(
             Resource::Snapshot { snapshot, os },
             "Create snapshot",
             metadata,
-            Work::Copy,
+            work,
         )
         .await
     }

@@ -19,6 +19,10 @@ pub struct ResourceRow {
     /// Disks and snapshots: the encoded `Os` of the image they descend from.
     pub os: Option<Vec<u8>>,
     pub body: Vec<u8>,
+    /// Columns that lists filter and order on.
+    pub status: i32,
+    pub family: String,
+    pub created_at_ms: i64,
 }
 
 impl ResourceRow {
@@ -36,6 +40,9 @@ impl ResourceRow {
             name: resource.name().to_string(),
             os: os.map(Message::encode_to_vec),
             body,
+            status: resource.status(),
+            family: resource.family().to_string(),
+            created_at_ms: resource.created_at_ms(),
         }
     }
 }
@@ -77,8 +84,13 @@ pub struct OperationRow {
     pub modified_at_ms: i64,
     pub target_kind: i32,
     pub target_id: String,
-    /// The URI of an import; NULL for a copy.
+    /// The kind of work (`Work::name`).
+    pub work: &'static str,
+    /// The URI of an import; NULL otherwise.
     pub import_uri: Option<String>,
+    /// The resource a copy reads from; NULL otherwise.
+    pub source_id: Option<String>,
+    pub created_at_ms: i64,
     pub body: Vec<u8>,
 }
 
@@ -90,10 +102,10 @@ impl OperationRow {
             modified_at_ms: modified_at_ms(&record.operation),
             target_kind: record.target.kind.code(),
             target_id: record.target.id.clone(),
-            import_uri: match &record.work {
-                Work::Copy => None,
-                Work::ImportUri { uri } => Some(uri.clone()),
-            },
+            work: record.work.name(),
+            import_uri: record.work.import_uri().map(str::to_string),
+            source_id: record.work.source().map(str::to_string),
+            created_at_ms: created_at_ms(&record.operation),
             body: record.operation.encode_to_vec(),
         }
     }
@@ -101,26 +113,45 @@ impl OperationRow {
 
 /// Reads an operation record back from its columns.
 pub fn record_from_columns(
-    target_kind: i32,
-    target_id: String,
-    import_uri: Option<String>,
+    columns: OperationColumns,
     body: &[u8],
 ) -> Result<OperationRecord, StoreError> {
-    let kind = ResourceKind::from_code(target_kind).ok_or_else(|| {
-        StoreError::Corrupt(format!("stored operation has unknown kind {target_kind}"))
+    let kind = ResourceKind::from_code(columns.target_kind).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "stored operation has unknown kind {}",
+            columns.target_kind
+        ))
     })?;
+    let work = Work::from_columns(&columns.work, columns.import_uri, columns.source_id)
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "stored operation has unknown work {:?}",
+                columns.work
+            ))
+        })?;
     Ok(OperationRecord {
         operation: decode_operation(body)?,
         target: ResourceRef {
             kind,
-            id: target_id,
+            id: columns.target_id,
         },
-        work: match import_uri {
-            None => Work::Copy,
-            Some(uri) => Work::ImportUri { uri },
-        },
+        work,
     })
 }
+
+/// The columns of `operations` that make a record, besides its body. Queries select them
+/// as [`OPERATION_COLUMNS`], in that order.
+#[derive(Debug, Clone)]
+pub struct OperationColumns {
+    pub target_kind: i32,
+    pub target_id: String,
+    pub work: String,
+    pub import_uri: Option<String>,
+    pub source_id: Option<String>,
+}
+
+/// The select list of an operation record: its columns, then `body`.
+pub const OPERATION_COLUMNS: &str = "target_kind, target_id, work, import_uri, source_id, body";
 
 /// Decodes the `body` column of an operation.
 pub fn decode_operation(body: &[u8]) -> Result<Operation, StoreError> {
@@ -132,6 +163,14 @@ pub fn decode_operation(body: &[u8]) -> Result<Operation, StoreError> {
 pub fn modified_at_ms(operation: &Operation) -> i64 {
     operation
         .modified_at
+        .as_ref()
+        .map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
+}
+
+/// When the operation was created, in milliseconds since the Unix epoch.
+pub fn created_at_ms(operation: &Operation) -> i64 {
+    operation
+        .created_at
         .as_ref()
         .map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
 }

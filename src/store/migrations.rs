@@ -16,18 +16,36 @@ pub struct Migration {
 }
 
 /// The SQLite schema, in order.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    description: "resources and operations",
-    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "resources and operations",
+        sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "lists, changes, deletes and access bindings",
+        sql: include_str!("../../migrations/sqlite/0002_lifecycle.sql"),
+    },
+];
 
 /// The PostgreSQL schema, in order.
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    description: "resources and operations",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "resources and operations",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "lists, changes, deletes and access bindings",
+        sql: include_str!("../../migrations/postgres/0002_lifecycle.sql"),
+    },
+];
+
+/// The version whose new columns are filled from the rows' bodies after its SQL (each
+/// backend's `backfill_columns`): SQL cannot read the protobuf bodies.
+pub const BACKFILLED: i64 = 2;
 
 /// Creates the bookkeeping table (the same SQL serves both backends).
 pub const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -42,13 +60,15 @@ pub const CREATE_BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migratio
 pub const SCHEMA_PROBES: &[(&str, &str)] = &[
     (
         "resources",
-        "SELECT id, kind, folder_id, name, os, body FROM resources LIMIT 0",
+        "SELECT id, kind, folder_id, name, os, body, status, family, created_at_ms, \
+         access_bindings FROM resources LIMIT 0",
     ),
     (
         "operations",
         "SELECT id, done, modified_at_ms, target_kind, target_id, import_uri, owner, \
-         lease_until_ms, body FROM operations LIMIT 0",
+         lease_until_ms, body, work, source_id, created_at_ms FROM operations LIMIT 0",
     ),
+    ("settings", "SELECT name, value FROM settings LIMIT 0"),
 ];
 
 /// The message of a failed schema probe.

@@ -14,7 +14,7 @@
 
 use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
-use super::{DueCopy, Finished, Replica, ResourceChange, Store, StoreError};
+use super::{Ending, Finished, Replica, ResourceChange, Store, StoreError, Transition};
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
@@ -92,6 +92,9 @@ impl PostgresStore {
             migrations::pending(migrations::POSTGRES, current).map_err(StoreError::Backend)?
         {
             transaction.batch_execute(migration.sql).await?;
+            if migration.version == migrations::BACKFILLED {
+                backfill_columns(&transaction).await?;
+            }
             transaction
                 .execute(
                     "INSERT INTO schema_migrations (version, description, applied_at_ms)
@@ -144,7 +147,7 @@ pub async fn check(url: &str) -> Result<super::CheckReport, StoreError> {
     }
     for row in client
         .query(
-            "SELECT id, target_kind, target_id, import_uri, body FROM operations",
+            &format!("SELECT id, {} FROM operations", codec::OPERATION_COLUMNS),
             &[],
         )
         .await?
@@ -164,9 +167,13 @@ fn resource_from_row(row: &tokio_postgres::Row) -> Result<Resource, StoreError> 
 fn record_from_row(row: &tokio_postgres::Row) -> Result<OperationRecord, StoreError> {
     let body: Vec<u8> = row.get("body");
     codec::record_from_columns(
-        row.get("target_kind"),
-        row.get("target_id"),
-        row.get("import_uri"),
+        codec::OperationColumns {
+            target_kind: row.get("target_kind"),
+            target_id: row.get("target_id"),
+            work: row.get("work"),
+            import_uri: row.get("import_uri"),
+            source_id: row.get("source_id"),
+        },
         &body,
     )
 }
@@ -191,111 +198,85 @@ async fn lock_running(
     Ok(Ok(operation))
 }
 
-async fn store_finished(
+/// Ends a batch of operations in one transaction of at most five statements, whatever
+/// its size: lock and read the operations, lock and read their resources (both in id
+/// order, so that concurrent transactions never wait on each other in a cycle), then
+/// write the changed resources, delete the removed ones and write the ended operations.
+async fn conclude_in(
     transaction: &deadpool_postgres::Transaction<'_>,
-    finished: &Operation,
-) -> Result<(), StoreError> {
-    let statement = transaction
-        .prepare_cached(
-            "UPDATE operations SET done = true, modified_at_ms = $2, body = $3 WHERE id = $1",
-        )
-        .await?;
-    transaction
-        .execute(
-            &statement,
-            &[
-                &finished.id,
-                &codec::modified_at_ms(finished),
-                &prost::Message::encode_to_vec(finished),
-            ],
-        )
-        .await?;
-    Ok(())
-}
-
-async fn update_resource(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    resource: &Resource,
-) -> Result<(), StoreError> {
-    let row = ResourceRow::from_resource(resource);
-    let statement = transaction
-        .prepare_cached("UPDATE resources SET name = $2, os = $3, body = $4 WHERE id = $1")
-        .await?;
-    transaction
-        .execute(&statement, &[&row.id, &row.name, &row.os, &row.body])
-        .await?;
-    Ok(())
-}
-
-/// Finishes a batch of copies in one transaction of four statements, whatever its size:
-/// lock and read the operations, lock and read the resources (both in id order, so that
-/// concurrent transactions never wait on each other in a cycle), then write all READY
-/// resources and all finished operations.
-async fn finish_copies_in(
-    transaction: &deadpool_postgres::Transaction<'_>,
-    copies: &[DueCopy],
+    endings: Vec<Ending>,
+    transition: Transition,
 ) -> Result<Vec<Result<Finished, StoreError>>, StoreError> {
-    let operation_ids: Vec<&str> = copies.iter().map(|c| c.operation_id.as_str()).collect();
-    let resource_ids: Vec<&str> = copies.iter().map(|c| c.target.id.as_str()).collect();
+    let operation_ids: Vec<&str> = endings.iter().map(|e| e.operation_id.as_str()).collect();
     let operations = transaction
-        .prepare_cached(
-            "SELECT id, done, body FROM operations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
-        )
+        .prepare_cached(&format!(
+            "SELECT id, done, {} FROM operations WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+            codec::OPERATION_COLUMNS
+        ))
         .await?;
-    let mut running = std::collections::HashMap::new();
+    let mut records = std::collections::HashMap::new();
     for row in transaction.query(&operations, &[&operation_ids]).await? {
-        let body: Vec<u8> = row.get("body");
-        running.insert(
+        records.insert(
             row.get::<_, String>("id"),
-            (row.get::<_, bool>("done"), codec::decode_operation(&body)),
+            (row.get::<_, bool>("done"), record_from_row(&row)),
         );
     }
+    let target_ids: Vec<String> = records
+        .values()
+        .filter_map(|(done, record)| record.as_ref().ok().filter(|_| !done))
+        .map(|record| record.target.id.clone())
+        .collect();
     let resources = transaction
         .prepare_cached(
             "SELECT id, kind, os, body FROM resources WHERE id = ANY($1) ORDER BY id FOR UPDATE",
         )
         .await?;
     let mut found = std::collections::HashMap::new();
-    for row in transaction.query(&resources, &[&resource_ids]).await? {
+    for row in transaction.query(&resources, &[&target_ids]).await? {
         found.insert(row.get::<_, String>("id"), resource_from_row(&row));
     }
 
-    let mut outcomes = Vec::with_capacity(copies.len());
-    let (mut ready_ids, mut ready_bodies) = (Vec::new(), Vec::new());
+    let mut outcomes = Vec::with_capacity(endings.len());
+    let mut puts: Vec<ResourceRow> = Vec::new();
+    let mut removals: Vec<String> = Vec::new();
     let (mut done_ids, mut done_times, mut done_bodies) = (Vec::new(), Vec::new(), Vec::new());
-    for copy in copies {
-        let outcome = match running.remove(&copy.operation_id) {
+    for ending in endings {
+        let outcome = match records.remove(&ending.operation_id) {
             None => Ok(Finished::Unknown),
             Some((_, Err(error))) => Err(error),
-            Some((true, Ok(operation))) => Ok(Finished::AlreadyDone(Box::new(operation))),
-            Some((false, Ok(mut operation))) => match found.remove(&copy.target.id) {
-                Some(Ok(mut resource)) => {
-                    resource.set_ready();
-                    crate::operations::succeed(&mut operation, resource.to_any());
-                    ready_ids.push(copy.target.id.clone());
-                    ready_bodies.push(ResourceRow::from_resource(&resource).body);
-                    done_ids.push(operation.id.clone());
-                    done_times.push(codec::modified_at_ms(&operation));
-                    done_bodies.push(prost::Message::encode_to_vec(&operation));
-                    Ok(Finished::Applied)
-                }
-                Some(Err(error)) => Err(error),
-                None => Err(copy.missing_target()),
+            Some((true, Ok(record))) => Ok(Finished::AlreadyDone(Box::new(record.operation))),
+            Some((false, Ok(record))) => match found.remove(&record.target.id).transpose() {
+                Err(error) => Err(error),
+                Ok(resource) => match transition(&record, resource, ending.outcome) {
+                    Err(error) => Err(error),
+                    Ok((finished, change)) => {
+                        match change {
+                            ResourceChange::Put(resource) => {
+                                puts.push(ResourceRow::from_resource(&resource))
+                            }
+                            ResourceChange::Remove(target) => removals.push(target.id),
+                            ResourceChange::Keep => {}
+                        }
+                        done_ids.push(finished.id.clone());
+                        done_times.push(codec::modified_at_ms(&finished));
+                        done_bodies.push(prost::Message::encode_to_vec(&finished));
+                        Ok(Finished::Applied(Box::new(finished)))
+                    }
+                },
             },
         };
         outcomes.push(outcome);
     }
+    if !puts.is_empty() {
+        write_resources(transaction, &puts).await?;
+    }
+    if !removals.is_empty() {
+        let delete = transaction
+            .prepare_cached("DELETE FROM resources WHERE id = ANY($1)")
+            .await?;
+        transaction.execute(&delete, &[&removals]).await?;
+    }
     if !done_ids.is_empty() {
-        let update_resources = transaction
-            .prepare_cached(
-                "UPDATE resources SET body = batch.body
-                 FROM unnest($1::text[], $2::bytea[]) AS batch(id, body)
-                 WHERE resources.id = batch.id",
-            )
-            .await?;
-        transaction
-            .execute(&update_resources, &[&ready_ids, &ready_bodies])
-            .await?;
         let update_operations = transaction
             .prepare_cached(
                 "UPDATE operations SET done = true, modified_at_ms = batch.modified, body = batch.body
@@ -308,6 +289,76 @@ async fn finish_copies_in(
             .await?;
     }
     Ok(outcomes)
+}
+
+/// Writes resources' new states (every column but kind, id and creation time), in one
+/// statement.
+async fn write_resources(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    rows: &[ResourceRow],
+) -> Result<(), StoreError> {
+    let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
+    let folders: Vec<&str> = rows.iter().map(|row| row.folder_id.as_str()).collect();
+    let names: Vec<&str> = rows.iter().map(|row| row.name.as_str()).collect();
+    let oses: Vec<Option<&[u8]>> = rows.iter().map(|row| row.os.as_deref()).collect();
+    let bodies: Vec<&[u8]> = rows.iter().map(|row| row.body.as_slice()).collect();
+    let statuses: Vec<i32> = rows.iter().map(|row| row.status).collect();
+    let families: Vec<&str> = rows.iter().map(|row| row.family.as_str()).collect();
+    let statement = transaction
+        .prepare_cached(
+            "UPDATE resources SET folder_id = batch.folder_id, name = batch.name, os = batch.os,
+                 body = batch.body, status = batch.status, family = batch.family
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],
+                         $6::int[], $7::text[])
+                  AS batch(id, folder_id, name, os, body, status, family)
+             WHERE resources.id = batch.id",
+        )
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[&ids, &folders, &names, &oses, &bodies, &statuses, &families],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Fills the columns schema 2 added from the bodies of the rows written before it (see
+/// the SQLite store's `backfill_columns`).
+async fn backfill_columns(
+    transaction: &deadpool_postgres::Transaction<'_>,
+) -> Result<(), StoreError> {
+    for row in transaction
+        .query("SELECT id, kind, os, body FROM resources", &[])
+        .await?
+    {
+        let id: String = row.get("id");
+        if let Ok(resource) = resource_from_row(&row) {
+            let row = ResourceRow::from_resource(&resource);
+            transaction
+                .execute(
+                    "UPDATE resources SET status = $2, family = $3, created_at_ms = $4 WHERE id = $1",
+                    &[&id, &row.status, &row.family, &row.created_at_ms],
+                )
+                .await?;
+        }
+    }
+    for row in transaction
+        .query("SELECT id, body FROM operations", &[])
+        .await?
+    {
+        let id: String = row.get("id");
+        let body: Vec<u8> = row.get("body");
+        if let Ok(operation) = codec::decode_operation(&body) {
+            transaction
+                .execute(
+                    "UPDATE operations SET created_at_ms = $2 WHERE id = $1",
+                    &[&id, &codec::created_at_ms(&operation)],
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -323,13 +374,15 @@ impl Store for PostgresStore {
         let statement = client
             .prepare_cached(&format!(
                 "WITH inserted AS (
-                     INSERT INTO resources (id, kind, folder_id, name, os, body)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                     INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                         created_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $16, $17, $18)
                      ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
                      RETURNING id)
                  INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-                     import_uri, owner, lease_until_ms, body)
-                 SELECT $7, $8, $9, $10, $11, $12, $13, {NOW_MS} + $14, $15 FROM inserted"
+                     import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms)
+                 SELECT $7, $8, $9, $10, $11, $12, $13, {NOW_MS} + $14, $15, $19, $20, $21
+                 FROM inserted"
             ))
             .await?;
         let inserted = client
@@ -351,6 +404,12 @@ impl Store for PostgresStore {
                     &self.replica.id,
                     &self.lease_ms(),
                     &row.body,
+                    &resource_row.status,
+                    &resource_row.family,
+                    &resource_row.created_at_ms,
+                    &row.work,
+                    &row.source_id,
+                    &row.created_at_ms,
                 ],
             )
             .await?;
@@ -379,9 +438,10 @@ impl Store for PostgresStore {
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
         let client = self.pool.get().await?;
         let statement = client
-            .prepare_cached(
-                "SELECT target_kind, target_id, import_uri, body FROM operations WHERE id = $1",
-            )
+            .prepare_cached(&format!(
+                "SELECT {} FROM operations WHERE id = $1",
+                codec::OPERATION_COLUMNS
+            ))
             .await?;
         client
             .query_opt(&statement, &[&id])
@@ -390,42 +450,23 @@ impl Store for PostgresStore {
             .transpose()
     }
 
-    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
+    async fn conclude(
+        &self,
+        endings: Vec<Ending>,
+        transition: Transition,
+    ) -> Vec<Result<Finished, StoreError>> {
+        let count = endings.len();
         let run = async {
             let mut client = self.pool.get().await?;
             let transaction = client.transaction().await?;
-            let outcomes = finish_copies_in(&transaction, copies).await?;
+            let outcomes = conclude_in(&transaction, endings, transition).await?;
             transaction.commit().await?;
             Ok::<_, StoreError>(outcomes)
         };
         match run.await {
             Ok(outcomes) => outcomes,
-            Err(error) => vec![Err(error); copies.len()],
+            Err(error) => vec![Err(error); count],
         }
-    }
-
-    async fn finish(
-        &self,
-        finished: Operation,
-        change: ResourceChange,
-    ) -> Result<Finished, StoreError> {
-        let mut client = self.pool.get().await?;
-        let transaction = client.transaction().await?;
-        if let Err(finished) = lock_running(&transaction, &finished.id).await? {
-            return Ok(finished);
-        }
-        store_finished(&transaction, &finished).await?;
-        match &change {
-            ResourceChange::Put(resource) => update_resource(&transaction, resource).await?,
-            ResourceChange::Remove(target) => {
-                let statement = transaction
-                    .prepare_cached("DELETE FROM resources WHERE id = $1")
-                    .await?;
-                transaction.execute(&statement, &[&target.id]).await?;
-            }
-        }
-        transaction.commit().await?;
-        Ok(Finished::Applied)
     }
 
     async fn describe_running(
@@ -446,12 +487,6 @@ impl Store for PostgresStore {
                 &[&operation_id, &prost::Message::encode_to_vec(&operation)],
             )
             .await?;
-        for (table, probe) in migrations::SCHEMA_PROBES {
-            transaction
-                .query(*probe, &[])
-                .await
-                .map_err(|error| StoreError::Backend(migrations::damaged_schema(table, &error)))?;
-        }
         transaction.commit().await?;
         Ok(())
     }
@@ -497,7 +532,8 @@ impl Store for PostgresStore {
                  UPDATE operations SET owner = $1, lease_until_ms = (SELECT ms FROM now) + $2
                  FROM orphans WHERE operations.id = orphans.id
                  RETURNING operations.id, operations.target_kind, operations.target_id,
-                           operations.import_uri, operations.body"
+                           operations.work, operations.import_uri, operations.source_id,
+                           operations.body"
             ))
             .await?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);

@@ -28,9 +28,9 @@ mod read_cache;
 
 use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
-use super::{DueCopy, Finished, Replica, ResourceChange, Store, StoreError};
+use super::{Ending, Finished, Replica, ResourceChange, Store, StoreError, Transition};
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Resource, ResourceKind, Work};
+use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
 use read_cache::{ReadCache, Record};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -317,6 +317,9 @@ fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
     {
         let transaction = connection.transaction()?;
         transaction.execute_batch(migration.sql)?;
+        if migration.version == migrations::BACKFILLED {
+            backfill_columns(&transaction)?;
+        }
         transaction.execute(
             "INSERT INTO schema_migrations (version, description, applied_at_ms) VALUES (?1, ?2, ?3)",
             params![migration.version, migration.description, codec::now_ms()],
@@ -383,16 +386,18 @@ pub async fn check(path: &Path) -> Result<super::CheckReport, StoreError> {
                 }
             }
         }
-        let mut operations = connection
-            .prepare("SELECT id, target_kind, target_id, import_uri, body FROM operations")?;
+        let mut operations = connection.prepare(&format!(
+            "SELECT id, {} FROM operations",
+            codec::OPERATION_COLUMNS
+        ))?;
         let mut rows = operations.query([])?;
         loop {
             match rows.next() {
                 Ok(Some(row)) => {
                     let id: String = row.get(0).unwrap_or_default();
                     let decoded = (|| {
-                        let body: Vec<u8> = row.get(4)?;
-                        codec::record_from_columns(row.get(1)?, row.get(2)?, row.get(3)?, &body)
+                        let (columns, body) = operation_columns(row, 1)?;
+                        codec::record_from_columns(columns, &body)
                     })();
                     report.row("operations", &id, decoded);
                 }
@@ -409,6 +414,46 @@ pub async fn check(path: &Path) -> Result<super::CheckReport, StoreError> {
     })
     .await
     .map_err(|error| StoreError::Backend(format!("checking sqlite: {error}")))?
+}
+
+/// Fills the columns schema 2 added (status, family and creation time of resources, the
+/// creation time of operations) from the bodies of the rows written before it. A row that
+/// cannot be decoded keeps the defaults: `imageplane check` names it.
+fn backfill_columns(connection: &Connection) -> Result<(), StoreError> {
+    let mut resources = connection.prepare("SELECT id, kind, os, body FROM resources")?;
+    let rows = resources
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i32>(1)?,
+                row.get::<_, Option<Vec<u8>>>(2)?,
+                row.get::<_, Vec<u8>>(3)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut update = connection.prepare(
+        "UPDATE resources SET status = ?2, family = ?3, created_at_ms = ?4 WHERE id = ?1",
+    )?;
+    for (id, kind, os, body) in rows {
+        if let Ok(resource) = codec::resource_from_columns(kind, os.as_deref(), &body) {
+            let row = ResourceRow::from_resource(&resource);
+            update.execute(params![id, row.status, row.family, row.created_at_ms])?;
+        }
+    }
+    let mut operations = connection.prepare("SELECT id, body FROM operations")?;
+    let rows = operations
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut update =
+        connection.prepare("UPDATE operations SET created_at_ms = ?2 WHERE id = ?1")?;
+    for (id, body) in rows {
+        if let Ok(operation) = codec::decode_operation(&body) {
+            update.execute(params![id, codec::created_at_ms(&operation)])?;
+        }
+    }
+    Ok(())
 }
 
 /// Probes every table and column the queries use (see `migrations::SCHEMA_PROBES`).
@@ -473,8 +518,9 @@ fn run_statement(connection: &Connection, sql: &str) -> Result<(), StoreError> {
 fn insert_resource(connection: &Connection, row: &ResourceRow) -> rusqlite::Result<bool> {
     let inserted = connection
         .prepare_cached(
-            "INSERT INTO resources (id, kind, folder_id, name, os, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                 created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING",
         )?
         .execute(params![
@@ -483,7 +529,10 @@ fn insert_resource(connection: &Connection, row: &ResourceRow) -> rusqlite::Resu
             row.folder_id,
             row.name,
             row.os,
-            row.body
+            row.body,
+            row.status,
+            row.family,
+            row.created_at_ms
         ])?;
     Ok(inserted == 1)
 }
@@ -504,25 +553,55 @@ fn select_resource(connection: &Connection, id: &str) -> JobResult<Option<Resour
         .transpose())
 }
 
-fn update_resource(connection: &Connection, resource: &Resource) -> rusqlite::Result<()> {
-    let row = ResourceRow::from_resource(resource);
+/// Inserts an operation held by `owner` until `lease_until` (milliseconds).
+fn insert_operation(
+    connection: &Connection,
+    row: &OperationRow,
+    owner: &str,
+    lease_until: i64,
+) -> rusqlite::Result<()> {
     connection
-        .prepare_cached("UPDATE resources SET name = ?2, os = ?3, body = ?4 WHERE id = ?1")?
-        .execute(params![row.id, row.name, row.os, row.body])?;
+        .prepare_cached(
+            "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?
+        .execute(params![
+            row.id,
+            row.done,
+            row.modified_at_ms,
+            row.target_kind,
+            row.target_id,
+            row.import_uri,
+            owner,
+            lease_until,
+            row.body,
+            row.work,
+            row.source_id,
+            row.created_at_ms
+        ])?;
     Ok(())
 }
 
-/// The operation's done flag and body, if it exists.
-fn select_operation(connection: &Connection, id: &str) -> JobResult<Option<(bool, Operation)>> {
-    let columns = connection
-        .prepare_cached("SELECT done, body FROM operations WHERE id = ?1")?
-        .query_row([id], |row| {
-            Ok((row.get::<_, bool>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })
-        .optional()?;
-    Ok(columns
-        .map(|(done, body)| Ok((done, codec::decode_operation(&body)?)))
-        .transpose())
+/// Writes a resource's new state (every column but its kind, id and creation time).
+fn update_resource(connection: &Connection, resource: &Resource) -> rusqlite::Result<()> {
+    let row = ResourceRow::from_resource(resource);
+    connection
+        .prepare_cached(
+            "UPDATE resources SET folder_id = ?2, name = ?3, os = ?4, body = ?5, status = ?6,
+                 family = ?7
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            row.id,
+            row.folder_id,
+            row.name,
+            row.os,
+            row.body,
+            row.status,
+            row.family
+        ])?;
+    Ok(())
 }
 
 fn store_finished(connection: &Connection, finished: &Operation) -> rusqlite::Result<()> {
@@ -540,73 +619,93 @@ fn store_finished(connection: &Connection, finished: &Operation) -> rusqlite::Re
 
 /// The running operation `id`, or why it cannot be finished (unknown or already done).
 fn running_operation(connection: &Connection, id: &str) -> JobResult<Result<Operation, Finished>> {
-    Ok(match select_operation(connection, id)? {
+    Ok(match select_record(connection, id)? {
         Err(error) => Err(error),
         Ok(None) => Ok(Err(Finished::Unknown)),
-        Ok(Some((true, operation))) => Ok(Err(Finished::AlreadyDone(Box::new(operation)))),
-        Ok(Some((false, operation))) => Ok(Ok(operation)),
+        Ok(Some((true, record))) => Ok(Err(Finished::AlreadyDone(Box::new(record.operation)))),
+        Ok(Some((false, record))) => Ok(Ok(record.operation)),
     })
 }
 
-fn finish_copy(
+/// Ends one running operation as `transition` decides (see `Store::conclude`).
+fn conclude_one(
     connection: &Connection,
-    copy: &DueCopy,
+    ending: Ending,
+    transition: Transition,
     writes: &mut Writes,
 ) -> JobResult<Finished> {
-    let mut operation = match running_operation(connection, &copy.operation_id)? {
+    let record = match select_record(connection, &ending.operation_id)? {
         Err(error) => return Ok(Err(error)),
-        Ok(Err(finished)) => return Ok(Ok(finished)),
-        Ok(Ok(operation)) => operation,
+        Ok(None) => return Ok(Ok(Finished::Unknown)),
+        Ok(Some((true, record))) => {
+            return Ok(Ok(Finished::AlreadyDone(Box::new(record.operation))))
+        }
+        Ok(Some((false, record))) => record,
     };
-    let mut resource = match select_resource(connection, &copy.target.id)? {
+    let resource = match select_resource(connection, &record.target.id)? {
         Err(error) => return Ok(Err(error)),
-        Ok(Some(resource)) => resource,
-        Ok(None) => return Ok(Err(copy.missing_target())),
+        Ok(resource) => resource,
     };
-    resource.set_ready();
-    update_resource(connection, &resource)?;
-    crate::operations::succeed(&mut operation, resource.to_any());
-    store_finished(connection, &operation)?;
-    writes.push((copy.target.id.clone(), Some(Record::Resource(resource))));
-    writes.push((
-        copy.operation_id.clone(),
-        Some(Record::Operation(OperationRecord {
-            operation,
-            target: copy.target.clone(),
-            work: Work::Copy,
-        })),
-    ));
-    Ok(Ok(Finished::Applied))
-}
-
-fn finish(
-    connection: &Connection,
-    finished: &Operation,
-    change: &ResourceChange,
-    writes: &mut Writes,
-) -> JobResult<Finished> {
-    match running_operation(connection, &finished.id)? {
+    let (finished, change) = match transition(&record, resource, ending.outcome) {
+        Ok(ended) => ended,
         Err(error) => return Ok(Err(error)),
-        Ok(Err(finished)) => return Ok(Ok(finished)),
-        Ok(Ok(_)) => {}
-    }
-    store_finished(connection, finished)?;
-    // The cache forgets the operation: its row has the target and work.
-    writes.push((finished.id.clone(), None));
+    };
+    store_finished(connection, &finished)?;
     match change {
         ResourceChange::Put(resource) => {
-            update_resource(connection, resource)?;
-            let cached = Record::Resource(resource.as_ref().clone());
-            writes.push((resource.id().to_string(), Some(cached)));
+            update_resource(connection, &resource)?;
+            writes.push((resource.id().to_string(), Some(Record::Resource(*resource))));
         }
         ResourceChange::Remove(target) => {
             connection
                 .prepare_cached("DELETE FROM resources WHERE id = ?1")?
                 .execute([&target.id])?;
-            writes.push((target.id.clone(), None));
+            writes.push((target.id, None));
         }
+        ResourceChange::Keep => {}
     }
-    Ok(Ok(Finished::Applied))
+    writes.push((
+        finished.id.clone(),
+        Some(Record::Operation(OperationRecord {
+            operation: finished.clone(),
+            ..record
+        })),
+    ));
+    Ok(Ok(Finished::Applied(Box::new(finished))))
+}
+
+/// An operation record's columns from a row, starting at column `first`, in the order of
+/// `codec::OPERATION_COLUMNS`.
+fn operation_columns(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<(codec::OperationColumns, Vec<u8>)> {
+    Ok((
+        codec::OperationColumns {
+            target_kind: row.get(first)?,
+            target_id: row.get(first + 1)?,
+            work: row.get(first + 2)?,
+            import_uri: row.get(first + 3)?,
+            source_id: row.get(first + 4)?,
+        },
+        row.get(first + 5)?,
+    ))
+}
+
+/// An operation's done flag and record, if it exists.
+fn select_record(connection: &Connection, id: &str) -> JobResult<Option<(bool, OperationRecord)>> {
+    let columns = connection
+        .prepare_cached(&format!(
+            "SELECT done, {} FROM operations WHERE id = ?1",
+            codec::OPERATION_COLUMNS
+        ))?
+        .query_row([id], |row| {
+            Ok((row.get::<_, bool>(0)?, operation_columns(row, 1)?))
+        })
+        .optional()?;
+    Ok(columns
+        .map(|(done, (columns, body))| Ok((done, codec::record_from_columns(columns, &body)?)))
+        .transpose())
 }
 
 /// Binds a list of ids as one JSON array parameter (SQLite has no array type).
@@ -616,12 +715,6 @@ fn id_list(ids: &[String]) -> String {
         .map(|id| format!("\"{}\"", id.replace('\\', "\\\\").replace('"', "\\\"")))
         .collect();
     format!("[{}]", quoted.join(","))
-}
-
-fn record_columns(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(i32, String, Option<String>, Vec<u8>)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
 }
 
 #[async_trait]
@@ -644,23 +737,7 @@ impl Store for SqliteStore {
                     name: resource_row.name,
                 }));
             }
-            connection
-                .prepare_cached(
-                    "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-                         import_uri, owner, lease_until_ms, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?
-                .execute(params![
-                    row.id,
-                    row.done,
-                    row.modified_at_ms,
-                    row.target_kind,
-                    row.target_id,
-                    row.import_uri,
-                    owner,
-                    lease_until,
-                    row.body
-                ])?;
+            insert_operation(connection, &row, &owner, lease_until)?;
             writes.push((row.id, Some(Record::Operation(operation))));
             writes.push((resource_row.id, Some(Record::Resource(resource))));
             Ok(Ok(()))
@@ -692,18 +769,8 @@ impl Store for SqliteStore {
             Some(Record::Resource(_)) => return Ok(None),
             None => {}
         }
-        let found = self.read(|connection| {
-            connection
-                .prepare_cached(
-                    "SELECT target_kind, target_id, import_uri, body FROM operations WHERE id = ?1",
-                )?
-                .query_row([id], record_columns)
-                .optional()?
-                .map(|(kind, target, uri, body)| {
-                    codec::record_from_columns(kind, target, uri, &body)
-                })
-                .transpose()
-        });
+        let found =
+            self.read(|connection| Ok(select_record(connection, id)??.map(|(_, record)| record)));
         let cached = found
             .as_ref()
             .ok()
@@ -713,14 +780,17 @@ impl Store for SqliteStore {
         found
     }
 
-    async fn finish_copies(&self, copies: &[DueCopy]) -> Vec<Result<Finished, StoreError>> {
-        let count = copies.len();
-        let copies = copies.to_vec();
+    async fn conclude(
+        &self,
+        endings: Vec<Ending>,
+        transition: Transition,
+    ) -> Vec<Result<Finished, StoreError>> {
+        let count = endings.len();
         let outcome = self
             .write(move |connection, writes| {
-                let mut outcomes = Vec::with_capacity(copies.len());
-                for copy in &copies {
-                    outcomes.push(finish_copy(connection, copy, writes)?);
+                let mut outcomes = Vec::with_capacity(endings.len());
+                for ending in endings {
+                    outcomes.push(conclude_one(connection, ending, transition, writes)?);
                 }
                 Ok(Ok(outcomes))
             })
@@ -729,15 +799,6 @@ impl Store for SqliteStore {
             Ok(outcomes) => outcomes,
             Err(error) => vec![Err(error); count],
         }
-    }
-
-    async fn finish(
-        &self,
-        finished: Operation,
-        change: ResourceChange,
-    ) -> Result<Finished, StoreError> {
-        self.write(move |connection, writes| finish(connection, &finished, &change, writes))
-            .await
     }
 
     async fn describe_running(
@@ -799,16 +860,16 @@ impl Store for SqliteStore {
                  WHERE id IN (SELECT id FROM operations
                               WHERE done = 0 AND (owner <> ?1 OR lease_until_ms < ?2)
                               LIMIT ?4)
-                 RETURNING id, target_kind, target_id, import_uri, body",
+                 RETURNING id, target_kind, target_id, work, import_uri, source_id, body",
             )?;
             let rows = statement
                 .query_map(params![owner, now, lease_until, limit], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get::<_, Vec<u8>>(4)?))
+                    Ok((row.get::<_, String>(0)?, operation_columns(row, 1)?))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
             let mut claimed = Vec::with_capacity(rows.len());
-            for (id, kind, target, uri, body) in rows {
-                match codec::record_from_columns(kind, target, uri, &body) {
+            for (id, (columns, body)) in rows {
+                match codec::record_from_columns(columns, &body) {
                     Ok(record) => claimed.push(record),
                     Err(error) => {
                         tracing::error!(operation_id = %id, %error, "ending an unreadable operation");

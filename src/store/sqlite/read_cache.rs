@@ -13,7 +13,7 @@
 //! `max_bytes` is never kept. Records are small (every string and list a request carries
 //! has a limit), but their count alone did not bound memory when they were not.
 
-use crate::resource::{OperationRecord, Resource, Work};
+use crate::resource::{OperationRecord, Resource};
 use prost::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -43,10 +43,7 @@ fn size_of(id: &str, record: &Record) -> usize {
     let body = match record {
         Record::Resource(resource) => resource.to_any().value.len(),
         Record::Operation(record) => {
-            let uri = match &record.work {
-                Work::ImportUri { uri } => uri.len(),
-                Work::Copy => 0,
-            };
+            let uri = record.work.import_uri().map_or(0, str::len);
             record.operation.encoded_len() + uri
         }
     };
