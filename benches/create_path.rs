@@ -32,12 +32,11 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
         },
     )
     .unwrap();
-    let catalog = Arc::new(Catalog::new(
-        store,
-        executor,
-        Validator::for_api(),
-        Default::default(),
-    ));
+    let catalog = Arc::new(
+        Catalog::new(store, executor, Validator::for_api(), Default::default())
+            .await
+            .unwrap(),
+    );
     let op = catalog
         .create_disk(CreateDiskRequest {
             folder_id: "b".into(),

@@ -1,7 +1,10 @@
 //! The gRPC adapters: one per service, each turning a request into a call on the
-//! [`Catalog`](crate::domain::Catalog) and its result into a response. No rules live here.
-//! Methods an adapter does not implement answer UNIMPLEMENTED (generated default stubs).
+//! [`Catalog`](crate::domain::Catalog) and its result into a response. No rules live here:
+//! an adapter validates the request against its proto (`Catalog::validate`), reads its
+//! fields into the domain's arguments, and answers. The access-binding methods of the
+//! three compute services share [`access`].
 
+pub mod access;
 pub mod baremetal_image;
 pub mod compute_disk;
 pub mod compute_image;
@@ -17,4 +20,9 @@ fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Sta
     result
         .map(tonic::Response::new)
         .map_err(tonic::Status::from)
+}
+
+/// The paths of an update mask.
+fn mask_paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
+    mask.map(|mask| mask.paths).unwrap_or_default()
 }

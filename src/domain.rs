@@ -5,9 +5,14 @@
 //! resource holds its create rules. The domain speaks in [`Error`]s and generated protobuf
 //! messages; it knows nothing of tonic or HTTP.
 
+pub mod access;
 mod baremetal;
 mod disk;
+pub mod filter;
 mod image;
+pub mod lifecycle;
+pub mod listing;
+pub mod page_token;
 mod snapshot;
 pub mod transitions;
 
@@ -22,6 +27,9 @@ use std::sync::Arc;
 
 /// The subject recorded as `created_by` while imageplane has no authentication.
 pub const ANONYMOUS_SUBJECT: &str = "anonymous";
+
+/// The folder of the public image catalogue (seeded at start): read-only to the API.
+pub const PUBLIC_FOLDER: &str = "standard-images";
 
 /// The largest image: the API's own upper bound for `min_disk_size`, 4 TiB.
 pub const MAX_IMAGE_SIZE: i64 = 4 << 40;
@@ -59,21 +67,25 @@ pub struct Catalog {
     executor: Arc<Executor>,
     validator: Validator,
     offerings: Offerings,
+    page_tokens: page_token::PageTokens,
 }
 
 impl Catalog {
-    pub fn new(
+    /// The catalog on a store; reads the store's page-token key.
+    pub async fn new(
         store: Arc<dyn Store>,
         executor: Arc<Executor>,
         validator: Validator,
         offerings: Offerings,
-    ) -> Catalog {
-        Catalog {
+    ) -> Result<Catalog, Error> {
+        let key = store.page_key().await?;
+        Ok(Catalog {
             store,
             executor,
             validator,
             offerings,
-        }
+            page_tokens: page_token::PageTokens::new(&key),
+        })
     }
 
     /// Checks a request against the validation options of its proto.
@@ -89,19 +101,14 @@ impl Catalog {
         })
     }
 
-    /// The resource of the given kind as the message `extract` takes out of it, or
-    /// NOT_FOUND.
-    pub async fn get_as<T>(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        extract: impl FnOnce(Resource) -> Option<T>,
-    ) -> Result<T, Error> {
-        let resource = self.get(kind, id).await?;
-        extract(resource).ok_or_else(|| {
+    /// The resource of kind `K`, as its message, or NOT_FOUND.
+    pub async fn get_typed<K: crate::resource::Kind>(&self, id: &str) -> Result<K, Error> {
+        let resource = self.get(K::KIND, id).await?;
+        K::from_resource(resource).ok_or_else(|| {
             Error::Internal(format!(
-                "the store returned another kind for {} {id}",
-                kind.display_name()
+                "the store answered another kind for {} {}",
+                K::KIND.display_name(),
+                excerpt(id)
             ))
         })
     }
@@ -137,6 +144,7 @@ impl Catalog {
     }
 
     /// Stores a new CREATING resource with its running operation and starts the work.
+    /// Nothing is created in the public catalogue's folder.
     async fn launch(
         &self,
         resource: Resource,
@@ -144,6 +152,7 @@ impl Catalog {
         metadata: prost_types::Any,
         work: Work,
     ) -> Result<Operation, Error> {
+        lifecycle::check_writable(resource.folder_id())?;
         let operation = operations::start(description, ANONYMOUS_SUBJECT, metadata);
         let record = OperationRecord {
             operation: operation.clone(),

@@ -183,6 +183,32 @@ impl Resource {
         created.map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
     }
 
+    /// The name, description and labels every kind has, to change in place.
+    pub fn common_mut(
+        &mut self,
+    ) -> (
+        &mut String,
+        &mut String,
+        &mut std::collections::HashMap<String, String>,
+    ) {
+        match self {
+            Resource::ComputeImage(image) => {
+                (&mut image.name, &mut image.description, &mut image.labels)
+            }
+            Resource::Snapshot { snapshot, .. } => (
+                &mut snapshot.name,
+                &mut snapshot.description,
+                &mut snapshot.labels,
+            ),
+            Resource::Disk { disk, .. } => {
+                (&mut disk.name, &mut disk.description, &mut disk.labels)
+            }
+            Resource::BaremetalImage(image) => {
+                (&mut image.name, &mut image.description, &mut image.labels)
+            }
+        }
+    }
+
     /// Sets the status to READY.
     pub fn set_ready(&mut self) {
         use compute::{disk, image, snapshot};
@@ -205,6 +231,53 @@ impl Resource {
             Resource::Snapshot { snapshot, .. } => pack(snapshot),
             Resource::Disk { disk, .. } => pack(disk),
             Resource::BaremetalImage(image) => pack(image),
+        }
+    }
+}
+
+/// A message type of a resource kind, so that reads are typed: `Catalog::get::<Image>`.
+pub trait Kind: Sized {
+    const KIND: ResourceKind;
+    /// The message, if the resource is of this kind.
+    fn from_resource(resource: Resource) -> Option<Self>;
+}
+
+impl Kind for compute::Image {
+    const KIND: ResourceKind = ResourceKind::ComputeImage;
+    fn from_resource(resource: Resource) -> Option<Self> {
+        match resource {
+            Resource::ComputeImage(image) => Some(image),
+            _ => None,
+        }
+    }
+}
+
+impl Kind for Snapshot {
+    const KIND: ResourceKind = ResourceKind::Snapshot;
+    fn from_resource(resource: Resource) -> Option<Self> {
+        match resource {
+            Resource::Snapshot { snapshot, .. } => Some(snapshot),
+            _ => None,
+        }
+    }
+}
+
+impl Kind for Disk {
+    const KIND: ResourceKind = ResourceKind::Disk;
+    fn from_resource(resource: Resource) -> Option<Self> {
+        match resource {
+            Resource::Disk { disk, .. } => Some(disk),
+            _ => None,
+        }
+    }
+}
+
+impl Kind for baremetal::Image {
+    const KIND: ResourceKind = ResourceKind::BaremetalImage;
+    fn from_resource(resource: Resource) -> Option<Self> {
+        match resource {
+            Resource::BaremetalImage(image) => Some(image),
+            _ => None,
         }
     }
 }

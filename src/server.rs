@@ -118,12 +118,15 @@ pub async fn serve_store(
             import: settings.import.clone(),
         },
     )?;
-    let catalog = Arc::new(Catalog::new(
-        store,
-        Arc::clone(&executor),
-        Validator::for_api(),
-        settings.offerings.clone(),
-    ));
+    let catalog = Arc::new(
+        Catalog::new(
+            store,
+            Arc::clone(&executor),
+            Validator::for_api(),
+            settings.offerings.clone(),
+        )
+        .await?,
+    );
     let advertised_address = settings
         .advertise_address
         .clone()

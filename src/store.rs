@@ -18,9 +18,11 @@
 pub mod codec;
 pub mod migrations;
 pub mod postgres;
+pub mod query;
 pub mod sqlite;
 
 use crate::pb::operation::Operation;
+use crate::pb::yandex::cloud::access::AccessBinding;
 use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -42,6 +44,8 @@ pub enum StoreError {
     /// A stored record cannot be used (undecodable, of an unknown kind, or missing where
     /// another one needs it): retrying will not help.
     Corrupt(String),
+    /// A [`Change`] refused itself: the domain's error, passed through as it is.
+    Refused(crate::error::Error),
 }
 
 impl std::fmt::Display for StoreError {
@@ -61,6 +65,7 @@ impl std::fmt::Display for StoreError {
             StoreError::Backend(message) | StoreError::Corrupt(message) => {
                 formatter.write_str(message)
             }
+            StoreError::Refused(error) => write!(formatter, "{error}"),
         }
     }
 }
@@ -86,6 +91,7 @@ impl From<StoreError> for crate::error::Error {
             StoreError::Corrupt(message) => {
                 crate::error::Error::Internal(format!("stored data is unusable: {message}"))
             }
+            StoreError::Refused(error) => error,
         }
     }
 }
@@ -128,6 +134,31 @@ pub type Transition = fn(
     Option<Resource>,
     Outcome,
 ) -> Result<(Operation, ResourceChange), StoreError>;
+
+/// The state a [`Change`] starts from, read in its transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Current {
+    pub resource: Resource,
+    pub access_bindings: Vec<AccessBinding>,
+    /// A running operation that creates or deletes the resource, or copies from it.
+    pub busy_with: Option<String>,
+}
+
+/// What a [`Change`] makes: the resource's new state, its access bindings if they
+/// change, and the operation to store (done, or running with the new state's work).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changed {
+    pub resource: Resource,
+    pub access_bindings: Option<Vec<AccessBinding>>,
+    pub record: OperationRecord,
+}
+
+/// A change of one resource, decided by the domain from its current state (`None`: it
+/// does not exist) inside the store's transaction, so that concurrent changes never
+/// overwrite each other. An `Err` writes nothing and comes back as
+/// [`StoreError::Refused`].
+pub type Change =
+    Box<dyn FnOnce(Option<Current>) -> Result<Changed, crate::error::Error> + Send + 'static>;
 
 /// The result of ending an operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -219,6 +250,45 @@ pub trait Store: Send + Sync + 'static {
         finished_before_ms: i64,
         limit: usize,
     ) -> Result<usize, StoreError>;
+
+    /// Changes a resource as `change` decides from its current state and stores the
+    /// change's operation with it, atomically. A new name that another resource of the
+    /// kind holds in the (new) folder is `NameTaken`, and writes nothing; it never fails
+    /// other writes committed with it.
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: Change,
+    ) -> Result<OperationRecord, StoreError>;
+
+    /// One page of a list (see [`query::ListQuery`]).
+    async fn list(&self, query: &query::ListQuery) -> Result<Vec<Resource>, StoreError>;
+
+    /// The access bindings of a resource, or `None` if it does not exist.
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<AccessBinding>>, StoreError>;
+
+    /// Operations of a resource (deleted ones' too, until retention purges them), newest
+    /// first: at most `limit`, after the (created_at_ms, id) of the previous page's last.
+    async fn operations_of(
+        &self,
+        target_id: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError>;
+
+    /// Stores READY resources that do not exist yet (by id), for seed files: the ones
+    /// that exist are left as they are. Returns how many were new. A name that another
+    /// resource holds is `NameTaken`, and nothing is stored.
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError>;
+
+    /// The key that signs page tokens: made once per database, so that every replica
+    /// and every restart accepts the tokens of the others.
+    async fn page_key(&self) -> Result<Vec<u8>, StoreError>;
 
     /// Called once on a clean stop, after the last write: leaves the database complete
     /// in its main file where the backend has more than one (SQLite's WAL).

@@ -641,7 +641,11 @@ async fn operations_and_resources_that_do_not_exist() {
         .list(compute::ListImagesRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(
+        status.code(),
+        Code::InvalidArgument,
+        "a list needs its folder"
+    );
 }
 
 #[tokio::test]

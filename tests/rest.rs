@@ -319,10 +319,13 @@ async fn errors_are_google_rpc_status_with_the_http_status_of_their_code() {
     assert_status(&busy, 400, 9);
 
     // UNIMPLEMENTED: 501, through the same route table.
-    let list = rest
-        .get(&format!("/compute/v1/images?folderId={folder_id}"))
+    let unimplemented = rest
+        .post(
+            "/iam/v1/tokens:createForServiceAccount",
+            json!({"serviceAccountId": "aje1"}),
+        )
         .await;
-    assert_status(&list, 501, 12);
+    assert_status(&unimplemented, 501, 12);
 }
 
 #[tokio::test]

@@ -711,6 +711,41 @@ impl Store for FailsOnce {
     async fn purge_finished(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
         self.inner.purge_finished(before_ms, limit).await
     }
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: imageplane::store::Change,
+    ) -> Result<OperationRecord, StoreError> {
+        self.inner.change(kind, id, change).await
+    }
+    async fn list(
+        &self,
+        query: &imageplane::store::query::ListQuery,
+    ) -> Result<Vec<Resource>, StoreError> {
+        self.inner.list(query).await
+    }
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<imageplane::pb::yandex::cloud::access::AccessBinding>>, StoreError> {
+        self.inner.access_bindings(kind, id).await
+    }
+    async fn operations_of(
+        &self,
+        target_id: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError> {
+        self.inner.operations_of(target_id, after, limit).await
+    }
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
+        self.inner.seed(resources).await
+    }
+    async fn page_key(&self) -> Result<Vec<u8>, StoreError> {
+        self.inner.page_key().await
+    }
 }
 
 #[tokio::test]

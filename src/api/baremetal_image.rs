@@ -1,12 +1,20 @@
-//! baremetal.v1alpha ImageService: Create and Get.
+//! baremetal.v1alpha ImageService: every method.
 
+use super::{mask_paths, respond};
+use crate::domain::lifecycle::Update;
+use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
 use crate::pb::baremetal::image_service_server::ImageService;
-use crate::pb::baremetal::{CreateImageRequest, GetImageRequest, Image};
+use crate::pb::baremetal::{
+    CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImageOperationsRequest,
+    ListImageOperationsResponse, ListImagesRequest, ListImagesResponse, UpdateImageRequest,
+};
 use crate::pb::operation::Operation;
-use crate::resource::{Resource, ResourceKind};
+use crate::resource::{Kind, ResourceKind};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+const KIND: ResourceKind = ResourceKind::BaremetalImage;
 
 pub struct BaremetalImageApi {
     pub catalog: Arc<Catalog>,
@@ -16,15 +24,35 @@ pub struct BaremetalImageApi {
 impl ImageService for BaremetalImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
         let request = request.into_inner();
-        super::respond(
+        respond(
             async {
                 self.catalog.validate(&request)?;
-                let extract = |resource| match resource {
-                    Resource::BaremetalImage(image) => Some(image),
-                    _ => None,
+                self.catalog.get_typed::<Image>(&request.image_id).await
+            }
+            .await,
+        )
+    }
+
+    async fn list(
+        &self,
+        request: Request<ListImagesRequest>,
+    ) -> Result<Response<ListImagesResponse>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let args = ListArgs {
+                    folder_id: request.folder_id,
+                    page_size: request.page_size,
+                    page_token: request.page_token,
+                    filter: request.filter,
+                    order_by: request.order_by,
                 };
-                let kind = ResourceKind::BaremetalImage;
-                self.catalog.get_as(kind, &request.image_id, extract).await
+                let (page, next_page_token) = self.catalog.list(KIND, args).await?;
+                Ok(ListImagesResponse {
+                    images: page.into_iter().filter_map(Image::from_resource).collect(),
+                    next_page_token,
+                })
             }
             .await,
         )
@@ -34,10 +62,72 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::respond(
+        respond(
             self.catalog
                 .create_baremetal_image(request.into_inner())
                 .await,
+        )
+    }
+
+    async fn update(
+        &self,
+        request: Request<UpdateImageRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let update = Update {
+                    id: request.image_id,
+                    mask: mask_paths(request.update_mask),
+                    name: request.name,
+                    description: request.description,
+                    labels: request.labels,
+                    ..Update::default()
+                };
+                self.catalog.update(KIND, update).await
+            }
+            .await,
+        )
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteImageRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog.delete(KIND, &request.image_id).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<ListImageOperationsRequest>,
+    ) -> Result<Response<ListImageOperationsResponse>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let (operations, next_page_token) = self
+                    .catalog
+                    .list_operations(
+                        KIND,
+                        &request.image_id,
+                        request.page_size,
+                        &request.page_token,
+                    )
+                    .await?;
+                Ok(ListImageOperationsResponse {
+                    operations,
+                    next_page_token,
+                })
+            }
+            .await,
         )
     }
 }

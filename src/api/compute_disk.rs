@@ -1,16 +1,27 @@
-//! compute.v1 DiskService: Create, Get, and ListSnapshotSchedules (always empty: no
-//! snapshot schedules are served).
+//! compute.v1 DiskService: every method. ListSnapshotSchedules answers an empty list:
+//! no snapshot schedules are served.
 
+use super::{mask_paths, respond};
+use crate::domain::lifecycle::Update;
+use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
 use crate::pb::compute::disk_service_server::DiskService;
 use crate::pb::compute::{
-    CreateDiskRequest, Disk, GetDiskRequest, ListDiskSnapshotSchedulesRequest,
-    ListDiskSnapshotSchedulesResponse,
+    CreateDiskRequest, DeleteDiskRequest, Disk, GetDiskRequest, ListDiskOperationsRequest,
+    ListDiskOperationsResponse, ListDiskSnapshotSchedulesRequest,
+    ListDiskSnapshotSchedulesResponse, ListDisksRequest, ListDisksResponse, MoveDiskRequest,
+    RelocateDiskRequest, UpdateDiskRequest,
 };
 use crate::pb::operation::Operation;
-use crate::resource::{Resource, ResourceKind};
+use crate::pb::yandex::cloud::access::{
+    ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
+    UpdateAccessBindingsRequest,
+};
+use crate::resource::{Kind, ResourceKind};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+const KIND: ResourceKind = ResourceKind::Disk;
 
 pub struct ComputeDiskApi {
     pub catalog: Arc<Catalog>,
@@ -20,15 +31,35 @@ pub struct ComputeDiskApi {
 impl DiskService for ComputeDiskApi {
     async fn get(&self, request: Request<GetDiskRequest>) -> Result<Response<Disk>, Status> {
         let request = request.into_inner();
-        super::respond(
+        respond(
             async {
                 self.catalog.validate(&request)?;
-                let extract = |resource| match resource {
-                    Resource::Disk { disk, .. } => Some(disk),
-                    _ => None,
+                self.catalog.get_typed::<Disk>(&request.disk_id).await
+            }
+            .await,
+        )
+    }
+
+    async fn list(
+        &self,
+        request: Request<ListDisksRequest>,
+    ) -> Result<Response<ListDisksResponse>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let args = ListArgs {
+                    folder_id: request.folder_id,
+                    page_size: request.page_size,
+                    page_token: request.page_token,
+                    filter: request.filter,
+                    order_by: request.order_by,
                 };
-                let kind = ResourceKind::Disk;
-                self.catalog.get_as(kind, &request.disk_id, extract).await
+                let (page, next_page_token) = self.catalog.list(KIND, args).await?;
+                Ok(ListDisksResponse {
+                    disks: page.into_iter().filter_map(Disk::from_resource).collect(),
+                    next_page_token,
+                })
             }
             .await,
         )
@@ -38,7 +69,107 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<CreateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::respond(self.catalog.create_disk(request.into_inner()).await)
+        respond(self.catalog.create_disk(request.into_inner()).await)
+    }
+
+    async fn update(
+        &self,
+        request: Request<UpdateDiskRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let update = Update {
+                    id: request.disk_id,
+                    mask: mask_paths(request.update_mask),
+                    name: request.name,
+                    description: request.description,
+                    labels: request.labels,
+                    size: request.size,
+                    disk_placement_policy: request.disk_placement_policy,
+                    ..Update::default()
+                };
+                self.catalog.update(KIND, update).await
+            }
+            .await,
+        )
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteDiskRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog.delete(KIND, &request.disk_id).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<ListDiskOperationsRequest>,
+    ) -> Result<Response<ListDiskOperationsResponse>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let (operations, next_page_token) = self
+                    .catalog
+                    .list_operations(
+                        KIND,
+                        &request.disk_id,
+                        request.page_size,
+                        &request.page_token,
+                    )
+                    .await?;
+                Ok(ListDiskOperationsResponse {
+                    operations,
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn r#move(
+        &self,
+        request: Request<MoveDiskRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog
+                    .move_disk(&request.disk_id, &request.destination_folder_id)
+                    .await
+            }
+            .await,
+        )
+    }
+
+    async fn relocate(
+        &self,
+        request: Request<RelocateDiskRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog
+                    .relocate_disk(
+                        &request.disk_id,
+                        &request.destination_zone_id,
+                        request.disk_placement_policy,
+                    )
+                    .await
+            }
+            .await,
+        )
     }
 
     async fn list_snapshot_schedules(
@@ -46,15 +177,34 @@ impl DiskService for ComputeDiskApi {
         request: Request<ListDiskSnapshotSchedulesRequest>,
     ) -> Result<Response<ListDiskSnapshotSchedulesResponse>, Status> {
         let request = request.into_inner();
-        super::respond(
+        respond(
             async {
                 self.catalog.validate(&request)?;
-                self.catalog
-                    .get(ResourceKind::Disk, &request.disk_id)
-                    .await?;
+                self.catalog.get(KIND, &request.disk_id).await?;
                 Ok(ListDiskSnapshotSchedulesResponse::default())
             }
             .await,
         )
+    }
+
+    async fn list_access_bindings(
+        &self,
+        request: Request<ListAccessBindingsRequest>,
+    ) -> Result<Response<ListAccessBindingsResponse>, Status> {
+        respond(super::access::list(&self.catalog, KIND, request.into_inner()).await)
+    }
+
+    async fn set_access_bindings(
+        &self,
+        request: Request<SetAccessBindingsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        respond(super::access::set(&self.catalog, KIND, request.into_inner()).await)
+    }
+
+    async fn update_access_bindings(
+        &self,
+        request: Request<UpdateAccessBindingsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        respond(super::access::update(&self.catalog, KIND, request.into_inner()).await)
     }
 }

@@ -1,12 +1,25 @@
-//! compute.v1 SnapshotService: Create and Get.
+//! compute.v1 SnapshotService: every method.
 
+use super::{mask_paths, respond};
+use crate::domain::lifecycle::Update;
+use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
 use crate::pb::compute::snapshot_service_server::SnapshotService;
-use crate::pb::compute::{CreateSnapshotRequest, GetSnapshotRequest, Snapshot};
+use crate::pb::compute::{
+    CreateSnapshotRequest, DeleteSnapshotRequest, GetSnapshotRequest,
+    ListSnapshotOperationsRequest, ListSnapshotOperationsResponse, ListSnapshotsRequest,
+    ListSnapshotsResponse, Snapshot, UpdateSnapshotRequest,
+};
 use crate::pb::operation::Operation;
-use crate::resource::{Resource, ResourceKind};
+use crate::pb::yandex::cloud::access::{
+    ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
+    UpdateAccessBindingsRequest,
+};
+use crate::resource::{Kind, ResourceKind};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+
+const KIND: ResourceKind = ResourceKind::Snapshot;
 
 pub struct ComputeSnapshotApi {
     pub catalog: Arc<Catalog>,
@@ -19,17 +32,40 @@ impl SnapshotService for ComputeSnapshotApi {
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
         let request = request.into_inner();
-        super::respond(
+        respond(
             async {
                 self.catalog.validate(&request)?;
-                let extract = |resource| match resource {
-                    Resource::Snapshot { snapshot, .. } => Some(snapshot),
-                    _ => None,
-                };
-                let kind = ResourceKind::Snapshot;
                 self.catalog
-                    .get_as(kind, &request.snapshot_id, extract)
+                    .get_typed::<Snapshot>(&request.snapshot_id)
                     .await
+            }
+            .await,
+        )
+    }
+
+    async fn list(
+        &self,
+        request: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let args = ListArgs {
+                    folder_id: request.folder_id,
+                    page_size: request.page_size,
+                    page_token: request.page_token,
+                    filter: request.filter,
+                    order_by: request.order_by,
+                };
+                let (page, next_page_token) = self.catalog.list(KIND, args).await?;
+                Ok(ListSnapshotsResponse {
+                    snapshots: page
+                        .into_iter()
+                        .filter_map(Snapshot::from_resource)
+                        .collect(),
+                    next_page_token,
+                })
             }
             .await,
         )
@@ -39,6 +75,89 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::respond(self.catalog.create_snapshot(request.into_inner()).await)
+        respond(self.catalog.create_snapshot(request.into_inner()).await)
+    }
+
+    async fn update(
+        &self,
+        request: Request<UpdateSnapshotRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let update = Update {
+                    id: request.snapshot_id,
+                    mask: mask_paths(request.update_mask),
+                    name: request.name,
+                    description: request.description,
+                    labels: request.labels,
+                    ..Update::default()
+                };
+                self.catalog.update(KIND, update).await
+            }
+            .await,
+        )
+    }
+
+    async fn delete(
+        &self,
+        request: Request<DeleteSnapshotRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                self.catalog.delete(KIND, &request.snapshot_id).await
+            }
+            .await,
+        )
+    }
+
+    async fn list_operations(
+        &self,
+        request: Request<ListSnapshotOperationsRequest>,
+    ) -> Result<Response<ListSnapshotOperationsResponse>, Status> {
+        let request = request.into_inner();
+        respond(
+            async {
+                self.catalog.validate(&request)?;
+                let (operations, next_page_token) = self
+                    .catalog
+                    .list_operations(
+                        KIND,
+                        &request.snapshot_id,
+                        request.page_size,
+                        &request.page_token,
+                    )
+                    .await?;
+                Ok(ListSnapshotOperationsResponse {
+                    operations,
+                    next_page_token,
+                })
+            }
+            .await,
+        )
+    }
+
+    async fn list_access_bindings(
+        &self,
+        request: Request<ListAccessBindingsRequest>,
+    ) -> Result<Response<ListAccessBindingsResponse>, Status> {
+        respond(super::access::list(&self.catalog, KIND, request.into_inner()).await)
+    }
+
+    async fn set_access_bindings(
+        &self,
+        request: Request<SetAccessBindingsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        respond(super::access::set(&self.catalog, KIND, request.into_inner()).await)
+    }
+
+    async fn update_access_bindings(
+        &self,
+        request: Request<UpdateAccessBindingsRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        respond(super::access::update(&self.catalog, KIND, request.into_inner()).await)
     }
 }

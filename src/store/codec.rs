@@ -6,6 +6,7 @@
 
 use super::StoreError;
 use crate::pb::compute::{Disk, Image, Os, Snapshot};
+use crate::pb::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::pb::{baremetal, operation::Operation};
 use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef, Work};
 use prost::Message;
@@ -152,6 +153,25 @@ pub struct OperationColumns {
 
 /// The select list of an operation record: its columns, then `body`.
 pub const OPERATION_COLUMNS: &str = "target_kind, target_id, work, import_uri, source_id, body";
+
+/// The `access_bindings` column: a `ListAccessBindingsResponse` holding them (NULL: none).
+pub fn encode_bindings(bindings: &[AccessBinding]) -> Vec<u8> {
+    ListAccessBindingsResponse {
+        access_bindings: bindings.to_vec(),
+        next_page_token: String::new(),
+    }
+    .encode_to_vec()
+}
+
+/// Reads the `access_bindings` column back.
+pub fn decode_bindings(column: Option<&[u8]>) -> Result<Vec<AccessBinding>, StoreError> {
+    match column {
+        None => Ok(Vec::new()),
+        Some(bytes) => ListAccessBindingsResponse::decode(bytes)
+            .map(|stored| stored.access_bindings)
+            .map_err(|error| StoreError::Corrupt(format!("stored access bindings: {error}"))),
+    }
+}
 
 /// Decodes the `body` column of an operation.
 pub fn decode_operation(body: &[u8]) -> Result<Operation, StoreError> {

@@ -14,8 +14,13 @@
 
 use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
-use super::{Ending, Finished, Replica, ResourceChange, Store, StoreError, Transition};
+use super::query::{self, ListQuery, SqlValue};
+use super::{
+    Change, Changed, Current, Ending, Finished, Replica, ResourceChange, Store, StoreError,
+    Transition,
+};
 use crate::pb::operation::Operation;
+use crate::pb::yandex::cloud::access::AccessBinding;
 use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -196,6 +201,156 @@ async fn lock_running(
         return Ok(Err(Finished::AlreadyDone(Box::new(operation))));
     }
     Ok(Ok(operation))
+}
+
+/// PostgreSQL's placeholders and substring test.
+const DIALECT: query::Dialect = query::Dialect {
+    placeholder: dollar_placeholder,
+    contains: strpos,
+};
+
+fn dollar_placeholder(n: usize) -> String {
+    format!("${n}")
+}
+
+fn strpos(column: &str, placeholder: &str) -> String {
+    format!("strpos({column}, {placeholder}) > 0")
+}
+
+/// A list's parameters as the driver takes them.
+fn sql_parameters(values: &[SqlValue]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    values
+        .iter()
+        .map(|value| -> &(dyn tokio_postgres::types::ToSql + Sync) {
+            match value {
+                SqlValue::Text(text) => text,
+                SqlValue::I32(number) => number,
+                SqlValue::I64(number) => number,
+            }
+        })
+        .collect()
+}
+
+/// Whether a database error is the unique index on names.
+fn is_name_conflict(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+/// Applies a change in one transaction (see `Store::change`): the resource row is locked
+/// first, so concurrent changes of one resource take turns.
+async fn apply_change(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    kind: ResourceKind,
+    id: &str,
+    change: Change,
+    replica: &Replica,
+) -> Result<OperationRecord, StoreError> {
+    let select = transaction
+        .prepare_cached(
+            "SELECT kind, os, body, access_bindings FROM resources
+             WHERE id = $1 AND kind = $2 FOR UPDATE",
+        )
+        .await?;
+    let current = match transaction.query_opt(&select, &[&id, &kind.code()]).await? {
+        None => None,
+        Some(row) => {
+            let bindings: Option<Vec<u8>> = row.get("access_bindings");
+            let busy = transaction
+                .prepare_cached(
+                    "SELECT id FROM operations
+                     WHERE NOT done AND (target_id = $1 OR source_id = $1) LIMIT 1",
+                )
+                .await?;
+            Some(Current {
+                resource: resource_from_row(&row)?,
+                access_bindings: codec::decode_bindings(bindings.as_deref())?,
+                busy_with: transaction
+                    .query_opt(&busy, &[&id])
+                    .await?
+                    .map(|row| row.get(0)),
+            })
+        }
+    };
+    let Changed {
+        resource,
+        access_bindings,
+        record,
+    } = change(current).map_err(StoreError::Refused)?;
+    let name_taken = || StoreError::NameTaken {
+        kind,
+        folder_id: resource.folder_id().to_string(),
+        name: resource.name().to_string(),
+    };
+    if !resource.name().is_empty() {
+        let holder = transaction
+            .prepare_cached(
+                "SELECT id FROM resources
+                 WHERE kind = $1 AND folder_id = $2 AND name = $3 AND id <> $4 LIMIT 1",
+            )
+            .await?;
+        let held = transaction
+            .query_opt(
+                &holder,
+                &[&kind.code(), &resource.folder_id(), &resource.name(), &id],
+            )
+            .await?;
+        if held.is_some() {
+            return Err(name_taken());
+        }
+    }
+    // A concurrent transaction may still take the name first: the index decides.
+    if let Err(error) = write_resources(transaction, &[ResourceRow::from_resource(&resource)]).await
+    {
+        return Err(match error {
+            StoreError::Backend(message) if message.contains("resources_name") => name_taken(),
+            other => other,
+        });
+    }
+    if let Some(bindings) = &access_bindings {
+        transaction
+            .execute(
+                "UPDATE resources SET access_bindings = $2 WHERE id = $1",
+                &[&id, &codec::encode_bindings(bindings)],
+            )
+            .await?;
+    }
+    insert_operation(transaction, &OperationRow::from_record(&record), replica).await?;
+    Ok(record)
+}
+
+/// Inserts an operation held by this replica.
+async fn insert_operation(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    row: &OperationRow,
+    replica: &Replica,
+) -> Result<(), StoreError> {
+    let statement = transaction
+        .prepare_cached(&format!(
+            "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS} + $8, $9, $10, $11, $12)"
+        ))
+        .await?;
+    transaction
+        .execute(
+            &statement,
+            &[
+                &row.id,
+                &row.done,
+                &row.modified_at_ms,
+                &row.target_kind,
+                &row.target_id,
+                &row.import_uri,
+                &replica.id,
+                &replica.lease_ms(),
+                &row.body,
+                &row.work,
+                &row.source_id,
+                &row.created_at_ms,
+            ],
+        )
+        .await?;
+    Ok(())
 }
 
 /// Ends a batch of operations in one transaction of at most five statements, whatever
@@ -467,6 +622,156 @@ impl Store for PostgresStore {
             Ok(outcomes) => outcomes,
             Err(error) => vec![Err(error); count],
         }
+    }
+
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: Change,
+    ) -> Result<OperationRecord, StoreError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let record = apply_change(&transaction, kind, id, change, &self.replica).await?;
+        if let Err(error) = transaction.commit().await {
+            return Err(if is_name_conflict(&error) {
+                StoreError::Backend(format!("a name conflict: {error}"))
+            } else {
+                error.into()
+            });
+        }
+        Ok(record)
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Resource>, StoreError> {
+        let (sql, parameters) = query::list_sql(query, &DIALECT);
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&sql).await?;
+        client
+            .query(&statement, &sql_parameters(&parameters))
+            .await?
+            .iter()
+            .map(resource_from_row)
+            .collect()
+    }
+
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<AccessBinding>>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached("SELECT access_bindings FROM resources WHERE id = $1 AND kind = $2")
+            .await?;
+        client
+            .query_opt(&statement, &[&id, &kind.code()])
+            .await?
+            .map(|row| {
+                let bindings: Option<Vec<u8>> = row.get(0);
+                codec::decode_bindings(bindings.as_deref())
+            })
+            .transpose()
+    }
+
+    async fn operations_of(
+        &self,
+        target_id: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.pool.get().await?;
+        let rows = match &after {
+            None => {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT body FROM operations WHERE target_id = $1
+                         ORDER BY created_at_ms DESC, id DESC LIMIT $2",
+                    )
+                    .await?;
+                client.query(&statement, &[&target_id, &limit]).await?
+            }
+            Some((created, id)) => {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT body FROM operations WHERE target_id = $1
+                             AND (created_at_ms < $2 OR (created_at_ms = $2 AND id < $3))
+                         ORDER BY created_at_ms DESC, id DESC LIMIT $4",
+                    )
+                    .await?;
+                client
+                    .query(&statement, &[&target_id, created, id, &limit])
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|row| codec::decode_operation(&row.get::<_, Vec<u8>>(0)))
+            .collect()
+    }
+
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client.transaction().await?;
+        let mut new = 0;
+        for resource in &resources {
+            let row = ResourceRow::from_resource(resource);
+            let statement = transaction
+                .prepare_cached(
+                    "INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                         created_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .await?;
+            let inserted = transaction
+                .execute(
+                    &statement,
+                    &[
+                        &row.id,
+                        &row.kind,
+                        &row.folder_id,
+                        &row.name,
+                        &row.os,
+                        &row.body,
+                        &row.status,
+                        &row.family,
+                        &row.created_at_ms,
+                    ],
+                )
+                .await;
+            match inserted {
+                Ok(count) => new += count as usize,
+                Err(error) if is_name_conflict(&error) => {
+                    return Err(StoreError::NameTaken {
+                        kind: resource.kind(),
+                        folder_id: row.folder_id,
+                        name: row.name,
+                    })
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        transaction.commit().await?;
+        Ok(new)
+    }
+
+    async fn page_key(&self) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[&super::sqlite::PAGE_KEY, &fresh.to_vec()],
+            )
+            .await?;
+        let row = client
+            .query_one(
+                "SELECT value FROM settings WHERE name = $1",
+                &[&super::sqlite::PAGE_KEY],
+            )
+            .await?;
+        Ok(row.get(0))
     }
 
     async fn describe_running(

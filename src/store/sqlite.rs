@@ -28,8 +28,13 @@ mod read_cache;
 
 use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
-use super::{Ending, Finished, Replica, ResourceChange, Store, StoreError, Transition};
+use super::query::{self, ListQuery, SqlValue};
+use super::{
+    Change, Changed, Current, Ending, Finished, Replica, ResourceChange, Store, StoreError,
+    Transition,
+};
 use crate::pb::operation::Operation;
+use crate::pb::yandex::cloud::access::AccessBinding;
 use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
 use read_cache::{ReadCache, Record};
@@ -553,6 +558,132 @@ fn select_resource(connection: &Connection, id: &str) -> JobResult<Option<Resour
         .transpose())
 }
 
+/// SQLite's placeholders and substring test.
+const DIALECT: query::Dialect = query::Dialect {
+    placeholder: numbered_placeholder,
+    contains: instr,
+};
+
+fn numbered_placeholder(n: usize) -> String {
+    format!("?{n}")
+}
+
+fn instr(column: &str, placeholder: &str) -> String {
+    format!("instr({column}, {placeholder}) > 0")
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        match self {
+            SqlValue::Text(text) => text.to_sql(),
+            SqlValue::I32(number) => number.to_sql(),
+            SqlValue::I64(number) => number.to_sql(),
+        }
+    }
+}
+
+/// The name under which the page-token key is kept in `settings`.
+pub const PAGE_KEY: &str = "page-token-key";
+
+/// A resource's access bindings, as stored (none when the column is NULL).
+fn select_bindings(connection: &Connection, id: &str) -> JobResult<Vec<AccessBinding>> {
+    let stored: Option<Option<Vec<u8>>> = connection
+        .prepare_cached("SELECT access_bindings FROM resources WHERE id = ?1")?
+        .query_row([id], |row| row.get(0))
+        .optional()?;
+    Ok(codec::decode_bindings(stored.flatten().as_deref()))
+}
+
+/// A running operation that creates, deletes or reads from the resource, if any.
+fn busy_with(connection: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    connection
+        .prepare_cached(
+            "SELECT id FROM operations
+             WHERE done = 0 AND (target_id = ?1 OR source_id = ?1) LIMIT 1",
+        )?
+        .query_row([id], |row| row.get(0))
+        .optional()
+}
+
+/// Another resource of the kind that holds `name` in `folder_id`.
+fn name_holder(
+    connection: &Connection,
+    kind: ResourceKind,
+    folder_id: &str,
+    name: &str,
+    id: &str,
+) -> rusqlite::Result<Option<String>> {
+    connection
+        .prepare_cached(
+            "SELECT id FROM resources
+             WHERE kind = ?1 AND folder_id = ?2 AND name = ?3 AND id <> ?4 LIMIT 1",
+        )?
+        .query_row(params![kind.code(), folder_id, name, id], |row| row.get(0))
+        .optional()
+}
+
+/// Applies a change in the writer's transaction (see `Store::change`).
+fn apply_change(
+    connection: &Connection,
+    kind: ResourceKind,
+    id: &str,
+    change: Change,
+    (owner, lease_until): (&str, i64),
+    writes: &mut Writes,
+) -> JobResult<OperationRecord> {
+    let resource = match select_resource(connection, id)? {
+        Err(error) => return Ok(Err(error)),
+        Ok(resource) => resource.filter(|resource| resource.kind() == kind),
+    };
+    let current = match resource {
+        None => None,
+        Some(resource) => Some(Current {
+            access_bindings: match select_bindings(connection, id)? {
+                Err(error) => return Ok(Err(error)),
+                Ok(bindings) => bindings,
+            },
+            busy_with: busy_with(connection, id)?,
+            resource,
+        }),
+    };
+    let Changed {
+        resource,
+        access_bindings,
+        record,
+    } = match change(current) {
+        Ok(changed) => changed,
+        Err(error) => return Ok(Err(StoreError::Refused(error))),
+    };
+    // Checked before writing, so that a taken name fails this change alone.
+    if !resource.name().is_empty()
+        && name_holder(connection, kind, resource.folder_id(), resource.name(), id)?.is_some()
+    {
+        return Ok(Err(StoreError::NameTaken {
+            kind,
+            folder_id: resource.folder_id().to_string(),
+            name: resource.name().to_string(),
+        }));
+    }
+    update_resource(connection, &resource)?;
+    if let Some(bindings) = &access_bindings {
+        connection
+            .prepare_cached("UPDATE resources SET access_bindings = ?2 WHERE id = ?1")?
+            .execute(params![id, codec::encode_bindings(bindings)])?;
+    }
+    insert_operation(
+        connection,
+        &OperationRow::from_record(&record),
+        owner,
+        lease_until,
+    )?;
+    writes.push((id.to_string(), Some(Record::Resource(resource))));
+    writes.push((
+        record.operation.id.clone(),
+        Some(Record::Operation(record.clone())),
+    ));
+    Ok(Ok(record))
+}
+
 /// Inserts an operation held by `owner` until `lease_until` (milliseconds).
 fn insert_operation(
     connection: &Connection,
@@ -799,6 +930,143 @@ impl Store for SqliteStore {
             Ok(outcomes) => outcomes,
             Err(error) => vec![Err(error); count],
         }
+    }
+
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: Change,
+    ) -> Result<OperationRecord, StoreError> {
+        let id = id.to_string();
+        let owner = self.replica.id.clone();
+        let lease_until = codec::now_ms() + self.replica.lease_ms();
+        self.write(move |connection, writes| {
+            apply_change(connection, kind, &id, change, (&owner, lease_until), writes)
+        })
+        .await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Resource>, StoreError> {
+        let (sql, parameters) = query::list_sql(query, &DIALECT);
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached(&sql)?;
+            let rows = statement
+                .query_map(rusqlite::params_from_iter(parameters.iter()), |row| {
+                    Ok((
+                        row.get::<_, i32>(0)?,
+                        row.get::<_, Option<Vec<u8>>>(1)?,
+                        row.get::<_, Vec<u8>>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(kind, os, body)| codec::resource_from_columns(kind, os.as_deref(), &body))
+                .collect()
+        })
+    }
+
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<AccessBinding>>, StoreError> {
+        self.read(|connection| {
+            let stored: Option<Option<Vec<u8>>> = connection
+                .prepare_cached(
+                    "SELECT access_bindings FROM resources WHERE id = ?1 AND kind = ?2",
+                )?
+                .query_row(params![id, kind.code()], |row| row.get(0))
+                .optional()?;
+            stored
+                .map(|bindings| codec::decode_bindings(bindings.as_deref()))
+                .transpose()
+        })
+    }
+
+    async fn operations_of(
+        &self,
+        target_id: &str,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|connection| {
+            let bodies: Vec<Vec<u8>> = match &after {
+                None => connection
+                    .prepare_cached(
+                        "SELECT body FROM operations WHERE target_id = ?1
+                         ORDER BY created_at_ms DESC, id DESC LIMIT ?2",
+                    )?
+                    .query_map(params![target_id, limit], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?,
+                Some((created, id)) => connection
+                    .prepare_cached(
+                        "SELECT body FROM operations WHERE target_id = ?1
+                             AND (created_at_ms < ?2 OR (created_at_ms = ?2 AND id < ?3))
+                         ORDER BY created_at_ms DESC, id DESC LIMIT ?4",
+                    )?
+                    .query_map(params![target_id, created, id, limit], |row| row.get(0))?
+                    .collect::<Result<_, _>>()?,
+            };
+            bodies
+                .iter()
+                .map(|body| codec::decode_operation(body))
+                .collect()
+        })
+    }
+
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
+        self.write(move |connection, writes| {
+            let mut new = Vec::new();
+            for resource in resources {
+                if select_resource(connection, resource.id())?.is_ok_and(|found| found.is_some()) {
+                    continue;
+                }
+                if !resource.name().is_empty()
+                    && name_holder(
+                        connection,
+                        resource.kind(),
+                        resource.folder_id(),
+                        resource.name(),
+                        resource.id(),
+                    )?
+                    .is_some()
+                {
+                    return Ok(Err(StoreError::NameTaken {
+                        kind: resource.kind(),
+                        folder_id: resource.folder_id().to_string(),
+                        name: resource.name().to_string(),
+                    }));
+                }
+                new.push(resource);
+            }
+            for resource in &new {
+                insert_resource(connection, &ResourceRow::from_resource(resource))?;
+                writes.push((
+                    resource.id().to_string(),
+                    Some(Record::Resource(resource.clone())),
+                ));
+            }
+            Ok(Ok(new.len()))
+        })
+        .await
+    }
+
+    async fn page_key(&self) -> Result<Vec<u8>, StoreError> {
+        let fresh: [u8; 32] = rand::random();
+        self.write(move |connection, _| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+                )?
+                .execute(params![PAGE_KEY, fresh.to_vec()])?;
+            let key: Vec<u8> = connection
+                .prepare_cached("SELECT value FROM settings WHERE name = ?1")?
+                .query_row([PAGE_KEY], |row| row.get(0))?;
+            Ok(Ok(key))
+        })
+        .await
     }
 
     async fn describe_running(

@@ -146,7 +146,9 @@ def test_errors_carry_a_google_rpc_status(fast, curl):
     status, headers, error = curl("DELETE", f"{base(fast)}/compute/v1/images")
     assert status == 405 and headers["allow"] == "GET, POST", (headers, error)
 
-    status, _, error = curl("GET", f"{base(fast)}/compute/v1/images?folderId={unique_folder()}")
+    status, _, error = curl(
+        "POST", f"{base(fast)}/iam/v1/tokens:revoke", {"iamToken": "t1.x"}
+    )
     assert status == 501 and error["code"] == 12, error
 
 

@@ -1,0 +1,62 @@
+//! The access-binding methods every compute service has (ListAccessBindings,
+//! SetAccessBindings, UpdateAccessBindings), for the kind of that service.
+
+use crate::domain::access::AccessChange;
+use crate::domain::Catalog;
+use crate::error::Error;
+use crate::pb::operation::Operation;
+use crate::pb::yandex::cloud::access::{
+    ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
+    UpdateAccessBindingsRequest,
+};
+use crate::resource::ResourceKind;
+
+pub async fn list(
+    catalog: &Catalog,
+    kind: ResourceKind,
+    request: ListAccessBindingsRequest,
+) -> Result<ListAccessBindingsResponse, Error> {
+    catalog.validate(&request)?;
+    let (access_bindings, next_page_token) = catalog
+        .list_access_bindings(
+            kind,
+            &request.resource_id,
+            request.page_size,
+            &request.page_token,
+        )
+        .await?;
+    Ok(ListAccessBindingsResponse {
+        access_bindings,
+        next_page_token,
+    })
+}
+
+pub async fn set(
+    catalog: &Catalog,
+    kind: ResourceKind,
+    request: SetAccessBindingsRequest,
+) -> Result<Operation, Error> {
+    catalog.validate(&request)?;
+    catalog
+        .change_access_bindings(
+            kind,
+            &request.resource_id,
+            AccessChange::Set(request.access_bindings),
+        )
+        .await
+}
+
+pub async fn update(
+    catalog: &Catalog,
+    kind: ResourceKind,
+    request: UpdateAccessBindingsRequest,
+) -> Result<Operation, Error> {
+    catalog.validate(&request)?;
+    catalog
+        .change_access_bindings(
+            kind,
+            &request.resource_id,
+            AccessChange::Update(request.access_binding_deltas),
+        )
+        .await
+}

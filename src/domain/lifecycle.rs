@@ -1,0 +1,377 @@
+//! Changing and deleting resources: Update (every kind), Delete (every kind), and disk
+//! Move and Relocate.
+//!
+//! A change is decided inside the store's transaction from the resource as stored then
+//! (`Store::change`), so concurrent changes never overwrite each other, and is done when
+//! stored: its operation is returned done, with the changed resource as its response.
+//! A delete marks the resource DELETING and runs for `--operation-delay` in the
+//! background; it ends with `google.protobuf.Empty` and the resource gone (or, cancelled,
+//! READY again: `transitions`).
+//!
+//! Rules: only a READY resource changes or goes (FAILED_PRECONDITION otherwise); a
+//! resource that a running operation creates, deletes or copies from cannot be deleted,
+//! moved or relocated (FAILED_PRECONDITION naming that operation); a new name must be
+//! free in the folder (ALREADY_EXISTS); the public catalogue's folder is read-only
+//! (PERMISSION_DENIED). An update names its fields in `update_mask`: an empty mask is
+//! INVALID_ARGUMENT listing what can change (a mask that changes nothing by accident is
+//! worse than an error), and so is a field that cannot change.
+
+use super::{Catalog, PUBLIC_FOLDER};
+use crate::error::{excerpt, Error};
+use crate::operations;
+use crate::pb::baremetal;
+use crate::pb::compute::{
+    DeleteDiskMetadata, DeleteImageMetadata, DeleteSnapshotMetadata, DiskPlacementPolicy,
+    MoveDiskMetadata, RelocateDiskMetadata, UpdateDiskMetadata, UpdateImageMetadata,
+    UpdateSnapshotMetadata,
+};
+use crate::pb::operation::Operation;
+use crate::resource::{pack, status, ChangeKind, OperationRecord, Resource, ResourceKind, Work};
+use crate::store::{Changed, Current};
+use std::collections::HashMap;
+
+/// An Update request of any kind, as the adapters read it.
+#[derive(Debug, Clone, Default)]
+pub struct Update {
+    pub id: String,
+    pub mask: Vec<String>,
+    pub name: String,
+    pub description: String,
+    pub labels: HashMap<String, String>,
+    /// Compute images.
+    pub min_disk_size: i64,
+    /// Disks.
+    pub size: i64,
+    pub disk_placement_policy: Option<DiskPlacementPolicy>,
+}
+
+/// The fields an update of `kind` may change, as `update_mask` names them.
+pub fn updatable(kind: ResourceKind) -> &'static [&'static str] {
+    match kind {
+        ResourceKind::ComputeImage => &["name", "description", "labels", "min_disk_size"],
+        ResourceKind::Snapshot => &["name", "description", "labels"],
+        ResourceKind::Disk => &[
+            "name",
+            "description",
+            "labels",
+            "size",
+            "disk_placement_policy",
+        ],
+        ResourceKind::BaremetalImage => &["name", "description", "labels"],
+    }
+}
+
+/// How the API names a kind in operation descriptions ("image", "disk", ...).
+fn noun(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::ComputeImage | ResourceKind::BaremetalImage => "image",
+        ResourceKind::Snapshot => "snapshot",
+        ResourceKind::Disk => "disk",
+    }
+}
+
+/// The resource of a change, or NOT_FOUND.
+fn found(kind: ResourceKind, id: &str, current: Option<Current>) -> Result<Current, Error> {
+    current.ok_or_else(|| {
+        Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
+    })
+}
+
+/// Refuses changes in the public catalogue's folder.
+pub fn check_writable(folder_id: &str) -> Result<(), Error> {
+    if folder_id == PUBLIC_FOLDER {
+        return Err(Error::PermissionDenied(format!(
+            "folder {PUBLIC_FOLDER} is the public image catalogue: it is read-only"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a resource that is not READY.
+fn check_ready(current: &Current, id: &str) -> Result<(), Error> {
+    let state = match current.resource.status() {
+        status::READY => return Ok(()),
+        status::CREATING => "still being created",
+        status::DELETING => "being deleted",
+        _ => "not ready",
+    };
+    Err(Error::FailedPrecondition(format!(
+        "{} {} is {state}",
+        current.resource.kind().display_name(),
+        excerpt(id)
+    )))
+}
+
+/// Refuses a resource that a running operation creates, deletes or copies from.
+fn check_idle(current: &Current, id: &str) -> Result<(), Error> {
+    match &current.busy_with {
+        None => Ok(()),
+        Some(operation) => Err(Error::FailedPrecondition(format!(
+            "{} {} is in use by running operation {operation}",
+            current.resource.kind().display_name(),
+            excerpt(id)
+        ))),
+    }
+}
+
+/// A change that is done when stored: its operation, done, with the resource as response.
+fn done_change(
+    resource: Resource,
+    description: String,
+    metadata: prost_types::Any,
+    kind: ChangeKind,
+) -> Changed {
+    let mut operation = operations::start(&description, super::ANONYMOUS_SUBJECT, metadata);
+    operations::succeed(&mut operation, resource.to_any());
+    Changed {
+        record: OperationRecord {
+            operation,
+            target: resource.reference(),
+            work: Work::Change(kind),
+        },
+        resource,
+        access_bindings: None,
+    }
+}
+
+/// Applies the masked fields of `update` to `resource`.
+fn apply(resource: &mut Resource, update: &Update) -> Result<(), Error> {
+    let kind = resource.kind();
+    let allowed = updatable(kind);
+    if update.mask.is_empty() {
+        return Err(Error::invalid_field(
+            "update_mask",
+            format!(
+                "is empty: name the fields to change ({})",
+                allowed.join(", ")
+            ),
+        ));
+    }
+    for path in &update.mask {
+        if !allowed.contains(&path.as_str()) {
+            return Err(Error::invalid_field(
+                "update_mask",
+                format!(
+                    "{} cannot be changed; these can: {}",
+                    excerpt(path),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+    }
+    for path in &update.mask {
+        match (path.as_str(), &mut *resource) {
+            ("name", _) => *resource.common_mut().0 = update.name.clone(),
+            ("description", _) => *resource.common_mut().1 = update.description.clone(),
+            ("labels", _) => *resource.common_mut().2 = update.labels.clone(),
+            ("min_disk_size", Resource::ComputeImage(image)) => {
+                if update.min_disk_size != 0 && update.min_disk_size < image.size {
+                    return Err(Error::invalid_field(
+                        "min_disk_size",
+                        format!(
+                            "{} is less than the image's size, {} bytes",
+                            update.min_disk_size, image.size
+                        ),
+                    ));
+                }
+                image.min_disk_size = if update.min_disk_size == 0 {
+                    image.size.max(4 << 20)
+                } else {
+                    update.min_disk_size
+                };
+            }
+            ("size", Resource::Disk { disk, .. }) => {
+                if update.size < disk.size {
+                    return Err(Error::invalid_field(
+                        "size",
+                        format!(
+                            "a disk can only grow: {} is less than its size, {} bytes",
+                            update.size, disk.size
+                        ),
+                    ));
+                }
+                disk.size = update.size;
+            }
+            ("disk_placement_policy", Resource::Disk { disk, .. }) => {
+                disk.disk_placement_policy = update.disk_placement_policy.clone();
+            }
+            _ => unreachable!("the mask was checked against the kind's fields"),
+        }
+    }
+    Ok(())
+}
+
+/// The metadata of an update of `kind`.
+fn update_metadata(kind: ResourceKind, id: &str) -> prost_types::Any {
+    let id = id.to_string();
+    match kind {
+        ResourceKind::ComputeImage => pack(&UpdateImageMetadata { image_id: id }),
+        ResourceKind::Snapshot => pack(&UpdateSnapshotMetadata { snapshot_id: id }),
+        ResourceKind::Disk => pack(&UpdateDiskMetadata { disk_id: id }),
+        ResourceKind::BaremetalImage => pack(&baremetal::UpdateImageMetadata { image_id: id }),
+    }
+}
+
+/// The metadata of a delete of `kind`.
+fn delete_metadata(kind: ResourceKind, id: &str) -> prost_types::Any {
+    let id = id.to_string();
+    match kind {
+        ResourceKind::ComputeImage => pack(&DeleteImageMetadata { image_id: id }),
+        ResourceKind::Snapshot => pack(&DeleteSnapshotMetadata { snapshot_id: id }),
+        ResourceKind::Disk => pack(&DeleteDiskMetadata { disk_id: id }),
+        ResourceKind::BaremetalImage => pack(&baremetal::DeleteImageMetadata { image_id: id }),
+    }
+}
+
+impl Catalog {
+    /// Update of any kind: the masked fields change; done when stored.
+    pub async fn update(&self, kind: ResourceKind, update: Update) -> Result<Operation, Error> {
+        let id = update.id.clone();
+        let record = self
+            .store
+            .change(
+                kind,
+                &id,
+                Box::new(move |current| {
+                    let current = found(kind, &update.id, current)?;
+                    check_writable(current.resource.folder_id())?;
+                    check_ready(&current, &update.id)?;
+                    let mut resource = current.resource;
+                    apply(&mut resource, &update)?;
+                    Ok(done_change(
+                        resource,
+                        format!("Update {}", noun(kind)),
+                        update_metadata(kind, &update.id),
+                        ChangeKind::Update,
+                    ))
+                }),
+            )
+            .await?;
+        Ok(record.operation)
+    }
+
+    /// Delete of any kind: the resource is DELETING until the operation ends.
+    pub async fn delete(&self, kind: ResourceKind, id: &str) -> Result<Operation, Error> {
+        let target = id.to_string();
+        let record = self
+            .store
+            .change(
+                kind,
+                id,
+                Box::new(move |current| {
+                    let current = found(kind, &target, current)?;
+                    check_writable(current.resource.folder_id())?;
+                    check_idle(&current, &target)?;
+                    check_ready(&current, &target)?;
+                    let mut resource = current.resource;
+                    resource.set_status(status::DELETING);
+                    let operation = operations::start(
+                        &format!("Delete {}", noun(kind)),
+                        super::ANONYMOUS_SUBJECT,
+                        delete_metadata(kind, &target),
+                    );
+                    Ok(Changed {
+                        record: OperationRecord {
+                            operation,
+                            target: resource.reference(),
+                            work: Work::Delete,
+                        },
+                        resource,
+                        access_bindings: None,
+                    })
+                }),
+            )
+            .await?;
+        let operation = record.operation.clone();
+        self.executor.start(record);
+        Ok(operation)
+    }
+
+    /// DiskService.Move: the disk to another folder; done when stored.
+    pub async fn move_disk(&self, disk_id: &str, destination: &str) -> Result<Operation, Error> {
+        check_writable(destination)?;
+        let (id, destination) = (disk_id.to_string(), destination.to_string());
+        let record = self
+            .store
+            .change(
+                ResourceKind::Disk,
+                disk_id,
+                Box::new(move |current| {
+                    let current = found(ResourceKind::Disk, &id, current)?;
+                    check_writable(current.resource.folder_id())?;
+                    check_idle(&current, &id)?;
+                    check_ready(&current, &id)?;
+                    let Resource::Disk { mut disk, os } = current.resource else {
+                        unreachable!("the store reads the kind asked for")
+                    };
+                    let metadata = pack(&MoveDiskMetadata {
+                        disk_id: id.clone(),
+                        source_folder_id: disk.folder_id.clone(),
+                        destination_folder_id: destination.clone(),
+                    });
+                    disk.folder_id = destination;
+                    Ok(done_change(
+                        Resource::Disk { disk, os },
+                        "Move disk".into(),
+                        metadata,
+                        ChangeKind::Move,
+                    ))
+                }),
+            )
+            .await?;
+        Ok(record.operation)
+    }
+
+    /// DiskService.Relocate: the disk to another zone (one this server offers); done
+    /// when stored.
+    pub async fn relocate_disk(
+        &self,
+        disk_id: &str,
+        zone: &str,
+        placement: Option<DiskPlacementPolicy>,
+    ) -> Result<Operation, Error> {
+        if !self.offerings.zones.iter().any(|offered| offered == zone) {
+            return Err(Error::invalid_field(
+                "destination_zone_id",
+                format!(
+                    "unknown zone {}; this server offers {}",
+                    excerpt(zone),
+                    self.offerings.zones.join(", ")
+                ),
+            ));
+        }
+        let (id, zone) = (disk_id.to_string(), zone.to_string());
+        let record = self
+            .store
+            .change(
+                ResourceKind::Disk,
+                disk_id,
+                Box::new(move |current| {
+                    let current = found(ResourceKind::Disk, &id, current)?;
+                    check_writable(current.resource.folder_id())?;
+                    check_idle(&current, &id)?;
+                    check_ready(&current, &id)?;
+                    let Resource::Disk { mut disk, os } = current.resource else {
+                        unreachable!("the store reads the kind asked for")
+                    };
+                    let metadata = pack(&RelocateDiskMetadata {
+                        disk_id: id.clone(),
+                        source_zone_id: disk.zone_id.clone(),
+                        destination_zone_id: zone.clone(),
+                    });
+                    disk.zone_id = zone;
+                    if placement.is_some() {
+                        disk.disk_placement_policy = placement;
+                    }
+                    Ok(done_change(
+                        Resource::Disk { disk, os },
+                        "Relocate disk".into(),
+                        metadata,
+                        ChangeKind::Relocate,
+                    ))
+                }),
+            )
+            .await?;
+        Ok(record.operation)
+    }
+}
