@@ -130,6 +130,15 @@ pub struct ServeArgs {
     )]
     pub disk_types: Vec<String>,
 
+    /// A seed file of resources to have at every start (one JSON resource a line, see the
+    /// README); may be given more than once. Loaded after the public catalogue.
+    #[arg(long = "seed", env = "IMAGEPLANE_SEED", value_delimiter = ',')]
+    pub seeds: Vec<PathBuf>,
+
+    /// Do not load the public image catalogue (folder standard-images).
+    #[arg(long, env = "IMAGEPLANE_NO_PUBLIC_IMAGES")]
+    pub no_public_images: bool,
+
     /// How long the background work of a copy (an image from an image, disk or snapshot;
     /// a snapshot; a disk) takes, e.g. `0s`, `500ms`, `2m`.
     #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = parse_operation_delay)]

@@ -22,6 +22,7 @@ pub mod redact;
 pub mod request_budget;
 pub mod resource;
 pub mod rpc_layer;
+pub mod seed;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -77,7 +77,9 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
     let address = listener.local_addr()?;
+    let seeds = seeds(&args)?;
     let settings = Settings {
+        seeds,
         operation_delay: args.operation_delay,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,
@@ -124,6 +126,20 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
     println!("imageplane listening on {address}");
     std::io::stdout().flush()?;
     server::serve_store(listener, settings, store, shutdown).await
+}
+
+/// The seed texts to load: the public catalogue unless refused, then `--seed` files.
+fn seeds(args: &ServeArgs) -> Result<Vec<(String, String)>, String> {
+    let mut seeds = Vec::new();
+    if !args.no_public_images {
+        seeds.push(server::public_images());
+    }
+    for path in &args.seeds {
+        let text = std::fs::read_to_string(path)
+            .map_err(|error| format!("--seed {}: {error}", path.display()))?;
+        seeds.push((path.display().to_string(), text));
+    }
+    Ok(seeds)
 }
 
 /// A comma-separated flag's values, trimmed, without empty ones.

@@ -53,6 +53,9 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// The zones and disk types disks may name.
     pub offerings: Offerings,
+    /// Seed files loaded at start, as (where from, text): the public catalogue unless
+    /// `--no-public-images`, then `--seed` files.
+    pub seeds: Vec<(String, String)>,
 }
 
 /// The default `--lease-duration`.
@@ -73,8 +76,17 @@ impl Default for Settings {
             import: ImportSettings::default(),
             connections: ConnectionLimits::default(),
             offerings: Offerings::default(),
+            seeds: vec![public_images()],
         }
     }
+}
+
+/// The built-in public image catalogue as a seed.
+pub fn public_images() -> (String, String) {
+    (
+        "the public image catalogue (seeds/standard-images.jsonl)".into(),
+        crate::seed::PUBLIC_IMAGES.to_string(),
+    )
 }
 
 /// Opens the store `settings.database` names for a new replica, applying migrations.
@@ -86,6 +98,12 @@ pub async fn open_store(
         .await
         .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
     info!(database = %settings.database.display(), replica = %replica.id, "store open");
+    let seeded = crate::seed::load(store.as_ref(), &settings.seeds)
+        .await
+        .map_err(|error| format!("seed: {error}"))?;
+    if seeded > 0 {
+        info!(count = seeded, "seeded resources");
+    }
     Ok(store)
 }
 

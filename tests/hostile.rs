@@ -729,7 +729,13 @@ mod store {
         let data_dir = temp_dir(label);
         let dir = data_dir.to_str().unwrap().to_string();
         let mut server = ServerProcess::start(
-            &["--data-dir", &dir, "--log-level", "warn"],
+            &[
+                "--data-dir",
+                &dir,
+                "--log-level",
+                "warn",
+                "--no-public-images",
+            ],
             std::env::temp_dir().join(format!("{label}.log")),
         );
         let ids = disks(server.url(), count).await;
