@@ -901,3 +901,174 @@ async fn schema_2_fills_its_columns_from_the_rows_of_schema_1() {
     assert!(created > 0);
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// A change that renames a READY resource, done when stored.
+fn rename(to: &'static str) -> imageplane::store::Change {
+    Box::new(move |current| {
+        let current = current.ok_or_else(|| imageplane::error::Error::NotFound("gone".into()))?;
+        let mut resource = current.resource;
+        *resource.common_mut().0 = to.to_string();
+        let mut operation =
+            imageplane::operations::start("Update disk", "tester", prost_types::Any::default());
+        imageplane::operations::succeed(&mut operation, resource.to_any());
+        Ok(imageplane::store::Changed {
+            record: OperationRecord {
+                operation,
+                target: resource.reference(),
+                work: Work::Change(imageplane::resource::ChangeKind::Update),
+            },
+            resource,
+            access_bindings: None,
+        })
+    })
+}
+
+#[tokio::test]
+async fn changes_lists_and_operations_of_a_resource() {
+    use imageplane::store::query::{Column, Condition, ListQuery, Operator, Order, SqlValue};
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let folder_id = format!("f{:08x}", rand::random::<u32>());
+        let mut records = Vec::new();
+        for index in 0..5 {
+            let (_, record) = create(store.as_ref(), &folder_id, &format!("d{index}")).await;
+            records.push(record);
+        }
+        conclude(store.as_ref(), records.iter().map(due).collect()).await;
+        // A change: renamed; onto a taken name: NameTaken, nothing written.
+        let target = records[0].target.id.clone();
+        let renamed = store
+            .change(ResourceKind::Disk, &target, rename("renamed"))
+            .await
+            .unwrap();
+        assert!(renamed.operation.done, "{name}");
+        let taken = store
+            .change(ResourceKind::Disk, &target, rename("d1"))
+            .await;
+        assert!(
+            matches!(taken, Err(StoreError::NameTaken { .. })),
+            "{name}: {taken:?}"
+        );
+        let missing = store
+            .change(ResourceKind::Disk, "fhmnosuchdisk0000000", rename("x"))
+            .await;
+        assert!(
+            matches!(missing, Err(StoreError::Refused(_))),
+            "{name}: {missing:?}"
+        );
+        // Lists: by name, filtered, after a cursor.
+        let query = |conditions: Vec<Condition>, after| ListQuery {
+            kind: ResourceKind::Disk,
+            folder_id: folder_id.clone(),
+            conditions,
+            order: Order {
+                column: Column::Name,
+                descending: false,
+            },
+            after,
+            limit: 10,
+        };
+        let all = store.list(&query(Vec::new(), None)).await.unwrap();
+        let names: Vec<&str> = all.iter().map(Resource::name).collect();
+        assert_eq!(names, ["d1", "d2", "d3", "d4", "renamed"], "{name}");
+        let filtered = store
+            .list(&query(
+                vec![Condition {
+                    column: Column::Name,
+                    operator: Operator::In,
+                    values: vec![SqlValue::Text("d2".into()), SqlValue::Text("d4".into())],
+                }],
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(filtered.len(), 2, "{name}");
+        let after = store
+            .list(&query(
+                Vec::new(),
+                Some(imageplane::store::query::Cursor {
+                    value: SqlValue::Text("d3".into()),
+                    id: String::new(),
+                }),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(after.len(), 2, "{name}");
+        let ready = store
+            .list(&query(
+                vec![Condition {
+                    column: Column::Status,
+                    operator: Operator::Equal,
+                    values: vec![SqlValue::I32(2)],
+                }],
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(ready.len(), 5, "{name}");
+        // Operations of the renamed disk, newest first.
+        let operations = store.operations_of(&target, None, 10).await.unwrap();
+        assert_eq!(operations.len(), 2, "{name}");
+        assert_eq!(operations[0].description, "Update disk", "{name}");
+        // Seeds are idempotent; the page key is stable.
+        let seeded = creating_disk(&folder_id, "seeded");
+        assert_eq!(store.seed(vec![seeded.clone()]).await.unwrap(), 1, "{name}");
+        assert_eq!(store.seed(vec![seeded]).await.unwrap(), 0, "{name}");
+        let clash = creating_disk(&folder_id, "d2");
+        assert!(matches!(
+            store.seed(vec![clash]).await,
+            Err(StoreError::NameTaken { .. })
+        ));
+        assert_eq!(
+            store.page_key().await.unwrap(),
+            store.page_key().await.unwrap()
+        );
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn a_rename_onto_a_taken_name_fails_alone_in_a_batch_of_creates() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (existing, record) = create(store.as_ref(), "batch", "existing").await;
+        conclude(store.as_ref(), vec![due(&record)]).await;
+        let (_, holder) = create(store.as_ref(), "batch", "holder").await;
+        conclude(store.as_ref(), vec![due(&holder)]).await;
+        // Many creates and one conflicting rename, at once: in SQLite they share commits.
+        let mut writes = tokio::task::JoinSet::new();
+        for index in 0..64 {
+            let store = Arc::clone(&store);
+            writes.spawn(async move {
+                let resource = creating_disk("batch", &format!("new-{index}"));
+                let record = record_for(&resource, Work::Copy { source: None });
+                store.create(resource, record).await.map(|_| ())
+            });
+        }
+        let renamer = Arc::clone(&store);
+        let id = existing.id().to_string();
+        let rename = tokio::spawn(async move {
+            renamer
+                .change(ResourceKind::Disk, &id, rename("holder"))
+                .await
+        });
+        let mut created = 0;
+        while let Some(outcome) = writes.join_next().await {
+            outcome
+                .unwrap()
+                .unwrap_or_else(|error| panic!("{name}: a create failed: {error}"));
+            created += 1;
+        }
+        assert_eq!(created, 64, "{name}");
+        let renamed = rename.await.unwrap();
+        assert!(
+            matches!(renamed, Err(StoreError::NameTaken { .. })),
+            "{name}: {renamed:?}"
+        );
+        drop(store);
+        backend.clean_up().await;
+    }
+}
