@@ -175,3 +175,66 @@ fn out_of_file_descriptors_the_server_backs_off_instead_of_spinning_and_recovers
     });
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[test]
+fn seed_files_load_at_every_start_once_and_a_bad_line_stops_the_start() {
+    let data_dir = temp_dir("seed");
+    let seed = data_dir.join("mine.jsonl");
+    std::fs::write(
+        &seed,
+        "# my folder\n{\"disk\": {\"id\": \"fhmseededdisk0000001\", \"folderId\": \"team\", \"name\": \"base\", \"zoneId\": \"ru-central1-a\", \"size\": \"1073741824\"}}\n",
+    )
+    .unwrap();
+    let dir = data_dir.join("db");
+    let flags = [
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--seed",
+        seed.to_str().unwrap(),
+        "--log-level",
+        "info",
+    ];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for start in 0..2 {
+        let mut server = ServerProcess::start(&flags, data_dir.join("server.log"));
+        runtime.block_on(async {
+            use imageplane::pb::compute::disk_service_client::DiskServiceClient;
+            use imageplane::pb::compute::GetDiskRequest;
+            let mut disks = DiskServiceClient::connect(server.url()).await.unwrap();
+            let disk = disks
+                .get(GetDiskRequest {
+                    disk_id: "fhmseededdisk0000001".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                (disk.name.as_str(), disk.status),
+                ("base", 2),
+                "start {start}"
+            );
+        });
+        server.terminate();
+    }
+    let logged = std::fs::read_to_string(data_dir.join("server.log")).unwrap();
+    // The public images and mine, stored at the first start only.
+    assert_eq!(logged.matches("seeded resources").count(), 1, "{logged}");
+
+    std::fs::write(
+        &seed,
+        "{\"disk\": {\"id\": \"fhmbad\", \"folderId\": \"team\", \"colour\": \"red\"}}\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_imageplane"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("mine.jsonl line 1") && stderr.contains("colour"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

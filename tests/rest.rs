@@ -581,3 +581,116 @@ async fn calls_per_route(rest: &Rest, document: &Value, variable: &regex::Regex)
     }
     routes
 }
+
+#[tokio::test]
+async fn the_whole_life_of_an_image_over_rest() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let folder_id = folder();
+    let disk = rest.post("/compute/v1/disks", disk_body(&folder_id)).await;
+    let disk_id = rest.wait(&disk.body).await["response"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for name in ["alpha", "beta", "gamma"] {
+        let created = rest
+            .post(
+                "/compute/v1/images",
+                json!({"folderId": folder_id, "name": name, "diskId": disk_id, "family": "app"}),
+            )
+            .await;
+        rest.wait(&created.body).await;
+    }
+    // List with a filter, an order and a page size, as query parameters.
+    let page = rest
+        .get(&format!(
+            "/compute/v1/images?folderId={folder_id}&pageSize=2&order_by=name%20desc&filter=family%3D%22app%22"
+        ))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let names: Vec<&str> = page.body["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gamma", "beta"]);
+    let token = page.body["nextPageToken"].as_str().unwrap();
+    let rest_page = rest
+        .get(&format!(
+            "/compute/v1/images?folderId={folder_id}&pageSize=2&order_by=name%20desc&filter=family%3D%22app%22&pageToken={token}"
+        ))
+        .await;
+    assert_eq!(rest_page.body["images"][0]["name"], "alpha");
+    assert_eq!(rest_page.body["nextPageToken"], "");
+    let image_id = rest_page.body["images"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Update with a FieldMask in the body, Get, latest by family.
+    let updated = rest
+        .send(
+            rest.client
+                .patch(format!("{}/compute/v1/images/{image_id}", rest.base))
+                .header("content-type", "application/json")
+                .body(json!({"updateMask": "description,labels", "description": "first", "labels": {"a": "b"}}).to_string()),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["done"], json!(true));
+    assert_eq!(updated.body["response"]["description"], "first");
+    let latest = rest
+        .get(&format!(
+            "/compute/v1/images:latestByFamily?folderId={folder_id}&family=app"
+        ))
+        .await;
+    assert_eq!(latest.body["name"], "gamma");
+
+    // Delete, then its operations, then NOT_FOUND.
+    let deleting = rest
+        .raw(
+            "DELETE",
+            &format!("/compute/v1/images/{image_id}"),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(deleting.status, 200, "{}", deleting.body);
+    let done = rest.wait(&deleting.body).await;
+    assert_eq!(
+        done["response"]["@type"],
+        "type.googleapis.com/google.protobuf.Empty"
+    );
+    let operations = rest
+        .get(&format!("/compute/v1/images/{image_id}/operations"))
+        .await;
+    let descriptions: Vec<&str> = operations.body["operations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|op| op.get("description").and_then(Value::as_str).unwrap())
+        .collect();
+    assert_eq!(
+        descriptions,
+        ["Delete image", "Update image", "Create image"]
+    );
+    assert_status(
+        &rest.get(&format!("/compute/v1/images/{image_id}")).await,
+        404,
+        5,
+    );
+
+    // Access bindings through their custom verbs.
+    let set = rest
+        .post(
+            &format!("/compute/v1/disks/{disk_id}:setAccessBindings"),
+            json!({"accessBindings": [{"roleId": "viewer", "subject": {"id": "aje1", "type": "userAccount"}}]}),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let listed = rest
+        .get(&format!("/compute/v1/disks/{disk_id}:listAccessBindings"))
+        .await;
+    assert_eq!(listed.body["accessBindings"][0]["roleId"], "viewer");
+}
