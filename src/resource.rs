@@ -224,6 +224,17 @@ impl Resource {
         }
     }
 
+    /// The size of the resource's message, encoded.
+    pub fn encoded_len(&self) -> usize {
+        use prost::Message;
+        match self {
+            Resource::ComputeImage(image) => image.encoded_len(),
+            Resource::Snapshot { snapshot, .. } => snapshot.encoded_len(),
+            Resource::Disk { disk, .. } => disk.encoded_len(),
+            Resource::BaremetalImage(image) => image.encoded_len(),
+        }
+    }
+
     /// The resource as the API shows it, packed in `google.protobuf.Any`.
     pub fn to_any(&self) -> prost_types::Any {
         match self {

@@ -635,6 +635,7 @@ fn apply_change(
         Err(error) => return Ok(Err(error)),
         Ok(resource) => resource.filter(|resource| resource.kind() == kind),
     };
+    let before = resource.as_ref().map(IndexedColumns::of);
     let current = match resource {
         None => None,
         Some(resource) => Some(Current {
@@ -664,7 +665,7 @@ fn apply_change(
             name: resource.name().to_string(),
         }));
     }
-    update_resource(connection, &resource)?;
+    update_resource(connection, &resource, before.as_ref())?;
     if let Some(bindings) = &access_bindings {
         connection
             .prepare_cached("UPDATE resources SET access_bindings = ?2 WHERE id = ?1")?
@@ -714,9 +715,41 @@ fn insert_operation(
     Ok(())
 }
 
+/// The columns of a resource that the list indexes are on.
+#[derive(PartialEq)]
+struct IndexedColumns {
+    folder_id: String,
+    name: String,
+    family: String,
+}
+
+impl IndexedColumns {
+    fn of(resource: &Resource) -> IndexedColumns {
+        IndexedColumns {
+            folder_id: resource.folder_id().to_string(),
+            name: resource.name().to_string(),
+            family: resource.family().to_string(),
+        }
+    }
+}
+
 /// Writes a resource's new state (every column but its kind, id and creation time).
-fn update_resource(connection: &Connection, resource: &Resource) -> rusqlite::Result<()> {
+///
+/// SQLite rewrites the entries of every index on a column named in SET, whether its value
+/// changed or not; the list indexes are on folder_id, name and family, so when those stay
+/// (every ending of an operation but a few changes) only the other columns are set.
+fn update_resource(
+    connection: &Connection,
+    resource: &Resource,
+    before: Option<&IndexedColumns>,
+) -> rusqlite::Result<()> {
     let row = ResourceRow::from_resource(resource);
+    if before == Some(&IndexedColumns::of(resource)) {
+        connection
+            .prepare_cached("UPDATE resources SET os = ?2, body = ?3, status = ?4 WHERE id = ?1")?
+            .execute(params![row.id, row.os, row.body, row.status])?;
+        return Ok(());
+    }
     connection
         .prepare_cached(
             "UPDATE resources SET folder_id = ?2, name = ?3, os = ?4, body = ?5, status = ?6,
@@ -777,6 +810,7 @@ fn conclude_one(
         Err(error) => return Ok(Err(error)),
         Ok(resource) => resource,
     };
+    let before = resource.as_ref().map(IndexedColumns::of);
     let (finished, change) = match transition(&record, resource, ending.outcome) {
         Ok(ended) => ended,
         Err(error) => return Ok(Err(error)),
@@ -784,7 +818,7 @@ fn conclude_one(
     store_finished(connection, &finished)?;
     match change {
         ResourceChange::Put(resource) => {
-            update_resource(connection, &resource)?;
+            update_resource(connection, &resource, before.as_ref())?;
             writes.push((resource.id().to_string(), Some(Record::Resource(*resource))));
         }
         ResourceChange::Remove(target) => {

@@ -41,7 +41,7 @@ const ENTRY_OVERHEAD: usize = 256;
 /// About how much memory a cached record takes.
 fn size_of(id: &str, record: &Record) -> usize {
     let body = match record {
-        Record::Resource(resource) => resource.to_any().value.len(),
+        Record::Resource(resource) => resource.encoded_len(),
         Record::Operation(record) => {
             let uri = record.work.import_uri().map_or(0, str::len);
             record.operation.encoded_len() + uri
