@@ -25,11 +25,14 @@ use imageplane::resource::pack;
 use imageplane::server::{serve, Settings};
 use imageplane::store::DatabaseUrl;
 
+mod common;
+use common::load::{self, connect, report, Call, Measurement};
+
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
@@ -206,6 +209,9 @@ impl Caller {
         }
     }
 
+}
+
+impl Call for Caller {
     /// One Create; whether it succeeded.
     async fn call(&mut self) -> bool {
         match self {
@@ -231,14 +237,6 @@ impl Caller {
             }
         }
     }
-}
-
-async fn connect(address: SocketAddr) -> Channel {
-    Channel::from_shared(format!("http://{address}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
 }
 
 /// Makes a READY disk on imageplane to take images from.
@@ -273,42 +271,6 @@ async fn ready_disk(address: SocketAddr) -> String {
     }
 }
 
-/// CPU time this process has used so far (user + system), from /proc/self/stat.
-fn process_cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime
-    // the 13th, in clock ticks (100 per second on Linux).
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
-        .sum();
-    Duration::from_millis(ticks * 10)
-}
-
-struct Measurement {
-    requests: usize,
-    cpu: Duration,
-    errors: usize,
-    elapsed: Duration,
-    latencies_us: Vec<u32>,
-}
-
-impl Measurement {
-    fn throughput(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-    /// CPU time of the whole process (server and load) per request.
-    fn cpu_us_per_request(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
-    }
-    fn percentile_us(&self, fraction: f64) -> u32 {
-        let index = ((self.latencies_us.len() as f64 - 1.0) * fraction).round() as usize;
-        self.latencies_us.get(index).copied().unwrap_or(0)
-    }
-}
-
 /// Drives Create on `connections` connections for `warmup` then `duration`.
 async fn drive(
     protocol: Protocol,
@@ -324,62 +286,11 @@ async fn drive(
         source: Some(create_image_request::Source::DiskId(disk_id.to_string())),
         ..Default::default()
     };
-    let start = Instant::now() + warmup;
-    let end = start + duration;
-    let mut workers = Vec::new();
+    let mut callers = Vec::new();
     for _ in 0..connections {
-        let mut caller = Caller::new(protocol, address, &request).await;
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(1 << 16);
-            let mut errors = 0usize;
-            loop {
-                let sent = Instant::now();
-                if sent >= end {
-                    break;
-                }
-                let succeeded = caller.call().await;
-                if sent >= start {
-                    if succeeded {
-                        latencies.push(sent.elapsed().as_micros() as u32);
-                    } else {
-                        errors += 1;
-                    }
-                }
-            }
-            (latencies, errors)
-        }));
+        callers.push(Caller::new(protocol, address, &request).await);
     }
-    tokio::time::sleep_until(start.into()).await;
-    let cpu_at_start = process_cpu_time();
-    tokio::time::sleep_until(end.into()).await;
-    let cpu = process_cpu_time() - cpu_at_start;
-    let mut latencies_us = Vec::new();
-    let mut errors = 0;
-    for worker in workers {
-        let (latencies, worker_errors) = worker.await.unwrap();
-        latencies_us.extend(latencies);
-        errors += worker_errors;
-    }
-    latencies_us.sort_unstable();
-    Measurement {
-        requests: latencies_us.len(),
-        cpu,
-        errors,
-        elapsed: duration,
-        latencies_us,
-    }
-}
-
-fn report(label: &str, measurement: &Measurement) {
-    println!(
-        "{label:<14} {:>7.0} req/s   p50 {:>5} us   p99 {:>5} us   cpu {:>5.1} us/req   ({} requests, {} errors)",
-        measurement.throughput(),
-        measurement.percentile_us(0.50),
-        measurement.percentile_us(0.99),
-        measurement.cpu_us_per_request(),
-        measurement.requests,
-        measurement.errors,
-    );
+    load::drive(callers, warmup, duration).await
 }
 
 fn main() {

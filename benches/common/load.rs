@@ -1,0 +1,122 @@
+//! What the load benchmarks share: clients that repeat one call on their own connection
+//! for a while, and the measurement of that (throughput, latency percentiles, and the CPU
+//! time of the whole process per call).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// One client repeating one call; `call` answers whether it succeeded.
+pub trait Call: Send + 'static {
+    fn call(&mut self) -> impl Future<Output = bool> + Send;
+}
+
+/// A gRPC channel of its own to `address` (one HTTP/2 connection).
+pub async fn connect(address: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// CPU time this process has used so far (user + system), from /proc/self/stat.
+pub fn process_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime is the 12th, stime
+    // the 13th, in clock ticks (100 per second on Linux).
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+pub struct Measurement {
+    pub requests: usize,
+    pub cpu: Duration,
+    pub errors: usize,
+    pub elapsed: Duration,
+    /// Sorted.
+    pub latencies_us: Vec<u32>,
+}
+
+impl Measurement {
+    pub fn throughput(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// CPU time of the whole process (server and load) per request.
+    pub fn cpu_us_per_request(&self) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+
+    pub fn percentile_us(&self, fraction: f64) -> u32 {
+        let index = ((self.latencies_us.len() as f64 - 1.0) * fraction).round() as usize;
+        self.latencies_us.get(index).copied().unwrap_or(0)
+    }
+}
+
+/// Runs every caller concurrently, each one call at a time, for `warmup` and then
+/// `duration`; measures the calls sent after the warm-up.
+pub async fn drive<C: Call>(callers: Vec<C>, warmup: Duration, duration: Duration) -> Measurement {
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let mut workers = Vec::new();
+    for mut caller in callers {
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut errors = 0usize;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let succeeded = caller.call().await;
+                if sent >= start {
+                    if succeeded {
+                        latencies.push(sent.elapsed().as_micros() as u32);
+                    } else {
+                        errors += 1;
+                    }
+                }
+            }
+            (latencies, errors)
+        }));
+    }
+    tokio::time::sleep_until(start.into()).await;
+    let cpu_at_start = process_cpu_time();
+    tokio::time::sleep_until(end.into()).await;
+    let cpu = process_cpu_time() - cpu_at_start;
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (latencies, worker_errors) = worker.await.unwrap();
+        latencies_us.extend(latencies);
+        errors += worker_errors;
+    }
+    latencies_us.sort_unstable();
+    Measurement {
+        requests: latencies_us.len(),
+        cpu,
+        errors,
+        elapsed: duration,
+        latencies_us,
+    }
+}
+
+/// One line of figures.
+pub fn report(label: &str, measurement: &Measurement) {
+    println!(
+        "{label:<24} {:>7.0} req/s   p50 {:>6} us   p99 {:>6} us   cpu {:>6.1} us/req   ({} requests, {} errors)",
+        measurement.throughput(),
+        measurement.percentile_us(0.50),
+        measurement.percentile_us(0.99),
+        measurement.cpu_us_per_request(),
+        measurement.requests,
+        measurement.errors,
+    );
+}

@@ -1,0 +1,3 @@
+//! Code the benchmarks share.
+
+pub mod load;
