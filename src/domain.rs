@@ -21,7 +21,7 @@ use crate::executor::Executor;
 use crate::operations;
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Readiness, Resource, ResourceKind, Work};
-use crate::store::Store;
+use crate::store::{Outcome, ResourceChange, Store};
 use crate::validation::Validator;
 use std::sync::Arc;
 
@@ -159,6 +159,22 @@ impl Catalog {
             target: resource.reference(),
             work,
         };
+        if matches!(record.work, Work::Copy { .. }) && self.executor.copies_are_instant() {
+            // A copy without a duration has no background part: it is stored finished, as
+            // its ending decides, in the create's own transaction (one commit, not two).
+            // The caller is still answered with the operation as started, as every create
+            // is answered; the next Get finds it done.
+            let (finished, change) = transitions::conclude(&record, Some(resource), Outcome::Done)?;
+            let ResourceChange::Put(ready) = change else {
+                unreachable!("a copy that is done puts its resource")
+            };
+            let record = OperationRecord {
+                operation: finished,
+                ..record
+            };
+            self.store.create(*ready, record).await?;
+            return Ok(operation);
+        }
         self.store.create(resource, record.clone()).await?;
         self.executor.start(record);
         Ok(operation)

@@ -142,6 +142,12 @@ impl Executor {
         Ok(executor)
     }
 
+    /// Whether a copy takes no time (`--operation-delay 0s`, the default): then it has no
+    /// background part, and the domain stores it finished (`Catalog::launch`).
+    pub fn copies_are_instant(&self) -> bool {
+        self.settings.copy_duration.is_zero()
+    }
+
     /// Refuses, at create time, a URI whose host imports may not fetch.
     pub fn check_import_host(&self, uri: &str) -> Result<(), Error> {
         self.settings.import.check_host(uri)

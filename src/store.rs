@@ -196,7 +196,9 @@ impl Replica {
 /// The storage of resources and operations.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Inserts a new resource and the operation that creates it, atomically.
+    /// Inserts a new resource and the operation that creates it, atomically. The
+    /// operation may be running (held by this replica) or already done (a copy that takes
+    /// no time, stored finished with its READY resource).
     async fn create(
         &self,
         resource: Resource,

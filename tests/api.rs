@@ -84,6 +84,52 @@ async fn a_disk_is_created_in_the_background_and_becomes_ready() {
     assert_eq!(fetched, disk);
 }
 
+/// With no operation delay a copy has no background part: the create answers with the
+/// operation as started, as every create does, and it is already done when read back.
+#[tokio::test]
+async fn a_copy_without_delay_is_done_at_the_first_read() {
+    let server = fast().await;
+    let folder_id = folder();
+    let disk = ready_disk(&server, disk_request(&folder_id, GIB)).await;
+    let operation = server
+        .images()
+        .create(image_request(
+            &folder_id,
+            create_image_request::Source::DiskId(disk.id.clone()),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!operation.done && operation.result.is_none());
+    let image_id = metadata::<CreateImageMetadata>(&operation).image_id;
+    let image = server
+        .images()
+        .get(GetImageRequest { image_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(image.status, image::Status::Ready as i32);
+    let stored = server
+        .operations()
+        .get(GetOperationRequest {
+            operation_id: operation.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(stored.done, "{stored:?}");
+    assert_eq!(
+        (&stored.description, &stored.metadata),
+        (&operation.description, &operation.metadata)
+    );
+    let Some(imageplane::pb::operation::operation::Result::Response(response)) = stored.result
+    else {
+        panic!("a done copy has the image as its response: {stored:?}");
+    };
+    let answered: Image = prost::Message::decode(response.value.as_slice()).unwrap();
+    assert_eq!(answered, image);
+}
+
 #[tokio::test]
 async fn an_image_from_a_disk_inherits_sizes_products_and_hardware() {
     let server = fast().await;

@@ -865,6 +865,32 @@ mod store {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
 
+    /// Lists name their index on SQLite: without it every list would fail.
+    #[tokio::test]
+    async fn a_missing_list_index_stops_the_start_naming_it() {
+        let (data_dir, _) = filled("index", 3).await;
+        rusqlite::Connection::open(data_dir.join("imageplane.sqlite3"))
+            .unwrap()
+            .execute_batch("DROP INDEX resources_by_family")
+            .unwrap();
+        let dir = data_dir.to_str().unwrap();
+        let (succeeded, output) = run(&mut imageplane(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir,
+        ]));
+        assert!(!succeeded, "it started without a list index: {output}");
+        assert!(
+            output.contains("schema is damaged") && output.contains("resources_by_family"),
+            "{output}"
+        );
+        let (clean, output) = run(&mut imageplane(&["check", "--data-dir", dir]));
+        assert!(!clean && output.contains("resources_by_family"), "{output}");
+        let _ = std::fs::remove_dir_all(&data_dir);
+    }
+
     #[tokio::test]
     async fn check_reads_everything_and_names_what_is_damaged() {
         let (data_dir, _) = filled("check", 300).await;

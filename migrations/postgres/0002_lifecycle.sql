@@ -9,11 +9,18 @@ ALTER TABLE resources ADD COLUMN family TEXT NOT NULL DEFAULT '';    -- compute 
 ALTER TABLE resources ADD COLUMN created_at_ms BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE resources ADD COLUMN access_bindings BYTEA;              -- ListAccessBindingsResponse
 
+-- One index a way of reading a folder (src/store/query.rs picks one for every list): in
+-- each order (id, name, creation time), and by an equality on a family or a status. A
+-- family has two, so that both a filtered page (by id) and GetLatestByFamily (the newest)
+-- read only their rows; they hold only images with a family.
 CREATE INDEX resources_by_id ON resources (kind, folder_id, id);
 CREATE INDEX resources_by_name_order ON resources (kind, folder_id, name, id);
 CREATE INDEX resources_by_created ON resources (kind, folder_id, created_at_ms, id);
-CREATE INDEX resources_by_family ON resources (kind, folder_id, family, created_at_ms)
+CREATE INDEX resources_by_family ON resources (kind, folder_id, family, id)
     WHERE family <> '';
+CREATE INDEX resources_by_family_created ON resources (kind, folder_id, family, created_at_ms, id)
+    WHERE family <> '';
+CREATE INDEX resources_by_status ON resources (kind, folder_id, status, id);
 
 ALTER TABLE operations ADD COLUMN work TEXT NOT NULL DEFAULT 'copy';  -- copy, import, delete, update, ...
 ALTER TABLE operations ADD COLUMN source_id TEXT;                     -- what a copy reads from

@@ -207,6 +207,7 @@ async fn lock_running(
 const DIALECT: query::Dialect = query::Dialect {
     placeholder: dollar_placeholder,
     contains: strpos,
+    names_index: false,
 };
 
 fn dollar_placeholder(n: usize) -> String {

@@ -1,7 +1,15 @@
 //! Lists as SQL, the same for SQLite and PostgreSQL: a [`ListQuery`] (conditions on
 //! indexed columns, an order, a keyset cursor, a limit) becomes one statement and its
 //! parameters. The domain parses `filter` and `order_by` into a query; a backend only
-//! says how its placeholders and its substring test are written ([`Dialect`]).
+//! says how its placeholders and its substring test are written, and whether the
+//! statement names its index ([`Dialect`]).
+//!
+//! Which index serves a list ([`index_for`]) is decided here, by one rule, rather than
+//! left to SQLite's planner, which has no statistics and would read a whole folder in id
+//! order to find one family: an equality on a name, then on a family (by id or by
+//! creation time), then on a status (when the order is by id) picks that column's index;
+//! otherwise the order's index serves. PostgreSQL plans with its own statistics; both get the same indexes (see
+//! `migrations/*/0002_lifecycle.sql`).
 
 use crate::resource::ResourceKind;
 
@@ -89,6 +97,66 @@ pub struct Dialect {
     pub placeholder: fn(usize) -> String,
     /// `column` contains `placeholder`.
     pub contains: fn(&str, &str) -> String,
+    /// Whether the statement names the index that serves it (SQLite's `INDEXED BY`).
+    pub names_index: bool,
+}
+
+/// Every index [`index_for`] may name: SQLite's start-up check makes sure they exist, since
+/// a statement that names a missing index fails.
+pub const LIST_INDEXES: &[&str] = &[
+    "resources_by_id",
+    "resources_by_name_order",
+    "resources_by_created",
+    "resources_by_family",
+    "resources_by_family_created",
+    "resources_by_status",
+];
+
+/// Whether a condition holds only for rows whose `column` is one of some non-empty texts
+/// (an `=` or `IN`): then a partial index on `column <> ''` may serve it.
+fn picks_non_empty(condition: &Condition, column: Column) -> bool {
+    condition.column == column
+        && matches!(condition.operator, Operator::Equal | Operator::In)
+        && !condition.values.is_empty()
+        && condition
+            .values
+            .iter()
+            .all(|value| !matches!(value, SqlValue::Text(text) if text.is_empty()))
+}
+
+/// The index of `resources` that serves `query` (see the module documentation), or
+/// `None` when the query names ids: the primary key serves that best.
+pub fn index_for(query: &ListQuery) -> Option<&'static str> {
+    let equal_on = |column: Column| {
+        query.conditions.iter().any(|condition| {
+            condition.column == column
+                && matches!(condition.operator, Operator::Equal | Operator::In)
+        })
+    };
+    let non_empty_on = |column: Column| {
+        query
+            .conditions
+            .iter()
+            .any(|condition| picks_non_empty(condition, column))
+    };
+    if equal_on(Column::Id) {
+        None
+    } else if equal_on(Column::Name) {
+        Some("resources_by_name_order")
+    } else if non_empty_on(Column::Family) {
+        Some(match query.order.column {
+            Column::CreatedAt => "resources_by_family_created",
+            _ => "resources_by_family",
+        })
+    } else if equal_on(Column::Status) && query.order.column == Column::Id {
+        Some("resources_by_status")
+    } else {
+        Some(match query.order.column {
+            Column::Name => "resources_by_name_order",
+            Column::CreatedAt => "resources_by_created",
+            _ => "resources_by_id",
+        })
+    }
 }
 
 /// The statement and its parameters. It selects `kind, os, body`.
@@ -98,11 +166,24 @@ pub fn list_sql(query: &ListQuery, dialect: &Dialect) -> (String, Vec<SqlValue>)
         parameters.push(value);
         (dialect.placeholder)(parameters.len())
     };
+    let index = index_for(query);
+    let indexed_by = match index {
+        Some(index) if dialect.names_index => format!(" INDEXED BY {index}"),
+        _ => String::new(),
+    };
     let mut sql = format!(
-        "SELECT kind, os, body FROM resources WHERE kind = {} AND folder_id = {}",
+        "SELECT kind, os, body FROM resources{indexed_by} WHERE kind = {} AND folder_id = {}",
         bind(SqlValue::I32(query.kind.code()), &mut parameters),
         bind(SqlValue::Text(query.folder_id.clone()), &mut parameters)
     );
+    if query
+        .conditions
+        .iter()
+        .any(|condition| picks_non_empty(condition, Column::Family))
+    {
+        // Implied by the condition, and said, so that the partial family index may serve.
+        sql.push_str(" AND family <> ''");
+    }
     for condition in &query.conditions {
         let column = condition.column.sql();
         let clause = match condition.operator {
@@ -151,12 +232,10 @@ pub fn list_sql(query: &ListQuery, dialect: &Dialect) -> (String, Vec<SqlValue>)
             let value = bind(after.value.clone(), &mut parameters);
             sql.push_str(&format!(" AND {column} {compare} {value}"));
         } else {
+            // A row value: both databases read it as one range of the order's index.
             let value = bind(after.value.clone(), &mut parameters);
-            let same = bind(after.value.clone(), &mut parameters);
             let id = bind(SqlValue::Text(after.id.clone()), &mut parameters);
-            sql.push_str(&format!(
-                " AND ({column} {compare} {value} OR ({column} = {same} AND id {compare} {id}))"
-            ));
+            sql.push_str(&format!(" AND ({column}, id) {compare} ({value}, {id})"));
         }
     }
     let limit = bind(
@@ -186,6 +265,7 @@ mod tests {
     const DIALECT: Dialect = Dialect {
         placeholder: numbered,
         contains: strpos,
+        names_index: false,
     };
 
     #[test]
@@ -220,10 +300,98 @@ mod tests {
             sql,
             "SELECT kind, os, body FROM resources WHERE kind = $1 AND folder_id = $2 \
              AND status IN ($3, $4) AND strpos(name, $5) > 0 \
-             AND (created_at_ms < $6 OR (created_at_ms = $7 AND id < $8)) \
-             ORDER BY created_at_ms DESC, id DESC LIMIT $9"
+             AND (created_at_ms, id) < ($6, $7) \
+             ORDER BY created_at_ms DESC, id DESC LIMIT $8"
         );
-        assert_eq!(parameters.len(), 9);
-        assert_eq!(parameters[8], SqlValue::I64(101));
+        assert_eq!(parameters.len(), 8);
+        assert_eq!(parameters[7], SqlValue::I64(101));
+        assert_eq!(index_for(&query), Some("resources_by_created"));
+    }
+
+    fn query_with(conditions: Vec<Condition>, order: Column) -> ListQuery {
+        ListQuery {
+            kind: ResourceKind::ComputeImage,
+            folder_id: "f".into(),
+            conditions,
+            order: Order {
+                column: order,
+                descending: false,
+            },
+            after: None,
+            limit: 1001,
+        }
+    }
+
+    fn equal(column: Column, value: SqlValue) -> Condition {
+        Condition {
+            column,
+            operator: Operator::Equal,
+            values: vec![value],
+        }
+    }
+
+    #[test]
+    fn the_index_follows_the_most_selective_equality_then_the_order() {
+        let text = |text: &str| SqlValue::Text(text.into());
+        let family = equal(Column::Family, text("ubuntu"));
+        let status = equal(Column::Status, SqlValue::I32(2));
+        let cases = [
+            (vec![], Column::Id, Some("resources_by_id")),
+            (vec![], Column::Name, Some("resources_by_name_order")),
+            (vec![], Column::CreatedAt, Some("resources_by_created")),
+            (vec![equal(Column::Id, text("fd8"))], Column::Name, None),
+            (
+                vec![status.clone(), equal(Column::Name, text("a"))],
+                Column::Id,
+                Some("resources_by_name_order"),
+            ),
+            (
+                vec![status.clone(), family.clone()],
+                Column::Id,
+                Some("resources_by_family"),
+            ),
+            (
+                vec![family.clone(), status.clone()],
+                Column::CreatedAt,
+                Some("resources_by_family_created"),
+            ),
+            // An empty family is not in the partial index.
+            (
+                vec![equal(Column::Family, text(""))],
+                Column::CreatedAt,
+                Some("resources_by_created"),
+            ),
+            (
+                vec![status.clone()],
+                Column::Id,
+                Some("resources_by_status"),
+            ),
+            // Sorting every READY row by name would cost more than reading in name order.
+            (vec![status], Column::Name, Some("resources_by_name_order")),
+        ];
+        for (conditions, order, index) in cases {
+            let query = query_with(conditions, order);
+            assert_eq!(index_for(&query), index, "{query:?}");
+            assert!(index.is_none_or(|index| LIST_INDEXES.contains(&index)));
+        }
+    }
+
+    #[test]
+    fn sqlite_names_the_index_and_a_family_says_it_is_not_empty() {
+        let query = query_with(
+            vec![equal(Column::Family, SqlValue::Text("ubuntu".into()))],
+            Column::Id,
+        );
+        let dialect = Dialect {
+            names_index: true,
+            ..DIALECT
+        };
+        let (sql, _) = list_sql(&query, &dialect);
+        assert_eq!(
+            sql,
+            "SELECT kind, os, body FROM resources INDEXED BY resources_by_family \
+             WHERE kind = $1 AND folder_id = $2 AND family <> '' AND family = $3 \
+             ORDER BY id ASC LIMIT $4"
+        );
     }
 }

@@ -360,13 +360,9 @@ pub async fn check(path: &Path) -> Result<super::CheckReport, StoreError> {
                 Err(error) => report.problems.push(format!("integrity_check: {error}")),
             }
         }
-        for (table, probe) in migrations::SCHEMA_PROBES {
-            if let Err(error) = connection.prepare(probe) {
-                report
-                    .problems
-                    .push(migrations::damaged_schema(table, &error));
-                return Ok(report);
-            }
+        if let Err(error) = verify_schema(&connection) {
+            report.problems.push(error.to_string());
+            return Ok(report);
         }
         let mut resources = connection.prepare("SELECT id, kind, os, body FROM resources")?;
         let mut rows = resources.query([])?;
@@ -461,12 +457,24 @@ fn backfill_columns(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Probes every table and column the queries use (see `migrations::SCHEMA_PROBES`).
+/// Probes every table and column the queries use (see `migrations::SCHEMA_PROBES`), and
+/// the indexes lists name (`INDEXED BY` fails without them).
 fn verify_schema(connection: &Connection) -> Result<(), StoreError> {
     for (table, probe) in migrations::SCHEMA_PROBES {
         connection
             .prepare(probe)
             .map_err(|error| StoreError::Backend(migrations::damaged_schema(table, &error)))?;
+    }
+    let mut index_exists = connection
+        .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?1")?;
+    for index in query::LIST_INDEXES {
+        let count: i64 = index_exists.query_row([index], |row| row.get(0))?;
+        if count == 0 {
+            return Err(StoreError::Backend(migrations::damaged_schema(
+                "resources",
+                &format!("index {index} is missing"),
+            )));
+        }
     }
     Ok(())
 }
@@ -562,6 +570,7 @@ fn select_resource(connection: &Connection, id: &str) -> JobResult<Option<Resour
 const DIALECT: query::Dialect = query::Dialect {
     placeholder: numbered_placeholder,
     contains: instr,
+    names_index: true,
 };
 
 fn numbered_placeholder(n: usize) -> String {
