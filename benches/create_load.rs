@@ -208,7 +208,6 @@ impl Caller {
             }
         }
     }
-
 }
 
 impl Call for Caller {

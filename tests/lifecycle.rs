@@ -748,6 +748,37 @@ async fn access_bindings_are_kept_with_the_resource() {
         "{}",
         status.message()
     );
+    // Deltas cannot grow a resource's bindings past what one Set may carry.
+    let full: Vec<AccessBinding> = (0..1000)
+        .map(|n| binding("viewer", &format!("aje{n}")))
+        .collect();
+    let set = server
+        .disks()
+        .set_access_bindings(SetAccessBindingsRequest {
+            resource_id: disk.id.clone(),
+            access_bindings: full,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    server.wait_for::<AccessBindingsOperationResult>(&set).await;
+    let status = server
+        .disks()
+        .update_access_bindings(UpdateAccessBindingsRequest {
+            resource_id: disk.id.clone(),
+            access_binding_deltas: vec![AccessBindingDelta {
+                action: AccessBindingAction::Add as i32,
+                access_binding: Some(binding("editor", "aje1")),
+            }],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert!(
+        status.message().contains("at most 1000"),
+        "{}",
+        status.message()
+    );
 }
 
 #[tokio::test]

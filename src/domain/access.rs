@@ -18,6 +18,10 @@ use crate::pb::yandex::cloud::access::{
 use crate::resource::{pack, ChangeKind, OperationRecord, ResourceKind, Work};
 use crate::store::Changed;
 
+/// The most bindings one resource keeps: as many as one SetAccessBindings may carry (the
+/// API's limit), so that deltas cannot grow a record without bound.
+pub const MAX_BINDINGS: usize = 1000;
+
 /// The subject types bindings may name.
 pub const SUBJECT_TYPES: &[&str] = &[
     "userAccount",
@@ -210,6 +214,17 @@ impl Catalog {
                                 } else {
                                     after.retain(|kept| *kept != binding);
                                 }
+                            }
+                            if after.len() > MAX_BINDINGS {
+                                return Err(Error::invalid_field(
+                                    "access_binding_deltas",
+                                    format!(
+                                        "would give the {} {} bindings; it may hold at most \
+                                         {MAX_BINDINGS}",
+                                        kind.display_name().to_lowercase(),
+                                        after.len()
+                                    ),
+                                ));
                             }
                             (
                                 after,

@@ -157,3 +157,60 @@ def test_request_ids_are_echoed(fast, curl):
         "GET", f"{base(fast)}/operations/oprnosuchoperation00", headers=["X-Request-Id: curl-42"]
     )
     assert headers["x-request-id"] == "curl-42"
+
+
+def test_the_whole_life_of_an_image_through_curl(fast, curl):
+    """List with a filter and pages, GetLatestByFamily, PATCH with an update mask,
+    ListOperations, DELETE, then 404: the calls a Terraform-style tool makes, as JSON."""
+    folder = unique_folder()
+    url = base(fast)
+    status, _, operation = curl(
+        "POST", f"{url}/compute/v1/disks",
+        {"folderId": folder, "zoneId": "ru-central1-a", "size": "1073741824"},
+    )
+    disk_id = wait_rest(curl, fast, operation)["response"]["id"]
+    images = []
+    for name, family in [("web-1", "web"), ("web-2", "web"), ("db-1", "database")]:
+        status, _, operation = curl(
+            "POST", f"{url}/compute/v1/images",
+            {"folderId": folder, "name": name, "family": family, "diskId": disk_id},
+        )
+        assert status == 200, operation
+        images.append(wait_rest(curl, fast, operation)["response"])
+
+    query = f"folderId={folder}&filter=family%20%3D%20%22web%22&orderBy=name%20desc&pageSize=1"
+    status, _, page = curl("GET", f"{url}/compute/v1/images?{query}")
+    assert status == 200, page
+    assert [image["name"] for image in page["images"]] == ["web-2"]
+    assert page["nextPageToken"]
+    status, _, page = curl("GET", f"{url}/compute/v1/images?{query}&pageToken={page['nextPageToken']}")
+    assert [image["name"] for image in page["images"]] == ["web-1"] and page["nextPageToken"] == ""
+
+    status, _, latest = curl("GET", f"{url}/compute/v1/images:latestByFamily?folderId={folder}&family=web")
+    assert status == 200 and latest["name"] == "web-2", latest
+    status, _, bad = curl("GET", f"{url}/compute/v1/images?folderId={folder}&filter=name%20%3D%3D%20%22x%22")
+    assert status == 400 and bad["code"] == 3 and "position" in bad["message"], bad
+
+    image_id = images[0]["id"]
+    status, _, operation = curl(
+        "PATCH", f"{url}/compute/v1/images/{image_id}",
+        {"updateMask": "name,labels", "name": "web-1-renamed", "labels": {"env": "prod"}},
+    )
+    assert status == 200, operation
+    updated = wait_rest(curl, fast, operation)["response"]
+    assert (updated["name"], updated["labels"], updated["family"]) == ("web-1-renamed", {"env": "prod"}, "web")
+    status, _, taken = curl(
+        "PATCH", f"{url}/compute/v1/images/{image_id}", {"updateMask": "name", "name": "db-1"},
+    )
+    assert status == 409 and taken["code"] == 6, taken
+
+    status, _, operation = curl("DELETE", f"{url}/compute/v1/images/{image_id}")
+    assert status == 200 and operation["metadata"]["imageId"] == image_id, operation
+    done = wait_rest(curl, fast, operation)
+    assert done["response"]["@type"] == "type.googleapis.com/google.protobuf.Empty", done
+    status, _, gone = curl("GET", f"{url}/compute/v1/images/{image_id}")
+    assert status == 404 and gone["code"] == 5, gone
+    status, _, operations = curl("GET", f"{url}/compute/v1/images/{image_id}/operations")
+    assert status == 200, operations
+    assert [op["description"] for op in operations["operations"]] == [
+        "Delete image", "Update image", "Create image"]
