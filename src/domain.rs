@@ -96,9 +96,10 @@ impl Catalog {
 
     /// The resource of the given kind, or NOT_FOUND.
     pub async fn get(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
-        self.store.resource(kind, id).await?.ok_or_else(|| {
-            Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
-        })
+        self.store
+            .resource(kind, id)
+            .await?
+            .ok_or_else(|| not_found(kind, id))
     }
 
     /// The resource of kind `K`, as its message, or NOT_FOUND.
@@ -179,6 +180,11 @@ impl Catalog {
         self.executor.start(record);
         Ok(operation)
     }
+}
+
+/// NOT_FOUND for a resource of `kind` that does not exist.
+fn not_found(kind: ResourceKind, id: &str) -> Error {
+    Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
 }
 
 /// Checks that `uri` is an absolute http or https URL with a host.

@@ -114,16 +114,7 @@ impl Catalog {
         page_size: i64,
         page_token: &str,
     ) -> Result<(Vec<AccessBinding>, String), Error> {
-        let size = match page_size {
-            0 => 100,
-            1..=1000 => page_size as usize,
-            other => {
-                return Err(Error::invalid_field(
-                    "page_size",
-                    format!("must be 0 (the default, 100) to 1000, got {other}"),
-                ))
-            }
-        };
+        let size = super::listing::page_size(page_size, 100)?;
         let scope = format!("access|{id}");
         let offset = if page_token.is_empty() {
             0
@@ -133,9 +124,11 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
-        let bindings = self.store.access_bindings(kind, id).await?.ok_or_else(|| {
-            Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
-        })?;
+        let bindings = self
+            .store
+            .access_bindings(kind, id)
+            .await?
+            .ok_or_else(|| super::not_found(kind, id))?;
         let page: Vec<AccessBinding> = bindings.iter().skip(offset).take(size).cloned().collect();
         let next = if offset + page.len() < bindings.len() {
             let end = u32::try_from(offset + page.len()).unwrap_or(u32::MAX);
@@ -187,13 +180,7 @@ impl Catalog {
                 kind,
                 id,
                 Box::new(move |current| {
-                    let current = current.ok_or_else(|| {
-                        Error::NotFound(format!(
-                            "{} {} not found",
-                            kind.display_name(),
-                            excerpt(&target)
-                        ))
-                    })?;
+                    let current = super::lifecycle::found(kind, &target, current)?;
                     super::lifecycle::check_writable(current.resource.folder_id())?;
                     let before = current.access_bindings;
                     let (after, metadata) = match change {

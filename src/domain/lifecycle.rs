@@ -21,7 +21,7 @@ use crate::error::{excerpt, Error};
 use crate::operations;
 use crate::pb::baremetal;
 use crate::pb::compute::{
-    DeleteDiskMetadata, DeleteImageMetadata, DeleteSnapshotMetadata, DiskPlacementPolicy,
+    DeleteDiskMetadata, DeleteImageMetadata, DeleteSnapshotMetadata, Disk, DiskPlacementPolicy,
     MoveDiskMetadata, RelocateDiskMetadata, UpdateDiskMetadata, UpdateImageMetadata,
     UpdateSnapshotMetadata,
 };
@@ -71,10 +71,12 @@ fn noun(kind: ResourceKind) -> &'static str {
 }
 
 /// The resource of a change, or NOT_FOUND.
-fn found(kind: ResourceKind, id: &str, current: Option<Current>) -> Result<Current, Error> {
-    current.ok_or_else(|| {
-        Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
-    })
+pub(super) fn found(
+    kind: ResourceKind,
+    id: &str,
+    current: Option<Current>,
+) -> Result<Current, Error> {
+    current.ok_or_else(|| super::not_found(kind, id))
 }
 
 /// Refuses changes in the public catalogue's folder.
@@ -290,36 +292,17 @@ impl Catalog {
     /// DiskService.Move: the disk to another folder; done when stored.
     pub async fn move_disk(&self, disk_id: &str, destination: &str) -> Result<Operation, Error> {
         check_writable(destination)?;
-        let (id, destination) = (disk_id.to_string(), destination.to_string());
-        let record = self
-            .store
-            .change(
-                ResourceKind::Disk,
-                disk_id,
-                Box::new(move |current| {
-                    let current = found(ResourceKind::Disk, &id, current)?;
-                    check_writable(current.resource.folder_id())?;
-                    check_idle(&current, &id)?;
-                    check_ready(&current, &id)?;
-                    let Resource::Disk { mut disk, os } = current.resource else {
-                        unreachable!("the store reads the kind asked for")
-                    };
-                    let metadata = pack(&MoveDiskMetadata {
-                        disk_id: id.clone(),
-                        source_folder_id: disk.folder_id.clone(),
-                        destination_folder_id: destination.clone(),
-                    });
-                    disk.folder_id = destination;
-                    Ok(done_change(
-                        Resource::Disk { disk, os },
-                        "Move disk".into(),
-                        metadata,
-                        ChangeKind::Move,
-                    ))
-                }),
-            )
-            .await?;
-        Ok(record.operation)
+        let destination = destination.to_string();
+        self.change_placement(disk_id, move |id, disk| {
+            let metadata = pack(&MoveDiskMetadata {
+                disk_id: id.to_string(),
+                source_folder_id: disk.folder_id.clone(),
+                destination_folder_id: destination.clone(),
+            });
+            disk.folder_id = destination;
+            ("Move disk", metadata, ChangeKind::Move)
+        })
+        .await
     }
 
     /// DiskService.Relocate: the disk to another zone (one this server offers); done
@@ -340,7 +323,32 @@ impl Catalog {
                 ),
             ));
         }
-        let (id, zone) = (disk_id.to_string(), zone.to_string());
+        let zone = zone.to_string();
+        self.change_placement(disk_id, move |id, disk| {
+            let metadata = pack(&RelocateDiskMetadata {
+                disk_id: id.to_string(),
+                source_zone_id: disk.zone_id.clone(),
+                destination_zone_id: zone.clone(),
+            });
+            disk.zone_id = zone;
+            if placement.is_some() {
+                disk.disk_placement_policy = placement;
+            }
+            ("Relocate disk", metadata, ChangeKind::Relocate)
+        })
+        .await
+    }
+
+    /// Move and Relocate: a READY disk outside the public folder that no running operation
+    /// uses is changed by `place`, which also says what the operation is; done when stored.
+    async fn change_placement(
+        &self,
+        disk_id: &str,
+        place: impl FnOnce(&str, &mut Disk) -> (&'static str, prost_types::Any, ChangeKind)
+            + Send
+            + 'static,
+    ) -> Result<Operation, Error> {
+        let id = disk_id.to_string();
         let record = self
             .store
             .change(
@@ -354,20 +362,12 @@ impl Catalog {
                     let Resource::Disk { mut disk, os } = current.resource else {
                         unreachable!("the store reads the kind asked for")
                     };
-                    let metadata = pack(&RelocateDiskMetadata {
-                        disk_id: id.clone(),
-                        source_zone_id: disk.zone_id.clone(),
-                        destination_zone_id: zone.clone(),
-                    });
-                    disk.zone_id = zone;
-                    if placement.is_some() {
-                        disk.disk_placement_policy = placement;
-                    }
+                    let (description, metadata, kind) = place(&id, &mut disk);
                     Ok(done_change(
                         Resource::Disk { disk, os },
-                        "Relocate disk".into(),
+                        description.into(),
                         metadata,
-                        ChangeKind::Relocate,
+                        kind,
                     ))
                 }),
             )

@@ -72,7 +72,7 @@ fn fields(kind: ResourceKind) -> Fields {
 }
 
 /// The page size a request asks for: 0 is `default`.
-fn page_size(requested: i64, default: i64) -> Result<usize, Error> {
+pub(super) fn page_size(requested: i64, default: i64) -> Result<usize, Error> {
     match requested {
         0 => Ok(default as usize),
         1..=MAX_PAGE_SIZE => Ok(requested as usize),
@@ -228,11 +228,7 @@ impl Catalog {
             && page_token.is_empty()
             && self.store.resource(kind, id).await?.is_none()
         {
-            return Err(Error::NotFound(format!(
-                "{} {} not found",
-                kind.display_name(),
-                excerpt(id)
-            )));
+            return Err(super::not_found(kind, id));
         }
         let next = if page.len() > size {
             page.truncate(size);
