@@ -48,6 +48,17 @@ pub enum StoreError {
     Refused(crate::error::Error),
 }
 
+impl StoreError {
+    /// `NameTaken` for the name `resource` wants.
+    pub fn name_taken(resource: &Resource) -> StoreError {
+        StoreError::NameTaken {
+            kind: resource.kind(),
+            folder_id: resource.folder_id().to_string(),
+            name: resource.name().to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for StoreError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -277,11 +277,6 @@ async fn apply_change(
         access_bindings,
         record,
     } = change(current).map_err(StoreError::Refused)?;
-    let name_taken = || StoreError::NameTaken {
-        kind,
-        folder_id: resource.folder_id().to_string(),
-        name: resource.name().to_string(),
-    };
     if !resource.name().is_empty() {
         let holder = transaction
             .prepare_cached(
@@ -296,15 +291,16 @@ async fn apply_change(
             )
             .await?;
         if held.is_some() {
-            return Err(name_taken());
+            return Err(StoreError::name_taken(&resource));
         }
     }
     // A concurrent transaction may still take the name first: the index decides.
     if let Err(error) = write_resources(transaction, &[ResourceRow::from_resource(&resource)]).await
     {
-        return Err(match error {
-            StoreError::Backend(message) if message.contains("resources_name") => name_taken(),
-            other => other,
+        return Err(if is_name_conflict(&error) {
+            StoreError::name_taken(&resource)
+        } else {
+            error.into()
         });
     }
     if let Some(bindings) = &access_bindings {
@@ -452,7 +448,7 @@ async fn conclude_in(
 async fn write_resources(
     transaction: &deadpool_postgres::Transaction<'_>,
     rows: &[ResourceRow],
-) -> Result<(), StoreError> {
+) -> Result<(), tokio_postgres::Error> {
     let ids: Vec<&str> = rows.iter().map(|row| row.id.as_str()).collect();
     let folders: Vec<&str> = rows.iter().map(|row| row.folder_id.as_str()).collect();
     let names: Vec<&str> = rows.iter().map(|row| row.name.as_str()).collect();
@@ -570,11 +566,7 @@ impl Store for PostgresStore {
             )
             .await?;
         if inserted == 0 {
-            return Err(StoreError::NameTaken {
-                kind: resource.kind(),
-                folder_id: resource_row.folder_id,
-                name: resource_row.name,
-            });
+            return Err(StoreError::name_taken(&resource));
         }
         Ok(())
     }
@@ -714,17 +706,17 @@ impl Store for PostgresStore {
     async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
+        let statement = transaction
+            .prepare_cached(
+                "INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                     created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .await?;
         let mut new = 0;
         for resource in &resources {
             let row = ResourceRow::from_resource(resource);
-            let statement = transaction
-                .prepare_cached(
-                    "INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
-                         created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .await?;
             let inserted = transaction
                 .execute(
                     &statement,
@@ -744,11 +736,7 @@ impl Store for PostgresStore {
             match inserted {
                 Ok(count) => new += count as usize,
                 Err(error) if is_name_conflict(&error) => {
-                    return Err(StoreError::NameTaken {
-                        kind: resource.kind(),
-                        folder_id: row.folder_id,
-                        name: row.name,
-                    })
+                    return Err(StoreError::name_taken(resource))
                 }
                 Err(error) => return Err(error.into()),
             }

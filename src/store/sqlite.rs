@@ -615,20 +615,32 @@ fn busy_with(connection: &Connection, id: &str) -> rusqlite::Result<Option<Strin
 }
 
 /// Another resource of the kind that holds `name` in `folder_id`.
-fn name_holder(
-    connection: &Connection,
-    kind: ResourceKind,
-    folder_id: &str,
-    name: &str,
-    id: &str,
-) -> rusqlite::Result<Option<String>> {
-    connection
+/// `NameTaken` if another resource of its kind holds `resource`'s non-empty name in its
+/// folder. Checked before writing, so that a taken name fails its job alone and not the
+/// batch it is committed with.
+fn check_name_free(connection: &Connection, resource: &Resource) -> JobResult<()> {
+    if resource.name().is_empty() {
+        return Ok(Ok(()));
+    }
+    let holder: Option<String> = connection
         .prepare_cached(
             "SELECT id FROM resources
              WHERE kind = ?1 AND folder_id = ?2 AND name = ?3 AND id <> ?4 LIMIT 1",
         )?
-        .query_row(params![kind.code(), folder_id, name, id], |row| row.get(0))
-        .optional()
+        .query_row(
+            params![
+                resource.kind().code(),
+                resource.folder_id(),
+                resource.name(),
+                resource.id()
+            ],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(match holder {
+        Some(_) => Err(StoreError::name_taken(resource)),
+        None => Ok(()),
+    })
 }
 
 /// Applies a change in the writer's transaction (see `Store::change`).
@@ -664,15 +676,8 @@ fn apply_change(
         Ok(changed) => changed,
         Err(error) => return Ok(Err(StoreError::Refused(error))),
     };
-    // Checked before writing, so that a taken name fails this change alone.
-    if !resource.name().is_empty()
-        && name_holder(connection, kind, resource.folder_id(), resource.name(), id)?.is_some()
-    {
-        return Ok(Err(StoreError::NameTaken {
-            kind,
-            folder_id: resource.folder_id().to_string(),
-            name: resource.name().to_string(),
-        }));
+    if let Err(taken) = check_name_free(connection, &resource)? {
+        return Ok(Err(taken));
     }
     update_resource(connection, &resource, before.as_ref())?;
     if let Some(bindings) = &access_bindings {
@@ -902,14 +907,9 @@ impl Store for SqliteStore {
         let row = OperationRow::from_record(&operation);
         let owner = self.replica.id.clone();
         let lease_until = codec::now_ms() + self.replica.lease_ms();
-        let kind = resource.kind();
         self.write(move |connection, writes| {
             if !insert_resource(connection, &resource_row)? {
-                return Ok(Err(StoreError::NameTaken {
-                    kind,
-                    folder_id: resource_row.folder_id,
-                    name: resource_row.name,
-                }));
+                return Ok(Err(StoreError::name_taken(&resource)));
             }
             insert_operation(connection, &row, &owner, lease_until)?;
             writes.push((row.id, Some(Record::Operation(operation))));
@@ -1062,25 +1062,13 @@ impl Store for SqliteStore {
     async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
         self.write(move |connection, writes| {
             let mut new = Vec::new();
+            let mut exists = connection.prepare_cached("SELECT 1 FROM resources WHERE id = ?1")?;
             for resource in resources {
-                if select_resource(connection, resource.id())?.is_ok_and(|found| found.is_some()) {
+                if exists.exists([resource.id()])? {
                     continue;
                 }
-                if !resource.name().is_empty()
-                    && name_holder(
-                        connection,
-                        resource.kind(),
-                        resource.folder_id(),
-                        resource.name(),
-                        resource.id(),
-                    )?
-                    .is_some()
-                {
-                    return Ok(Err(StoreError::NameTaken {
-                        kind: resource.kind(),
-                        folder_id: resource.folder_id().to_string(),
-                        name: resource.name().to_string(),
-                    }));
+                if let Err(taken) = check_name_free(connection, &resource)? {
+                    return Ok(Err(taken));
                 }
                 new.push(resource);
             }
