@@ -23,6 +23,22 @@ fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Sta
 }
 
 /// The paths of an update mask.
+/// Validates the request, then answers with what `call` makes of it: the first two steps
+/// of every method that reaches the domain.
+async fn validated<R, T, Answer>(
+    catalog: &crate::domain::Catalog,
+    request: tonic::Request<R>,
+    call: impl FnOnce(R) -> Answer,
+) -> Result<tonic::Response<T>, tonic::Status>
+where
+    R: prost::Message + prost::Name,
+    Answer: std::future::Future<Output = Result<T, Error>>,
+{
+    let request = request.into_inner();
+    catalog.validate(&request)?;
+    respond(call(request).await)
+}
+
 fn mask_paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
     mask.map(|mask| mask.paths).unwrap_or_default()
 }

@@ -10,7 +10,7 @@ use crate::pb::baremetal::{
     ListImageOperationsResponse, ListImagesRequest, ListImagesResponse, UpdateImageRequest,
 };
 use crate::pb::operation::Operation;
-use crate::resource::{Kind, ResourceKind};
+use crate::resource::ResourceKind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -23,39 +23,31 @@ pub struct BaremetalImageApi {
 #[tonic::async_trait]
 impl ImageService for BaremetalImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.get_typed::<Image>(&request.image_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.get_typed::<Image>(&request.image_id).await
+        })
+        .await
     }
 
     async fn list(
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let args = ListArgs {
-                    folder_id: request.folder_id,
-                    page_size: request.page_size,
-                    page_token: request.page_token,
-                    filter: request.filter,
-                    order_by: request.order_by,
-                };
-                let (page, next_page_token) = self.catalog.list(KIND, args).await?;
-                Ok(ListImagesResponse {
-                    images: page.into_iter().filter_map(Image::from_resource).collect(),
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let args = ListArgs {
+                folder_id: request.folder_id,
+                page_size: request.page_size,
+                page_token: request.page_token,
+                filter: request.filter,
+                order_by: request.order_by,
+            };
+            let (images, next_page_token) = self.catalog.list_typed::<Image>(args).await?;
+            Ok(ListImagesResponse {
+                images,
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn create(
@@ -73,61 +65,49 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<UpdateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let update = Update {
-                    id: request.image_id,
-                    mask: mask_paths(request.update_mask),
-                    name: request.name,
-                    description: request.description,
-                    labels: request.labels,
-                    ..Update::default()
-                };
-                self.catalog.update(KIND, update).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let update = Update {
+                id: request.image_id,
+                mask: mask_paths(request.update_mask),
+                name: request.name,
+                description: request.description,
+                labels: request.labels,
+                ..Update::default()
+            };
+            self.catalog.update(KIND, update).await
+        })
+        .await
     }
 
     async fn delete(
         &self,
         request: Request<DeleteImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.delete(KIND, &request.image_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.delete(KIND, &request.image_id).await
+        })
+        .await
     }
 
     async fn list_operations(
         &self,
         request: Request<ListImageOperationsRequest>,
     ) -> Result<Response<ListImageOperationsResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let (operations, next_page_token) = self
-                    .catalog
-                    .list_operations(
-                        KIND,
-                        &request.image_id,
-                        request.page_size,
-                        &request.page_token,
-                    )
-                    .await?;
-                Ok(ListImageOperationsResponse {
-                    operations,
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let (operations, next_page_token) = self
+                .catalog
+                .list_operations(
+                    KIND,
+                    &request.image_id,
+                    request.page_size,
+                    &request.page_token,
+                )
+                .await?;
+            Ok(ListImageOperationsResponse {
+                operations,
+                next_page_token,
+            })
+        })
+        .await
     }
 }

@@ -17,7 +17,7 @@ use crate::pb::yandex::cloud::access::{
     ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
     UpdateAccessBindingsRequest,
 };
-use crate::resource::{Kind, ResourceKind};
+use crate::resource::ResourceKind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -30,39 +30,31 @@ pub struct ComputeDiskApi {
 #[tonic::async_trait]
 impl DiskService for ComputeDiskApi {
     async fn get(&self, request: Request<GetDiskRequest>) -> Result<Response<Disk>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.get_typed::<Disk>(&request.disk_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.get_typed::<Disk>(&request.disk_id).await
+        })
+        .await
     }
 
     async fn list(
         &self,
         request: Request<ListDisksRequest>,
     ) -> Result<Response<ListDisksResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let args = ListArgs {
-                    folder_id: request.folder_id,
-                    page_size: request.page_size,
-                    page_token: request.page_token,
-                    filter: request.filter,
-                    order_by: request.order_by,
-                };
-                let (page, next_page_token) = self.catalog.list(KIND, args).await?;
-                Ok(ListDisksResponse {
-                    disks: page.into_iter().filter_map(Disk::from_resource).collect(),
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let args = ListArgs {
+                folder_id: request.folder_id,
+                page_size: request.page_size,
+                page_token: request.page_token,
+                filter: request.filter,
+                order_by: request.order_by,
+            };
+            let (disks, next_page_token) = self.catalog.list_typed::<Disk>(args).await?;
+            Ok(ListDisksResponse {
+                disks,
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn create(
@@ -76,115 +68,91 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<UpdateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let update = Update {
-                    id: request.disk_id,
-                    mask: mask_paths(request.update_mask),
-                    name: request.name,
-                    description: request.description,
-                    labels: request.labels,
-                    size: request.size,
-                    disk_placement_policy: request.disk_placement_policy,
-                    ..Update::default()
-                };
-                self.catalog.update(KIND, update).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let update = Update {
+                id: request.disk_id,
+                mask: mask_paths(request.update_mask),
+                name: request.name,
+                description: request.description,
+                labels: request.labels,
+                size: request.size,
+                disk_placement_policy: request.disk_placement_policy,
+                ..Update::default()
+            };
+            self.catalog.update(KIND, update).await
+        })
+        .await
     }
 
     async fn delete(
         &self,
         request: Request<DeleteDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.delete(KIND, &request.disk_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.delete(KIND, &request.disk_id).await
+        })
+        .await
     }
 
     async fn list_operations(
         &self,
         request: Request<ListDiskOperationsRequest>,
     ) -> Result<Response<ListDiskOperationsResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let (operations, next_page_token) = self
-                    .catalog
-                    .list_operations(
-                        KIND,
-                        &request.disk_id,
-                        request.page_size,
-                        &request.page_token,
-                    )
-                    .await?;
-                Ok(ListDiskOperationsResponse {
-                    operations,
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let (operations, next_page_token) = self
+                .catalog
+                .list_operations(
+                    KIND,
+                    &request.disk_id,
+                    request.page_size,
+                    &request.page_token,
+                )
+                .await?;
+            Ok(ListDiskOperationsResponse {
+                operations,
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn r#move(
         &self,
         request: Request<MoveDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog
-                    .move_disk(&request.disk_id, &request.destination_folder_id)
-                    .await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog
+                .move_disk(&request.disk_id, &request.destination_folder_id)
+                .await
+        })
+        .await
     }
 
     async fn relocate(
         &self,
         request: Request<RelocateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog
-                    .relocate_disk(
-                        &request.disk_id,
-                        &request.destination_zone_id,
-                        request.disk_placement_policy,
-                    )
-                    .await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog
+                .relocate_disk(
+                    &request.disk_id,
+                    &request.destination_zone_id,
+                    request.disk_placement_policy,
+                )
+                .await
+        })
+        .await
     }
 
     async fn list_snapshot_schedules(
         &self,
         request: Request<ListDiskSnapshotSchedulesRequest>,
     ) -> Result<Response<ListDiskSnapshotSchedulesResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.get(KIND, &request.disk_id).await?;
-                Ok(ListDiskSnapshotSchedulesResponse::default())
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.get(KIND, &request.disk_id).await?;
+            Ok(ListDiskSnapshotSchedulesResponse::default())
+        })
+        .await
     }
 
     async fn list_access_bindings(

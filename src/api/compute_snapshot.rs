@@ -15,7 +15,7 @@ use crate::pb::yandex::cloud::access::{
     ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
     UpdateAccessBindingsRequest,
 };
-use crate::resource::{Kind, ResourceKind};
+use crate::resource::ResourceKind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -31,44 +31,33 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog
-                    .get_typed::<Snapshot>(&request.snapshot_id)
-                    .await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog
+                .get_typed::<Snapshot>(&request.snapshot_id)
+                .await
+        })
+        .await
     }
 
     async fn list(
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let args = ListArgs {
-                    folder_id: request.folder_id,
-                    page_size: request.page_size,
-                    page_token: request.page_token,
-                    filter: request.filter,
-                    order_by: request.order_by,
-                };
-                let (page, next_page_token) = self.catalog.list(KIND, args).await?;
-                Ok(ListSnapshotsResponse {
-                    snapshots: page
-                        .into_iter()
-                        .filter_map(Snapshot::from_resource)
-                        .collect(),
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let args = ListArgs {
+                folder_id: request.folder_id,
+                page_size: request.page_size,
+                page_token: request.page_token,
+                filter: request.filter,
+                order_by: request.order_by,
+            };
+            let (snapshots, next_page_token) = self.catalog.list_typed::<Snapshot>(args).await?;
+            Ok(ListSnapshotsResponse {
+                snapshots,
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn create(
@@ -82,62 +71,50 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let update = Update {
-                    id: request.snapshot_id,
-                    mask: mask_paths(request.update_mask),
-                    name: request.name,
-                    description: request.description,
-                    labels: request.labels,
-                    ..Update::default()
-                };
-                self.catalog.update(KIND, update).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let update = Update {
+                id: request.snapshot_id,
+                mask: mask_paths(request.update_mask),
+                name: request.name,
+                description: request.description,
+                labels: request.labels,
+                ..Update::default()
+            };
+            self.catalog.update(KIND, update).await
+        })
+        .await
     }
 
     async fn delete(
         &self,
         request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.delete(KIND, &request.snapshot_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.delete(KIND, &request.snapshot_id).await
+        })
+        .await
     }
 
     async fn list_operations(
         &self,
         request: Request<ListSnapshotOperationsRequest>,
     ) -> Result<Response<ListSnapshotOperationsResponse>, Status> {
-        let request = request.into_inner();
-        respond(
-            async {
-                self.catalog.validate(&request)?;
-                let (operations, next_page_token) = self
-                    .catalog
-                    .list_operations(
-                        KIND,
-                        &request.snapshot_id,
-                        request.page_size,
-                        &request.page_token,
-                    )
-                    .await?;
-                Ok(ListSnapshotOperationsResponse {
-                    operations,
-                    next_page_token,
-                })
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            let (operations, next_page_token) = self
+                .catalog
+                .list_operations(
+                    KIND,
+                    &request.snapshot_id,
+                    request.page_size,
+                    &request.page_token,
+                )
+                .await?;
+            Ok(ListSnapshotOperationsResponse {
+                operations,
+                next_page_token,
+            })
+        })
+        .await
     }
 
     async fn list_access_bindings(

@@ -16,27 +16,19 @@ impl OperationService for OperationApi {
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        super::respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.operation(&request.operation_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.operation(&request.operation_id).await
+        })
+        .await
     }
 
     async fn cancel(
         &self,
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
-        let request = request.into_inner();
-        super::respond(
-            async {
-                self.catalog.validate(&request)?;
-                self.catalog.cancel(&request.operation_id).await
-            }
-            .await,
-        )
+        super::validated(&self.catalog, request, |request| async move {
+            self.catalog.cancel(&request.operation_id).await
+        })
+        .await
     }
 }

@@ -12,7 +12,7 @@ use super::Catalog;
 use crate::error::{excerpt, Error};
 use crate::pb::compute;
 use crate::pb::operation::Operation;
-use crate::resource::{status, Resource, ResourceKind};
+use crate::resource::{status, Kind, Resource, ResourceKind};
 use crate::store::query::{Column, Condition, Cursor, ListQuery, Operator, Order, SqlValue};
 
 /// The largest page.
@@ -122,6 +122,13 @@ fn cursor_of(order: Order, position: Position) -> Result<Cursor, Error> {
 }
 
 impl Catalog {
+    /// List of kind `K`, as its messages: a page and the token of the next.
+    pub async fn list_typed<K: Kind>(&self, args: ListArgs) -> Result<(Vec<K>, String), Error> {
+        let (page, next_page_token) = self.list(K::KIND, args).await?;
+        let page = page.into_iter().filter_map(K::from_resource).collect();
+        Ok((page, next_page_token))
+    }
+
     /// List of any kind: a page of the folder's resources and the token of the next.
     pub async fn list(
         &self,
