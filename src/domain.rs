@@ -94,6 +94,11 @@ impl Catalog {
         Ok(())
     }
 
+    /// The rules requests are validated by (the OpenAPI document states them too).
+    pub fn validator(&self) -> &Validator {
+        &self.validator
+    }
+
     /// The resource of the given kind, or NOT_FOUND.
     pub async fn get(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
         self.store

@@ -24,6 +24,7 @@ use crate::access_log::RestCall;
 use crate::dispatch::GrpcService;
 use crate::error::{Code, Error};
 use crate::pb::google::rpc::Status;
+use crate::validation::Validator;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -59,12 +60,13 @@ struct Shared {
 }
 
 impl Gateway {
-    /// The gateway of every service in the descriptor set, calling `grpc`.
-    pub fn new(grpc: GrpcService) -> Result<Gateway, String> {
+    /// The gateway of every service in the descriptor set, calling `grpc`; `validator`
+    /// gives the OpenAPI document its constraints.
+    pub fn new(grpc: GrpcService, validator: &Validator) -> Result<Gateway, String> {
         let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
             .map_err(|error| error.to_string())?;
         let routes = RouteTable::build(&pool)?;
-        let openapi = openapi::document(&pool, &routes, &crate::validation::Validator::for_api());
+        let openapi = openapi::document(&pool, &routes, validator);
         Ok(Gateway {
             shared: Arc::new(Shared {
                 routes,

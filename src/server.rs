@@ -178,7 +178,7 @@ pub async fn serve_store(
         pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
             EndpointApi {
                 advertised_address,
-                validator: Validator::for_api(),
+                catalog: Arc::clone(&catalog),
             },
         )
         .max_decoding_message_size(MAX_REQUEST_BYTES);
@@ -219,7 +219,7 @@ pub async fn serve_store(
         }
         .layer(routes),
     );
-    let gateway = Gateway::new(grpc.clone())?;
+    let gateway = Gateway::new(grpc.clone(), catalog.validator())?;
     let service = AccessLogLayer.layer(Dispatch::new(grpc, gateway));
 
     info!(address = %local_address, "serving");

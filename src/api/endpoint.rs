@@ -1,13 +1,13 @@
 //! endpoint.ApiEndpointService: tells the official SDKs that every service they look up
 //! lives at this server's advertised address.
 
+use crate::domain::Catalog;
 use crate::error::{excerpt, Error};
 use crate::pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointService;
 use crate::pb::yandex::cloud::endpoint::{
     ApiEndpoint, GetApiEndpointRequest, ListApiEndpointsRequest, ListApiEndpointsResponse,
 };
-use crate::validation::Validator;
-use prost::Name;
+use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The endpoint ids the SDKs ask for, all served here.
@@ -16,7 +16,8 @@ pub const ENDPOINT_IDS: &[&str] = &["baremetal", "compute", "endpoint", "iam", "
 pub struct EndpointApi {
     /// The `host:port` clients should use to reach this server.
     pub advertised_address: String,
-    pub validator: Validator,
+    /// For request validation.
+    pub catalog: Arc<Catalog>,
 }
 
 impl EndpointApi {
@@ -35,9 +36,7 @@ impl ApiEndpointService for EndpointApi {
         request: Request<GetApiEndpointRequest>,
     ) -> Result<Response<ApiEndpoint>, Status> {
         let request = request.into_inner();
-        self.validator
-            .check(&GetApiEndpointRequest::full_name(), &request)
-            .map_err(Error::from)?;
+        self.catalog.validate(&request)?;
         let id = request.api_endpoint_id;
         if !ENDPOINT_IDS.contains(&id.as_str()) {
             return Err(Error::NotFound(format!("ApiEndpoint {} not found", excerpt(&id))).into());
