@@ -50,17 +50,23 @@ fn size_of(id: &str, record: &Record) -> usize {
     ENTRY_OVERHEAD + 2 * id.len() + body
 }
 
+/// A cached record, its counted size, and the number of its slot in the eviction order.
+type Entry = (Record, usize, u64);
+
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<String, (Record, usize)>,
-    order: VecDeque<String>,
+    entries: HashMap<String, Entry>,
+    /// Insertions, oldest first. A record inserted again keeps its old slot here until
+    /// that slot comes up; the slot numbers tell the old slot from the live one.
+    order: VecDeque<(String, u64)>,
+    next_slot: u64,
     reads: HashMap<String, PendingRead>,
     bytes: usize,
 }
 
 impl Inner {
     fn remove(&mut self, id: &str) {
-        if let Some((_, size)) = self.entries.remove(id) {
+        if let Some((_, size, _)) = self.entries.remove(id) {
             self.bytes -= size;
         }
     }
@@ -91,7 +97,7 @@ impl ReadCache {
     /// caller must then call [`ReadCache::finish_read`] with what it found.
     pub fn begin_read(&self, id: &str) -> Option<Record> {
         let mut inner = self.lock();
-        if let Some((record, _)) = inner.entries.get(id) {
+        if let Some((record, _, _)) = inner.entries.get(id) {
             return Some(record.clone());
         }
         inner
@@ -147,13 +153,18 @@ impl ReadCache {
         if size > self.max_bytes / 10 {
             return;
         }
-        inner.entries.insert(id.clone(), (record, size));
+        let slot = inner.next_slot;
+        inner.next_slot += 1;
+        inner.entries.insert(id.clone(), (record, size, slot));
         inner.bytes += size;
-        inner.order.push_back(id);
+        inner.order.push_back((id, slot));
         while inner.order.len() > self.capacity || inner.bytes > self.max_bytes {
-            match inner.order.pop_front() {
-                Some(oldest) => inner.remove(&oldest),
-                None => break,
+            let Some((oldest, slot)) = inner.order.pop_front() else {
+                break;
+            };
+            // Only the entry's live slot evicts it, not one left by an earlier insertion.
+            if inner.entries.get(&oldest).map(|entry| entry.2) == Some(slot) {
+                inner.remove(&oldest);
             }
         }
     }
@@ -215,6 +226,22 @@ mod tests {
     }
 
     #[test]
+    fn a_record_written_again_is_evicted_as_the_newest() {
+        let cache = ReadCache::new(3, 1 << 20);
+        for id in ["a", "b", "c"] {
+            cache.apply(vec![(id.into(), Some(image(id, "one")))]);
+        }
+        // "a" again: it is now the newest, and its first insertion must not evict it.
+        cache.apply(vec![("a".into(), Some(image("a", "two")))]);
+        assert_eq!(name_of(cache.begin_read("a")), Some("two".into()));
+        cache.apply(vec![("d".into(), Some(image("d", "one")))]);
+        assert_eq!(name_of(cache.begin_read("a")), Some("two".into()));
+        let inner = cache.lock();
+        assert!(!inner.entries.contains_key("b"), "the oldest goes first");
+        assert_eq!(inner.entries.len(), 3);
+    }
+
+    #[test]
     fn the_cache_holds_at_most_its_bytes() {
         let cache = ReadCache::new(1000, 64 * 1024);
         for n in 0..100 {
@@ -225,7 +252,7 @@ mod tests {
             let inner = cache.lock();
             assert!(inner.bytes <= 64 * 1024, "{} bytes", inner.bytes);
             assert!(inner.entries.len() < 20);
-            let counted: usize = inner.entries.values().map(|(_, size)| size).sum();
+            let counted: usize = inner.entries.values().map(|(_, size, _)| size).sum();
             assert_eq!(counted, inner.bytes);
         }
         // A record over a tenth of the budget is not kept at all.
@@ -238,7 +265,7 @@ mod tests {
         cache.apply(vec![("r99".into(), Some(image("r99", "short")))]);
         cache.apply(vec![("r98".into(), None)]);
         let inner = cache.lock();
-        let counted: usize = inner.entries.values().map(|(_, size)| size).sum();
+        let counted: usize = inner.entries.values().map(|(_, size, _)| size).sum();
         assert_eq!(counted, inner.bytes);
     }
 }
