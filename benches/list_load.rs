@@ -220,12 +220,14 @@ async fn measure(
         filter: filter.into(),
         order_by: String::new(),
     };
-    let request = match scenario {
-        "list first" => Some(list("", "")),
-        "list middle" => Some(list(middle, "")),
-        "list family" => Some(list(
-            "",
-            &format!("family = \"{}\"", family(7, options.families)),
+    // A List and the items its page must hold (a family has fewer than a folder).
+    let family_size = options.images / options.families.max(1);
+    let list_and_size = match scenario {
+        "list first" => Some((list("", ""), options.page_size)),
+        "list middle" => Some((list(middle, ""), options.page_size)),
+        "list family" => Some((
+            list("", &format!("family = \"{}\"", family(7, options.families))),
+            options.page_size.min(family_size),
         )),
         _ => None,
     };
@@ -233,16 +235,8 @@ async fn measure(
     for _ in 0..options.connections {
         channels.push(ImageServiceClient::new(connect(address).await));
     }
-    let expected = options
-        .page_size
-        .min(options.images / options.families.max(1));
-    match (scenario, request) {
-        (_, Some(request)) => {
-            let expected = if scenario == "list family" {
-                expected
-            } else {
-                options.page_size
-            };
+    match (scenario, list_and_size) {
+        (_, Some((request, expected))) => {
             let callers = channels
                 .into_iter()
                 .map(|client| ListCaller {
