@@ -5,6 +5,7 @@
 //!
 //! Run: `cargo bench --bench create_path`.
 
+use imageplane::call::CallContext;
 use imageplane::domain::Catalog;
 use imageplane::executor::{Executor, ExecutorSettings};
 use imageplane::pb::compute::{create_image_request, CreateDiskRequest, CreateImageRequest};
@@ -38,12 +39,15 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
             .unwrap(),
     );
     let op = catalog
-        .create_disk(CreateDiskRequest {
-            folder_id: "b".into(),
-            zone_id: "z".into(),
-            size: 1 << 30,
-            ..Default::default()
-        })
+        .create_disk(
+            &CallContext::anonymous(),
+            CreateDiskRequest {
+                folder_id: "b".into(),
+                zone_id: "z".into(),
+                size: 1 << 30,
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -72,7 +76,10 @@ async fn create_images(
         let request = request.clone();
         handles.push(tokio::spawn(async move {
             for i in 0..calls {
-                catalog.create_image(request.clone()).await.unwrap();
+                catalog
+                    .create_image(&CallContext::anonymous(), request.clone())
+                    .await
+                    .unwrap();
                 if i % 64 == 0 {
                     tokio::task::yield_now().await;
                 }

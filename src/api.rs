@@ -13,7 +13,10 @@ pub mod endpoint;
 pub mod iam;
 pub mod operation;
 
+use crate::call::CallContext;
+use crate::domain::Catalog;
 use crate::error::Error;
+use std::future::Future;
 
 /// Turns a domain result into a gRPC response.
 fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Status> {
@@ -22,23 +25,46 @@ fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Sta
         .map_err(tonic::Status::from)
 }
 
-/// The paths of an update mask.
-/// Validates the request, then answers with what `call` makes of it: the first two steps
-/// of every method that reaches the domain.
-async fn validated<R, T, Answer>(
-    catalog: &crate::domain::Catalog,
+/// A request's call context (which `rpc_layer` put into its extensions) and message.
+pub fn split<R>(request: tonic::Request<R>) -> Result<(CallContext, R), Error> {
+    let call = request
+        .extensions()
+        .get::<CallContext>()
+        .cloned()
+        .ok_or_else(|| Error::Internal("the call bypassed the RPC layer".into()))?;
+    Ok((call, request.into_inner()))
+}
+
+/// Answers with what `method` makes of the call and its request (a method whose domain
+/// function validates the request itself: the creates).
+async fn answer<R, T, Answer>(
     request: tonic::Request<R>,
-    call: impl FnOnce(R) -> Answer,
+    method: impl FnOnce(CallContext, R) -> Answer,
+) -> Result<tonic::Response<T>, tonic::Status>
+where
+    Answer: Future<Output = Result<T, Error>>,
+{
+    let (call, request) = split(request)?;
+    respond(method(call, request).await)
+}
+
+/// Validates the request, then answers with what `method` makes of it: the first steps
+/// of every other method that reaches the domain.
+async fn validated<R, T, Answer>(
+    catalog: &Catalog,
+    request: tonic::Request<R>,
+    method: impl FnOnce(CallContext, R) -> Answer,
 ) -> Result<tonic::Response<T>, tonic::Status>
 where
     R: prost::Message + prost::Name,
-    Answer: std::future::Future<Output = Result<T, Error>>,
+    Answer: Future<Output = Result<T, Error>>,
 {
-    let request = request.into_inner();
+    let (call, request) = split(request)?;
     catalog.validate(&request)?;
-    respond(call(request).await)
+    respond(method(call, request).await)
 }
 
+/// The paths of an update mask.
 fn mask_paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
     mask.map(|mask| mask.paths).unwrap_or_default()
 }

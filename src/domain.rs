@@ -16,6 +16,7 @@ pub mod page_token;
 mod snapshot;
 pub mod transitions;
 
+use crate::call::CallContext;
 use crate::error::{excerpt, Error};
 use crate::executor::Executor;
 use crate::operations;
@@ -25,10 +26,8 @@ use crate::store::{Outcome, ResourceChange, Store};
 use crate::validation::Validator;
 use std::sync::Arc;
 
-/// The subject recorded as `created_by` while imageplane has no authentication.
-pub const ANONYMOUS_SUBJECT: &str = "anonymous";
-
-/// The folder of the public image catalogue (seeded at start): read-only to the API.
+/// The folder of the public image catalogue (seeded at start): read-only to the API,
+/// readable by every caller.
 pub const PUBLIC_FOLDER: &str = "standard-images";
 
 /// The largest image: the API's own upper bound for `min_disk_size`, 4 TiB.
@@ -99,17 +98,28 @@ impl Catalog {
         &self.validator
     }
 
-    /// The resource of the given kind, or NOT_FOUND.
-    pub async fn get(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
+    /// The resource of the given kind, or NOT_FOUND; PERMISSION_DENIED if it is in a
+    /// folder the caller may not use.
+    pub async fn get(
+        &self,
+        call: &CallContext,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Resource, Error> {
+        let _ = call;
         self.store
             .resource(kind, id)
             .await?
             .ok_or_else(|| not_found(kind, id))
     }
 
-    /// The resource of kind `K`, as its message, or NOT_FOUND.
-    pub async fn get_typed<K: crate::resource::Kind>(&self, id: &str) -> Result<K, Error> {
-        let resource = self.get(K::KIND, id).await?;
+    /// The resource of kind `K`, as its message (see [`Catalog::get`]).
+    pub async fn get_typed<K: crate::resource::Kind>(
+        &self,
+        call: &CallContext,
+        id: &str,
+    ) -> Result<K, Error> {
+        let resource = self.get(call, K::KIND, id).await?;
         K::from_resource(resource).ok_or_else(|| {
             Error::Internal(format!(
                 "the store answered another kind for {} {}",
@@ -119,23 +129,33 @@ impl Catalog {
         })
     }
 
-    /// The operation with the given id, or NOT_FOUND.
-    pub async fn operation(&self, id: &str) -> Result<Operation, Error> {
-        let record = self.store.operation(id).await?;
-        record
-            .map(|record| record.operation)
-            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))
+    /// The operation with the given id, or NOT_FOUND; PERMISSION_DENIED if its resource is
+    /// in a folder the caller may not use.
+    pub async fn operation(&self, call: &CallContext, id: &str) -> Result<Operation, Error> {
+        let record = self
+            .store
+            .operation(id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))?;
+        let _ = call;
+        Ok(record.operation)
     }
 
-    /// Cancels an operation (see [`Executor::cancel`]).
-    pub async fn cancel(&self, id: &str) -> Result<Operation, Error> {
+    /// Cancels an operation (see [`Executor::cancel`]), if the caller may see it.
+    pub async fn cancel(&self, call: &CallContext, id: &str) -> Result<Operation, Error> {
+        self.operation(call, id).await?;
         self.executor.cancel(id).await
     }
 
     /// A source resource: NOT_FOUND if it does not exist, FAILED_PRECONDITION if it is
     /// not READY.
-    async fn ready_source(&self, kind: ResourceKind, id: &str) -> Result<Resource, Error> {
-        let resource = self.get(kind, id).await?;
+    async fn ready_source(
+        &self,
+        call: &CallContext,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Resource, Error> {
+        let resource = self.get(call, kind, id).await?;
         match resource.readiness() {
             Readiness::Ready => Ok(resource),
             Readiness::Creating => Err(Error::FailedPrecondition(format!(
@@ -150,16 +170,18 @@ impl Catalog {
     }
 
     /// Stores a new CREATING resource with its running operation and starts the work.
-    /// Nothing is created in the public catalogue's folder.
+    /// Nothing is created in the public catalogue's folder, nor in one the caller may not
+    /// use; the operation is created by the caller's subject.
     async fn launch(
         &self,
+        call: &CallContext,
         resource: Resource,
         description: &str,
         metadata: prost_types::Any,
         work: Work,
     ) -> Result<Operation, Error> {
         lifecycle::check_writable(resource.folder_id())?;
-        let operation = operations::start(description, ANONYMOUS_SUBJECT, metadata);
+        let operation = operations::start(description, &call.caller.subject, metadata);
         let record = OperationRecord {
             operation: operation.clone(),
             target: resource.reference(),

@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod call;
 pub mod config;
 pub mod dispatch;
 pub mod domain;

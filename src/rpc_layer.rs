@@ -1,16 +1,19 @@
 //! The layer around every RPC, whether it arrived over gRPC or through the REST gateway
-//! (which calls the same gRPC services in-process): its deadline.
+//! (which calls the same gRPC services in-process): it builds the call's [`CallContext`]
+//! into the request's extensions for the API adapters (every caller is anonymous: there is
+//! no authentication yet), and enforces the deadline.
 //!
 //! The deadline is the shorter of `--request-timeout` (when set) and the caller's own
 //! `grpc-timeout` header (REST callers can send it as `Grpc-Metadata-Grpc-Timeout`). A call
 //! that runs past it ends with DEADLINE_EXCEEDED. tonic's transport server did this for
 //! `grpc-timeout`; imageplane serves its own connections (see `listener`), so it is here.
 
+use crate::call::{CallContext, Caller};
 use http::{HeaderMap, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Adds [`RpcService`] around a service.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +39,23 @@ impl<S> tower::Layer<S> for RpcLayer {
 pub struct RpcService<S> {
     inner: S,
     timeout: Option<Duration>,
+}
+
+/// The host and port a client used to reach the server: the URI's authority (HTTP/2's
+/// `:authority`), else the `host` header (HTTP/1.1, and the REST gateway's inner calls).
+pub fn authority(uri: &http::Uri, headers: &HeaderMap) -> Option<String> {
+    uri.authority()
+        .map(|authority| authority.as_str().to_string())
+        .or_else(|| header_text(headers, "host"))
+        .filter(|authority| !authority.is_empty())
+}
+
+/// A header's value as text, if it is text.
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_string)
 }
 
 /// The caller's deadline from a `grpc-timeout` header: 1 to 8 digits and a unit (H, M, S,
@@ -86,16 +106,32 @@ where
         self.inner.poll_ready(context)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let deadline = deadline(self.timeout, request.headers());
         // The service that was polled ready handles this call; a clone takes its place.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
+        let started = Instant::now();
         Box::pin(async move {
-            let Some((limit, whose)) = deadline else {
-                return inner.call(request).await;
+            let call = async move {
+                let path = request.uri().path().to_string();
+                let caller = Caller::anonymous();
+                let headers = request.headers();
+                let context = CallContext {
+                    caller,
+                    authority: authority(request.uri(), headers),
+                    request_id: header_text(headers, "x-request-id").unwrap_or_default(),
+                    idempotency_key: header_text(headers, "idempotency-key"),
+                    deadline: deadline.map(|(limit, _)| started + limit),
+                    method: path,
+                };
+                request.extensions_mut().insert(context);
+                inner.call(request).await
             };
-            match tokio::time::timeout(limit, inner.call(request)).await {
+            let Some((limit, whose)) = deadline else {
+                return call.await;
+            };
+            match tokio::time::timeout(limit, call).await {
                 Ok(result) => result,
                 Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
                     "the call took longer than {whose} ({})",

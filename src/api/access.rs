@@ -1,6 +1,7 @@
 //! The access-binding methods every compute service has (ListAccessBindings,
 //! SetAccessBindings, UpdateAccessBindings), for the kind of that service.
 
+use crate::call::CallContext;
 use crate::domain::access::AccessChange;
 use crate::domain::Catalog;
 use crate::error::Error;
@@ -13,12 +14,14 @@ use crate::resource::ResourceKind;
 
 pub async fn list(
     catalog: &Catalog,
+    call: &CallContext,
     kind: ResourceKind,
     request: ListAccessBindingsRequest,
 ) -> Result<ListAccessBindingsResponse, Error> {
     catalog.validate(&request)?;
     let (access_bindings, next_page_token) = catalog
         .list_access_bindings(
+            call,
             kind,
             &request.resource_id,
             request.page_size,
@@ -33,12 +36,14 @@ pub async fn list(
 
 pub async fn set(
     catalog: &Catalog,
+    call: &CallContext,
     kind: ResourceKind,
     request: SetAccessBindingsRequest,
 ) -> Result<Operation, Error> {
     catalog.validate(&request)?;
     catalog
         .change_access_bindings(
+            call,
             kind,
             &request.resource_id,
             AccessChange::Set(request.access_bindings),
@@ -48,12 +53,14 @@ pub async fn set(
 
 pub async fn update(
     catalog: &Catalog,
+    call: &CallContext,
     kind: ResourceKind,
     request: UpdateAccessBindingsRequest,
 ) -> Result<Operation, Error> {
     catalog.validate(&request)?;
     catalog
         .change_access_bindings(
+            call,
             kind,
             &request.resource_id,
             AccessChange::Update(request.access_binding_deltas),

@@ -1,6 +1,6 @@
 //! baremetal.v1alpha ImageService: every method.
 
-use super::{mask_paths, respond};
+use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -23,8 +23,10 @@ pub struct BaremetalImageApi {
 #[tonic::async_trait]
 impl ImageService for BaremetalImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.get_typed::<Image>(&request.image_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog
+                .get_typed::<Image>(&call, &request.image_id)
+                .await
         })
         .await
     }
@@ -33,7 +35,7 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let args = ListArgs {
                 folder_id: request.folder_id,
                 page_size: request.page_size,
@@ -41,7 +43,7 @@ impl ImageService for BaremetalImageApi {
                 filter: request.filter,
                 order_by: request.order_by,
             };
-            let (images, next_page_token) = self.catalog.list_typed::<Image>(args).await?;
+            let (images, next_page_token) = self.catalog.list_typed::<Image>(&call, args).await?;
             Ok(ListImagesResponse {
                 images,
                 next_page_token,
@@ -54,18 +56,17 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(
-            self.catalog
-                .create_baremetal_image(request.into_inner())
-                .await,
-        )
+        super::answer(request, |call, request| async move {
+            self.catalog.create_baremetal_image(&call, request).await
+        })
+        .await
     }
 
     async fn update(
         &self,
         request: Request<UpdateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.image_id,
                 mask: mask_paths(request.update_mask),
@@ -74,7 +75,7 @@ impl ImageService for BaremetalImageApi {
                 labels: request.labels,
                 ..Update::default()
             };
-            self.catalog.update(KIND, update).await
+            self.catalog.update(&call, KIND, update).await
         })
         .await
     }
@@ -83,8 +84,8 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<DeleteImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.delete(KIND, &request.image_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.delete(&call, KIND, &request.image_id).await
         })
         .await
     }
@@ -93,10 +94,11 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<ListImageOperationsRequest>,
     ) -> Result<Response<ListImageOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let (operations, next_page_token) = self
                 .catalog
                 .list_operations(
+                    &call,
                     KIND,
                     &request.image_id,
                     request.page_size,

@@ -1,7 +1,7 @@
 //! compute.v1 DiskService: every method. ListSnapshotSchedules answers an empty list:
 //! no snapshot schedules are served.
 
-use super::{mask_paths, respond};
+use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -30,8 +30,10 @@ pub struct ComputeDiskApi {
 #[tonic::async_trait]
 impl DiskService for ComputeDiskApi {
     async fn get(&self, request: Request<GetDiskRequest>) -> Result<Response<Disk>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.get_typed::<Disk>(&request.disk_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog
+                .get_typed::<Disk>(&call, &request.disk_id)
+                .await
         })
         .await
     }
@@ -40,7 +42,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListDisksRequest>,
     ) -> Result<Response<ListDisksResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let args = ListArgs {
                 folder_id: request.folder_id,
                 page_size: request.page_size,
@@ -48,7 +50,7 @@ impl DiskService for ComputeDiskApi {
                 filter: request.filter,
                 order_by: request.order_by,
             };
-            let (disks, next_page_token) = self.catalog.list_typed::<Disk>(args).await?;
+            let (disks, next_page_token) = self.catalog.list_typed::<Disk>(&call, args).await?;
             Ok(ListDisksResponse {
                 disks,
                 next_page_token,
@@ -61,14 +63,17 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<CreateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(self.catalog.create_disk(request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            self.catalog.create_disk(&call, request).await
+        })
+        .await
     }
 
     async fn update(
         &self,
         request: Request<UpdateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.disk_id,
                 mask: mask_paths(request.update_mask),
@@ -79,7 +84,7 @@ impl DiskService for ComputeDiskApi {
                 disk_placement_policy: request.disk_placement_policy,
                 ..Update::default()
             };
-            self.catalog.update(KIND, update).await
+            self.catalog.update(&call, KIND, update).await
         })
         .await
     }
@@ -88,8 +93,8 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<DeleteDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.delete(KIND, &request.disk_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.delete(&call, KIND, &request.disk_id).await
         })
         .await
     }
@@ -98,10 +103,11 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListDiskOperationsRequest>,
     ) -> Result<Response<ListDiskOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let (operations, next_page_token) = self
                 .catalog
                 .list_operations(
+                    &call,
                     KIND,
                     &request.disk_id,
                     request.page_size,
@@ -120,9 +126,9 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<MoveDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             self.catalog
-                .move_disk(&request.disk_id, &request.destination_folder_id)
+                .move_disk(&call, &request.disk_id, &request.destination_folder_id)
                 .await
         })
         .await
@@ -132,9 +138,10 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<RelocateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             self.catalog
                 .relocate_disk(
+                    &call,
                     &request.disk_id,
                     &request.destination_zone_id,
                     request.disk_placement_policy,
@@ -148,8 +155,8 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListDiskSnapshotSchedulesRequest>,
     ) -> Result<Response<ListDiskSnapshotSchedulesResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.get(KIND, &request.disk_id).await?;
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.get(&call, KIND, &request.disk_id).await?;
             Ok(ListDiskSnapshotSchedulesResponse::default())
         })
         .await
@@ -159,20 +166,29 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        respond(super::access::list(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::list(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 
     async fn set_access_bindings(
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(super::access::set(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::set(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 
     async fn update_access_bindings(
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(super::access::update(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::update(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 }

@@ -1,6 +1,6 @@
 //! compute.v1 ImageService: every method.
 
-use super::{mask_paths, respond};
+use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -28,8 +28,10 @@ pub struct ComputeImageApi {
 #[tonic::async_trait]
 impl ImageService for ComputeImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.get_typed::<Image>(&request.image_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog
+                .get_typed::<Image>(&call, &request.image_id)
+                .await
         })
         .await
     }
@@ -38,9 +40,9 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<GetImageLatestByFamilyRequest>,
     ) -> Result<Response<Image>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             self.catalog
-                .latest_by_family(&request.folder_id, &request.family)
+                .latest_by_family(&call, &request.folder_id, &request.family)
                 .await
         })
         .await
@@ -50,7 +52,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let args = ListArgs {
                 folder_id: request.folder_id,
                 page_size: request.page_size,
@@ -58,7 +60,7 @@ impl ImageService for ComputeImageApi {
                 filter: request.filter,
                 order_by: request.order_by,
             };
-            let (images, next_page_token) = self.catalog.list_typed::<Image>(args).await?;
+            let (images, next_page_token) = self.catalog.list_typed::<Image>(&call, args).await?;
             Ok(ListImagesResponse {
                 images,
                 next_page_token,
@@ -71,14 +73,17 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(self.catalog.create_image(request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            self.catalog.create_image(&call, request).await
+        })
+        .await
     }
 
     async fn update(
         &self,
         request: Request<UpdateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.image_id,
                 mask: mask_paths(request.update_mask),
@@ -88,7 +93,7 @@ impl ImageService for ComputeImageApi {
                 min_disk_size: request.min_disk_size,
                 ..Update::default()
             };
-            self.catalog.update(KIND, update).await
+            self.catalog.update(&call, KIND, update).await
         })
         .await
     }
@@ -97,8 +102,8 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<DeleteImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.delete(KIND, &request.image_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.delete(&call, KIND, &request.image_id).await
         })
         .await
     }
@@ -107,10 +112,11 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<ListImageOperationsRequest>,
     ) -> Result<Response<ListImageOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let (operations, next_page_token) = self
                 .catalog
                 .list_operations(
+                    &call,
                     KIND,
                     &request.image_id,
                     request.page_size,
@@ -129,20 +135,29 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        respond(super::access::list(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::list(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 
     async fn set_access_bindings(
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(super::access::set(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::set(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 
     async fn update_access_bindings(
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(super::access::update(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::update(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 }

@@ -1,6 +1,6 @@
 //! compute.v1 SnapshotService: every method.
 
-use super::{mask_paths, respond};
+use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -31,9 +31,9 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             self.catalog
-                .get_typed::<Snapshot>(&request.snapshot_id)
+                .get_typed::<Snapshot>(&call, &request.snapshot_id)
                 .await
         })
         .await
@@ -43,7 +43,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let args = ListArgs {
                 folder_id: request.folder_id,
                 page_size: request.page_size,
@@ -51,7 +51,8 @@ impl SnapshotService for ComputeSnapshotApi {
                 filter: request.filter,
                 order_by: request.order_by,
             };
-            let (snapshots, next_page_token) = self.catalog.list_typed::<Snapshot>(args).await?;
+            let (snapshots, next_page_token) =
+                self.catalog.list_typed::<Snapshot>(&call, args).await?;
             Ok(ListSnapshotsResponse {
                 snapshots,
                 next_page_token,
@@ -64,14 +65,17 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(self.catalog.create_snapshot(request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            self.catalog.create_snapshot(&call, request).await
+        })
+        .await
     }
 
     async fn update(
         &self,
         request: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.snapshot_id,
                 mask: mask_paths(request.update_mask),
@@ -80,7 +84,7 @@ impl SnapshotService for ComputeSnapshotApi {
                 labels: request.labels,
                 ..Update::default()
             };
-            self.catalog.update(KIND, update).await
+            self.catalog.update(&call, KIND, update).await
         })
         .await
     }
@@ -89,8 +93,8 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.delete(KIND, &request.snapshot_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.delete(&call, KIND, &request.snapshot_id).await
         })
         .await
     }
@@ -99,10 +103,11 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<ListSnapshotOperationsRequest>,
     ) -> Result<Response<ListSnapshotOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             let (operations, next_page_token) = self
                 .catalog
                 .list_operations(
+                    &call,
                     KIND,
                     &request.snapshot_id,
                     request.page_size,
@@ -121,20 +126,29 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        respond(super::access::list(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::list(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 
     async fn set_access_bindings(
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(super::access::set(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::set(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 
     async fn update_access_bindings(
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        respond(super::access::update(&self.catalog, KIND, request.into_inner()).await)
+        super::answer(request, |call, request| async move {
+            super::access::update(&self.catalog, &call, KIND, request).await
+        })
+        .await
     }
 }

@@ -16,8 +16,8 @@ impl OperationService for OperationApi {
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.operation(&request.operation_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.operation(&call, &request.operation_id).await
         })
         .await
     }
@@ -26,8 +26,8 @@ impl OperationService for OperationApi {
         &self,
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |request| async move {
-            self.catalog.cancel(&request.operation_id).await
+        super::validated(&self.catalog, request, |call, request| async move {
+            self.catalog.cancel(&call, &request.operation_id).await
         })
         .await
     }

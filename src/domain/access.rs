@@ -7,7 +7,8 @@
 //! answer the deltas that took effect (`AccessBindingsOperationResult`).
 
 use super::page_token::Position;
-use super::{Catalog, ANONYMOUS_SUBJECT};
+use super::Catalog;
+use crate::call::CallContext;
 use crate::error::{excerpt, Error};
 use crate::operations;
 use crate::pb::operation::Operation;
@@ -109,6 +110,7 @@ impl Catalog {
     /// ListAccessBindings: a page of the resource's bindings.
     pub async fn list_access_bindings(
         &self,
+        call: &CallContext,
         kind: ResourceKind,
         id: &str,
         page_size: i64,
@@ -124,6 +126,7 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
+        let _ = call;
         let bindings = self
             .store
             .access_bindings(kind, id)
@@ -142,6 +145,7 @@ impl Catalog {
     /// SetAccessBindings (`replace`: all of them) or UpdateAccessBindings (deltas).
     pub async fn change_access_bindings(
         &self,
+        call: &CallContext,
         kind: ResourceKind,
         id: &str,
         change: AccessChange,
@@ -174,6 +178,7 @@ impl Catalog {
             }
         }
         let target = id.to_string();
+        let caller = call.caller.clone();
         let record = self
             .store
             .change(
@@ -225,7 +230,7 @@ impl Catalog {
                         effective_deltas: deltas(&before, &after),
                     };
                     let mut operation =
-                        operations::start("Change access bindings", ANONYMOUS_SUBJECT, metadata);
+                        operations::start("Change access bindings", &caller.subject, metadata);
                     operations::succeed(&mut operation, pack(&result));
                     Ok(Changed {
                         record: OperationRecord {

@@ -2,6 +2,7 @@
 //! validated and recorded; the import itself is the executor's work.
 
 use super::{check_source_uri, Catalog};
+use crate::call::CallContext;
 use crate::error::Error;
 use crate::ids;
 use crate::operations;
@@ -12,6 +13,7 @@ use crate::resource::{pack, Resource, Work};
 impl Catalog {
     pub async fn create_baremetal_image(
         &self,
+        call: &CallContext,
         request: CreateImageRequest,
     ) -> Result<Operation, Error> {
         self.validate(&request)?;
@@ -31,6 +33,7 @@ impl Catalog {
             image_id: image.id.clone(),
         });
         self.launch(
+            call,
             Resource::BaremetalImage(image),
             "Create image",
             metadata,

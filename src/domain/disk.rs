@@ -2,6 +2,7 @@
 //! image or snapshot, at least as large as the source needs.
 
 use super::Catalog;
+use crate::call::CallContext;
 use crate::error::Error;
 use crate::ids;
 use crate::operations;
@@ -19,7 +20,11 @@ pub const DEFAULT_BLOCK_SIZE: i64 = 4096;
 pub const BLOCK_SIZES: std::ops::RangeInclusive<i64> = 4096..=131072;
 
 impl Catalog {
-    pub async fn create_disk(&self, request: CreateDiskRequest) -> Result<Operation, Error> {
+    pub async fn create_disk(
+        &self,
+        call: &CallContext,
+        request: CreateDiskRequest,
+    ) -> Result<Operation, Error> {
         self.validate(&request)?;
         check_block_size(request.block_size)?;
         check_offered("zone_id", "zone", &request.zone_id, &self.offerings.zones)?;
@@ -37,8 +42,9 @@ impl Catalog {
         let mut source = None;
         match &request.source {
             Some(Source::ImageId(id)) => {
-                let Resource::ComputeImage(image) =
-                    self.ready_source(ResourceKind::ComputeImage, id).await?
+                let Resource::ComputeImage(image) = self
+                    .ready_source(call, ResourceKind::ComputeImage, id)
+                    .await?
                 else {
                     return Err(Error::Internal(format!("image {id} has the wrong kind")));
                 };
@@ -52,7 +58,7 @@ impl Catalog {
                 let Resource::Snapshot {
                     snapshot,
                     os: snapshot_os,
-                } = self.ready_source(ResourceKind::Snapshot, id).await?
+                } = self.ready_source(call, ResourceKind::Snapshot, id).await?
                 else {
                     return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
                 };
@@ -105,8 +111,14 @@ impl Catalog {
                 None => None,
             },
         };
-        self.launch(Resource::Disk { disk, os }, "Create disk", metadata, work)
-            .await
+        self.launch(
+            call,
+            Resource::Disk { disk, os },
+            "Create disk",
+            metadata,
+            work,
+        )
+        .await
     }
 }
 

@@ -5,6 +5,7 @@
 //! requested min_disk_size below the source's size is refused.
 
 use super::{check_source_uri, Catalog};
+use crate::call::CallContext;
 use crate::error::Error;
 use crate::ids;
 use crate::operations;
@@ -28,16 +29,20 @@ struct Inherited {
 }
 
 impl Catalog {
-    pub async fn create_image(&self, request: CreateImageRequest) -> Result<Operation, Error> {
+    pub async fn create_image(
+        &self,
+        call: &CallContext,
+        request: CreateImageRequest,
+    ) -> Result<Operation, Error> {
         self.validate(&request)?;
         let source = request
             .source
             .clone()
             .ok_or_else(|| Error::invalid_field("source", "a source is required"))?;
         let (inherited, work) = match &source {
-            Source::ImageId(id) => (self.inherit_from_image(id).await?, copy_of(id)),
-            Source::DiskId(id) => (self.inherit_from_disk(id).await?, copy_of(id)),
-            Source::SnapshotId(id) => (self.inherit_from_snapshot(id).await?, copy_of(id)),
+            Source::ImageId(id) => (self.inherit_from_image(call, id).await?, copy_of(id)),
+            Source::DiskId(id) => (self.inherit_from_disk(call, id).await?, copy_of(id)),
+            Source::SnapshotId(id) => (self.inherit_from_snapshot(call, id).await?, copy_of(id)),
             Source::Uri(uri) => {
                 check_source_uri(uri)?;
                 self.executor.check_import_host(uri)?;
@@ -85,6 +90,7 @@ impl Catalog {
             image_id: image.id.clone(),
         });
         self.launch(
+            call,
             Resource::ComputeImage(image),
             "Create image",
             metadata,
@@ -93,9 +99,10 @@ impl Catalog {
         .await
     }
 
-    async fn inherit_from_image(&self, id: &str) -> Result<Inherited, Error> {
-        let Resource::ComputeImage(image) =
-            self.ready_source(ResourceKind::ComputeImage, id).await?
+    async fn inherit_from_image(&self, call: &CallContext, id: &str) -> Result<Inherited, Error> {
+        let Resource::ComputeImage(image) = self
+            .ready_source(call, ResourceKind::ComputeImage, id)
+            .await?
         else {
             return Err(Error::Internal(format!("image {id} has the wrong kind")));
         };
@@ -110,8 +117,9 @@ impl Catalog {
         })
     }
 
-    async fn inherit_from_disk(&self, id: &str) -> Result<Inherited, Error> {
-        let Resource::Disk { disk, os } = self.ready_source(ResourceKind::Disk, id).await? else {
+    async fn inherit_from_disk(&self, call: &CallContext, id: &str) -> Result<Inherited, Error> {
+        let Resource::Disk { disk, os } = self.ready_source(call, ResourceKind::Disk, id).await?
+        else {
             return Err(Error::Internal(format!("disk {id} has the wrong kind")));
         };
         check_image_size("disk_id", &format!("disk {id}"), disk.size)?;
@@ -126,9 +134,13 @@ impl Catalog {
         })
     }
 
-    async fn inherit_from_snapshot(&self, id: &str) -> Result<Inherited, Error> {
+    async fn inherit_from_snapshot(
+        &self,
+        call: &CallContext,
+        id: &str,
+    ) -> Result<Inherited, Error> {
         let Resource::Snapshot { snapshot, os } =
-            self.ready_source(ResourceKind::Snapshot, id).await?
+            self.ready_source(call, ResourceKind::Snapshot, id).await?
         else {
             return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
         };

@@ -17,6 +17,7 @@
 //! worse than an error), and so is a field that cannot change.
 
 use super::{Catalog, PUBLIC_FOLDER};
+use crate::call::{CallContext, Caller};
 use crate::error::{excerpt, Error};
 use crate::operations;
 use crate::pb::baremetal;
@@ -118,12 +119,13 @@ fn check_idle(current: &Current, id: &str) -> Result<(), Error> {
 
 /// A change that is done when stored: its operation, done, with the resource as response.
 fn done_change(
+    caller: &Caller,
     resource: Resource,
     description: String,
     metadata: prost_types::Any,
     kind: ChangeKind,
 ) -> Changed {
-    let mut operation = operations::start(&description, super::ANONYMOUS_SUBJECT, metadata);
+    let mut operation = operations::start(&description, &caller.subject, metadata);
     operations::succeed(&mut operation, resource.to_any());
     Changed {
         record: OperationRecord {
@@ -227,8 +229,14 @@ fn delete_metadata(kind: ResourceKind, id: &str) -> prost_types::Any {
 
 impl Catalog {
     /// Update of any kind: the masked fields change; done when stored.
-    pub async fn update(&self, kind: ResourceKind, update: Update) -> Result<Operation, Error> {
+    pub async fn update(
+        &self,
+        call: &CallContext,
+        kind: ResourceKind,
+        update: Update,
+    ) -> Result<Operation, Error> {
         let id = update.id.clone();
+        let caller = call.caller.clone();
         let record = self
             .store
             .change(
@@ -241,6 +249,7 @@ impl Catalog {
                     let mut resource = current.resource;
                     apply(&mut resource, &update)?;
                     Ok(done_change(
+                        &caller,
                         resource,
                         format!("Update {}", noun(kind)),
                         update_metadata(kind, &update.id),
@@ -253,8 +262,14 @@ impl Catalog {
     }
 
     /// Delete of any kind: the resource is DELETING until the operation ends.
-    pub async fn delete(&self, kind: ResourceKind, id: &str) -> Result<Operation, Error> {
+    pub async fn delete(
+        &self,
+        call: &CallContext,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Operation, Error> {
         let target = id.to_string();
+        let caller = call.caller.clone();
         let record = self
             .store
             .change(
@@ -269,7 +284,7 @@ impl Catalog {
                     resource.set_status(status::DELETING);
                     let operation = operations::start(
                         &format!("Delete {}", noun(kind)),
-                        super::ANONYMOUS_SUBJECT,
+                        &caller.subject,
                         delete_metadata(kind, &target),
                     );
                     Ok(Changed {
@@ -290,10 +305,15 @@ impl Catalog {
     }
 
     /// DiskService.Move: the disk to another folder; done when stored.
-    pub async fn move_disk(&self, disk_id: &str, destination: &str) -> Result<Operation, Error> {
+    pub async fn move_disk(
+        &self,
+        call: &CallContext,
+        disk_id: &str,
+        destination: &str,
+    ) -> Result<Operation, Error> {
         check_writable(destination)?;
         let destination = destination.to_string();
-        self.change_placement(disk_id, move |id, disk| {
+        self.change_placement(call, disk_id, move |id, disk| {
             let metadata = pack(&MoveDiskMetadata {
                 disk_id: id.to_string(),
                 source_folder_id: disk.folder_id.clone(),
@@ -309,6 +329,7 @@ impl Catalog {
     /// when stored.
     pub async fn relocate_disk(
         &self,
+        call: &CallContext,
         disk_id: &str,
         zone: &str,
         placement: Option<DiskPlacementPolicy>,
@@ -324,7 +345,7 @@ impl Catalog {
             ));
         }
         let zone = zone.to_string();
-        self.change_placement(disk_id, move |id, disk| {
+        self.change_placement(call, disk_id, move |id, disk| {
             let metadata = pack(&RelocateDiskMetadata {
                 disk_id: id.to_string(),
                 source_zone_id: disk.zone_id.clone(),
@@ -343,12 +364,14 @@ impl Catalog {
     /// uses is changed by `place`, which also says what the operation is; done when stored.
     async fn change_placement(
         &self,
+        call: &CallContext,
         disk_id: &str,
         place: impl FnOnce(&str, &mut Disk) -> (&'static str, prost_types::Any, ChangeKind)
             + Send
             + 'static,
     ) -> Result<Operation, Error> {
         let id = disk_id.to_string();
+        let caller = call.caller.clone();
         let record = self
             .store
             .change(
@@ -364,6 +387,7 @@ impl Catalog {
                     };
                     let (description, metadata, kind) = place(&id, &mut disk);
                     Ok(done_change(
+                        &caller,
                         Resource::Disk { disk, os },
                         description.into(),
                         metadata,

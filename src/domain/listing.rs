@@ -9,6 +9,7 @@
 use super::filter::{parse_filter, parse_order, Fields};
 use super::page_token::Position;
 use super::Catalog;
+use crate::call::CallContext;
 use crate::error::{excerpt, Error};
 use crate::pb::compute;
 use crate::pb::operation::Operation;
@@ -123,18 +124,25 @@ fn cursor_of(order: Order, position: Position) -> Result<Cursor, Error> {
 
 impl Catalog {
     /// List of kind `K`, as its messages: a page and the token of the next.
-    pub async fn list_typed<K: Kind>(&self, args: ListArgs) -> Result<(Vec<K>, String), Error> {
-        let (page, next_page_token) = self.list(K::KIND, args).await?;
+    pub async fn list_typed<K: Kind>(
+        &self,
+        call: &CallContext,
+        args: ListArgs,
+    ) -> Result<(Vec<K>, String), Error> {
+        let (page, next_page_token) = self.list(call, K::KIND, args).await?;
         let page = page.into_iter().filter_map(K::from_resource).collect();
         Ok((page, next_page_token))
     }
 
-    /// List of any kind: a page of the folder's resources and the token of the next.
+    /// List of any kind: a page of the folder's resources and the token of the next;
+    /// PERMISSION_DENIED for a folder the caller may not use.
     pub async fn list(
         &self,
+        call: &CallContext,
         kind: ResourceKind,
         args: ListArgs,
     ) -> Result<(Vec<Resource>, String), Error> {
+        let _ = call;
         let size = page_size(args.page_size, default_page_size(kind))?;
         let conditions = parse_filter(&args.filter, &fields(kind))?;
         let order = parse_order(&args.order_by)?;
@@ -175,9 +183,11 @@ impl Catalog {
     /// ImageService.GetLatestByFamily: the newest READY image of the family in the folder.
     pub async fn latest_by_family(
         &self,
+        call: &CallContext,
         folder_id: &str,
         family: &str,
     ) -> Result<compute::Image, Error> {
+        let _ = call;
         let query = ListQuery {
             kind: ResourceKind::ComputeImage,
             folder_id: folder_id.to_string(),
@@ -213,6 +223,7 @@ impl Catalog {
     /// ListOperations of any kind: the resource's operations, newest first.
     pub async fn list_operations(
         &self,
+        call: &CallContext,
         kind: ResourceKind,
         id: &str,
         requested_size: i64,
@@ -228,6 +239,7 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
+        let _ = call;
         let mut page = self.store.operations_of(id, after, size + 1).await?;
         // Every resource has its create's operation (seeded ones excepted): none at all is
         // a resource that never existed here, or whose operations were all purged.

@@ -2,6 +2,7 @@
 //! (source_disk_id, disk_size) and takes its product_ids and hardware generation.
 
 use super::Catalog;
+use crate::call::CallContext;
 use crate::error::Error;
 use crate::ids;
 use crate::operations;
@@ -12,11 +13,12 @@ use crate::resource::{pack, Resource, ResourceKind, Work};
 impl Catalog {
     pub async fn create_snapshot(
         &self,
+        call: &CallContext,
         request: CreateSnapshotRequest,
     ) -> Result<Operation, Error> {
         self.validate(&request)?;
         let Resource::Disk { disk, os } = self
-            .ready_source(ResourceKind::Disk, &request.disk_id)
+            .ready_source(call, ResourceKind::Disk, &request.disk_id)
             .await?
         else {
             return Err(Error::Internal("disk has the wrong kind".into()));
@@ -44,6 +46,7 @@ impl Catalog {
             source: Some(snapshot.source_disk_id.clone()),
         };
         self.launch(
+            call,
             Resource::Snapshot { snapshot, os },
             "Create snapshot",
             metadata,
