@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of imageplane: formatting and lints, the Rust unit and integration
-# tests, then the conformance suite (the official yandexcloud Python SDK and grpcurl
-# against the real binary), installing what it needs into .venv/ on first use.
+# tests, then the conformance suite (the official yandexcloud Python SDK, the official
+# Node.js SDK and grpcurl against the real binary), installing what it needs into .venv/
+# and tests/conformance/node/node_modules/ on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,18 @@ if [[ ! -x "$venv/bin/python" ]] || ! cmp -s "$requirements" "$venv/.requirement
     "$venv/bin/python" -m pip install --quiet --upgrade pip
     "$venv/bin/python" -m pip install --quiet -r "$requirements"
     cp "$requirements" "$venv/.requirements"
+fi
+# The Node.js SDK tests (test_sdk_node.py) run tests/conformance/node/dropin.mjs with the
+# packages that package-lock.json pins.
+node_dir=tests/conformance/node
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node and npm are missing: the Node.js SDK tests need Node.js 20 or later" >&2
+    exit 1
+fi
+if [[ ! -d "$node_dir/node_modules" ]] || ! cmp -s "$node_dir/package-lock.json" "$node_dir/node_modules/.imageplane-package-lock.json"; then
+    echo "== npm ci in $node_dir"
+    (cd "$node_dir" && npm ci --no-audit --no-fund)
+    cp "$node_dir/package-lock.json" "$node_dir/node_modules/.imageplane-package-lock.json"
 fi
 IMAGEPLANE_BIN="$PWD/target/debug/imageplane" "$venv/bin/python" -m pytest tests/conformance -q -p no:cacheprovider
 postgres_warning

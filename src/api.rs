@@ -16,6 +16,7 @@ pub mod operation;
 use crate::call::CallContext;
 use crate::domain::Catalog;
 use crate::error::Error;
+use crate::pb::operation::Operation;
 use std::future::Future;
 
 /// Turns a domain result into a gRPC response.
@@ -46,6 +47,47 @@ where
 {
     let (call, request) = split(request)?;
     respond(method(call, request).await)
+}
+
+/// Answers with the operation `method` starts for the call, under the call's idempotency
+/// key (`domain::idempotency`): for the methods whose domain function validates the
+/// request itself (the creates, the access-binding changes).
+async fn start<R, Started>(
+    catalog: &Catalog,
+    request: tonic::Request<R>,
+    method: impl FnOnce(CallContext, R) -> Started,
+) -> Result<tonic::Response<Operation>, tonic::Status>
+where
+    R: prost::Message + prost::Name,
+    Started: Future<Output = Result<Operation, Error>>,
+{
+    let (call, request) = split(request)?;
+    let claim = catalog.key_claim(&call, &request)?;
+    respond(
+        catalog
+            .idempotent(call, claim, |call| method(call, request))
+            .await,
+    )
+}
+
+/// [`start`] for a request that is validated first (updates, deletes, moves).
+async fn validated_start<R, Started>(
+    catalog: &Catalog,
+    request: tonic::Request<R>,
+    method: impl FnOnce(CallContext, R) -> Started,
+) -> Result<tonic::Response<Operation>, tonic::Status>
+where
+    R: prost::Message + prost::Name,
+    Started: Future<Output = Result<Operation, Error>>,
+{
+    let (call, request) = split(request)?;
+    catalog.validate(&request)?;
+    let claim = catalog.key_claim(&call, &request)?;
+    respond(
+        catalog
+            .idempotent(call, claim, |call| method(call, request))
+            .await,
+    )
 }
 
 /// Validates the request, then answers with what `method` makes of it: the first steps

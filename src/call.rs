@@ -8,6 +8,7 @@
 
 use crate::domain::PUBLIC_FOLDER;
 use crate::error::{excerpt, Error};
+use crate::store::KeyClaim;
 use std::collections::BTreeSet;
 use std::time::Instant;
 
@@ -77,6 +78,9 @@ pub struct CallContext {
     pub idempotency_key: Option<String>,
     /// When the call must have ended, if anyone set a deadline.
     pub deadline: Option<Instant>,
+    /// The claim of the idempotency key on the operation the call stores: set by
+    /// `domain::idempotency` for the call's writes, never by the layer.
+    pub claim: Option<KeyClaim>,
 }
 
 impl CallContext {
@@ -90,6 +94,7 @@ impl CallContext {
             request_id: String::new(),
             idempotency_key: None,
             deadline: None,
+            claim: None,
         }
     }
 

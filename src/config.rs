@@ -144,9 +144,42 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = parse_operation_delay)]
     pub operation_delay: Duration,
 
-    /// The host:port that ApiEndpointService tells SDKs to use. Default: the bound address.
+    /// The host:port that ApiEndpointService tells SDKs to use for every service. Default:
+    /// the host and port each client used to reach this server (its `:authority`).
     #[arg(long, env = "IMAGEPLANE_ADVERTISE_ADDRESS")]
     pub advertise_address: Option<String>,
+
+    /// A PEM certificate chain: serve gRPC and REST over TLS (ALPN h2 and http/1.1) with
+    /// it and --tls-key. Without TLS flags the port is plaintext (h2c and HTTP/1.1).
+    #[arg(
+        long,
+        env = "IMAGEPLANE_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, env = "IMAGEPLANE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Serve TLS with a self-signed certificate for localhost and 127.0.0.1, made on the
+    /// first start and kept in --data-dir as `tls/cert.pem` and `tls/key.pem` (its path is
+    /// logged): point an SDK's root certificates at `tls/cert.pem`.
+    #[arg(long, env = "IMAGEPLANE_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
+
+    /// Require a bearer token on every call but health, reflection, endpoint discovery and
+    /// IamTokenService.Create: a file of `TOKEN SUBJECT_ID [FOLDER_ID,...]` lines (a
+    /// token limited to folders sees only them, and the public catalogue). Tokens issued
+    /// by IamTokenService.Create for these count too. Default: every call is accepted, as
+    /// subject "anonymous".
+    #[arg(long, env = "IMAGEPLANE_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
+
+    /// How long IAM tokens issued by IamTokenService.Create live.
+    #[arg(long, env = "IMAGEPLANE_IAM_TOKEN_LIFETIME", default_value = "12h", value_parser = parse_positive_duration)]
+    pub iam_token_lifetime: Duration,
 
     /// Longest time one RPC may take; a longer one fails with DEADLINE_EXCEEDED. `0s`
     /// (the default) sets no server-side deadline: every call is served from memory, and a

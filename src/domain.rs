@@ -9,6 +9,7 @@ pub mod access;
 mod baremetal;
 mod disk;
 pub mod filter;
+pub mod idempotency;
 mod image;
 pub mod lifecycle;
 pub mod listing;
@@ -106,11 +107,13 @@ impl Catalog {
         kind: ResourceKind,
         id: &str,
     ) -> Result<Resource, Error> {
-        let _ = call;
-        self.store
+        let resource = self
+            .store
             .resource(kind, id)
             .await?
-            .ok_or_else(|| not_found(kind, id))
+            .ok_or_else(|| not_found(kind, id))?;
+        call.caller.check_folder(resource.folder_id())?;
+        Ok(resource)
     }
 
     /// The resource of kind `K`, as its message (see [`Catalog::get`]).
@@ -137,7 +140,7 @@ impl Catalog {
             .operation(id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))?;
-        let _ = call;
+        call.caller.check_folder(&record.target.folder_id)?;
         Ok(record.operation)
     }
 
@@ -180,6 +183,7 @@ impl Catalog {
         metadata: prost_types::Any,
         work: Work,
     ) -> Result<Operation, Error> {
+        call.caller.check_folder(resource.folder_id())?;
         lifecycle::check_writable(resource.folder_id())?;
         let operation = operations::start(description, &call.caller.subject, metadata);
         let record = OperationRecord {
@@ -200,10 +204,14 @@ impl Catalog {
                 operation: finished,
                 ..record
             };
-            self.store.create(*ready, record).await?;
+            self.store
+                .create(*ready, record, call.claim.as_ref())
+                .await?;
             return Ok(operation);
         }
-        self.store.create(resource, record.clone()).await?;
+        self.store
+            .create(resource, record.clone(), call.claim.as_ref())
+            .await?;
         self.executor.start(record);
         Ok(operation)
     }

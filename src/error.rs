@@ -52,8 +52,11 @@ pub enum Error {
     NotFound(String),
     /// A name is taken by another resource of the same kind in the folder.
     AlreadyExists(String),
-    /// The caller may not do or reach this (e.g. a host outside `--import-allow-hosts`).
+    /// The caller may not do or reach this (e.g. a host outside `--import-allow-hosts`,
+    /// or a folder its token is not for).
     PermissionDenied(String),
+    /// The call carries no valid credentials (`--auth-tokens`).
+    Unauthenticated(String),
     /// A limit was exceeded (e.g. an image larger than `--import-max-bytes`).
     ResourceExhausted(String),
     /// The request is valid but the state of a resource does not allow it.
@@ -174,6 +177,7 @@ impl Error {
             Error::NotFound(_) => Code::NotFound,
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::PermissionDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::Unavailable(_) => Code::Unavailable,
@@ -195,6 +199,7 @@ impl Error {
             | Error::NotFound(message)
             | Error::AlreadyExists(message)
             | Error::PermissionDenied(message)
+            | Error::Unauthenticated(message)
             | Error::ResourceExhausted(message)
             | Error::FailedPrecondition(message)
             | Error::Unavailable(message)
@@ -221,6 +226,7 @@ impl Error {
             | Error::NotFound(_)
             | Error::AlreadyExists(_)
             | Error::PermissionDenied(_)
+            | Error::Unauthenticated(_)
             | Error::ResourceExhausted(_)
             | Error::FailedPrecondition(_)
             | Error::Unavailable(_)

@@ -394,6 +394,44 @@ impl Executor {
                 "purged finished operations past their retention"
             );
         }
+        self.purge_keys_and_tokens().await;
+    }
+
+    /// Deletes idempotency keys older than their retention and expired IAM tokens.
+    async fn purge_keys_and_tokens(&self) {
+        let now = SystemTime::now();
+        let ms = |time: SystemTime| {
+            time.duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as i64)
+        };
+        let keys_before = now
+            .checked_sub(crate::domain::idempotency::KEY_RETENTION)
+            .map_or(0, ms);
+        let mut total = 0;
+        while !self.stop_keeper.is_cancelled() {
+            match self
+                .store
+                .purge_keys_and_tokens(keys_before, ms(now), PURGE_BATCH)
+                .await
+            {
+                Ok(deleted) => {
+                    total += deleted;
+                    if deleted < PURGE_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    warn!(?error, "could not purge idempotency keys and IAM tokens");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            info!(
+                count = total,
+                "purged old idempotency keys and expired IAM tokens"
+            );
+        }
     }
 }
 

@@ -149,7 +149,12 @@ impl Gateway {
         let response = self
             .grpc
             .clone()
-            .oneshot(grpc_request(route, &parts.headers, &message))
+            .oneshot(grpc_request(
+                route,
+                &parts.headers,
+                crate::rpc_layer::authority(&parts.uri, &parts.headers),
+                &message,
+            ))
             .await
             .unwrap_or_else(|never| match never {});
         Ok(self.translate(route, response).await)
@@ -275,7 +280,13 @@ fn is_json(content_type: &HeaderValue) -> bool {
 
 /// The in-process gRPC request: the message in one uncompressed frame, and the headers
 /// that pass into its metadata.
-fn grpc_request(route: &Route, headers: &HeaderMap, message: &[u8]) -> Request<tonic::body::Body> {
+/// The host and port the client used (`authority`) pass as the `host` header.
+fn grpc_request(
+    route: &Route,
+    headers: &HeaderMap,
+    authority: Option<String>,
+    message: &[u8],
+) -> Request<tonic::body::Body> {
     let mut frame = BytesMut::with_capacity(5 + message.len());
     frame.put_u8(0);
     frame.put_u32(message.len() as u32);
@@ -290,6 +301,9 @@ fn grpc_request(route: &Route, headers: &HeaderMap, message: &[u8]) -> Request<t
         HeaderValue::from_static("application/grpc"),
     );
     metadata.insert(header::TE, HeaderValue::from_static("trailers"));
+    if let Some(value) = authority.and_then(|value| HeaderValue::from_str(&value).ok()) {
+        metadata.insert(header::HOST, value);
+    }
     for name in FORWARDED_HEADERS {
         for value in headers.get_all(*name) {
             metadata.append(HeaderName::from_static(name), value.clone());
@@ -355,7 +369,7 @@ mod tests {
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
-        let request = grpc_request(&route, &headers, b"\x0a\x04opr1");
+        let request = grpc_request(&route, &headers, None, b"\x0a\x04opr1");
         assert_eq!(
             request.uri(),
             "/yandex.cloud.operation.OperationService/Get"

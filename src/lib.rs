@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod api;
+pub mod auth;
 pub mod call;
 pub mod config;
 pub mod dispatch;
@@ -27,4 +28,5 @@ pub mod seed;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;

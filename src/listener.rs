@@ -1,5 +1,7 @@
 //! The accept loop and what every connection may hold: one TCP listener serves gRPC and REST
-//! alike, over HTTP/1.1 and HTTP/2 (h2c, prior knowledge), through hyper-util's auto builder.
+//! alike, over HTTP/1.1 and HTTP/2 (h2c, prior knowledge), through hyper-util's auto builder,
+//! in plaintext or, with a [`TlsAcceptor`], over TLS (the handshake runs in the connection's
+//! own task, within `first_request_timeout`, so a slow handshake never holds the loop).
 //!
 //! - Every accepted socket gets TCP_NODELAY: a unary call's response is a few small writes,
 //!   and without it each waits for Nagle's algorithm and the client's delayed ACK (about
@@ -34,6 +36,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -110,8 +113,10 @@ pub async fn accept(listener: &TcpListener) -> std::io::Result<TcpStream> {
 /// Serves `service` on every connection `listener` accepts until `shutdown` resolves;
 /// then calls `on_stop`, closes the listener and lets the open connections finish for
 /// at most `grace`.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve_connections<S, B>(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     service: S,
     limits: ConnectionLimits,
     grace: Duration,
@@ -180,17 +185,43 @@ pub async fn serve_connections<S, B>(
             total_buffer: Arc::clone(&total_buffer),
             receive_timeout: limits.receive_timeout,
         };
-        let connection = builder
-            .serve_connection(
-                TokioIo::new(stream),
-                TowerToHyperService::new(connection_service),
-            )
-            .into_owned();
+        let builder = builder.clone();
         let limits = Arc::clone(&limits);
         let stop_signal = stop_signal.clone();
         let close = close_now.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            drive_connection(connection, activity, &limits, stop_signal, close).await;
+            let service = TowerToHyperService::new(connection_service);
+            match tls {
+                None => {
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    drive_connection(connection, activity, &limits, stop_signal, close).await;
+                }
+                Some(tls) => {
+                    let handshake =
+                        tokio::time::timeout(limits.first_request_timeout, tls.accept(stream));
+                    let stream = tokio::select! {
+                        handshake = handshake => match handshake {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                debug!(%error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!("TLS handshake not finished in time: closing");
+                                return;
+                            }
+                        },
+                        () = close.cancelled() => return,
+                    };
+                    let connection = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .into_owned();
+                    drive_connection(connection, activity, &limits, stop_signal, close).await;
+                }
+            }
             drop(permit);
         });
     }
@@ -279,14 +310,15 @@ trait GracefulShutdown {
     fn shut_down_gracefully(self: Pin<&mut Self>);
 }
 
-impl<S, B> GracefulShutdown
+impl<I, S, B> GracefulShutdown
     for auto::Connection<
         'static,
-        TokioIo<TcpStream>,
+        TokioIo<I>,
         TowerToHyperService<ConnectionService<S>>,
         TokioExecutor,
     >
 where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     S: tower::Service<
             http::Request<tonic::body::Body>,
             Response = http::Response<B>,

@@ -2,12 +2,14 @@
 //! `imageplane listening on ADDR` on stdout once ready, and serves until SIGTERM or SIGINT.
 
 use clap::Parser;
+use imageplane::auth::TokenFile;
 use imageplane::config::{CheckArgs, Cli, Command, ServeArgs};
 use imageplane::domain::Offerings;
 use imageplane::import::ImportSettings;
 use imageplane::listener::ConnectionLimits;
 use imageplane::server::{self, Settings};
 use imageplane::store::DatabaseUrl;
+use imageplane::tls::{Tls, TlsSource};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -78,8 +80,36 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
     let address = listener.local_addr()?;
     let seeds = seeds(&args)?;
+    let auth_tokens = match &args.auth_tokens {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| format!("--auth-tokens {}: {error}", path.display()))?;
+            Some(
+                TokenFile::parse(&text, &path.display().to_string())
+                    .map_err(|error| format!("--auth-tokens {error}"))?,
+            )
+        }
+        None => None,
+    };
+    let tls = if args.tls_self_signed {
+        Some(TlsSource::SelfSigned {
+            dir: args.data_dir.join("tls"),
+        })
+    } else {
+        match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        }
+    };
+    let tls = tls.map(|source| Tls::load(&source)).transpose()?;
     let settings = Settings {
+        tls,
         seeds,
+        auth_tokens,
+        iam_token_lifetime: args.iam_token_lifetime,
         operation_delay: args.operation_delay,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,

@@ -9,6 +9,16 @@ include!(concat!(env!("OUT_DIR"), "/imageplane_protos.rs"));
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/imageplane_descriptor.bin"));
 
+/// The descriptors of [`FILE_DESCRIPTOR_SET`], decoded once.
+pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
+    static POOL: std::sync::LazyLock<prost_reflect::DescriptorPool> =
+        std::sync::LazyLock::new(|| {
+            prost_reflect::DescriptorPool::decode(FILE_DESCRIPTOR_SET)
+                .expect("build.rs encodes a valid descriptor set")
+        });
+    &POOL
+}
+
 pub use yandex::cloud::baremetal::v1alpha as baremetal;
 pub use yandex::cloud::compute::v1 as compute;
 pub use yandex::cloud::operation;

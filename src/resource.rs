@@ -113,6 +113,7 @@ impl Resource {
         ResourceRef {
             kind: self.kind(),
             id: self.id().to_string(),
+            folder_id: self.folder_id().to_string(),
         }
     }
 
@@ -293,11 +294,13 @@ impl Kind for baremetal::Image {
     }
 }
 
-/// Names one resource.
+/// Names one resource, and the folder it was in when the operation that names it began
+/// (whose folder's callers may see that operation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResourceRef {
     pub kind: ResourceKind,
     pub id: String,
+    pub folder_id: String,
 }
 
 /// What an operation does, and so how it ends and what undoing it means (see

@@ -1,26 +1,29 @@
 //! The layer around every RPC, whether it arrived over gRPC or through the REST gateway
-//! (which calls the same gRPC services in-process): it builds the call's [`CallContext`]
-//! into the request's extensions for the API adapters (every caller is anonymous: there is
-//! no authentication yet), and enforces the deadline.
+//! (which calls the same gRPC services in-process): it decides who calls (`auth`), builds
+//! the call's [`CallContext`] into the request's extensions for the API adapters, and
+//! enforces the deadline. A call without valid credentials ends here, UNAUTHENTICATED.
 //!
 //! The deadline is the shorter of `--request-timeout` (when set) and the caller's own
 //! `grpc-timeout` header (REST callers can send it as `Grpc-Metadata-Grpc-Timeout`). A call
 //! that runs past it ends with DEADLINE_EXCEEDED. tonic's transport server did this for
 //! `grpc-timeout`; imageplane serves its own connections (see `listener`), so it is here.
 
-use crate::call::{CallContext, Caller};
+use crate::auth::Authenticator;
+use crate::call::CallContext;
 use http::{HeaderMap, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 /// Adds [`RpcService`] around a service.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct RpcLayer {
     /// Longest time one call may take; `None`: no server-side deadline (a deadline the
     /// client sends as `grpc-timeout` still applies).
     pub timeout: Option<Duration>,
+    pub authenticator: Arc<Authenticator>,
 }
 
 impl<S> tower::Layer<S> for RpcLayer {
@@ -30,15 +33,17 @@ impl<S> tower::Layer<S> for RpcLayer {
         RpcService {
             inner,
             timeout: self.timeout,
+            authenticator: Arc::clone(&self.authenticator),
         }
     }
 }
 
 /// See the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RpcService<S> {
     inner: S,
     timeout: Option<Duration>,
+    authenticator: Arc<Authenticator>,
 }
 
 /// The host and port a client used to reach the server: the URI's authority (HTTP/2's
@@ -108,6 +113,7 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let deadline = deadline(self.timeout, request.headers());
+        let authenticator = Arc::clone(&self.authenticator);
         // The service that was polled ready handles this call; a clone takes its place.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
@@ -115,7 +121,10 @@ where
         Box::pin(async move {
             let call = async move {
                 let path = request.uri().path().to_string();
-                let caller = Caller::anonymous();
+                let caller = match authenticator.caller(&path, request.headers()).await {
+                    Ok(caller) => caller,
+                    Err(error) => return Ok(tonic::Status::from(error).into_http()),
+                };
                 let headers = request.headers();
                 let context = CallContext {
                     caller,
@@ -124,6 +133,7 @@ where
                     idempotency_key: header_text(headers, "idempotency-key"),
                     deadline: deadline.map(|(limit, _)| started + limit),
                     method: path,
+                    claim: None,
                 };
                 request.extensions_mut().insert(context);
                 inner.call(request).await

@@ -10,6 +10,7 @@ use crate::api::{
     compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
     iam::IamApi, operation::OperationApi,
 };
+use crate::auth::{Authenticator, TokenFile, DEFAULT_TOKEN_LIFETIME};
 use crate::dispatch::{Dispatch, GrpcService};
 use crate::domain::{Catalog, Offerings};
 use crate::executor::{Executor, ExecutorSettings};
@@ -19,6 +20,7 @@ use crate::listener::{self, ConnectionLimits};
 use crate::pb;
 use crate::rpc_layer::RpcLayer;
 use crate::store::{self, DatabaseUrl, Replica, Store};
+use crate::tls::Tls;
 use crate::validation::Validator;
 use std::future::Future;
 use std::sync::Arc;
@@ -56,6 +58,12 @@ pub struct Settings {
     /// Seed files loaded at start, as (where from, text): the public catalogue unless
     /// `--no-public-images`, then `--seed` files.
     pub seeds: Vec<(String, String)>,
+    /// The tokens of `--auth-tokens`; `None`: every call is accepted, as "anonymous".
+    pub auth_tokens: Option<TokenFile>,
+    /// How long IAM tokens issued by IamTokenService.Create live.
+    pub iam_token_lifetime: Duration,
+    /// TLS on the port; `None`: plaintext.
+    pub tls: Option<Tls>,
 }
 
 /// The default `--lease-duration`.
@@ -77,6 +85,9 @@ impl Default for Settings {
             connections: ConnectionLimits::default(),
             offerings: Offerings::default(),
             seeds: vec![public_images()],
+            auth_tokens: None,
+            iam_token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            tls: None,
         }
     }
 }
@@ -127,6 +138,17 @@ pub async fn serve_store(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let local_address = listener.local_addr()?;
     let store_to_close = Arc::clone(&store);
+    let authenticator = Arc::new(Authenticator::new(
+        settings.auth_tokens.clone(),
+        Arc::clone(&store),
+        settings.iam_token_lifetime,
+    ));
+    if let Some(tokens) = &settings.auth_tokens {
+        info!(
+            tokens = tokens.len(),
+            "authentication on: calls need a bearer token"
+        );
+    }
     let executor = Executor::new(
         Arc::clone(&store),
         ExecutorSettings {
@@ -145,10 +167,6 @@ pub async fn serve_store(
         )
         .await?,
     );
-    let advertised_address = settings
-        .advertise_address
-        .clone()
-        .unwrap_or_else(|| local_address.to_string());
 
     let compute_images =
         pb::compute::image_service_server::ImageServiceServer::new(ComputeImageApi {
@@ -177,7 +195,8 @@ pub async fn serve_store(
     let endpoints =
         pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
             EndpointApi {
-                advertised_address,
+                advertise_address: settings.advertise_address.clone(),
+                local_address: local_address.to_string(),
                 catalog: Arc::clone(&catalog),
             },
         )
@@ -185,6 +204,7 @@ pub async fn serve_store(
     let iam =
         pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer::new(IamApi {
             catalog: Arc::clone(&catalog),
+            authenticator: Arc::clone(&authenticator),
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
@@ -216,13 +236,19 @@ pub async fn serve_store(
     let grpc: GrpcService = GrpcService::new(
         RpcLayer {
             timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
+            authenticator,
         }
         .layer(routes),
     );
     let gateway = Gateway::new(grpc.clone(), catalog.validator())?;
     let service = AccessLogLayer.layer(Dispatch::new(grpc, gateway));
 
-    info!(address = %local_address, "serving");
+    match &settings.tls {
+        Some(tls) => {
+            info!(address = %local_address, certificate = %tls.cert.display(), "serving over TLS")
+        }
+        None => info!(address = %local_address, "serving (plaintext)"),
+    }
     let on_stop = async move {
         info!("shutting down: no new calls, finishing running ones");
         for service in SERVICE_NAMES {
@@ -233,6 +259,7 @@ pub async fn serve_store(
     };
     listener::serve_connections(
         listener,
+        settings.tls.as_ref().map(|tls| tls.acceptor.clone()),
         service,
         settings.connections.clone(),
         settings.shutdown_grace,

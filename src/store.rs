@@ -46,6 +46,58 @@ pub enum StoreError {
     Corrupt(String),
     /// A [`Change`] refused itself: the domain's error, passed through as it is.
     Refused(crate::error::Error),
+    /// The write's [`KeyClaim`] is taken: another write stored that idempotency key
+    /// first. Nothing was written.
+    KeyTaken,
+}
+
+/// An idempotency key's claim on the operation a write stores: kept in the write's
+/// transaction, so that the key and its operation exist together or not at all (see
+/// `domain::idempotency`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    /// Keys are per subject: two callers never share one.
+    pub subject: String,
+    pub key: String,
+    /// What the key was first used for: the SHA-256 of the method and the request.
+    pub fingerprint: String,
+}
+
+/// A stored idempotency key: what it was used for and the operation it started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub fingerprint: String,
+    pub operation_id: String,
+}
+
+/// An IAM token issued by IamTokenService.Create, known by its SHA-256 (the token itself
+/// is never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub sha256: String,
+    pub subject: String,
+    /// The folders it may use; `None`: every folder.
+    pub folders: Option<Vec<String>>,
+    pub expires_at_ms: i64,
+}
+
+impl IssuedToken {
+    /// The `folders` column: `*` for every folder, else the folders joined by commas.
+    pub fn folders_column(&self) -> String {
+        match &self.folders {
+            None => "*".to_string(),
+            Some(folders) => folders.join(","),
+        }
+    }
+
+    /// The `folders` field from its column.
+    pub fn folders_from_column(column: &str) -> Option<Vec<String>> {
+        match column {
+            "*" => None,
+            "" => Some(Vec::new()),
+            list => Some(list.split(',').map(str::to_string).collect()),
+        }
+    }
 }
 
 impl StoreError {
@@ -77,6 +129,7 @@ impl std::fmt::Display for StoreError {
                 formatter.write_str(message)
             }
             StoreError::Refused(error) => write!(formatter, "{error}"),
+            StoreError::KeyTaken => formatter.write_str("the idempotency key is taken"),
         }
     }
 }
@@ -103,6 +156,9 @@ impl From<StoreError> for crate::error::Error {
                 crate::error::Error::Internal(format!("stored data is unusable: {message}"))
             }
             StoreError::Refused(error) => error,
+            StoreError::KeyTaken => crate::error::Error::AlreadyExists(
+                "the idempotency key was used by another call at the same time".into(),
+            ),
         }
     }
 }
@@ -210,10 +266,13 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts a new resource and the operation that creates it, atomically. The
     /// operation may be running (held by this replica) or already done (a copy that takes
     /// no time, stored finished with its READY resource).
+    /// With a `claim`, its key is stored in the same transaction; a key that is stored
+    /// already is `KeyTaken`, and nothing is written.
     async fn create(
         &self,
         resource: Resource,
         operation: OperationRecord,
+        claim: Option<&KeyClaim>,
     ) -> Result<(), StoreError>;
 
     /// The resource of the given kind and id.
@@ -267,13 +326,36 @@ pub trait Store: Send + Sync + 'static {
     /// Changes a resource as `change` decides from its current state and stores the
     /// change's operation with it, atomically. A new name that another resource of the
     /// kind holds in the (new) folder is `NameTaken`, and writes nothing; it never fails
-    /// other writes committed with it.
+    /// other writes committed with it. A `claim` is stored as [`Store::create`] stores it.
     async fn change(
         &self,
         kind: ResourceKind,
         id: &str,
         change: Change,
+        claim: Option<&KeyClaim>,
     ) -> Result<OperationRecord, StoreError>;
+
+    /// The stored idempotency key of `subject`, if any.
+    async fn idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+    ) -> Result<Option<StoredKey>, StoreError>;
+
+    /// Stores an issued IAM token.
+    async fn put_token(&self, token: &IssuedToken) -> Result<(), StoreError>;
+
+    /// The issued IAM token with this SHA-256, if any (expired ones too, until purged).
+    async fn token(&self, sha256: &str) -> Result<Option<IssuedToken>, StoreError>;
+
+    /// Deletes up to `limit` idempotency keys stored before `keys_before_ms` and up to
+    /// `limit` IAM tokens that expired before `tokens_before_ms`; returns how many.
+    async fn purge_keys_and_tokens(
+        &self,
+        keys_before_ms: i64,
+        tokens_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
 
     /// One page of a list (see [`query::ListQuery`]).
     async fn list(&self, query: &query::ListQuery) -> Result<Vec<Resource>, StoreError>;

@@ -526,7 +526,7 @@ async fn starting_a_running_import_again_does_not_fetch_it_twice() {
             uri: fixture.url("/slow/big.raw"),
         },
     };
-    store.create(image, record.clone()).await.unwrap();
+    store.create(image, record.clone(), None).await.unwrap();
     // As when a claim returns an operation this replica already runs.
     executor.start(record.clone());
     executor.start(record.clone());

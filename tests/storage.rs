@@ -13,7 +13,9 @@ use imageplane::domain::transitions;
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::{operation, Operation};
 use imageplane::resource::{OperationRecord, Resource, ResourceKind, Work};
-use imageplane::store::{self, DatabaseUrl, Ending, Finished, Outcome, Replica, Store, StoreError};
+use imageplane::store::{
+    self, DatabaseUrl, Ending, Finished, KeyClaim, Outcome, Replica, Store, StoreError,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,7 +119,7 @@ async fn create(store: &dyn Store, folder_id: &str, name: &str) -> (Resource, Op
     let resource = creating_disk(folder_id, name);
     let record = record_for(&resource, Work::Copy { source: None });
     store
-        .create(resource.clone(), record.clone())
+        .create(resource.clone(), record.clone(), None)
         .await
         .unwrap();
     (resource, record)
@@ -172,7 +174,7 @@ async fn created_records_read_back_as_they_were_stored() {
             },
         );
         store
-            .create(resource.clone(), record.clone())
+            .create(resource.clone(), record.clone(), None)
             .await
             .unwrap();
         let name = backend.name;
@@ -213,7 +215,7 @@ async fn names_are_unique_per_kind_and_folder_and_freed_on_removal() {
         let taken = creating_disk("f1", "web");
         let refused = record_for(&taken, Work::Copy { source: None });
         let error = store
-            .create(taken.clone(), refused.clone())
+            .create(taken.clone(), refused.clone(), None)
             .await
             .unwrap_err();
         assert_eq!(
@@ -272,7 +274,7 @@ async fn concurrent_creates_of_one_name_have_exactly_one_winner() {
             attempts.spawn(async move {
                 let resource = creating_disk("contended", "same-name");
                 let record = record_for(&resource, Work::Copy { source: None });
-                (store.create(resource, record.clone()).await, record)
+                (store.create(resource, record.clone(), None).await, record)
             });
         }
         let mut winners = 0;
@@ -676,8 +678,13 @@ struct FailsOnce {
 
 #[async_trait::async_trait]
 impl Store for FailsOnce {
-    async fn create(&self, resource: Resource, record: OperationRecord) -> Result<(), StoreError> {
-        self.inner.create(resource, record).await
+    async fn create(
+        &self,
+        resource: Resource,
+        record: OperationRecord,
+        claim: Option<&KeyClaim>,
+    ) -> Result<(), StoreError> {
+        self.inner.create(resource, record, claim).await
     }
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
         self.inner.resource(kind, id).await
@@ -716,8 +723,35 @@ impl Store for FailsOnce {
         kind: ResourceKind,
         id: &str,
         change: imageplane::store::Change,
+        claim: Option<&KeyClaim>,
     ) -> Result<OperationRecord, StoreError> {
-        self.inner.change(kind, id, change).await
+        self.inner.change(kind, id, change, claim).await
+    }
+    async fn idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+    ) -> Result<Option<imageplane::store::StoredKey>, StoreError> {
+        self.inner.idempotency_key(subject, key).await
+    }
+    async fn put_token(&self, token: &imageplane::store::IssuedToken) -> Result<(), StoreError> {
+        self.inner.put_token(token).await
+    }
+    async fn token(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<imageplane::store::IssuedToken>, StoreError> {
+        self.inner.token(sha256).await
+    }
+    async fn purge_keys_and_tokens(
+        &self,
+        keys_before_ms: i64,
+        tokens_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.inner
+            .purge_keys_and_tokens(keys_before_ms, tokens_before_ms, limit)
+            .await
     }
     async fn list(
         &self,
@@ -939,19 +973,24 @@ async fn changes_lists_and_operations_of_a_resource() {
         // A change: renamed; onto a taken name: NameTaken, nothing written.
         let target = records[0].target.id.clone();
         let renamed = store
-            .change(ResourceKind::Disk, &target, rename("renamed"))
+            .change(ResourceKind::Disk, &target, rename("renamed"), None)
             .await
             .unwrap();
         assert!(renamed.operation.done, "{name}");
         let taken = store
-            .change(ResourceKind::Disk, &target, rename("d1"))
+            .change(ResourceKind::Disk, &target, rename("d1"), None)
             .await;
         assert!(
             matches!(taken, Err(StoreError::NameTaken { .. })),
             "{name}: {taken:?}"
         );
         let missing = store
-            .change(ResourceKind::Disk, "fhmnosuchdisk0000000", rename("x"))
+            .change(
+                ResourceKind::Disk,
+                "fhmnosuchdisk0000000",
+                rename("x"),
+                None,
+            )
             .await;
         assert!(
             matches!(missing, Err(StoreError::Refused(_))),
@@ -1045,14 +1084,14 @@ async fn a_rename_onto_a_taken_name_fails_alone_in_a_batch_of_creates() {
             writes.spawn(async move {
                 let resource = creating_disk("batch", &format!("new-{index}"));
                 let record = record_for(&resource, Work::Copy { source: None });
-                store.create(resource, record).await.map(|_| ())
+                store.create(resource, record, None).await.map(|_| ())
             });
         }
         let renamer = Arc::clone(&store);
         let id = existing.id().to_string();
         let rename = tokio::spawn(async move {
             renamer
-                .change(ResourceKind::Disk, &id, rename("holder"))
+                .change(ResourceKind::Disk, &id, rename("holder"), None)
                 .await
         });
         let mut created = 0;

@@ -56,7 +56,7 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             self.catalog.create_baremetal_image(&call, request).await
         })
         .await
@@ -66,7 +66,7 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<UpdateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.image_id,
                 mask: mask_paths(request.update_mask),
@@ -84,7 +84,7 @@ impl ImageService for BaremetalImageApi {
         &self,
         request: Request<DeleteImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             self.catalog.delete(&call, KIND, &request.image_id).await
         })
         .await

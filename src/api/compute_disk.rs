@@ -63,7 +63,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<CreateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             self.catalog.create_disk(&call, request).await
         })
         .await
@@ -73,7 +73,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<UpdateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.disk_id,
                 mask: mask_paths(request.update_mask),
@@ -93,7 +93,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<DeleteDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             self.catalog.delete(&call, KIND, &request.disk_id).await
         })
         .await
@@ -126,7 +126,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<MoveDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             self.catalog
                 .move_disk(&call, &request.disk_id, &request.destination_folder_id)
                 .await
@@ -138,7 +138,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<RelocateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             self.catalog
                 .relocate_disk(
                     &call,
@@ -176,7 +176,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             super::access::set(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -186,7 +186,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             super::access::update(&self.catalog, &call, KIND, request).await
         })
         .await

@@ -73,7 +73,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             self.catalog.create_image(&call, request).await
         })
         .await
@@ -83,7 +83,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<UpdateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.image_id,
                 mask: mask_paths(request.update_mask),
@@ -102,7 +102,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<DeleteImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             self.catalog.delete(&call, KIND, &request.image_id).await
         })
         .await
@@ -145,7 +145,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             super::access::set(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -155,7 +155,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             super::access::update(&self.catalog, &call, KIND, request).await
         })
         .await

@@ -65,7 +65,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<CreateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             self.catalog.create_snapshot(&call, request).await
         })
         .await
@@ -75,7 +75,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             let update = Update {
                 id: request.snapshot_id,
                 mask: mask_paths(request.update_mask),
@@ -93,7 +93,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             self.catalog.delete(&call, KIND, &request.snapshot_id).await
         })
         .await
@@ -136,7 +136,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             super::access::set(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -146,7 +146,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::answer(request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             super::access::update(&self.catalog, &call, KIND, request).await
         })
         .await

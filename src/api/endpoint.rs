@@ -1,5 +1,7 @@
 //! endpoint.ApiEndpointService: tells the official SDKs that every service they look up
-//! lives at this server's advertised address.
+//! lives here: at `--advertise-address` when set, else at the host and port the client
+//! used to reach this server (its `:authority`), so discovery works through any name,
+//! port mapping or tunnel that reaches it.
 
 use crate::domain::Catalog;
 use crate::error::{excerpt, Error};
@@ -10,22 +12,46 @@ use crate::pb::yandex::cloud::endpoint::{
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// The endpoint ids the SDKs ask for, all served here.
-pub const ENDPOINT_IDS: &[&str] = &["baremetal", "compute", "endpoint", "iam", "operation"];
+/// The endpoint ids the SDKs and tools look up for the services here (and for those
+/// they reach on the way: IAM for tokens, resource-manager for folders), all answered
+/// with this server's address.
+pub const ENDPOINT_IDS: &[&str] = &[
+    "baremetal",
+    "compute",
+    "endpoint",
+    "iam",
+    "operation",
+    "resource-manager",
+    "resourcemanager",
+];
 
 pub struct EndpointApi {
-    /// The `host:port` clients should use to reach this server.
-    pub advertised_address: String,
+    /// `--advertise-address`, if set.
+    pub advertise_address: Option<String>,
+    /// The bound address: the answer when neither the flag nor the client names one.
+    pub local_address: String,
     /// For request validation.
     pub catalog: Arc<Catalog>,
 }
 
 impl EndpointApi {
-    fn endpoint(&self, id: &str) -> ApiEndpoint {
-        ApiEndpoint {
-            id: id.to_string(),
-            address: self.advertised_address.clone(),
+    /// Where the caller of `request` should reach this server.
+    fn address<R>(&self, request: &Request<R>) -> String {
+        if let Some(address) = &self.advertise_address {
+            return address.clone();
         }
+        request
+            .extensions()
+            .get::<crate::call::CallContext>()
+            .and_then(|call| call.authority.clone())
+            .unwrap_or_else(|| self.local_address.clone())
+    }
+}
+
+fn endpoint(id: &str, address: &str) -> ApiEndpoint {
+    ApiEndpoint {
+        id: id.to_string(),
+        address: address.to_string(),
     }
 }
 
@@ -35,21 +61,26 @@ impl ApiEndpointService for EndpointApi {
         &self,
         request: Request<GetApiEndpointRequest>,
     ) -> Result<Response<ApiEndpoint>, Status> {
+        let address = self.address(&request);
         let request = request.into_inner();
         self.catalog.validate(&request)?;
         let id = request.api_endpoint_id;
         if !ENDPOINT_IDS.contains(&id.as_str()) {
             return Err(Error::NotFound(format!("ApiEndpoint {} not found", excerpt(&id))).into());
         }
-        Ok(Response::new(self.endpoint(&id)))
+        Ok(Response::new(endpoint(&id, &address)))
     }
 
     async fn list(
         &self,
-        _request: Request<ListApiEndpointsRequest>,
+        request: Request<ListApiEndpointsRequest>,
     ) -> Result<Response<ListApiEndpointsResponse>, Status> {
+        let address = self.address(&request);
         Ok(Response::new(ListApiEndpointsResponse {
-            endpoints: ENDPOINT_IDS.iter().map(|id| self.endpoint(id)).collect(),
+            endpoints: ENDPOINT_IDS
+                .iter()
+                .map(|id| endpoint(id, &address))
+                .collect(),
             next_page_token: String::new(),
         }))
     }

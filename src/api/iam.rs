@@ -1,19 +1,18 @@
-//! iam.v1 IamTokenService.Create: issues a local token for any OAuth token or JWT, so SDKs
-//! configured with credentials can start. imageplane does not check credentials (yet):
-//! every caller is the same anonymous subject.
+//! iam.v1 IamTokenService.Create: exchanges an OAuth token or a service account's JWT for
+//! an IAM token that lives 12 hours (`auth::Authenticator::issue` has the rules).
 
+use crate::auth::Authenticator;
 use crate::domain::Catalog;
+use crate::error::Error;
 use crate::pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenService;
 use crate::pb::yandex::cloud::iam::v1::{CreateIamTokenRequest, CreateIamTokenResponse};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 use tonic::{Request, Response, Status};
 
-/// How long an issued token is said to live (as in Yandex Cloud: 12 hours).
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
 pub struct IamApi {
+    /// For request validation.
     pub catalog: Arc<Catalog>,
+    pub authenticator: Arc<Authenticator>,
 }
 
 #[tonic::async_trait]
@@ -23,13 +22,14 @@ impl IamTokenService for IamApi {
         request: Request<CreateIamTokenRequest>,
     ) -> Result<Response<CreateIamTokenResponse>, Status> {
         let request = request.into_inner();
-        self.catalog.validate(&request).map_err(Status::from)?;
-        let suffix = crate::ids::new_id("tok");
+        self.catalog.validate(&request)?;
+        let identity = request.identity.ok_or_else(|| {
+            Error::invalid_field("identity", "an OAuth token or a JWT is required")
+        })?;
+        let (iam_token, expires_at) = self.authenticator.issue(&identity).await?;
         Ok(Response::new(CreateIamTokenResponse {
-            iam_token: format!("t1.imageplane.{suffix}"),
-            expires_at: Some(prost_types::Timestamp::from(
-                SystemTime::now() + TOKEN_LIFETIME,
-            )),
+            iam_token,
+            expires_at: Some(prost_types::Timestamp::from(expires_at)),
         }))
     }
 }

@@ -126,7 +126,7 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
-        let _ = call;
+        self.get(call, kind, id).await?;
         let bindings = self
             .store
             .access_bindings(kind, id)
@@ -186,6 +186,7 @@ impl Catalog {
                 id,
                 Box::new(move |current| {
                     let current = super::lifecycle::found(kind, &target, current)?;
+                    caller.check_folder(current.resource.folder_id())?;
                     super::lifecycle::check_writable(current.resource.folder_id())?;
                     let before = current.access_bindings;
                     let (after, metadata) = match change {
@@ -242,6 +243,7 @@ impl Catalog {
                         access_bindings: Some(after),
                     })
                 }),
+                call.claim.as_ref(),
             )
             .await?;
         Ok(record.operation)

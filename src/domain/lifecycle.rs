@@ -244,6 +244,7 @@ impl Catalog {
                 &id,
                 Box::new(move |current| {
                     let current = found(kind, &update.id, current)?;
+                    caller.check_folder(current.resource.folder_id())?;
                     check_writable(current.resource.folder_id())?;
                     check_ready(&current, &update.id)?;
                     let mut resource = current.resource;
@@ -256,6 +257,7 @@ impl Catalog {
                         ChangeKind::Update,
                     ))
                 }),
+                call.claim.as_ref(),
             )
             .await?;
         Ok(record.operation)
@@ -277,6 +279,7 @@ impl Catalog {
                 id,
                 Box::new(move |current| {
                     let current = found(kind, &target, current)?;
+                    caller.check_folder(current.resource.folder_id())?;
                     check_writable(current.resource.folder_id())?;
                     check_idle(&current, &target)?;
                     check_ready(&current, &target)?;
@@ -297,6 +300,7 @@ impl Catalog {
                         access_bindings: None,
                     })
                 }),
+                call.claim.as_ref(),
             )
             .await?;
         let operation = record.operation.clone();
@@ -311,6 +315,7 @@ impl Catalog {
         disk_id: &str,
         destination: &str,
     ) -> Result<Operation, Error> {
+        call.caller.check_folder(destination)?;
         check_writable(destination)?;
         let destination = destination.to_string();
         self.change_placement(call, disk_id, move |id, disk| {
@@ -379,6 +384,7 @@ impl Catalog {
                 disk_id,
                 Box::new(move |current| {
                     let current = found(ResourceKind::Disk, &id, current)?;
+                    caller.check_folder(current.resource.folder_id())?;
                     check_writable(current.resource.folder_id())?;
                     check_idle(&current, &id)?;
                     check_ready(&current, &id)?;
@@ -394,6 +400,7 @@ impl Catalog {
                         kind,
                     ))
                 }),
+                call.claim.as_ref(),
             )
             .await?;
         Ok(record.operation)

@@ -9,7 +9,7 @@
 use super::filter::{parse_filter, parse_order, Fields};
 use super::page_token::Position;
 use super::Catalog;
-use crate::call::CallContext;
+use crate::call::{CallContext, Folders};
 use crate::error::{excerpt, Error};
 use crate::pb::compute;
 use crate::pb::operation::Operation;
@@ -142,7 +142,7 @@ impl Catalog {
         kind: ResourceKind,
         args: ListArgs,
     ) -> Result<(Vec<Resource>, String), Error> {
-        let _ = call;
+        call.caller.check_folder(&args.folder_id)?;
         let size = page_size(args.page_size, default_page_size(kind))?;
         let conditions = parse_filter(&args.filter, &fields(kind))?;
         let order = parse_order(&args.order_by)?;
@@ -187,7 +187,7 @@ impl Catalog {
         folder_id: &str,
         family: &str,
     ) -> Result<compute::Image, Error> {
-        let _ = call;
+        call.caller.check_folder(folder_id)?;
         let query = ListQuery {
             kind: ResourceKind::ComputeImage,
             folder_id: folder_id.to_string(),
@@ -239,14 +239,20 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
-        let _ = call;
+        // The operations of a resource that is gone are shown only to callers of every
+        // folder: which folder it was in is not kept with the resource.
+        let exists = match self.store.resource(kind, id).await? {
+            Some(resource) => {
+                call.caller.check_folder(resource.folder_id())?;
+                true
+            }
+            None if call.caller.folders != Folders::All => return Err(super::not_found(kind, id)),
+            None => false,
+        };
         let mut page = self.store.operations_of(id, after, size + 1).await?;
         // Every resource has its create's operation (seeded ones excepted): none at all is
         // a resource that never existed here, or whose operations were all purged.
-        if page.is_empty()
-            && page_token.is_empty()
-            && self.store.resource(kind, id).await?.is_none()
-        {
+        if page.is_empty() && page_token.is_empty() && !exists {
             return Err(super::not_found(kind, id));
         }
         let next = if page.len() > size {

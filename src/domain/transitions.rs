@@ -244,6 +244,7 @@ mod tests {
             target: ResourceRef {
                 kind: ResourceKind::ComputeImage,
                 id: "fd8target".into(),
+                folder_id: "b1gfolder".into(),
             },
             work,
         }

@@ -86,10 +86,17 @@ impl Rejection {
         }
     }
 
-    /// The refusal as an HTTP response (with `Allow` for a wrong method).
+    /// The refusal as an HTTP response (with `Allow` for a wrong method, and
+    /// `WWW-Authenticate` for a call without valid credentials, as RFC 6750 asks of 401).
     pub fn into_response(self, renderer: &Renderer) -> (Response<tonic::body::Body>, i32) {
         let (status_code, code) = self.status_and_code();
         let mut response = renderer.status_response(status_code, &self.to_status());
+        if code == Code::Unauthenticated {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"imageplane\""),
+            );
+        }
         if let Rejection::WrongMethod(allowed) = &self {
             let allow = allowed
                 .iter()

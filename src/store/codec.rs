@@ -85,6 +85,8 @@ pub struct OperationRow {
     pub modified_at_ms: i64,
     pub target_kind: i32,
     pub target_id: String,
+    /// The folder of the target when the operation began.
+    pub folder_id: String,
     /// The kind of work (`Work::name`).
     pub work: &'static str,
     /// The URI of an import; NULL otherwise.
@@ -103,6 +105,7 @@ impl OperationRow {
             modified_at_ms: modified_at_ms(&record.operation),
             target_kind: record.target.kind.code(),
             target_id: record.target.id.clone(),
+            folder_id: record.target.folder_id.clone(),
             work: record.work.name(),
             import_uri: record.work.import_uri().map(str::to_string),
             source_id: record.work.source().map(str::to_string),
@@ -135,6 +138,7 @@ pub fn record_from_columns(
         target: ResourceRef {
             kind,
             id: columns.target_id,
+            folder_id: columns.folder_id,
         },
         work,
     })
@@ -146,13 +150,15 @@ pub fn record_from_columns(
 pub struct OperationColumns {
     pub target_kind: i32,
     pub target_id: String,
+    pub folder_id: String,
     pub work: String,
     pub import_uri: Option<String>,
     pub source_id: Option<String>,
 }
 
 /// The select list of an operation record: its columns, then `body`.
-pub const OPERATION_COLUMNS: &str = "target_kind, target_id, work, import_uri, source_id, body";
+pub const OPERATION_COLUMNS: &str =
+    "target_kind, target_id, folder_id, work, import_uri, source_id, body";
 
 /// The `access_bindings` column: a `ListAccessBindingsResponse` holding them (NULL: none).
 pub fn encode_bindings(bindings: &[AccessBinding]) -> Vec<u8> {

@@ -27,6 +27,11 @@ pub const SQLITE: &[Migration] = &[
         description: "lists, changes, deletes and access bindings",
         sql: include_str!("../../migrations/sqlite/0002_lifecycle.sql"),
     },
+    Migration {
+        version: 3,
+        description: "operation folders, idempotency keys and IAM tokens",
+        sql: include_str!("../../migrations/sqlite/0003_dropin.sql"),
+    },
 ];
 
 /// The PostgreSQL schema, in order.
@@ -40,6 +45,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         description: "lists, changes, deletes and access bindings",
         sql: include_str!("../../migrations/postgres/0002_lifecycle.sql"),
+    },
+    Migration {
+        version: 3,
+        description: "operation folders, idempotency keys and IAM tokens",
+        sql: include_str!("../../migrations/postgres/0003_dropin.sql"),
     },
 ];
 
@@ -66,9 +76,19 @@ pub const SCHEMA_PROBES: &[(&str, &str)] = &[
     (
         "operations",
         "SELECT id, done, modified_at_ms, target_kind, target_id, import_uri, owner, \
-         lease_until_ms, body, work, source_id, created_at_ms FROM operations LIMIT 0",
+         lease_until_ms, body, work, source_id, created_at_ms, folder_id FROM operations \
+         LIMIT 0",
     ),
     ("settings", "SELECT name, value FROM settings LIMIT 0"),
+    (
+        "idempotency_keys",
+        "SELECT subject, key, fingerprint, operation_id, created_at_ms FROM idempotency_keys \
+         LIMIT 0",
+    ),
+    (
+        "iam_tokens",
+        "SELECT token_sha256, subject, folders, expires_at_ms FROM iam_tokens LIMIT 0",
+    ),
 ];
 
 /// The message of a failed schema probe.

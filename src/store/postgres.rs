@@ -16,14 +16,14 @@ use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
 use super::query::{self, ListQuery, SqlValue};
 use super::{
-    Change, Changed, Current, Ending, Finished, Replica, ResourceChange, Store, StoreError,
-    Transition,
+    Change, Changed, Current, Ending, Finished, IssuedToken, KeyClaim, Replica, ResourceChange,
+    Store, StoreError, StoredKey, Transition,
 };
 use crate::pb::operation::Operation;
 use crate::pb::yandex::cloud::access::AccessBinding;
 use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
 /// Connections per replica. With fewer than the concurrent calls, waits for a pooled
@@ -175,6 +175,7 @@ fn record_from_row(row: &tokio_postgres::Row) -> Result<OperationRecord, StoreEr
         codec::OperationColumns {
             target_kind: row.get("target_kind"),
             target_id: row.get("target_id"),
+            folder_id: row.get("folder_id"),
             work: row.get("work"),
             import_uri: row.get("import_uri"),
             source_id: row.get("source_id"),
@@ -315,6 +316,92 @@ async fn apply_change(
     Ok(record)
 }
 
+/// Inserts a new resource and the operation that creates it, in one statement; false
+/// (and nothing written) if the resource's name is taken.
+async fn insert_created(
+    client: &impl GenericClient,
+    resource: &Resource,
+    operation: &OperationRecord,
+    replica: &Replica,
+) -> Result<bool, StoreError> {
+    let resource_row = ResourceRow::from_resource(resource);
+    let row = OperationRow::from_record(operation);
+    let statement = client
+        .prepare_cached(&format!(
+            "WITH inserted AS (
+                 INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                     created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $16, $17, $18)
+                 ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
+                 RETURNING id)
+             INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
+                 folder_id)
+             SELECT $7, $8, $9, $10, $11, $12, $13, {NOW_MS} + $14, $15, $19, $20, $21, $22
+             FROM inserted"
+        ))
+        .await?;
+    let inserted = client
+        .execute(
+            &statement,
+            &[
+                &resource_row.id,
+                &resource_row.kind,
+                &resource_row.folder_id,
+                &resource_row.name,
+                &resource_row.os,
+                &resource_row.body,
+                &row.id,
+                &row.done,
+                &row.modified_at_ms,
+                &row.target_kind,
+                &row.target_id,
+                &row.import_uri,
+                &replica.id,
+                &replica.lease_ms(),
+                &row.body,
+                &resource_row.status,
+                &resource_row.family,
+                &resource_row.created_at_ms,
+                &row.work,
+                &row.source_id,
+                &row.created_at_ms,
+                &row.folder_id,
+            ],
+        )
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// Stores the key of `claim` for the operation `operation_id`; false if it is stored
+/// already. A concurrent transaction storing the same key makes this wait for its end: it
+/// then answers false if that one committed.
+async fn insert_key(
+    client: &impl GenericClient,
+    claim: &KeyClaim,
+    operation_id: &str,
+) -> Result<bool, StoreError> {
+    let statement = client
+        .prepare_cached(&format!(
+            "INSERT INTO idempotency_keys (subject, key, fingerprint, operation_id, created_at_ms)
+             VALUES ($1, $2, $3, $4, {NOW_MS})
+             ON CONFLICT (subject, key) DO NOTHING"
+        ))
+        .await?;
+    let inserted = client
+        .execute(
+            &statement,
+            &[
+                &claim.subject,
+                &claim.key,
+                &claim.fingerprint,
+                &operation_id,
+            ],
+        )
+        .await?;
+    Ok(inserted > 0)
+}
+
 /// Inserts an operation held by this replica.
 async fn insert_operation(
     transaction: &deadpool_postgres::Transaction<'_>,
@@ -324,8 +411,9 @@ async fn insert_operation(
     let statement = transaction
         .prepare_cached(&format!(
             "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS} + $8, $9, $10, $11, $12)"
+                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
+                 folder_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, {NOW_MS} + $8, $9, $10, $11, $12, $13)"
         ))
         .await?;
     transaction
@@ -344,6 +432,7 @@ async fn insert_operation(
                 &row.work,
                 &row.source_id,
                 &row.created_at_ms,
+                &row.folder_id,
             ],
         )
         .await?;
@@ -519,53 +608,26 @@ impl Store for PostgresStore {
         &self,
         resource: Resource,
         operation: OperationRecord,
+        claim: Option<&KeyClaim>,
     ) -> Result<(), StoreError> {
-        let resource_row = ResourceRow::from_resource(&resource);
-        let row = OperationRow::from_record(&operation);
-        let client = self.pool.get().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "WITH inserted AS (
-                     INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
-                         created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $16, $17, $18)
-                     ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
-                     RETURNING id)
-                 INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-                     import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms)
-                 SELECT $7, $8, $9, $10, $11, $12, $13, {NOW_MS} + $14, $15, $19, $20, $21
-                 FROM inserted"
-            ))
-            .await?;
-        let inserted = client
-            .execute(
-                &statement,
-                &[
-                    &resource_row.id,
-                    &resource_row.kind,
-                    &resource_row.folder_id,
-                    &resource_row.name,
-                    &resource_row.os,
-                    &resource_row.body,
-                    &row.id,
-                    &row.done,
-                    &row.modified_at_ms,
-                    &row.target_kind,
-                    &row.target_id,
-                    &row.import_uri,
-                    &self.replica.id,
-                    &self.lease_ms(),
-                    &row.body,
-                    &resource_row.status,
-                    &resource_row.family,
-                    &resource_row.created_at_ms,
-                    &row.work,
-                    &row.source_id,
-                    &row.created_at_ms,
-                ],
-            )
-            .await?;
-        if inserted == 0 {
+        let mut client = self.pool.get().await?;
+        let inserted = match claim {
+            // One statement, committed on its own.
+            None => insert_created(&client, &resource, &operation, &self.replica).await?,
+            Some(claim) => {
+                let transaction = client.transaction().await?;
+                if !insert_key(&transaction, claim, &operation.operation.id).await? {
+                    return Err(StoreError::KeyTaken);
+                }
+                let inserted =
+                    insert_created(&transaction, &resource, &operation, &self.replica).await?;
+                if inserted {
+                    transaction.commit().await?;
+                }
+                inserted
+            }
+        };
+        if !inserted {
             return Err(StoreError::name_taken(&resource));
         }
         Ok(())
@@ -622,10 +684,16 @@ impl Store for PostgresStore {
         kind: ResourceKind,
         id: &str,
         change: Change,
+        claim: Option<&KeyClaim>,
     ) -> Result<OperationRecord, StoreError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
         let record = apply_change(&transaction, kind, id, change, &self.replica).await?;
+        if let Some(claim) = claim {
+            if !insert_key(&transaction, claim, &record.operation.id).await? {
+                return Err(StoreError::KeyTaken);
+            }
+        }
         if let Err(error) = transaction.commit().await {
             return Err(if is_name_conflict(&error) {
                 StoreError::Backend(format!("a name conflict: {error}"))
@@ -634,6 +702,95 @@ impl Store for PostgresStore {
             });
         }
         Ok(record)
+    }
+
+    async fn idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+    ) -> Result<Option<StoredKey>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT fingerprint, operation_id FROM idempotency_keys
+                 WHERE subject = $1 AND key = $2",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&statement, &[&subject, &key])
+            .await?
+            .map(|row| StoredKey {
+                fingerprint: row.get(0),
+                operation_id: row.get(1),
+            }))
+    }
+
+    async fn put_token(&self, token: &IssuedToken) -> Result<(), StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO iam_tokens (token_sha256, subject, folders, expires_at_ms)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .await?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &token.sha256,
+                    &token.subject,
+                    &token.folders_column(),
+                    &token.expires_at_ms,
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn token(&self, sha256: &str) -> Result<Option<IssuedToken>, StoreError> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT subject, folders, expires_at_ms FROM iam_tokens WHERE token_sha256 = $1",
+            )
+            .await?;
+        Ok(client
+            .query_opt(&statement, &[&sha256])
+            .await?
+            .map(|row| IssuedToken {
+                sha256: sha256.to_string(),
+                subject: row.get(0),
+                folders: IssuedToken::folders_from_column(row.get(1)),
+                expires_at_ms: row.get(2),
+            }))
+    }
+
+    async fn purge_keys_and_tokens(
+        &self,
+        keys_before_ms: i64,
+        tokens_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.pool.get().await?;
+        let keys = client
+            .prepare_cached(
+                "DELETE FROM idempotency_keys WHERE (subject, key) IN (
+                     SELECT subject, key FROM idempotency_keys
+                     WHERE created_at_ms < $1 LIMIT $2)",
+            )
+            .await?;
+        let tokens = client
+            .prepare_cached(
+                "DELETE FROM iam_tokens WHERE token_sha256 IN (
+                     SELECT token_sha256 FROM iam_tokens WHERE expires_at_ms < $1 LIMIT $2)",
+            )
+            .await?;
+        let keys = client.execute(&keys, &[&keys_before_ms, &limit]).await?;
+        let tokens = client
+            .execute(&tokens, &[&tokens_before_ms, &limit])
+            .await?;
+        Ok(usize::try_from(keys + tokens).unwrap_or(usize::MAX))
     }
 
     async fn list(&self, query: &ListQuery) -> Result<Vec<Resource>, StoreError> {
@@ -826,7 +983,7 @@ impl Store for PostgresStore {
                  UPDATE operations SET owner = $1, lease_until_ms = (SELECT ms FROM now) + $2
                  FROM orphans WHERE operations.id = orphans.id
                  RETURNING operations.id, operations.target_kind, operations.target_id,
-                           operations.work, operations.import_uri, operations.source_id,
+                           operations.folder_id, operations.work, operations.import_uri, operations.source_id,
                            operations.body"
             ))
             .await?;

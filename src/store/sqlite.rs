@@ -30,8 +30,8 @@ use super::codec::{self, OperationRow, ResourceRow};
 use super::migrations;
 use super::query::{self, ListQuery, SqlValue};
 use super::{
-    Change, Changed, Current, Ending, Finished, Replica, ResourceChange, Store, StoreError,
-    Transition,
+    Change, Changed, Current, Ending, Finished, IssuedToken, KeyClaim, Replica, ResourceChange,
+    Store, StoreError, StoredKey, Transition,
 };
 use crate::pb::operation::Operation;
 use crate::pb::yandex::cloud::access::AccessBinding;
@@ -699,6 +699,34 @@ fn apply_change(
     Ok(Ok(record))
 }
 
+/// Whether the key of `claim` is stored already.
+fn key_exists(connection: &Connection, claim: &KeyClaim) -> rusqlite::Result<bool> {
+    connection
+        .prepare_cached("SELECT 1 FROM idempotency_keys WHERE subject = ?1 AND key = ?2")?
+        .exists(params![claim.subject, claim.key])
+}
+
+/// Stores the key of `claim` for the operation `operation_id`.
+fn insert_key(
+    connection: &Connection,
+    claim: &KeyClaim,
+    operation_id: &str,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (subject, key, fingerprint, operation_id, created_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![
+            claim.subject,
+            claim.key,
+            claim.fingerprint,
+            operation_id,
+            codec::now_ms()
+        ])?;
+    Ok(())
+}
+
 /// Inserts an operation held by `owner` until `lease_until` (milliseconds).
 fn insert_operation(
     connection: &Connection,
@@ -709,8 +737,9 @@ fn insert_operation(
     connection
         .prepare_cached(
             "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
+                 folder_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             row.id,
@@ -724,7 +753,8 @@ fn insert_operation(
             row.body,
             row.work,
             row.source_id,
-            row.created_at_ms
+            row.created_at_ms,
+            row.folder_id
         ])?;
     Ok(())
 }
@@ -863,11 +893,12 @@ fn operation_columns(
         codec::OperationColumns {
             target_kind: row.get(first)?,
             target_id: row.get(first + 1)?,
-            work: row.get(first + 2)?,
-            import_uri: row.get(first + 3)?,
-            source_id: row.get(first + 4)?,
+            folder_id: row.get(first + 2)?,
+            work: row.get(first + 3)?,
+            import_uri: row.get(first + 4)?,
+            source_id: row.get(first + 5)?,
         },
-        row.get(first + 5)?,
+        row.get(first + 6)?,
     ))
 }
 
@@ -902,14 +933,25 @@ impl Store for SqliteStore {
         &self,
         resource: Resource,
         operation: OperationRecord,
+        claim: Option<&KeyClaim>,
     ) -> Result<(), StoreError> {
         let resource_row = ResourceRow::from_resource(&resource);
         let row = OperationRow::from_record(&operation);
         let owner = self.replica.id.clone();
         let lease_until = codec::now_ms() + self.replica.lease_ms();
+        let claim = claim.cloned();
         self.write(move |connection, writes| {
+            // Every refusal comes before the first write: a job cannot undo its writes.
+            if let Some(claim) = &claim {
+                if key_exists(connection, claim)? {
+                    return Ok(Err(StoreError::KeyTaken));
+                }
+            }
             if !insert_resource(connection, &resource_row)? {
                 return Ok(Err(StoreError::name_taken(&resource)));
+            }
+            if let Some(claim) = &claim {
+                insert_key(connection, claim, &row.id)?;
             }
             insert_operation(connection, &row, &owner, lease_until)?;
             writes.push((row.id, Some(Record::Operation(operation))));
@@ -980,12 +1022,109 @@ impl Store for SqliteStore {
         kind: ResourceKind,
         id: &str,
         change: Change,
+        claim: Option<&KeyClaim>,
     ) -> Result<OperationRecord, StoreError> {
         let id = id.to_string();
         let owner = self.replica.id.clone();
         let lease_until = codec::now_ms() + self.replica.lease_ms();
+        let claim = claim.cloned();
         self.write(move |connection, writes| {
-            apply_change(connection, kind, &id, change, (&owner, lease_until), writes)
+            if let Some(claim) = &claim {
+                if key_exists(connection, claim)? {
+                    return Ok(Err(StoreError::KeyTaken));
+                }
+            }
+            let record =
+                apply_change(connection, kind, &id, change, (&owner, lease_until), writes)?;
+            if let (Ok(record), Some(claim)) = (&record, &claim) {
+                insert_key(connection, claim, &record.operation.id)?;
+            }
+            Ok(record)
+        })
+        .await
+    }
+
+    async fn idempotency_key(
+        &self,
+        subject: &str,
+        key: &str,
+    ) -> Result<Option<StoredKey>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .prepare_cached(
+                    "SELECT fingerprint, operation_id FROM idempotency_keys
+                     WHERE subject = ?1 AND key = ?2",
+                )?
+                .query_row(params![subject, key], |row| {
+                    Ok(StoredKey {
+                        fingerprint: row.get(0)?,
+                        operation_id: row.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    async fn put_token(&self, token: &IssuedToken) -> Result<(), StoreError> {
+        let token = token.clone();
+        self.write(move |connection, _writes| {
+            connection
+                .prepare_cached(
+                    "INSERT INTO iam_tokens (token_sha256, subject, folders, expires_at_ms)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    token.sha256,
+                    token.subject,
+                    token.folders_column(),
+                    token.expires_at_ms
+                ])?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    async fn token(&self, sha256: &str) -> Result<Option<IssuedToken>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .prepare_cached(
+                    "SELECT subject, folders, expires_at_ms FROM iam_tokens
+                     WHERE token_sha256 = ?1",
+                )?
+                .query_row(params![sha256], |row| {
+                    Ok(IssuedToken {
+                        sha256: sha256.to_string(),
+                        subject: row.get(0)?,
+                        folders: IssuedToken::folders_from_column(&row.get::<_, String>(1)?),
+                        expires_at_ms: row.get(2)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    async fn purge_keys_and_tokens(
+        &self,
+        keys_before_ms: i64,
+        tokens_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.write(move |connection, _writes| {
+            let keys = connection
+                .prepare_cached(
+                    "DELETE FROM idempotency_keys WHERE (subject, key) IN (
+                         SELECT subject, key FROM idempotency_keys
+                         WHERE created_at_ms < ?1 LIMIT ?2)",
+                )?
+                .execute(params![keys_before_ms, limit])?;
+            let tokens = connection
+                .prepare_cached(
+                    "DELETE FROM iam_tokens WHERE token_sha256 IN (
+                         SELECT token_sha256 FROM iam_tokens WHERE expires_at_ms < ?1 LIMIT ?2)",
+                )?
+                .execute(params![tokens_before_ms, limit])?;
+            Ok(Ok(keys + tokens))
         })
         .await
     }
@@ -1159,7 +1298,8 @@ impl Store for SqliteStore {
                  WHERE id IN (SELECT id FROM operations
                               WHERE done = 0 AND (owner <> ?1 OR lease_until_ms < ?2)
                               LIMIT ?4)
-                 RETURNING id, target_kind, target_id, work, import_uri, source_id, body",
+                 RETURNING id, target_kind, target_id, folder_id, work, import_uri,
+                           source_id, body",
             )?;
             let rows = statement
                 .query_map(params![owner, now, lease_until, limit], |row| {

@@ -9,6 +9,10 @@ Servers (session scoped, started lazily on first use):
 
 The binary is ``$IMAGEPLANE_BIN`` (relative paths are taken from the repository
 root) or ``target/debug/imageplane``.
+
+``ServerProcess(..., tls=True)`` runs a server that speaks TLS (``--tls-self-signed``
+unless ``extra_args`` give ``--tls-cert``/``--tls-key``); ``server.channel()`` then
+connects to ``localhost:PORT`` trusting only the server's certificate.
 """
 
 from __future__ import annotations
@@ -49,9 +53,10 @@ def imageplane_binary() -> Path:
 
 class ServerProcess:
     def __init__(self, name: str, delay: str, workdir: Path, binary: Path | None = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), tls: bool = False):
         self.name = name
         self.extra_args = extra_args
+        self.tls = tls
         self.delay = delay
         self.workdir = workdir
         self.binary = binary or imageplane_binary()
@@ -74,13 +79,53 @@ class ServerProcess:
         return text if text.strip() else "<stderr empty>"
 
     def command(self) -> list[str]:
+        self_signed = ("--tls-self-signed",) if self.tls and "--tls-cert" not in self.extra_args else ()
         return [
             str(self.binary), "serve",
             "--listen", "127.0.0.1:0",
             "--data-dir", str(self.data_dir),
             "--operation-delay", self.delay,
+            *self_signed,
             *self.extra_args,
         ]
+
+    # -- TLS
+    @property
+    def port(self) -> int:
+        assert self.addr is not None, f"{self.name} server is not running"
+        return int(self.addr.rsplit(":", 1)[1])
+
+    @property
+    def authority(self) -> str:
+        """The address a client should dial: ``localhost:PORT`` over TLS (a name the
+        certificate is for, as an SDK would use), else the announced ``127.0.0.1:PORT``."""
+        return f"localhost:{self.port}" if self.tls else self.addr
+
+    @property
+    def cert_path(self) -> Path:
+        """The server's certificate: the ``--tls-cert`` file, else the self-signed one that
+        ``--tls-self-signed`` writes to ``DATA_DIR/tls/cert.pem``."""
+        args = list(self.extra_args)
+        if "--tls-cert" in args:
+            return Path(args[args.index("--tls-cert") + 1])
+        return self.data_dir / "tls" / "cert.pem"
+
+    def root_certificates(self) -> bytes:
+        return self.cert_path.read_bytes()
+
+    def channel(self, authority: str | None = None, bearer: str | None = None) -> grpc.Channel:
+        """A channel to the server: TLS trusting only the server's certificate when the
+        server speaks TLS, plaintext otherwise; with ``bearer``, every call carries
+        ``authorization: Bearer <bearer>`` (TLS only: gRPC sends call credentials over
+        secure channels alone)."""
+        target = authority or self.authority
+        if not self.tls:
+            assert bearer is None, "call credentials need a TLS server"
+            return grpc.insecure_channel(target)
+        creds = grpc.ssl_channel_credentials(root_certificates=self.root_certificates())
+        if bearer is not None:
+            creds = grpc.composite_channel_credentials(creds, grpc.access_token_call_credentials(bearer))
+        return grpc.secure_channel(target, creds)
 
     # -- lifecycle
     def start(self) -> None:
@@ -120,6 +165,14 @@ class ServerProcess:
         self._drain = threading.Thread(target=self._drain_stdout, daemon=True)
         self._drain.start()
         _RUNNING.append(self)
+        if self.tls and not self.cert_path.is_file():
+            self.stop()
+            pytest.fail(
+                f"{self.name} server runs with TLS but its certificate {self.cert_path} does not "
+                f"exist after the ready line\ncommand: {' '.join(self.command())}\n"
+                f"stderr:\n{self.stderr_tail()}",
+                pytrace=False,
+            )
 
     def _read_first_line(self, timeout: float) -> str:
         assert self.proc is not None and self.proc.stdout is not None
@@ -184,17 +237,20 @@ class ServerProcess:
             _RUNNING.remove(self)
 
 
-def _start_api(name: str, delay: str, tmp_path_factory, extra_args: tuple[str, ...] = ()):
+def _start_api(name: str, delay: str, tmp_path_factory, extra_args: tuple[str, ...] = (),
+               tls: bool = False):
     server = ServerProcess(name, delay, tmp_path_factory.mktemp(f"imageplane-{name}"),
-                           extra_args=extra_args)
+                           extra_args=extra_args, tls=tls)
     server.start()
-    channel = grpc.insecure_channel(server.addr)
+    channel = server.channel()
     try:
         grpc.channel_ready_future(channel).result(timeout=10)
     except grpc.FutureTimeoutError:
         server.stop()
-        pytest.fail(f"cannot connect to the {name} server at {server.addr}\n{server.stderr_tail()}", pytrace=False)
-    api = Api(channel, server.addr, name)
+        how = f"over TLS (trusting {server.cert_path})" if tls else "in plaintext"
+        pytest.fail(f"cannot connect to the {name} server at {server.authority} {how}\n"
+                    f"{server.stderr_tail()}", pytrace=False)
+    api = Api(channel, server.authority, name)
     api.server = server
     return server, channel, api
 
@@ -280,6 +336,47 @@ MEDIUM_DELAY_SECONDS = 3.0
 def medium(tmp_path_factory):
     server, channel, api = _start_api("medium", f"{int(MEDIUM_DELAY_SECONDS)}s", tmp_path_factory)
     api.delay_seconds = MEDIUM_DELAY_SECONDS
+    yield api
+    channel.close()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory):
+    """A server of its own speaking TLS only (``--tls-self-signed``), authentication off."""
+    server, channel, api = _start_api("tls", "0s", tmp_path_factory, tls=True)
+    yield api
+    channel.close()
+    server.stop()
+
+
+class Identity:
+    """One line of an ``--auth-tokens`` file: ``TOKEN SUBJECT_ID [FOLDER_ID,...]``."""
+
+    def __init__(self, token: str, subject: str, folders: tuple[str, ...] = ()):
+        self.token = token
+        self.subject = subject
+        self.folders = folders
+
+    def line(self) -> str:
+        return " ".join([self.token, self.subject, *([",".join(self.folders)] if self.folders else [])])
+
+
+@pytest.fixture(scope="session")
+def authed(tmp_path_factory):
+    """A TLS server with ``--auth-tokens``: ``alice`` may use two folders of her own (and
+    read the public catalogue), ``bob`` every folder. ``authed.identities`` holds them;
+    ``authed`` itself calls without credentials."""
+    identities = {
+        "alice": Identity("y0_conformance-alice-oauth", "ajeconformancealice0",
+                          (unique_folder(), unique_folder())),
+        "bob": Identity("y0_conformance-bob-oauth", "ajeconformancebob000"),
+    }
+    tokens = tmp_path_factory.mktemp("auth-tokens") / "tokens"
+    tokens.write_text("".join(identity.line() + "\n" for identity in identities.values()))
+    server, channel, api = _start_api("authed", "0s", tmp_path_factory,
+                                      extra_args=("--auth-tokens", str(tokens)), tls=True)
+    api.identities = identities
     yield api
     channel.close()
     server.stop()

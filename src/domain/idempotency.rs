@@ -1,0 +1,219 @@
+//! Idempotency keys: a call that starts an operation (a create, update, delete, move,
+//! relocate or access-binding change), repeated with the same `idempotency-key` and the
+//! same request, answers the operation the first call started, and does the work once.
+//!
+//! A key is the caller's own: keys are per subject. It is stored with a fingerprint of
+//! what it was used for (the SHA-256 of the RPC and the request in a canonical form) in
+//! the same transaction as the operation it started (`Store::create`, `Store::change`
+//! take the [`KeyClaim`]), so a key without its operation, or the reverse, never exists.
+//! Two calls that race with one key both miss it at first; the store lets one write win
+//! (`KeyTaken` for the other, which wrote nothing), and the loser answers the winner's
+//! operation. This holds across replicas on PostgreSQL, where the key's primary key
+//! decides. The same key with a different request is INVALID_ARGUMENT. Keys are kept at
+//! least [`KEY_RETENTION`].
+
+use super::Catalog;
+use crate::call::CallContext;
+use crate::error::{excerpt, Error};
+use crate::pb::operation::Operation;
+use crate::store::KeyClaim;
+use prost_reflect::DynamicMessage;
+use std::future::Future;
+use std::time::Duration;
+
+/// How long a key is kept after its first use (then purged by the executor's sweep).
+pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+/// The longest key, in bytes; keys are visible ASCII (a UUID is the usual choice).
+pub const MAX_KEY_LEN: usize = 128;
+
+/// The field errors about the key name.
+const KEY_FIELD: &str = "idempotency-key";
+
+/// The SHA-256 (hex) of the RPC and the request in a canonical form: its JSON with map
+/// entries in key order (encoded protobuf is not canonical: map entries come in any
+/// order).
+pub fn fingerprint<M: prost::Message + prost::Name>(
+    method: &str,
+    request: &M,
+) -> Result<String, Error> {
+    let descriptor = crate::pb::descriptor_pool()
+        .get_message_by_name(&M::full_name())
+        .ok_or_else(|| Error::Internal(format!("no descriptor for {}", M::full_name())))?;
+    let dynamic = DynamicMessage::decode(descriptor, request.encode_to_vec().as_slice())
+        .map_err(|error| Error::Internal(format!("re-reading the request: {error}")))?;
+    // serde_json's Map keeps keys sorted, so the value is canonical.
+    let canonical = serde_json::to_value(&dynamic)
+        .and_then(|value| serde_json::to_vec(&value))
+        .map_err(|error| Error::Internal(format!("writing the request: {error}")))?;
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(method.as_bytes());
+    context.update(b"\n");
+    context.update(&canonical);
+    Ok(hex(context.finish().as_ref()))
+}
+
+/// Bytes as lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Refuses a key that is too long or not visible ASCII.
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::invalid_field(
+            KEY_FIELD,
+            format!(
+                "is {} bytes long; at most {MAX_KEY_LEN} are allowed",
+                key.len()
+            ),
+        ));
+    }
+    if !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(Error::invalid_field(
+            KEY_FIELD,
+            format!("{} has characters other than visible ASCII", excerpt(key)),
+        ));
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// The claim of the call's idempotency key on what `request` starts, or `None` when
+    /// the call sent no key.
+    pub fn key_claim<M: prost::Message + prost::Name>(
+        &self,
+        call: &CallContext,
+        request: &M,
+    ) -> Result<Option<KeyClaim>, Error> {
+        let Some(key) = call
+            .idempotency_key
+            .as_deref()
+            .filter(|key| !key.is_empty())
+        else {
+            return Ok(None);
+        };
+        check_key(key)?;
+        Ok(Some(KeyClaim {
+            subject: call.caller.subject.clone(),
+            key: key.to_string(),
+            fingerprint: fingerprint(&call.method, request)?,
+        }))
+    }
+
+    /// Runs `start` (which stores an operation) under the key's `claim`: answers the
+    /// operation of an earlier call with the same key and request instead, and after a
+    /// failure, the operation of a call that won a race for the key.
+    pub async fn idempotent<Start, Started>(
+        &self,
+        call: CallContext,
+        claim: Option<KeyClaim>,
+        start: Start,
+    ) -> Result<Operation, Error>
+    where
+        Start: FnOnce(CallContext) -> Started,
+        Started: Future<Output = Result<Operation, Error>>,
+    {
+        let Some(claim) = claim else {
+            return start(call).await;
+        };
+        if let Some(operation) = self.replay(&claim).await? {
+            return Ok(operation);
+        }
+        let claimed = CallContext {
+            claim: Some(claim.clone()),
+            ..call
+        };
+        match start(claimed).await {
+            Ok(operation) => Ok(operation),
+            Err(error) => match self.replay(&claim).await? {
+                Some(operation) => Ok(operation),
+                None => Err(error),
+            },
+        }
+    }
+
+    /// The operation the claim's key started, if the key is stored; INVALID_ARGUMENT if
+    /// it was used for another request.
+    async fn replay(&self, claim: &KeyClaim) -> Result<Option<Operation>, Error> {
+        let Some(stored) = self
+            .store
+            .idempotency_key(&claim.subject, &claim.key)
+            .await?
+        else {
+            return Ok(None);
+        };
+        if stored.fingerprint != claim.fingerprint {
+            return Err(Error::invalid_field(
+                KEY_FIELD,
+                format!(
+                    "{} was used for another request (operation {}); use a new key for a \
+                     new request",
+                    excerpt(&claim.key),
+                    stored.operation_id
+                ),
+            ));
+        }
+        match self.store.operation(&stored.operation_id).await? {
+            Some(record) => Ok(Some(record.operation)),
+            None => Err(Error::FailedPrecondition(format!(
+                "idempotency key {} started operation {}, which is gone (finished operations \
+                 are kept for --operation-retention)",
+                excerpt(&claim.key),
+                stored.operation_id
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::compute::CreateImageRequest;
+    use std::collections::HashMap;
+
+    fn request(labels: &[(&str, &str)]) -> CreateImageRequest {
+        // Each map is built anew, so its iteration order differs from run to run.
+        let labels: HashMap<String, String> = labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+        CreateImageRequest {
+            folder_id: "b1gfolder".into(),
+            name: "image".into(),
+            labels,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_ignores_map_order_and_sees_every_difference() {
+        let many: Vec<(String, String)> = (0..32).map(|i| (format!("k{i}"), "v".into())).collect();
+        let pairs: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let method = "/yandex.cloud.compute.v1.ImageService/Create";
+        let first = fingerprint(method, &request(&pairs)).unwrap();
+        for _ in 0..20 {
+            assert_eq!(fingerprint(method, &request(&pairs)).unwrap(), first);
+        }
+        assert_ne!(
+            fingerprint(method, &request(&pairs[1..])).unwrap(),
+            first,
+            "a label less"
+        );
+        assert_ne!(
+            fingerprint("/other.Service/Create", &request(&pairs)).unwrap(),
+            first,
+            "another method"
+        );
+    }
+
+    #[test]
+    fn keys_are_short_visible_ascii() {
+        assert!(check_key("0b6bcb4e-5d0e-4b3c-9a37-1f4f0c1d2e3f").is_ok());
+        assert!(check_key(&"k".repeat(MAX_KEY_LEN + 1))
+            .unwrap_err()
+            .message()
+            .starts_with("idempotency-key: is 129 bytes long"));
+        assert!(check_key("with space").is_err());
+    }
+}
