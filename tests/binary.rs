@@ -238,3 +238,90 @@ fn seed_files_load_at_every_start_once_and_a_bad_line_stops_the_start() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// Runs `imageplane serve` with `flags` expecting it to refuse to start; its stderr.
+fn refused_start(flags: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_imageplane"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "memory:",
+        ])
+        .args(flags)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "started with {flags:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn a_missing_or_unusable_tls_file_stops_the_start_naming_it() {
+    let data_dir = temp_dir("tls-files");
+    let missing = data_dir.join("missing.pem");
+    let garbage = data_dir.join("garbage.pem");
+    std::fs::write(&garbage, "-----BEGIN CERTIFICATE-----\nnot base64\n").unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert = data_dir.join("cert.pem");
+    let key = data_dir.join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let other_key = data_dir.join("other-key.pem");
+    std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
+    let path = |path: &std::path::Path| path.to_str().unwrap().to_string();
+    for (cert, key, expected) in [
+        (
+            path(&missing),
+            path(&key),
+            format!("TLS certificate {}: cannot read it", path(&missing)),
+        ),
+        (
+            path(&cert),
+            path(&missing),
+            format!("TLS key {}: cannot read it", path(&missing)),
+        ),
+        (
+            path(&garbage),
+            path(&key),
+            format!("TLS certificate {}", path(&garbage)),
+        ),
+        (
+            path(&cert),
+            path(&garbage),
+            format!("TLS key {}", path(&garbage)),
+        ),
+        (
+            path(&cert),
+            path(&other_key),
+            format!("TLS certificate {}", path(&cert)),
+        ),
+    ] {
+        let stderr = refused_start(&["--tls-cert", &cert, "--tls-key", &key]);
+        assert!(stderr.contains(&expected), "{cert} {key}: {stderr}");
+    }
+    // A certificate without its key is refused by the flags themselves.
+    let stderr = refused_start(&["--tls-cert", &path(&cert)]);
+    assert!(stderr.contains("--tls-key"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+#[test]
+fn a_bad_token_file_stops_the_start_naming_the_line_but_not_the_token() {
+    let data_dir = temp_dir("auth-file");
+    let tokens = data_dir.join("tokens.txt");
+    std::fs::write(&tokens, "good-secret alice\nsecret-x bob f1 extra\n").unwrap();
+    let stderr = refused_start(&["--auth-tokens", tokens.to_str().unwrap()]);
+    assert!(
+        stderr.contains("tokens.txt:2: expected TOKEN SUBJECT_ID"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "a token leaked: {stderr}");
+    let stderr = refused_start(&["--auth-tokens", data_dir.join("none.txt").to_str().unwrap()]);
+    assert!(
+        stderr.contains("--auth-tokens") && stderr.contains("none.txt"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -1111,3 +1111,193 @@ async fn a_rename_onto_a_taken_name_fails_alone_in_a_batch_of_creates() {
         backend.clean_up().await;
     }
 }
+
+/// The claim of one idempotency key.
+fn claim(key: &str) -> KeyClaim {
+    KeyClaim {
+        subject: "alice".into(),
+        key: key.into(),
+        fingerprint: "f1".into(),
+    }
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_stored_once_with_its_operation_even_across_replicas() {
+    for backend in backends().await {
+        let name = backend.name;
+        // On PostgreSQL the racers are two replicas; the other backends have one process.
+        let first = backend.open(Duration::from_secs(10)).await;
+        let second = if name == "postgres" {
+            backend.open(Duration::from_secs(10)).await
+        } else {
+            Arc::clone(&first)
+        };
+        let mut attempts = tokio::task::JoinSet::new();
+        for attempt in 0..16 {
+            let store = Arc::clone(if attempt % 2 == 0 { &first } else { &second });
+            attempts.spawn(async move {
+                let resource = creating_disk("keyed", &format!("disk-{attempt}"));
+                let record = record_for(&resource, Work::Copy { source: None });
+                let outcome = store
+                    .create(resource.clone(), record.clone(), Some(&claim("create-1")))
+                    .await;
+                (outcome, resource, record)
+            });
+        }
+        let mut winner = None;
+        while let Some(joined) = attempts.join_next().await {
+            let (outcome, resource, record) = joined.unwrap();
+            let stored = first.operation(&record.operation.id).await.unwrap();
+            let resource_stored = first
+                .resource(resource.kind(), resource.id())
+                .await
+                .unwrap();
+            match outcome {
+                Ok(()) => {
+                    assert!(winner.is_none(), "{name}: two writes took one key");
+                    assert!(stored.is_some() && resource_stored.is_some(), "{name}");
+                    winner = Some(record.operation.id);
+                }
+                Err(StoreError::KeyTaken) => assert!(
+                    stored.is_none() && resource_stored.is_none(),
+                    "{name}: a loser wrote nothing"
+                ),
+                Err(other) => panic!("{name}: unexpected {other:?}"),
+            }
+        }
+        let winner = winner.unwrap_or_else(|| panic!("{name}: no write took the key"));
+        let stored = second.idempotency_key("alice", "create-1").await.unwrap();
+        assert_eq!(
+            stored,
+            Some(imageplane::store::StoredKey {
+                fingerprint: "f1".into(),
+                operation_id: winner,
+            }),
+            "{name}"
+        );
+        // Keys are per subject.
+        assert_eq!(
+            first.idempotency_key("bob", "create-1").await.unwrap(),
+            None
+        );
+
+        // A change under a key: the first takes it; the second writes nothing.
+        let (resource, _) = create(first.as_ref(), "keyed", "renamed-once").await;
+        let changed = first
+            .change(
+                ResourceKind::Disk,
+                resource.id(),
+                rename("renamed-1"),
+                Some(&claim("change-1")),
+            )
+            .await
+            .unwrap();
+        let again = second
+            .change(
+                ResourceKind::Disk,
+                resource.id(),
+                rename("renamed-2"),
+                Some(&claim("change-1")),
+            )
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::KeyTaken)),
+            "{name}: {again:?}"
+        );
+        let now = first
+            .resource(ResourceKind::Disk, resource.id())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            now.name(),
+            "renamed-1",
+            "{name}: the second change wrote nothing"
+        );
+        assert_eq!(
+            first
+                .idempotency_key("alice", "change-1")
+                .await
+                .unwrap()
+                .map(|key| key.operation_id),
+            Some(changed.operation.id),
+            "{name}"
+        );
+
+        // Purging: keys stored before the cutoff go, newer ones stay.
+        let purged = first.purge_keys_and_tokens(0, 0, 100).await.unwrap();
+        assert_eq!(purged, 0, "{name}: nothing is older than the epoch");
+        let future = imageplane::store::codec::now_ms() + 60_000;
+        assert_eq!(
+            first.purge_keys_and_tokens(future, 0, 100).await.unwrap(),
+            2,
+            "{name}"
+        );
+        assert_eq!(
+            first.idempotency_key("alice", "create-1").await.unwrap(),
+            None
+        );
+        drop((first, second));
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn issued_tokens_are_kept_by_digest_until_they_expire() {
+    use imageplane::store::IssuedToken;
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let now = imageplane::store::codec::now_ms();
+        let limited = IssuedToken {
+            sha256: "aa".repeat(32),
+            subject: "alice".into(),
+            folders: Some(vec!["f1".into(), "f2".into()]),
+            expires_at_ms: now + 3_600_000,
+        };
+        let unlimited = IssuedToken {
+            sha256: "bb".repeat(32),
+            subject: "bob".into(),
+            folders: None,
+            expires_at_ms: now - 1,
+        };
+        store.put_token(&limited).await.unwrap();
+        store.put_token(&unlimited).await.unwrap();
+        assert_eq!(
+            store.token(&limited.sha256).await.unwrap(),
+            Some(limited.clone()),
+            "{name}"
+        );
+        assert_eq!(
+            store.token(&unlimited.sha256).await.unwrap(),
+            Some(unlimited.clone()),
+            "{name}"
+        );
+        assert_eq!(store.token(&"cc".repeat(32)).await.unwrap(), None, "{name}");
+        // Only the expired one is purged.
+        assert_eq!(
+            store.purge_keys_and_tokens(0, now, 100).await.unwrap(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            store.token(&unlimited.sha256).await.unwrap(),
+            None,
+            "{name}"
+        );
+        assert_eq!(
+            store.token(&limited.sha256).await.unwrap(),
+            Some(limited),
+            "{name}"
+        );
+        if backend.durable() {
+            drop(store);
+            let reopened = backend.open(Duration::from_secs(10)).await;
+            assert!(
+                reopened.token(&"aa".repeat(32)).await.unwrap().is_some(),
+                "{name}: kept across a reopen"
+            );
+        }
+        backend.clean_up().await;
+    }
+}
