@@ -8,6 +8,11 @@
 //! (JSON over HTTP/1.1, `POST /compute/v1/images`) to the memory server, and compared to
 //! gRPC on that server.
 //!
+//! With `--dropin`, three more loads of the memory server's kind, each compared to it: with
+//! `--auth-tokens` and a bearer token on every call ("auth"), with a new `idempotency-key`
+//! on every call ("keyed": the key is looked up, fingerprinted and stored), and over TLS
+//! ("tls", a self-signed certificate).
+//!
 //! Run: `cargo bench --bench create_load` (options after `--`, see `--help`); with
 //! `--postgres-url postgres://postgres@127.0.0.1:5432/test` (or IMAGEPLANE_BENCH_DATABASE_URL)
 //! PostgreSQL is measured too, in a schema of its own.
@@ -62,6 +67,9 @@ struct Options {
     /// the ceiling and memory always run, as the baselines of the ratios.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Also measure authentication, idempotency keys and TLS (see the module doc).
+    #[arg(long)]
+    dropin: bool,
     /// Accepted for `cargo bench` compatibility.
     #[arg(long, hide = true)]
     bench: bool,
@@ -113,13 +121,9 @@ fn nodelay(
     })
 }
 
-async fn start_imageplane(database: DatabaseUrl) -> SocketAddr {
+async fn start_imageplane(settings: Settings) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let settings = Settings {
-        database,
-        ..Settings::default()
-    };
     tokio::spawn(async move {
         serve(listener, settings, std::future::pending())
             .await
@@ -136,24 +140,46 @@ enum Protocol {
     Rest,
 }
 
+/// What gRPC callers add to each call: a bearer token, a new idempotency key, TLS.
+#[derive(Debug, Clone, Default)]
+struct Extras {
+    bearer: Option<&'static str>,
+    fresh_keys: bool,
+    /// The server's certificate, to trust.
+    tls_cert: Option<Vec<u8>>,
+}
+
+/// The token of the "auth" server's `--auth-tokens`.
+const BENCH_TOKEN: &str = "bench-token-0123456789";
+
 /// One server under load and its totals over the rounds.
 struct Target {
     label: &'static str,
     protocol: Protocol,
     address: SocketAddr,
     disk_id: String,
+    extras: Extras,
     throughput: f64,
     cpu_us: f64,
 }
 
 impl Target {
     async fn imageplane(label: &'static str, database: DatabaseUrl) -> Target {
-        let address = start_imageplane(database).await;
+        let settings = Settings {
+            database,
+            ..Settings::default()
+        };
+        Target::with(label, settings, Extras::default()).await
+    }
+
+    async fn with(label: &'static str, settings: Settings, extras: Extras) -> Target {
+        let address = start_imageplane(settings).await;
         Target {
             label,
             protocol: Protocol::Grpc,
             address,
-            disk_id: ready_disk(address).await,
+            disk_id: ready_disk(address, &extras).await,
+            extras,
             throughput: 0.0,
             cpu_us: 0.0,
         }
@@ -166,24 +192,65 @@ impl Target {
             protocol: Protocol::Rest,
             address: self.address,
             disk_id: self.disk_id.clone(),
+            extras: Extras::default(),
             throughput: 0.0,
             cpu_us: 0.0,
         }
     }
 }
 
+/// A channel to `address`, over TLS when `extras` has a certificate.
+async fn channel(address: SocketAddr, extras: &Extras) -> Channel {
+    let Some(cert) = &extras.tls_cert else {
+        return connect(address).await;
+    };
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(cert))
+        .domain_name("localhost");
+    Channel::from_shared(format!("https://localhost:{}", address.port()))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// A request with what `extras` adds.
+fn with_extras<T>(message: T, extras: &Extras) -> Request<T> {
+    let mut request = Request::new(message);
+    if let Some(token) = extras.bearer {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    }
+    if extras.fresh_keys {
+        let key = imageplane::ids::new_id("key");
+        request
+            .metadata_mut()
+            .insert("idempotency-key", key.parse().unwrap());
+    }
+    request
+}
+
 /// One client connection making the same Create again and again.
 enum Caller {
-    Grpc(Box<(ImageServiceClient<Channel>, CreateImageRequest)>),
+    Grpc(Box<(ImageServiceClient<Channel>, CreateImageRequest, Extras)>),
     Rest(reqwest::Client, String, bytes::Bytes),
 }
 
 impl Caller {
-    async fn new(protocol: Protocol, address: SocketAddr, request: &CreateImageRequest) -> Caller {
+    async fn new(
+        protocol: Protocol,
+        address: SocketAddr,
+        request: &CreateImageRequest,
+        extras: &Extras,
+    ) -> Caller {
         match protocol {
             Protocol::Grpc => Caller::Grpc(Box::new((
-                ImageServiceClient::new(connect(address).await),
+                ImageServiceClient::new(channel(address, extras).await),
                 request.clone(),
+                extras.clone(),
             ))),
             Protocol::Rest => {
                 let Some(create_image_request::Source::DiskId(disk_id)) = &request.source else {
@@ -215,8 +282,11 @@ impl Call for Caller {
     async fn call(&mut self) -> bool {
         match self {
             Caller::Grpc(grpc) => {
-                let (client, request) = &mut **grpc;
-                client.create(request.clone()).await.is_ok()
+                let (client, request, extras) = &mut **grpc;
+                client
+                    .create(with_extras(request.clone(), extras))
+                    .await
+                    .is_ok()
             }
             Caller::Rest(client, url, body) => {
                 let response = client
@@ -239,24 +309,33 @@ impl Call for Caller {
 }
 
 /// Makes a READY disk on imageplane to take images from.
-async fn ready_disk(address: SocketAddr) -> String {
-    let channel = connect(address).await;
+async fn ready_disk(address: SocketAddr, extras: &Extras) -> String {
+    let channel = channel(address, extras).await;
     let operation = DiskServiceClient::new(channel.clone())
-        .create(CreateDiskRequest {
-            folder_id: "bench".into(),
-            zone_id: "ru-central1-a".into(),
-            size: 10 << 30,
-            ..Default::default()
-        })
+        .create(with_extras(
+            CreateDiskRequest {
+                folder_id: "bench".into(),
+                zone_id: "ru-central1-a".into(),
+                size: 10 << 30,
+                ..Default::default()
+            },
+            extras,
+        ))
         .await
         .unwrap()
         .into_inner();
     let mut operations = OperationServiceClient::new(channel);
     loop {
         let current = operations
-            .get(GetOperationRequest {
-                operation_id: operation.id.clone(),
-            })
+            .get(with_extras(
+                GetOperationRequest {
+                    operation_id: operation.id.clone(),
+                },
+                &Extras {
+                    fresh_keys: false,
+                    ..extras.clone()
+                },
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -272,9 +351,7 @@ async fn ready_disk(address: SocketAddr) -> String {
 
 /// Drives Create on `connections` connections for `warmup` then `duration`.
 async fn drive(
-    protocol: Protocol,
-    address: SocketAddr,
-    disk_id: &str,
+    target: &Target,
     connections: usize,
     warmup: Duration,
     duration: Duration,
@@ -282,12 +359,12 @@ async fn drive(
     let request = CreateImageRequest {
         folder_id: "bench".into(),
         description: "load".into(),
-        source: Some(create_image_request::Source::DiskId(disk_id.to_string())),
+        source: Some(create_image_request::Source::DiskId(target.disk_id.clone())),
         ..Default::default()
     };
     let mut callers = Vec::new();
     for _ in 0..connections {
-        callers.push(Caller::new(protocol, address, &request).await);
+        callers.push(Caller::new(target.protocol, target.address, &request, &target.extras).await);
     }
     load::drive(callers, warmup, duration).await
 }
@@ -306,12 +383,48 @@ fn main() {
                 protocol: Protocol::Grpc,
                 address: start_ceiling().await,
                 disk_id: "fhmceiling0000000000".into(),
+                extras: Extras::default(),
                 throughput: 0.0,
                 cpu_us: 0.0,
             },
             Target::imageplane("memory", DatabaseUrl::Memory).await,
         ];
         targets.push(targets[1].over_rest("memory rest"));
+        if options.dropin {
+            let tokens = imageplane::auth::TokenFile::parse(
+                &format!("{BENCH_TOKEN} bench-subject bench\n"),
+                "the benchmark's tokens",
+            )
+            .unwrap();
+            let auth = Settings {
+                auth_tokens: Some(tokens),
+                ..Settings::default()
+            };
+            let bearer = Extras {
+                bearer: Some(BENCH_TOKEN),
+                ..Extras::default()
+            };
+            targets.push(Target::with("auth", auth, bearer).await);
+            let keyed = Extras {
+                fresh_keys: true,
+                ..Extras::default()
+            };
+            targets.push(Target::with("keyed", Settings::default(), keyed).await);
+            let tls = imageplane::tls::Tls::load(&imageplane::tls::TlsSource::SelfSigned {
+                dir: data_dir.join("tls"),
+            })
+            .unwrap();
+            let cert = std::fs::read(&tls.cert).unwrap();
+            let settings = Settings {
+                tls: Some(tls),
+                ..Settings::default()
+            };
+            let extras = Extras {
+                tls_cert: Some(cert),
+                ..Extras::default()
+            };
+            targets.push(Target::with("tls", settings, extras).await);
+        }
         let wanted = |label: &str| options.only.is_empty() || options.only.iter().any(|o| o == label);
         if wanted("sqlite") {
             targets.push(Target::imageplane("sqlite", DatabaseUrl::default_in(&data_dir)).await);
@@ -338,9 +451,7 @@ fn main() {
         for round in 1..=options.rounds {
             for target in &mut targets {
                 let measured = drive(
-                    target.protocol,
-                    target.address,
-                    &target.disk_id,
+                    target,
                     options.connections,
                     warmup,
                     duration,
@@ -363,8 +474,9 @@ fn main() {
         ratio(&targets[1], &targets[0]);
         println!("(REST: the same Create as JSON over HTTP/1.1, on the memory server)");
         ratio(&targets[2], &targets[1]);
-        for durable in &targets[3..] {
-            ratio(durable, &targets[1]);
+        println!("(the others to memory: durable backends; with --dropin auth, keyed and tls)");
+        for other in &targets[3..] {
+            ratio(other, &targets[1]);
         }
         let _ = std::fs::remove_dir_all(&data_dir);
         if let Some((base_url, schema)) = made_schema {

@@ -382,6 +382,49 @@ def authed(tmp_path_factory):
     server.stop()
 
 
+def plain_identities() -> dict[str, Identity]:
+    """Fresh identities for a plaintext server with ``--auth-tokens``: ``alice`` limited to
+    two folders of her own, ``bob`` with every folder; tokens are new random strings (so a
+    test can look for them in a log)."""
+    import uuid
+
+    return {
+        "alice": Identity(f"y0_alice-{uuid.uuid4().hex}", "ajealicesubject00001",
+                          (unique_folder(), unique_folder())),
+        "bob": Identity(f"y0_bob-{uuid.uuid4().hex}", "ajebobsubject0000001"),
+    }
+
+
+def write_tokens(path: Path, identities: dict[str, Identity]) -> Path:
+    path.write_text("# --auth-tokens of a conformance server\n"
+                    + "".join(identity.line() + "\n" for identity in identities.values()))
+    return path
+
+
+def start_plain_authed(name: str, tmp_path_factory, delay: str = "0s", extra_args: tuple[str, ...] = ()):
+    """A plaintext server with ``--auth-tokens`` of :func:`plain_identities`; the Api has
+    ``identities`` and ``tokens_path``. Plaintext: credentials go as plain metadata."""
+    identities = plain_identities()
+    tokens = write_tokens(tmp_path_factory.mktemp(f"{name}-tokens") / "tokens", identities)
+    server, channel, api = _start_api(name, delay, tmp_path_factory,
+                                      extra_args=("--auth-tokens", str(tokens), *extra_args))
+    api.identities = identities
+    api.tokens_path = tokens
+    return server, channel, api
+
+
+@pytest.fixture(scope="session")
+def plain_authed(tmp_path_factory):
+    """A plaintext server with ``--auth-tokens`` (see :func:`start_plain_authed`), logging at
+    debug level as JSON lines (so tests can look for secrets and request ids in
+    ``server.stderr_path``)."""
+    server, channel, api = start_plain_authed(
+        "plain-authed", tmp_path_factory, extra_args=("--log-level", "debug", "--log-format", "json"))
+    yield api
+    channel.close()
+    server.stop()
+
+
 @pytest.fixture
 def folder():
     """A folder id no other test uses."""
