@@ -86,17 +86,10 @@ impl Rejection {
         }
     }
 
-    /// The refusal as an HTTP response (with `Allow` for a wrong method, and
-    /// `WWW-Authenticate` for a call without valid credentials, as RFC 6750 asks of 401).
+    /// The refusal as an HTTP response (with `Allow` for a wrong method).
     pub fn into_response(self, renderer: &Renderer) -> (Response<tonic::body::Body>, i32) {
         let (status_code, code) = self.status_and_code();
         let mut response = renderer.status_response(status_code, &self.to_status());
-        if code == Code::Unauthenticated {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"imageplane\""),
-            );
-        }
         if let Rejection::WrongMethod(allowed) = &self {
             let allow = allowed
                 .iter()
@@ -162,13 +155,21 @@ impl Renderer {
             })
     }
 
-    /// An error response: the status's JSON with `http_status`.
+    /// An error response: the status's JSON with `http_status`, and for UNAUTHENTICATED
+    /// (401) the `WWW-Authenticate` challenge RFC 6750 asks for.
     pub fn status_response(
         &self,
         http_status: StatusCode,
         status: &Status,
     ) -> Response<tonic::body::Body> {
-        json_response(http_status, self.status_json(status))
+        let mut response = json_response(http_status, self.status_json(status));
+        if status.code == Code::Unauthenticated.number() {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"imageplane\""),
+            );
+        }
+        response
     }
 }
 

@@ -371,6 +371,9 @@ def authed(tmp_path_factory):
         "alice": Identity("y0_conformance-alice-oauth", "ajeconformancealice0",
                           (unique_folder(), unique_folder())),
         "bob": Identity("y0_conformance-bob-oauth", "ajeconformancebob000"),
+        # A service account's authorized key: its key id is the token, so a JWT with this
+        # `kid` and `iss` is exchanged for an IAM token (the signature is not checked).
+        "robot": Identity("ajekeyconformance001", "ajesaconformance0001", (unique_folder(),)),
     }
     tokens = tmp_path_factory.mktemp("auth-tokens") / "tokens"
     tokens.write_text("".join(identity.line() + "\n" for identity in identities.values()))

@@ -377,6 +377,33 @@ def test_sdk_exchanges_an_oauth_token_and_operations_name_its_subject(authed):
     check_compute_image(sdk, folder, created, alice.subject)
 
 
+def test_sdk_exchanges_a_service_account_key_jwt(authed):
+    # The SDK signs a PS256 JWT with the key, `kid` = the key id, `iss` = the account.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    robot = authed.identities["robot"]
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    sdk = make_sdk(authed.server, service_account_key={
+        "id": robot.token, "service_account_id": robot.subject, "private_key": private_key})
+    folder = robot.folders[0]
+    created = bounded(lambda: create_compute_image(sdk, folder))
+    check_compute_image(sdk, folder, created, robot.subject)
+    # A key id of the file with another account as issuer gets nothing.
+    impostor = make_sdk(authed.server, service_account_key={
+        "id": robot.token, "service_account_id": "ajeimpostor000000001", "private_key": private_key})
+    images = impostor.client(image_service_pb2_grpc.ImageServiceStub)
+    request = image_service_pb2.GetImageRequest(image_id=created[2].response.id)
+    with pytest.raises(grpc.RpcError) as caught:
+        bounded(lambda: images.Get(request, timeout=10))
+    # The SDK fetches its token in a call-credentials plugin: grpc reports the exchange's
+    # UNAUTHENTICATED inside an UNAVAILABLE "Getting metadata from plugin failed".
+    details = caught.value.details()
+    assert "UNAUTHENTICATED" in details and "are not a token and its subject" in details, details
+
+
 def test_iam_token_for_a_listed_oauth_token(authed, image_source):
     alice = authed.identities["alice"]
     # IamTokenService.Create needs no authorization (the SDK sends none)
