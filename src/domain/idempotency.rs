@@ -6,9 +6,9 @@
 //! what it was used for (the SHA-256 of the RPC and the request in a canonical form) in
 //! the same transaction as the operation it started (`Store::create`, `Store::change`
 //! take the [`KeyClaim`]), so a key without its operation, or the reverse, never exists.
-//! Two calls that race with one key both miss it at first; the store lets one write win
-//! (`KeyTaken` for the other, which wrote nothing), and the loser answers the winner's
-//! operation. This holds across replicas on PostgreSQL, where the key's primary key
+//! A repeated call runs again up to its write, which finds the key taken (`KeyTaken`,
+//! nothing written) and answers the first call's operation; so do calls that race with one
+//! key: the store lets one write win. This holds across replicas on PostgreSQL, where the key's primary key
 //! decides. The same key with a different request is INVALID_ARGUMENT. Keys are kept at
 //! least [`KEY_RETENTION`].
 
@@ -101,9 +101,11 @@ impl Catalog {
         }))
     }
 
-    /// Runs `start` (which stores an operation) under the key's `claim`: answers the
-    /// operation of an earlier call with the same key and request instead, and after a
-    /// failure, the operation of a call that won a race for the key.
+    /// Runs `start` (which stores an operation) under the key's `claim`. Its write stores
+    /// the key, or finds it taken (`KeyTaken`, nothing written): then, as after any
+    /// failure, a stored key answers: the operation of the earlier (or racing) call with the
+    /// same request, or INVALID_ARGUMENT for another request. The first use of a key costs
+    /// no read: the write itself finds out whether the key is new.
     pub async fn idempotent<Start, Started>(
         &self,
         call: CallContext,
@@ -117,9 +119,6 @@ impl Catalog {
         let Some(claim) = claim else {
             return start(call).await;
         };
-        if let Some(operation) = self.replay(&claim).await? {
-            return Ok(operation);
-        }
         let claimed = CallContext {
             claim: Some(claim.clone()),
             ..call
