@@ -840,7 +840,7 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
 }
 
 #[tokio::test]
-async fn schema_2_fills_its_columns_from_the_rows_of_schema_1() {
+async fn schemas_2_and_3_fill_their_columns_from_the_rows_of_schema_1() {
     use imageplane::store::codec::{OperationRow, ResourceRow};
     let directory =
         std::env::temp_dir().join(format!("imageplane-schema1-{:016x}", rand::random::<u64>()));
@@ -914,6 +914,10 @@ async fn schema_2_fills_its_columns_from_the_rows_of_schema_1() {
     assert_eq!(
         stored.work, import.work,
         "the work is read from the new column"
+    );
+    assert_eq!(
+        stored.target.folder_id, "f",
+        "schema 3: the operation's folder is its resource's"
     );
     drop(store);
     let connection = rusqlite::Connection::open(&path).unwrap();

@@ -22,7 +22,6 @@ pub const ENDPOINT_IDS: &[&str] = &[
     "iam",
     "operation",
     "resource-manager",
-    "resourcemanager",
 ];
 
 pub struct EndpointApi {
