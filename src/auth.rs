@@ -65,6 +65,12 @@ impl TokenFile {
                     if folders.iter().any(String::is_empty) {
                         return Err(format!("{at}: a folder id is empty (FOLDER_ID,... without spaces or empty items)"));
                     }
+                    if let Some(bad) = folders.iter().find(|folder| !is_folder_id(folder)) {
+                        return Err(format!(
+                            "{at}: {} is not a folder id (at most 50 letters, digits and -_.)",
+                            excerpt(bad)
+                        ));
+                    }
                     (*token, *subject, Folders::Only(folders))
                 }
                 _ => {
@@ -104,6 +110,26 @@ impl TokenFile {
     pub fn is_empty(&self) -> bool {
         self.callers.is_empty()
     }
+}
+
+/// Whether a folder id of the token file has the shape of one (which keeps `*` and `,`,
+/// the stored form's separators, out).
+fn is_folder_id(folder: &str) -> bool {
+    folder.len() <= 50
+        && folder
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte))
+}
+
+/// Whether a bearer token has the shape of one this server issues (`t1.` and 43
+/// base64url characters): only those are looked up in the store, so a flood of unknown
+/// tokens costs no database reads.
+fn is_issued_shape(token: &str) -> bool {
+    token.len() == 46
+        && token.starts_with("t1.")
+        && token[3..]
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
 /// The SHA-256 of a token, as hex: how tokens are compared and stored.
@@ -160,6 +186,9 @@ impl Authenticator {
         if let Some(caller) = file.callers.get(&digest) {
             return Ok(caller.clone());
         }
+        if !is_issued_shape(token) {
+            return Err(not_valid());
+        }
         self.issued(&digest).await
     }
 
@@ -170,13 +199,7 @@ impl Authenticator {
         let (caller, expires_at_ms) = match remembered {
             Some(found) => found,
             None => {
-                let token = self.store.token(digest).await?.ok_or_else(|| {
-                    Error::Unauthenticated(
-                        "the IAM token is not valid: it is neither in --auth-tokens nor \
-                         issued by this server"
-                            .into(),
-                    )
-                })?;
+                let token = self.store.token(digest).await?.ok_or_else(not_valid)?;
                 let caller = Caller {
                     subject: token.subject,
                     folders: match token.folders {
@@ -219,7 +242,9 @@ impl Authenticator {
     /// every identity gets a token of the anonymous caller, which is not stored (every
     /// call is accepted anyway).
     pub async fn issue(&self, identity: &Identity) -> Result<(String, SystemTime), Error> {
-        let expires_at = SystemTime::now() + self.token_lifetime;
+        let expires_at = SystemTime::now()
+            .checked_add(self.token_lifetime)
+            .ok_or_else(|| Error::Internal("--iam-token-lifetime is too long".into()))?;
         let mut random = [0u8; 32];
         rand::Rng::fill(&mut rand::rng(), &mut random);
         let token = format!(
@@ -263,6 +288,14 @@ impl Authenticator {
             .await?;
         Ok((token, expires_at))
     }
+}
+
+/// UNAUTHENTICATED for a token nobody knows.
+fn not_valid() -> Error {
+    Error::Unauthenticated(
+        "the IAM token is not valid: it is neither in --auth-tokens nor issued by this server"
+            .into(),
+    )
 }
 
 /// The token of an `authorization: Bearer TOKEN` header, or UNAUTHENTICATED.
@@ -348,6 +381,7 @@ mod tests {
                 "tokens.txt:1: expected TOKEN SUBJECT_ID [FOLDER_ID,...], found 4 fields",
             ),
             ("t s f1,,f2\n", "tokens.txt:1: a folder id is empty"),
+            ("t s f1,*\n", "tokens.txt:1: \"*\" is not a folder id"),
             ("dup s\ndup t\n", "tokens.txt:2: the token is listed twice"),
             ("# nothing\n", "tokens.txt: no tokens"),
         ] {
@@ -358,6 +392,18 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn only_tokens_shaped_like_issued_ones_are_looked_up() {
+        let issued = format!(
+            "t1.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([7u8; 32])
+        );
+        assert!(is_issued_shape(&issued));
+        assert!(!is_issued_shape("t1.short"));
+        assert!(!is_issued_shape(&issued.replace("t1.", "t2.")));
+        assert!(!is_issued_shape(&format!("{}!", &issued[..45])));
     }
 
     #[test]

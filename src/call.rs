@@ -50,6 +50,21 @@ impl Caller {
         }
     }
 
+    /// The folders the caller may use, the public catalogue's included; `None`: every
+    /// folder.
+    pub fn folder_list(&self) -> Option<Vec<String>> {
+        match &self.folders {
+            Folders::All => None,
+            Folders::Only(folders) => Some(
+                folders
+                    .iter()
+                    .cloned()
+                    .chain([PUBLIC_FOLDER.to_string()])
+                    .collect(),
+            ),
+        }
+    }
+
     /// PERMISSION_DENIED unless the caller may use the folder.
     pub fn check_folder(&self, folder_id: &str) -> Result<(), Error> {
         if self.may_use(folder_id) {

@@ -178,7 +178,7 @@ pub struct ServeArgs {
     pub auth_tokens: Option<PathBuf>,
 
     /// How long IAM tokens issued by IamTokenService.Create live.
-    #[arg(long, env = "IMAGEPLANE_IAM_TOKEN_LIFETIME", default_value = "12h", value_parser = parse_positive_duration)]
+    #[arg(long, env = "IMAGEPLANE_IAM_TOKEN_LIFETIME", default_value = "12h", value_parser = parse_token_lifetime)]
     pub iam_token_lifetime: Duration,
 
     /// Longest time one RPC may take; a longer one fails with DEADLINE_EXCEEDED. `0s`
@@ -227,6 +227,15 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
     if duration.is_zero() {
         return Err("must be greater than zero".into());
+    }
+    Ok(duration)
+}
+
+/// An IAM token lifetime: above zero, at most a year.
+fn parse_token_lifetime(text: &str) -> Result<Duration, String> {
+    let duration = parse_positive_duration(text)?;
+    if duration > Duration::from_secs(366 * 24 * 3600) {
+        return Err("must be at most 366days".into());
     }
     Ok(duration)
 }

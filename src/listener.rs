@@ -185,6 +185,8 @@ pub async fn serve_connections<S, B>(
             total_buffer: Arc::clone(&total_buffer),
             receive_timeout: limits.receive_timeout,
         };
+        // The first request (a TLS handshake included) is due this long after the accept.
+        let first_request_by = Instant::now() + limits.first_request_timeout;
         let builder = builder.clone();
         let limits = Arc::clone(&limits);
         let stop_signal = stop_signal.clone();
@@ -197,11 +199,12 @@ pub async fn serve_connections<S, B>(
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
-                    drive_connection(connection, activity, &limits, stop_signal, close).await;
+                    let deadline = first_request_by;
+                    drive_connection(connection, activity, &limits, deadline, stop_signal, close)
+                        .await;
                 }
                 Some(tls) => {
-                    let handshake =
-                        tokio::time::timeout(limits.first_request_timeout, tls.accept(stream));
+                    let handshake = tokio::time::timeout_at(first_request_by, tls.accept(stream));
                     let stream = tokio::select! {
                         handshake = handshake => match handshake {
                             Ok(Ok(stream)) => stream,
@@ -219,7 +222,9 @@ pub async fn serve_connections<S, B>(
                     let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .into_owned();
-                    drive_connection(connection, activity, &limits, stop_signal, close).await;
+                    let deadline = first_request_by;
+                    drive_connection(connection, activity, &limits, deadline, stop_signal, close)
+                        .await;
                 }
             }
             drop(permit);
@@ -252,6 +257,7 @@ async fn drive_connection<C, E>(
     connection: C,
     activity: Arc<Activity>,
     limits: &ConnectionLimits,
+    first_request_by: Instant,
     mut stop_signal: watch::Receiver<bool>,
     close: CancellationToken,
 ) where
@@ -259,7 +265,7 @@ async fn drive_connection<C, E>(
     E: std::fmt::Display,
 {
     tokio::pin!(connection);
-    let first_request_deadline = tokio::time::sleep(limits.first_request_timeout);
+    let first_request_deadline = tokio::time::sleep_until(first_request_by);
     tokio::pin!(first_request_deadline);
     let mut idle_check = tokio::time::interval(
         limits

@@ -294,8 +294,9 @@ impl Kind for baremetal::Image {
     }
 }
 
-/// Names one resource, and the folder it was in when the operation that names it began
-/// (whose folder's callers may see that operation).
+/// Names one resource, and its folder as the operation that names it left it (a disk
+/// Move's operation records the destination): callers of that folder may see the
+/// operation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResourceRef {
     pub kind: ResourceKind,

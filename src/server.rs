@@ -196,7 +196,7 @@ pub async fn serve_store(
         pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
             EndpointApi {
                 advertise_address: settings.advertise_address.clone(),
-                local_address: local_address.to_string(),
+                local_address,
                 catalog: Arc::clone(&catalog),
             },
         )

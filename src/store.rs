@@ -368,10 +368,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Vec<AccessBinding>>, StoreError>;
 
     /// Operations of a resource (deleted ones' too, until retention purges them), newest
-    /// first: at most `limit`, after the (created_at_ms, id) of the previous page's last.
+    /// first: at most `limit`, after the (created_at_ms, id) of the previous page's last;
+    /// with `folders`, only those recorded in one of them.
     async fn operations_of(
         &self,
         target_id: &str,
+        folders: Option<&[String]>,
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<Operation>, StoreError>;

@@ -769,10 +769,13 @@ impl Store for FailsOnce {
     async fn operations_of(
         &self,
         target_id: &str,
+        folders: Option<&[String]>,
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<Operation>, StoreError> {
-        self.inner.operations_of(target_id, after, limit).await
+        self.inner
+            .operations_of(target_id, folders, after, limit)
+            .await
     }
     async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
         self.inner.seed(resources).await
@@ -1051,7 +1054,7 @@ async fn changes_lists_and_operations_of_a_resource() {
             .unwrap();
         assert_eq!(ready.len(), 5, "{name}");
         // Operations of the renamed disk, newest first.
-        let operations = store.operations_of(&target, None, 10).await.unwrap();
+        let operations = store.operations_of(&target, None, None, 10).await.unwrap();
         assert_eq!(operations.len(), 2, "{name}");
         assert_eq!(operations[0].description, "Update disk", "{name}");
         // Seeds are idempotent; the page key is stable.

@@ -27,8 +27,9 @@ pub const ENDPOINT_IDS: &[&str] = &[
 pub struct EndpointApi {
     /// `--advertise-address`, if set.
     pub advertise_address: Option<String>,
-    /// The bound address: the answer when neither the flag nor the client names one.
-    pub local_address: String,
+    /// The bound address: the answer when neither the flag nor the client names one, and
+    /// the port of an authority that has none.
+    pub local_address: std::net::SocketAddr,
     /// For request validation.
     pub catalog: Arc<Catalog>,
 }
@@ -39,11 +40,20 @@ impl EndpointApi {
         if let Some(address) = &self.advertise_address {
             return address.clone();
         }
-        request
+        let authority = request
             .extensions()
             .get::<crate::call::CallContext>()
-            .and_then(|call| call.authority.clone())
-            .unwrap_or_else(|| self.local_address.clone())
+            .and_then(|call| call.authority.as_deref())
+            .and_then(|authority| authority.parse::<http::uri::Authority>().ok());
+        match authority {
+            // A client that names a host without a port (e.g. one overriding the TLS name)
+            // reached this port: an address without one would send it to 443.
+            Some(authority) if authority.port_u16().is_none() => {
+                format!("{}:{}", authority.host(), self.local_address.port())
+            }
+            Some(authority) => authority.as_str().to_string(),
+            None => self.local_address.to_string(),
+        }
     }
 }
 

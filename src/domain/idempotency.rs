@@ -13,7 +13,7 @@
 //! least [`KEY_RETENTION`].
 
 use super::Catalog;
-use crate::call::CallContext;
+use crate::call::{CallContext, Caller};
 use crate::error::{excerpt, Error};
 use crate::pb::operation::Operation;
 use crate::store::KeyClaim;
@@ -32,7 +32,9 @@ const KEY_FIELD: &str = "idempotency-key";
 
 /// The SHA-256 (hex) of the RPC and the request in a canonical form: its JSON with map
 /// entries in key order (encoded protobuf is not canonical: map entries come in any
-/// order).
+/// order). A request that has no proto3 JSON form (a field mask path that cannot be
+/// written in lowerCamelCase, such as `minDiskSize`; the method refuses it later) is
+/// taken as its encoded bytes.
 pub fn fingerprint<M: prost::Message + prost::Name>(
     method: &str,
     request: &M,
@@ -45,7 +47,7 @@ pub fn fingerprint<M: prost::Message + prost::Name>(
     // serde_json's Map keeps keys sorted, so the value is canonical.
     let canonical = serde_json::to_value(&dynamic)
         .and_then(|value| serde_json::to_vec(&value))
-        .map_err(|error| Error::Internal(format!("writing the request: {error}")))?;
+        .unwrap_or_else(|_| [b"encoded:".as_slice(), &request.encode_to_vec()].concat());
     let mut context = ring::digest::Context::new(&ring::digest::SHA256);
     context.update(method.as_bytes());
     context.update(b"\n");
@@ -119,13 +121,14 @@ impl Catalog {
         let Some(claim) = claim else {
             return start(call).await;
         };
+        let caller = call.caller.clone();
         let claimed = CallContext {
             claim: Some(claim.clone()),
             ..call
         };
         match start(claimed).await {
             Ok(operation) => Ok(operation),
-            Err(error) => match self.replay(&claim).await? {
+            Err(error) => match self.replay(&caller, &claim).await? {
                 Some(operation) => Ok(operation),
                 None => Err(error),
             },
@@ -133,8 +136,9 @@ impl Catalog {
     }
 
     /// The operation the claim's key started, if the key is stored; INVALID_ARGUMENT if
-    /// it was used for another request.
-    async fn replay(&self, claim: &KeyClaim) -> Result<Option<Operation>, Error> {
+    /// it was used for another request; PERMISSION_DENIED if the operation is in a folder
+    /// the caller may not use (two tokens of one subject share its keys, not its folders).
+    async fn replay(&self, caller: &Caller, claim: &KeyClaim) -> Result<Option<Operation>, Error> {
         let Some(stored) = self
             .store
             .idempotency_key(&claim.subject, &claim.key)
@@ -154,7 +158,10 @@ impl Catalog {
             ));
         }
         match self.store.operation(&stored.operation_id).await? {
-            Some(record) => Ok(Some(record.operation)),
+            Some(record) => {
+                caller.check_folder(&record.target.folder_id)?;
+                Ok(Some(record.operation))
+            }
             None => Err(Error::FailedPrecondition(format!(
                 "idempotency key {} started operation {}, which is gone (finished operations \
                  are kept for --operation-retention)",
@@ -203,6 +210,25 @@ mod tests {
             fingerprint("/other.Service/Create", &request(&pairs)).unwrap(),
             first,
             "another method"
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_json_form_has_a_fingerprint_too() {
+        use crate::pb::compute::UpdateImageRequest;
+        let update = |path: &str| UpdateImageRequest {
+            image_id: "fd8image".into(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec![path.into()],
+            }),
+            ..Default::default()
+        };
+        let method = "/yandex.cloud.compute.v1.ImageService/Update";
+        let camel = fingerprint(method, &update("minDiskSize")).unwrap();
+        assert_eq!(camel, fingerprint(method, &update("minDiskSize")).unwrap());
+        assert_ne!(
+            camel,
+            fingerprint(method, &update("min_disk_size")).unwrap()
         );
     }
 

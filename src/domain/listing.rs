@@ -9,7 +9,7 @@
 use super::filter::{parse_filter, parse_order, Fields};
 use super::page_token::Position;
 use super::Catalog;
-use crate::call::{CallContext, Folders};
+use crate::call::CallContext;
 use crate::error::{excerpt, Error};
 use crate::pb::compute;
 use crate::pb::operation::Operation;
@@ -239,17 +239,21 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
-        // The operations of a resource that is gone are shown only to callers of every
-        // folder: which folder it was in is not kept with the resource.
+        // A resource that exists must be in a folder the caller may use; then, as for a
+        // resource that is gone, the caller sees the operations recorded in its folders
+        // (a disk that moved has operations in both), as OperationService.Get would.
         let exists = match self.store.resource(kind, id).await? {
             Some(resource) => {
                 call.caller.check_folder(resource.folder_id())?;
                 true
             }
-            None if call.caller.folders != Folders::All => return Err(super::not_found(kind, id)),
             None => false,
         };
-        let mut page = self.store.operations_of(id, after, size + 1).await?;
+        let folders = call.caller.folder_list();
+        let mut page = self
+            .store
+            .operations_of(id, folders.as_deref(), after, size + 1)
+            .await?;
         // Every resource has its create's operation (seeded ones excepted): none at all is
         // a resource that never existed here, or whose operations were all purged.
         if page.is_empty() && page_token.is_empty() && !exists {

@@ -688,11 +688,27 @@ impl Store for PostgresStore {
     ) -> Result<OperationRecord, StoreError> {
         let mut client = self.pool.get().await?;
         let transaction = client.transaction().await?;
-        let record = apply_change(&transaction, kind, id, change, &self.replica).await?;
+        // The key first, as a create takes it: two writes that share a key then wait for
+        // each other on it before either locks a resource or a name (no deadlock). Its
+        // operation is known once the change has decided.
         if let Some(claim) = claim {
-            if !insert_key(&transaction, claim, &record.operation.id).await? {
+            if !insert_key(&transaction, claim, "").await? {
                 return Err(StoreError::KeyTaken);
             }
+        }
+        let record = apply_change(&transaction, kind, id, change, &self.replica).await?;
+        if let Some(claim) = claim {
+            let statement = transaction
+                .prepare_cached(
+                    "UPDATE idempotency_keys SET operation_id = $3 WHERE subject = $1 AND key = $2",
+                )
+                .await?;
+            transaction
+                .execute(
+                    &statement,
+                    &[&claim.subject, &claim.key, &record.operation.id],
+                )
+                .await?;
         }
         if let Err(error) = transaction.commit().await {
             return Err(if is_name_conflict(&error) {
@@ -827,34 +843,29 @@ impl Store for PostgresStore {
     async fn operations_of(
         &self,
         target_id: &str,
+        folders: Option<&[String]>,
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<Operation>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (created, id) = after.unwrap_or((i64::MAX, String::new()));
+        let first_page = id.is_empty();
+        let folders: Option<Vec<String>> = folders.map(<[String]>::to_vec);
         let client = self.pool.get().await?;
-        let rows = match &after {
-            None => {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT body FROM operations WHERE target_id = $1
-                         ORDER BY created_at_ms DESC, id DESC LIMIT $2",
-                    )
-                    .await?;
-                client.query(&statement, &[&target_id, &limit]).await?
-            }
-            Some((created, id)) => {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT body FROM operations WHERE target_id = $1
-                             AND (created_at_ms < $2 OR (created_at_ms = $2 AND id < $3))
-                         ORDER BY created_at_ms DESC, id DESC LIMIT $4",
-                    )
-                    .await?;
-                client
-                    .query(&statement, &[&target_id, created, id, &limit])
-                    .await?
-            }
-        };
+        let statement = client
+            .prepare_cached(
+                "SELECT body FROM operations WHERE target_id = $1
+                     AND ($5 OR created_at_ms < $2 OR (created_at_ms = $2 AND id < $3))
+                     AND ($6::text[] IS NULL OR folder_id = ANY($6))
+                 ORDER BY created_at_ms DESC, id DESC LIMIT $4",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &statement,
+                &[&target_id, &created, &id, &limit, &first_page, &folders],
+            )
+            .await?;
         rows.iter()
             .map(|row| codec::decode_operation(&row.get::<_, Vec<u8>>(0)))
             .collect()

@@ -1169,28 +1169,28 @@ impl Store for SqliteStore {
     async fn operations_of(
         &self,
         target_id: &str,
+        folders: Option<&[String]>,
         after: Option<(i64, String)>,
         limit: usize,
     ) -> Result<Vec<Operation>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The folders as a JSON array (NULL: any folder), read with json_each.
+        let folders = folders.map(|folders| serde_json::Value::from(folders.to_vec()).to_string());
+        let (created, id) = after.unwrap_or((i64::MAX, String::new()));
+        let first_page = id.is_empty();
         self.read(|connection| {
-            let bodies: Vec<Vec<u8>> = match &after {
-                None => connection
-                    .prepare_cached(
-                        "SELECT body FROM operations WHERE target_id = ?1
-                         ORDER BY created_at_ms DESC, id DESC LIMIT ?2",
-                    )?
-                    .query_map(params![target_id, limit], |row| row.get(0))?
-                    .collect::<Result<_, _>>()?,
-                Some((created, id)) => connection
-                    .prepare_cached(
-                        "SELECT body FROM operations WHERE target_id = ?1
-                             AND (created_at_ms < ?2 OR (created_at_ms = ?2 AND id < ?3))
-                         ORDER BY created_at_ms DESC, id DESC LIMIT ?4",
-                    )?
-                    .query_map(params![target_id, created, id, limit], |row| row.get(0))?
-                    .collect::<Result<_, _>>()?,
-            };
+            let bodies: Vec<Vec<u8>> = connection
+                .prepare_cached(
+                    "SELECT body FROM operations WHERE target_id = ?1
+                         AND (?5 OR created_at_ms < ?2 OR (created_at_ms = ?2 AND id < ?3))
+                         AND (?6 IS NULL OR folder_id IN (SELECT value FROM json_each(?6)))
+                     ORDER BY created_at_ms DESC, id DESC LIMIT ?4",
+                )?
+                .query_map(
+                    params![target_id, created, id, limit, first_page, folders],
+                    |row| row.get(0),
+                )?
+                .collect::<Result<_, _>>()?;
             bodies
                 .iter()
                 .map(|body| codec::decode_operation(body))

@@ -1,0 +1,247 @@
+//! The edges of authentication, folder access, idempotency keys and discovery that the
+//! conformance suite's clients cannot set up: several tokens of one subject, a disk moved
+//! between folders, a client that names no port. (The conformance suite covers each case
+//! over gRPC and REST with the official clients.)
+
+mod common;
+
+use common::TestServer;
+use imageplane::auth::TokenFile;
+use imageplane::pb::compute::{
+    create_image_request, CreateDiskRequest, CreateImageRequest, Image, ListDiskOperationsRequest,
+    MoveDiskRequest, UpdateImageRequest,
+};
+use imageplane::pb::operation::{operation, GetOperationRequest, Operation};
+use imageplane::pb::yandex::cloud::endpoint::api_endpoint_service_client::ApiEndpointServiceClient;
+use imageplane::pb::yandex::cloud::endpoint::ListApiEndpointsRequest;
+use imageplane::server::Settings;
+use tonic::transport::Channel;
+use tonic::{Code, Request};
+
+/// `robot` has two tokens, one for each folder; `admin` may use every folder.
+const TOKENS: &str = "tok-prod robot prod\ntok-dev robot dev\ntok-admin admin\n";
+
+async fn server() -> TestServer {
+    TestServer::start_with(Settings {
+        auth_tokens: Some(TokenFile::parse(TOKENS, "tokens").unwrap()),
+        ..Settings::default()
+    })
+    .await
+}
+
+/// `message` with a bearer token and, if given, an idempotency key.
+fn as_token<T>(message: T, token: &str, key: Option<&str>) -> Request<T> {
+    let mut request = Request::new(message);
+    let metadata = request.metadata_mut();
+    metadata.insert("authorization", format!("Bearer {token}").parse().unwrap());
+    if let Some(key) = key {
+        metadata.insert("idempotency-key", key.parse().unwrap());
+    }
+    request
+}
+
+fn disk_in(folder: &str, name: &str) -> CreateDiskRequest {
+    CreateDiskRequest {
+        folder_id: folder.into(),
+        name: name.into(),
+        zone_id: "ru-central1-a".into(),
+        size: 1 << 30,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_replay_is_answered_only_to_a_token_that_may_use_the_operations_folder() {
+    let server = server().await;
+    let first = server
+        .disks()
+        .create(as_token(disk_in("prod", "db"), "tok-prod", Some("k-1")))
+        .await
+        .unwrap()
+        .into_inner();
+    // The same subject, key and request through its other token: the key is the
+    // subject's, but the operation is in a folder this token may not use.
+    let status = server
+        .disks()
+        .create(as_token(disk_in("prod", "db"), "tok-dev", Some("k-1")))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(status.message().contains("\"prod\""), "{status:?}");
+    // The token that may answers with the same operation.
+    let replayed = server
+        .disks()
+        .create(as_token(disk_in("prod", "db"), "tok-prod", Some("k-1")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replayed.id, first.id);
+}
+
+/// The operations ListDiskOperations shows to `token`, by description.
+async fn listed(server: &TestServer, token: &str, disk_id: &str) -> Result<Vec<String>, Code> {
+    server
+        .disks()
+        .list_operations(as_token(
+            ListDiskOperationsRequest {
+                disk_id: disk_id.into(),
+                ..Default::default()
+            },
+            token,
+            None,
+        ))
+        .await
+        .map(|response| {
+            let operations: Vec<Operation> = response.into_inner().operations;
+            operations.into_iter().map(|op| op.description).collect()
+        })
+        .map_err(|status| status.code())
+}
+
+#[tokio::test]
+async fn a_moved_disks_operations_are_shown_by_the_folder_each_recorded() {
+    let server = server().await;
+    let created = server
+        .disks()
+        .create(as_token(disk_in("prod", "moving"), "tok-admin", None))
+        .await
+        .unwrap()
+        .into_inner();
+    let disk_id = prost::Message::decode(created.metadata.clone().unwrap().value.as_slice())
+        .map(|meta: imageplane::pb::compute::CreateDiskMetadata| meta.disk_id)
+        .unwrap();
+    server
+        .disks()
+        .r#move(as_token(
+            MoveDiskRequest {
+                disk_id: disk_id.clone(),
+                destination_folder_id: "dev".into(),
+            },
+            "tok-admin",
+            None,
+        ))
+        .await
+        .unwrap();
+    // The disk is in dev now: its create (recorded in prod) is not dev's to see.
+    assert_eq!(
+        listed(&server, "tok-dev", &disk_id).await,
+        Ok(vec!["Move disk".to_string()])
+    );
+    assert_eq!(
+        listed(&server, "tok-prod", &disk_id).await,
+        Err(Code::PermissionDenied)
+    );
+    assert_eq!(
+        listed(&server, "tok-admin", &disk_id).await,
+        Ok(vec!["Move disk".to_string(), "Create disk".to_string()])
+    );
+    // Get agrees: the create is prod's, the move dev's.
+    let get = |token: &'static str, id: String| {
+        let mut operations = server.operations();
+        async move {
+            operations
+                .get(as_token(
+                    GetOperationRequest { operation_id: id },
+                    token,
+                    None,
+                ))
+                .await
+                .map(|_| ())
+                .map_err(|status| status.code())
+        }
+    };
+    assert_eq!(get("tok-prod", created.id.clone()).await, Ok(()));
+    assert_eq!(
+        get("tok-dev", created.id.clone()).await,
+        Err(Code::PermissionDenied)
+    );
+}
+
+#[tokio::test]
+async fn a_mask_without_a_json_form_is_refused_as_without_a_key() {
+    let server = server().await;
+    let created = server
+        .images()
+        .create(as_token(
+            CreateImageRequest {
+                folder_id: "prod".into(),
+                name: "masked".into(),
+                source: Some(create_image_request::Source::ImageId(
+                    "fd8ubuntu2204v202611".into(),
+                )),
+                ..Default::default()
+            },
+            "tok-admin",
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    // A copy without --operation-delay is stored finished: the first Get finds it done.
+    let done = server
+        .operations()
+        .get(as_token(
+            GetOperationRequest {
+                operation_id: created.id,
+            },
+            "tok-admin",
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(operation::Result::Response(response)) = done.result else {
+        panic!("{done:?}")
+    };
+    let image: Image = prost::Message::decode(response.value.as_slice()).unwrap();
+    let request = UpdateImageRequest {
+        image_id: image.id,
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["minDiskSize".into()],
+        }),
+        ..Default::default()
+    };
+    for key in [None, Some("mask-1")] {
+        let status = server
+            .images()
+            .update(as_token(request.clone(), "tok-admin", key))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{key:?}: {status:?}");
+        assert!(status.message().starts_with("update_mask"), "{status:?}");
+    }
+}
+
+#[tokio::test]
+async fn discovery_answers_the_authority_the_client_used_with_this_port_when_it_names_none() {
+    let server = TestServer::start_with(Settings::default()).await;
+    let port = server.address.port();
+    for (origin, expected) in [
+        (
+            format!("http://localhost:{port}"),
+            format!("localhost:{port}"),
+        ),
+        (
+            "http://imageplane.test".to_string(),
+            format!("imageplane.test:{port}"),
+        ),
+    ] {
+        let channel = Channel::from_shared(format!("http://{}", server.address))
+            .unwrap()
+            .origin(origin.parse().unwrap())
+            .connect()
+            .await
+            .unwrap();
+        let listed = ApiEndpointServiceClient::new(channel)
+            .list(ListApiEndpointsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        let compute = listed
+            .endpoints
+            .iter()
+            .find(|endpoint| endpoint.id == "compute")
+            .unwrap();
+        assert_eq!(compute.address, expected, "{origin}");
+    }
+}
