@@ -229,6 +229,9 @@ def test_self_signed_certificate_is_for_localhost_and_loopback(tls):
     # the certificate the server presents is the one in the file
     served = ssl.get_server_certificate(("127.0.0.1", server.port))
     assert ssl.PEM_cert_to_DER_cert(served) == cert.public_bytes(serialization.Encoding.DER)
+    # and the start logged where it is, for the developer to trust it in one step
+    logged = server.stderr_path.read_text(errors="replace")
+    assert "serving over TLS" in logged and str(cert_path) in logged, server.stderr_tail()
 
 
 @pytest.mark.parametrize("offered, chosen", [
