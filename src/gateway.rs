@@ -29,7 +29,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::DynamicMessage;
 use reply::{http_status, json_response, Rejection, Renderer};
 use routes::{Lookup, Route, RouteTable};
 use std::sync::Arc;
@@ -63,8 +63,7 @@ impl Gateway {
     /// The gateway of every service in the descriptor set, calling `grpc`; `validator`
     /// gives the OpenAPI document its constraints.
     pub fn new(grpc: GrpcService, validator: &Validator) -> Result<Gateway, String> {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
-            .map_err(|error| error.to_string())?;
+        let pool = crate::pb::descriptor_pool().clone();
         let routes = RouteTable::build(&pool)?;
         let openapi = openapi::document(&pool, &routes, validator);
         Ok(Gateway {
@@ -351,7 +350,7 @@ mod tests {
 
     #[test]
     fn headers_pass_into_the_calls_metadata() {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = crate::pb::descriptor_pool().clone();
         let routes = RouteTable::build(&pool).unwrap();
         let route = match routes.lookup(&Method::GET, "/operations/opr1") {
             Lookup::Found(route, _) => route.clone(),
@@ -386,7 +385,7 @@ mod tests {
 
     #[test]
     fn the_operation_of_a_delete_renders_its_empty_response() {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = crate::pb::descriptor_pool().clone();
         let operation = crate::pb::operation::Operation {
             id: "opr1".into(),
             done: true,

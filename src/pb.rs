@@ -9,7 +9,8 @@ include!(concat!(env!("OUT_DIR"), "/imageplane_protos.rs"));
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/imageplane_descriptor.bin"));
 
-/// The descriptors of [`FILE_DESCRIPTOR_SET`], decoded once.
+/// The descriptors of [`FILE_DESCRIPTOR_SET`], decoded once per process: the gateway's
+/// routes and JSON, seed files and idempotency fingerprints all read this pool.
 pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
     static POOL: std::sync::LazyLock<prost_reflect::DescriptorPool> =
         std::sync::LazyLock::new(|| {

@@ -26,8 +26,7 @@ const KINDS: &[(&str, &str)] = &[
 
 /// The resources of a seed file's text; `source` names the file in errors.
 pub fn parse(source: &str, text: &str) -> Result<Vec<Resource>, String> {
-    let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET)
-        .map_err(|error| error.to_string())?;
+    let pool = crate::pb::descriptor_pool();
     let mut resources = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -35,7 +34,7 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Resource>, String> {
             continue;
         }
         let at = |why: String| format!("{source} line {}: {why}", index + 1);
-        resources.push(parse_line(&pool, line).map_err(at)?);
+        resources.push(parse_line(pool, line).map_err(at)?);
     }
     Ok(resources)
 }

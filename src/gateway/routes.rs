@@ -211,7 +211,7 @@ mod tests {
     use super::*;
 
     fn table() -> RouteTable {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = crate::pb::descriptor_pool().clone();
         RouteTable::build(&pool).unwrap()
     }
 
@@ -225,7 +225,7 @@ mod tests {
     #[test]
     fn every_method_with_a_rule_has_a_route() {
         let table = table();
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = crate::pb::descriptor_pool().clone();
         let http = pool.get_extension_by_name("google.api.http").unwrap();
         for service in pool.services() {
             for rpc in service.methods() {

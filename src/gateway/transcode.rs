@@ -324,11 +324,10 @@ mod tests {
     use super::*;
     use crate::pb::compute::{hardware_generation, CreateImageRequest, UpdateImageRequest};
     use http::Method;
-    use prost_reflect::DescriptorPool;
 
     /// A route of the real descriptors with a template and body of the test's choosing.
     fn route(rpc: &str, template: &str, body: BodyRule) -> Route {
-        let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let pool = crate::pb::descriptor_pool().clone();
         let (service, method) = rpc.rsplit_once('.').unwrap();
         let rpc = pool
             .get_service_by_name(service)
