@@ -26,32 +26,19 @@ fn respond<T>(result: Result<T, Error>) -> Result<tonic::Response<T>, tonic::Sta
         .map_err(tonic::Status::from)
 }
 
-/// A request's call context (which `rpc_layer` put into its extensions) and message.
+/// A request's call context (which `rpc_layer` put into its extensions, taken out of
+/// them) and message.
 pub fn split<R>(request: tonic::Request<R>) -> Result<(CallContext, R), Error> {
-    let call = request
-        .extensions()
-        .get::<CallContext>()
-        .cloned()
+    let (_metadata, mut extensions, message) = request.into_parts();
+    let call = extensions
+        .remove::<CallContext>()
         .ok_or_else(|| Error::Internal("the call bypassed the RPC layer".into()))?;
-    Ok((call, request.into_inner()))
-}
-
-/// Answers with what `method` makes of the call and its request (a method whose domain
-/// function validates the request itself: the creates).
-async fn answer<R, T, Answer>(
-    request: tonic::Request<R>,
-    method: impl FnOnce(CallContext, R) -> Answer,
-) -> Result<tonic::Response<T>, tonic::Status>
-where
-    Answer: Future<Output = Result<T, Error>>,
-{
-    let (call, request) = split(request)?;
-    respond(method(call, request).await)
+    Ok((call, message))
 }
 
 /// Answers with the operation `method` starts for the call, under the call's idempotency
-/// key (`domain::idempotency`): for the methods whose domain function validates the
-/// request itself (the creates, the access-binding changes).
+/// key (`domain::idempotency`): for the creates, whose domain functions validate the
+/// request themselves.
 async fn start<R, Started>(
     catalog: &Catalog,
     request: tonic::Request<R>,
@@ -62,15 +49,11 @@ where
     Started: Future<Output = Result<Operation, Error>>,
 {
     let (call, request) = split(request)?;
-    let claim = catalog.key_claim(&call, &request)?;
-    respond(
-        catalog
-            .idempotent(call, claim, |call| method(call, request))
-            .await,
-    )
+    respond(started(catalog, call, request, method).await)
 }
 
-/// [`start`] for a request that is validated first (updates, deletes, moves).
+/// [`start`] for a request that is validated first (updates, deletes, moves, access
+/// bindings).
 async fn validated_start<R, Started>(
     catalog: &Catalog,
     request: tonic::Request<R>,
@@ -82,12 +65,24 @@ where
 {
     let (call, request) = split(request)?;
     catalog.validate(&request)?;
+    respond(started(catalog, call, request, method).await)
+}
+
+/// The operation `method` starts, under the call's idempotency key.
+async fn started<R, Started>(
+    catalog: &Catalog,
+    call: CallContext,
+    request: R,
+    method: impl FnOnce(CallContext, R) -> Started,
+) -> Result<Operation, Error>
+where
+    R: prost::Message + prost::Name,
+    Started: Future<Output = Result<Operation, Error>>,
+{
     let claim = catalog.key_claim(&call, &request)?;
-    respond(
-        catalog
-            .idempotent(call, claim, |call| method(call, request))
-            .await,
-    )
+    catalog
+        .idempotent(call, claim, |call| method(call, request))
+        .await
 }
 
 /// Validates the request, then answers with what `method` makes of it: the first steps

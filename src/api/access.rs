@@ -18,7 +18,6 @@ pub async fn list(
     kind: ResourceKind,
     request: ListAccessBindingsRequest,
 ) -> Result<ListAccessBindingsResponse, Error> {
-    catalog.validate(&request)?;
     let (access_bindings, next_page_token) = catalog
         .list_access_bindings(
             call,
@@ -40,7 +39,6 @@ pub async fn set(
     kind: ResourceKind,
     request: SetAccessBindingsRequest,
 ) -> Result<Operation, Error> {
-    catalog.validate(&request)?;
     catalog
         .change_access_bindings(
             call,
@@ -57,7 +55,6 @@ pub async fn update(
     kind: ResourceKind,
     request: UpdateAccessBindingsRequest,
 ) -> Result<Operation, Error> {
-    catalog.validate(&request)?;
     catalog
         .change_access_bindings(
             call,

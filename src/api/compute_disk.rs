@@ -166,7 +166,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        super::answer(request, |call, request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             super::access::list(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -176,7 +176,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::start(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             super::access::set(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -186,7 +186,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::start(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             super::access::update(&self.catalog, &call, KIND, request).await
         })
         .await

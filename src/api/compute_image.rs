@@ -135,7 +135,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        super::answer(request, |call, request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             super::access::list(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -145,7 +145,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::start(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             super::access::set(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -155,7 +155,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::start(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             super::access::update(&self.catalog, &call, KIND, request).await
         })
         .await

@@ -126,7 +126,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        super::answer(request, |call, request| async move {
+        super::validated(&self.catalog, request, |call, request| async move {
             super::access::list(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -136,7 +136,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::start(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             super::access::set(&self.catalog, &call, KIND, request).await
         })
         .await
@@ -146,7 +146,7 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::start(&self.catalog, request, |call, request| async move {
+        super::validated_start(&self.catalog, request, |call, request| async move {
             super::access::update(&self.catalog, &call, KIND, request).await
         })
         .await
