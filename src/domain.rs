@@ -183,8 +183,7 @@ impl Catalog {
         metadata: prost_types::Any,
         work: Work,
     ) -> Result<Operation, Error> {
-        call.caller.check_folder(resource.folder_id())?;
-        lifecycle::check_writable(resource.folder_id())?;
+        lifecycle::check_changeable(&call.caller, resource.folder_id())?;
         let operation = operations::start(description, &call.caller.subject, metadata);
         let record = OperationRecord {
             operation: operation.clone(),

@@ -185,9 +185,7 @@ impl Catalog {
                 kind,
                 id,
                 Box::new(move |current| {
-                    let current = super::lifecycle::found(kind, &target, current)?;
-                    caller.check_folder(current.resource.folder_id())?;
-                    super::lifecycle::check_writable(current.resource.folder_id())?;
+                    let current = super::lifecycle::changeable(&caller, kind, &target, current)?;
                     let before = current.access_bindings;
                     let (after, metadata) = match change {
                         AccessChange::Set(bindings) => (

@@ -71,17 +71,23 @@ fn noun(kind: ResourceKind) -> &'static str {
     }
 }
 
-/// The resource of a change, or NOT_FOUND.
-pub(super) fn found(
+/// The resource of a change: NOT_FOUND if it does not exist, PERMISSION_DENIED if its
+/// folder may not be changed by the caller (see [`check_changeable`]).
+pub(super) fn changeable(
+    caller: &Caller,
     kind: ResourceKind,
     id: &str,
     current: Option<Current>,
 ) -> Result<Current, Error> {
-    current.ok_or_else(|| super::not_found(kind, id))
+    let current = current.ok_or_else(|| super::not_found(kind, id))?;
+    check_changeable(caller, current.resource.folder_id())?;
+    Ok(current)
 }
 
-/// Refuses changes in the public catalogue's folder.
-pub fn check_writable(folder_id: &str) -> Result<(), Error> {
+/// Refuses changes in a folder the caller may not use, and in the public catalogue's
+/// (read-only to everyone).
+pub(super) fn check_changeable(caller: &Caller, folder_id: &str) -> Result<(), Error> {
+    caller.check_folder(folder_id)?;
     if folder_id == PUBLIC_FOLDER {
         return Err(Error::PermissionDenied(format!(
             "folder {PUBLIC_FOLDER} is the public image catalogue: it is read-only"
@@ -243,9 +249,7 @@ impl Catalog {
                 kind,
                 &id,
                 Box::new(move |current| {
-                    let current = found(kind, &update.id, current)?;
-                    caller.check_folder(current.resource.folder_id())?;
-                    check_writable(current.resource.folder_id())?;
+                    let current = changeable(&caller, kind, &update.id, current)?;
                     check_ready(&current, &update.id)?;
                     let mut resource = current.resource;
                     apply(&mut resource, &update)?;
@@ -278,9 +282,7 @@ impl Catalog {
                 kind,
                 id,
                 Box::new(move |current| {
-                    let current = found(kind, &target, current)?;
-                    caller.check_folder(current.resource.folder_id())?;
-                    check_writable(current.resource.folder_id())?;
+                    let current = changeable(&caller, kind, &target, current)?;
                     check_idle(&current, &target)?;
                     check_ready(&current, &target)?;
                     let mut resource = current.resource;
@@ -315,8 +317,7 @@ impl Catalog {
         disk_id: &str,
         destination: &str,
     ) -> Result<Operation, Error> {
-        call.caller.check_folder(destination)?;
-        check_writable(destination)?;
+        check_changeable(&call.caller, destination)?;
         let destination = destination.to_string();
         self.change_placement(call, disk_id, move |id, disk| {
             let metadata = pack(&MoveDiskMetadata {
@@ -383,9 +384,7 @@ impl Catalog {
                 ResourceKind::Disk,
                 disk_id,
                 Box::new(move |current| {
-                    let current = found(ResourceKind::Disk, &id, current)?;
-                    caller.check_folder(current.resource.folder_id())?;
-                    check_writable(current.resource.folder_id())?;
+                    let current = changeable(&caller, ResourceKind::Disk, &id, current)?;
                     check_idle(&current, &id)?;
                     check_ready(&current, &id)?;
                     let Resource::Disk { mut disk, os } = current.resource else {
