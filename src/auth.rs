@@ -16,6 +16,7 @@ use crate::call::{Caller, Folders};
 use crate::domain::idempotency::hex;
 use crate::error::{excerpt, Error};
 use crate::pb::yandex::cloud::iam::v1::create_iam_token_request::Identity;
+use crate::store::codec::unix_ms;
 use crate::store::{IssuedToken, Store};
 use base64::Engine;
 use http::HeaderMap;
@@ -135,13 +136,6 @@ fn is_issued_shape(token: &str) -> bool {
 /// The SHA-256 of a token, as hex: how tokens are compared and stored.
 pub fn digest(token: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
-}
-
-fn unix_ms(time: SystemTime) -> i64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| {
-            i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-        })
 }
 
 /// Decides who calls, and issues IAM tokens (see the module documentation).

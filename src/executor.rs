@@ -37,6 +37,7 @@ use crate::error::Error;
 use crate::import::{ImportSettings, Importer};
 use crate::pb::operation::Operation;
 use crate::resource::{OperationRecord, Work};
+use crate::store::codec::unix_ms;
 use crate::store::{Ending, Finished, Outcome, Store, StoreError};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -362,58 +363,33 @@ impl Executor {
         }
     }
 
-    /// Deletes finished operations older than the retention.
+    /// Deletes finished operations older than the retention, idempotency keys older than
+    /// theirs, and expired IAM tokens.
     async fn purge(&self) {
-        let Some(cutoff) = SystemTime::now().checked_sub(self.settings.retention) else {
-            return;
-        };
-        let cutoff_ms = cutoff
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as i64);
-        let mut total = 0;
-        loop {
-            if self.stop_keeper.is_cancelled() {
-                break;
-            }
-            match self.store.purge_finished(cutoff_ms, PURGE_BATCH).await {
-                Ok(deleted) => {
-                    total += deleted;
-                    if deleted < PURGE_BATCH {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    warn!(?error, "could not purge finished operations");
-                    break;
-                }
-            }
-        }
-        if total > 0 {
-            info!(
-                count = total,
-                "purged finished operations past their retention"
-            );
-        }
-        self.purge_keys_and_tokens().await;
+        let now = SystemTime::now();
+        let before = |retention| now.checked_sub(retention).map_or(0, unix_ms);
+        let operations_before = before(self.settings.retention);
+        self.purge_in_batches("finished operations past their retention", || {
+            self.store.purge_finished(operations_before, PURGE_BATCH)
+        })
+        .await;
+        let keys_before = before(crate::domain::idempotency::KEY_RETENTION);
+        self.purge_in_batches("old idempotency keys and expired IAM tokens", || {
+            self.store
+                .purge_keys_and_tokens(keys_before, unix_ms(now), PURGE_BATCH)
+        })
+        .await;
     }
 
-    /// Deletes idempotency keys older than their retention and expired IAM tokens.
-    async fn purge_keys_and_tokens(&self) {
-        let now = SystemTime::now();
-        let ms = |time: SystemTime| {
-            time.duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |since| since.as_millis() as i64)
-        };
-        let keys_before = now
-            .checked_sub(crate::domain::idempotency::KEY_RETENTION)
-            .map_or(0, ms);
+    /// Runs `batch` (one purge of at most [`PURGE_BATCH`] rows a table) until one comes
+    /// back short, the keeper stops or the store fails; logs what it deleted.
+    async fn purge_in_batches<Batch>(&self, what: &str, mut batch: impl FnMut() -> Batch)
+    where
+        Batch: std::future::Future<Output = Result<usize, StoreError>>,
+    {
         let mut total = 0;
         while !self.stop_keeper.is_cancelled() {
-            match self
-                .store
-                .purge_keys_and_tokens(keys_before, ms(now), PURGE_BATCH)
-                .await
-            {
+            match batch().await {
                 Ok(deleted) => {
                     total += deleted;
                     if deleted < PURGE_BATCH {
@@ -421,16 +397,13 @@ impl Executor {
                     }
                 }
                 Err(error) => {
-                    warn!(?error, "could not purge idempotency keys and IAM tokens");
+                    warn!(?error, "could not purge {what}");
                     break;
                 }
             }
         }
         if total > 0 {
-            info!(
-                count = total,
-                "purged old idempotency keys and expired IAM tokens"
-            );
+            info!(count = total, "purged {what}");
         }
     }
 }

@@ -203,9 +203,15 @@ pub fn created_at_ms(operation: &Operation) -> i64 {
 
 /// Milliseconds since the Unix epoch, now, by this machine's clock.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+    unix_ms(std::time::SystemTime::now())
+}
+
+/// Milliseconds since the Unix epoch of a time (0 before it).
+pub fn unix_ms(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
 }
 
 /// The finished form of an operation whose stored row cannot be read: done, with an
