@@ -146,8 +146,8 @@ impl Catalog {
 
     /// Cancels an operation (see [`Executor::cancel`]), if the caller may see it.
     pub async fn cancel(&self, call: &CallContext, id: &str) -> Result<Operation, Error> {
-        self.operation(call, id).await?;
-        self.executor.cancel(id).await
+        let operation = self.operation(call, id).await?;
+        self.executor.cancel(operation).await
     }
 
     /// A source resource: NOT_FOUND if it does not exist, FAILED_PRECONDITION if it is

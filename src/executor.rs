@@ -256,25 +256,22 @@ impl Executor {
         }
     }
 
-    /// Cancels an operation: a running one ends with CANCELLED and its work is undone (a
-    /// create's resource removed, a deleting resource READY again); a finished one is
-    /// returned as it is. The operation may run in another replica: the store tells it at
-    /// its next lease renewal.
-    pub async fn cancel(&self, operation_id: &str) -> Result<Operation, Error> {
+    /// Cancels an operation, as the caller read it: a running one ends with CANCELLED and
+    /// its work is undone (a create's resource removed, a deleting resource READY again); a
+    /// finished one is returned as it is. The operation may run in another replica: the
+    /// store tells it at its next lease renewal; one that ended meanwhile is returned as it
+    /// ended (the store's compare-and-set on `done` decides).
+    pub async fn cancel(&self, operation: Operation) -> Result<Operation, Error> {
+        if operation.done {
+            return Ok(operation);
+        }
+        let operation_id = operation.id.as_str();
         let not_found = || {
             Error::NotFound(format!(
                 "Operation {} not found",
                 crate::error::excerpt(operation_id)
             ))
         };
-        let record = self
-            .store
-            .operation(operation_id)
-            .await?
-            .ok_or_else(not_found)?;
-        if record.operation.done {
-            return Ok(record.operation);
-        }
         let cancelled =
             Error::Cancelled(format!("Operation {operation_id} was cancelled")).to_rpc_status();
         let ending = Ending {

@@ -540,6 +540,6 @@ async fn starting_a_running_import_again_does_not_fetch_it_twice() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(fixture.requests(), 1, "one transfer, not two");
-    executor.cancel(&record.operation.id).await.unwrap();
+    executor.cancel(record.operation.clone()).await.unwrap();
     executor.shutdown().await;
 }
