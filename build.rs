@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Methods a service does not implement answer UNIMPLEMENTED.
         .generate_default_stubs(true)
         // Undecodable requests are INVALID_ARGUMENT, not INTERNAL (src/grpc_codec.rs).
-        .codec_path("crate::grpc_codec::ProtobufCodec")
+        .codec_path("crate::rpc::codec::ProtobufCodec")
         .include_file("imageplane_protos.rs")
         .compile_fds_with_config(descriptors, messages)?;
     Ok(())

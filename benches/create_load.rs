@@ -18,6 +18,7 @@
 //! PostgreSQL is measured too, in a schema of its own.
 
 use clap::Parser;
+use imageplane::model::resource::pack;
 use imageplane::pb::compute::disk_service_client::DiskServiceClient;
 use imageplane::pb::compute::image_service_client::ImageServiceClient;
 use imageplane::pb::compute::image_service_server::{ImageService, ImageServiceServer};
@@ -26,7 +27,6 @@ use imageplane::pb::compute::{
 };
 use imageplane::pb::operation::operation_service_client::OperationServiceClient;
 use imageplane::pb::operation::{GetOperationRequest, Operation};
-use imageplane::resource::pack;
 use imageplane::server::{serve, Settings};
 use imageplane::store::DatabaseUrl;
 
@@ -93,7 +93,7 @@ impl ImageService for BareImageService {
 async fn start_ceiling() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let operation = imageplane::operations::start(
+    let operation = imageplane::model::operations::start(
         "Create image",
         "anonymous",
         pack(&CreateImageMetadata {
@@ -391,7 +391,7 @@ fn main() {
         ];
         targets.push(targets[1].over_rest("memory rest"));
         if options.dropin {
-            let tokens = imageplane::auth::TokenFile::parse(
+            let tokens = imageplane::domain::identity::TokenFile::parse(
                 &format!("{BENCH_TOKEN} bench-subject bench\n"),
                 "the benchmark's tokens",
             )
@@ -410,7 +410,7 @@ fn main() {
                 ..Extras::default()
             };
             targets.push(Target::with("keyed", Settings::default(), keyed).await);
-            let tls = imageplane::tls::Tls::load(&imageplane::tls::TlsSource::SelfSigned {
+            let tls = imageplane::server::tls::Tls::load(&imageplane::server::tls::TlsSource::SelfSigned {
                 dir: data_dir.join("tls"),
             })
             .unwrap();

@@ -5,12 +5,12 @@
 //!
 //! Run: `cargo bench --bench create_path`.
 
-use imageplane::call::CallContext;
+use imageplane::domain::call::CallContext;
+use imageplane::domain::validation::Validator;
 use imageplane::domain::Catalog;
-use imageplane::executor::{Executor, ExecutorSettings};
 use imageplane::pb::compute::{create_image_request, CreateDiskRequest, CreateImageRequest};
 use imageplane::store::{self, DatabaseUrl, Replica, Store};
-use imageplane::validation::Validator;
+use imageplane::work::executor::{Executor, ExecutorSettings};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,8 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
             lease: imageplane::server::DEFAULT_LEASE,
             retention: imageplane::server::DEFAULT_RETENTION,
             import: Default::default(),
+            transition: imageplane::domain::transitions::conclude,
+            key_retention: imageplane::domain::idempotency::KEY_RETENTION,
         },
     )
     .unwrap();

@@ -13,9 +13,9 @@
 //! measured too with `--postgres-url postgres://postgres@127.0.0.1:5432/test`.
 
 use clap::Parser;
+use imageplane::model::resource::{pack, OperationRecord, Resource, Work};
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::Operation;
-use imageplane::resource::{pack, OperationRecord, Resource, Work};
 use imageplane::store::{self, DatabaseUrl, Replica};
 
 #[path = "../tests/common/postgres.rs"]
@@ -54,13 +54,13 @@ fn sample(done: bool) -> (Resource, OperationRecord) {
         zone_id: "ru-central1-a".into(),
         size: 10 << 30,
         status: disk::Status::Ready as i32,
-        created_at: Some(imageplane::operations::now()),
+        created_at: Some(imageplane::model::operations::now()),
         ..Default::default()
     };
     let mut operation: Operation =
-        imageplane::operations::start("Create disk", "anonymous", pack(&disk));
+        imageplane::model::operations::start("Create disk", "anonymous", pack(&disk));
     if done {
-        imageplane::operations::succeed(&mut operation, pack(&disk));
+        imageplane::model::operations::succeed(&mut operation, pack(&disk));
     }
     let resource = Resource::Disk { disk, os: None };
     let record = OperationRecord {

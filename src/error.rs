@@ -256,15 +256,6 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<crate::validation::Violation> for Error {
-    fn from(violation: crate::validation::Violation) -> Error {
-        Error::InvalidField {
-            field: violation.field,
-            description: violation.message,
-        }
-    }
-}
-
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> tonic::Status {
         let status = error.to_rpc_status();

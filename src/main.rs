@@ -2,14 +2,14 @@
 //! `imageplane listening on ADDR` on stdout once ready, and serves until SIGTERM or SIGINT.
 
 use clap::Parser;
-use imageplane::auth::TokenFile;
 use imageplane::config::{CheckArgs, Cli, Command, ServeArgs};
+use imageplane::domain::identity::TokenFile;
 use imageplane::domain::Offerings;
-use imageplane::import::ImportSettings;
-use imageplane::listener::ConnectionLimits;
+use imageplane::server::listener::ConnectionLimits;
+use imageplane::server::tls::{Tls, TlsSource};
 use imageplane::server::{self, Settings};
 use imageplane::store::DatabaseUrl;
-use imageplane::tls::{Tls, TlsSource};
+use imageplane::work::import::ImportSettings;
 use std::io::Write;
 use std::process::ExitCode;
 

@@ -723,7 +723,7 @@ async fn requests_over_the_size_limit_are_refused() {
     let status = server
         .disks()
         .create(CreateDiskRequest {
-            description: "x".repeat(imageplane::server::MAX_REQUEST_BYTES + 1),
+            description: "x".repeat(4 * 1024 * 1024 + 1),
             ..disk_request(&folder(), GIB)
         })
         .await

@@ -6,7 +6,7 @@
 mod common;
 
 use common::TestServer;
-use imageplane::auth::TokenFile;
+use imageplane::domain::identity::TokenFile;
 use imageplane::pb::compute::{
     create_image_request, CreateDiskRequest, CreateImageRequest, Image, ListDiskOperationsRequest,
     MoveDiskRequest, UpdateImageRequest,

@@ -5,7 +5,7 @@
 mod common;
 
 use common::images::qemu_img;
-use imageplane::import::format::{Format, Sniffer};
+use imageplane::work::import::format::{Format, Sniffer};
 
 #[test]
 fn images_made_by_qemu_img_are_recognized_with_their_virtual_size() {

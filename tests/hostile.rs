@@ -6,7 +6,7 @@ mod common;
 
 use common::process::{temp_dir, ServerProcess};
 use common::{folder, TestServer};
-use imageplane::listener::ConnectionLimits;
+use imageplane::server::listener::ConnectionLimits;
 use imageplane::server::Settings;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -291,8 +291,8 @@ async fn a_rest_body_that_does_not_arrive_in_time_is_refused_with_408() {
 mod imports {
     use super::*;
     use common::http_fixture::HttpFixture;
-    use imageplane::import::ImportSettings;
     use imageplane::pb::compute::{create_image_request, CreateImageRequest, GetImageRequest};
+    use imageplane::work::import::ImportSettings;
 
     async fn server(import: ImportSettings) -> TestServer {
         TestServer::start_with(Settings {

@@ -9,7 +9,6 @@ mod common;
 use common::http_fixture::HttpFixture;
 use common::images::{iso, qemu_img};
 use common::{error_of, metadata, TestServer};
-use imageplane::import::ImportSettings;
 use imageplane::pb::baremetal;
 use imageplane::pb::compute::{
     create_image_request::Source, image, CreateImageMetadata, CreateImageRequest, GetImageRequest,
@@ -17,6 +16,7 @@ use imageplane::pb::compute::{
 };
 use imageplane::pb::operation::{CancelOperationRequest, GetOperationRequest, Operation};
 use imageplane::server::Settings;
+use imageplane::work::import::ImportSettings;
 use md5::Digest;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -492,9 +492,9 @@ async fn a_resume_at_the_wrong_offset_starts_over_and_a_silent_source_times_out(
 
 #[tokio::test]
 async fn starting_a_running_import_again_does_not_fetch_it_twice() {
-    use imageplane::executor::{Executor, ExecutorSettings};
-    use imageplane::resource::{OperationRecord, Resource, Work};
+    use imageplane::model::resource::{OperationRecord, Resource, Work};
     use imageplane::store::{self, DatabaseUrl, Replica, Store};
+    use imageplane::work::executor::{Executor, ExecutorSettings};
     use std::sync::Arc;
 
     let fixture = HttpFixture::start().await;
@@ -510,6 +510,8 @@ async fn starting_a_running_import_again_does_not_fetch_it_twice() {
             lease: Duration::from_secs(10),
             retention: Duration::from_secs(3600),
             import: ImportSettings::default(),
+            transition: imageplane::domain::transitions::conclude,
+            key_retention: imageplane::domain::idempotency::KEY_RETENTION,
         },
     )
     .unwrap();
@@ -520,7 +522,11 @@ async fn starting_a_running_import_again_does_not_fetch_it_twice() {
         ..Default::default()
     });
     let record = OperationRecord {
-        operation: imageplane::operations::start("Create image", "tester", Default::default()),
+        operation: imageplane::model::operations::start(
+            "Create image",
+            "tester",
+            Default::default(),
+        ),
         target: image.reference(),
         work: Work::ImportUri {
             uri: fixture.url("/slow/big.raw"),

@@ -3,7 +3,7 @@
 //! `length` rule or a pattern that bounds its length; a repeated field or map a `size`
 //! rule. The limits are the README's "Field limits".
 
-use imageplane::validation::Validator;
+use imageplane::domain::validation::Validator;
 use prost_reflect::{DescriptorPool, Kind, MessageDescriptor};
 use std::collections::BTreeSet;
 

@@ -10,9 +10,9 @@ mod common;
 
 use common::postgres;
 use imageplane::domain::transitions;
+use imageplane::model::resource::{OperationRecord, Resource, ResourceKind, Work};
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::{operation, Operation};
-use imageplane::resource::{OperationRecord, Resource, ResourceKind, Work};
 use imageplane::store::{
     self, DatabaseUrl, Ending, Finished, KeyClaim, Outcome, Replica, Store, StoreError,
 };
@@ -95,7 +95,7 @@ fn creating_disk(folder_id: &str, name: &str) -> Resource {
             zone_id: "ru-central1-a".into(),
             size: 1 << 30,
             status: disk::Status::Creating as i32,
-            created_at: Some(imageplane::operations::now()),
+            created_at: Some(imageplane::model::operations::now()),
             ..Default::default()
         },
         os: None,
@@ -104,7 +104,7 @@ fn creating_disk(folder_id: &str, name: &str) -> Resource {
 
 fn record_for(resource: &Resource, work: Work) -> OperationRecord {
     OperationRecord {
-        operation: imageplane::operations::start(
+        operation: imageplane::model::operations::start(
             "Create disk",
             "tester",
             prost_types::Any::default(),
@@ -787,7 +787,7 @@ impl Store for FailsOnce {
 
 #[tokio::test]
 async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure() {
-    use imageplane::executor::{Executor, ExecutorSettings};
+    use imageplane::work::executor::{Executor, ExecutorSettings};
     for backend in backends().await {
         let name = backend.name;
         let lease = Duration::from_secs(1);
@@ -802,6 +802,8 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
                 lease,
                 retention: Duration::from_secs(3600),
                 import: Default::default(),
+                transition: imageplane::domain::transitions::conclude,
+                key_retention: imageplane::domain::idempotency::KEY_RETENTION,
             },
         )
         .unwrap();
@@ -949,14 +951,17 @@ fn rename(to: &'static str) -> imageplane::store::Change {
         let current = current.ok_or_else(|| imageplane::error::Error::NotFound("gone".into()))?;
         let mut resource = current.resource;
         *resource.common_mut().0 = to.to_string();
-        let mut operation =
-            imageplane::operations::start("Update disk", "tester", prost_types::Any::default());
-        imageplane::operations::succeed(&mut operation, resource.to_any());
+        let mut operation = imageplane::model::operations::start(
+            "Update disk",
+            "tester",
+            prost_types::Any::default(),
+        );
+        imageplane::model::operations::succeed(&mut operation, resource.to_any());
         Ok(imageplane::store::Changed {
             record: OperationRecord {
                 operation,
                 target: resource.reference(),
-                work: Work::Change(imageplane::resource::ChangeKind::Update),
+                work: Work::Change(imageplane::model::resource::ChangeKind::Update),
             },
             resource,
             access_bindings: None,

@@ -1,16 +1,16 @@
 //! The access-binding methods every compute service has (ListAccessBindings,
 //! SetAccessBindings, UpdateAccessBindings), for the kind of that service.
 
-use crate::call::CallContext;
 use crate::domain::access::AccessChange;
+use crate::domain::call::CallContext;
 use crate::domain::Catalog;
 use crate::error::Error;
+use crate::model::resource::ResourceKind;
 use crate::pb::operation::Operation;
 use crate::pb::yandex::cloud::access::{
     ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
     UpdateAccessBindingsRequest,
 };
-use crate::resource::ResourceKind;
 
 pub async fn list(
     catalog: &Catalog,

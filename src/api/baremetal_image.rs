@@ -4,13 +4,13 @@ use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
+use crate::model::resource::ResourceKind;
 use crate::pb::baremetal::image_service_server::ImageService;
 use crate::pb::baremetal::{
     CreateImageRequest, DeleteImageRequest, GetImageRequest, Image, ListImageOperationsRequest,
     ListImageOperationsResponse, ListImagesRequest, ListImagesResponse, UpdateImageRequest,
 };
 use crate::pb::operation::Operation;
-use crate::resource::ResourceKind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 

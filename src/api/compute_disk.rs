@@ -5,6 +5,7 @@ use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
+use crate::model::resource::ResourceKind;
 use crate::pb::compute::disk_service_server::DiskService;
 use crate::pb::compute::{
     CreateDiskRequest, DeleteDiskRequest, Disk, GetDiskRequest, ListDiskOperationsRequest,
@@ -17,7 +18,6 @@ use crate::pb::yandex::cloud::access::{
     ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
     UpdateAccessBindingsRequest,
 };
-use crate::resource::ResourceKind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 

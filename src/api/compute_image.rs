@@ -4,6 +4,7 @@ use super::mask_paths;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
+use crate::model::resource::ResourceKind;
 use crate::pb::compute::image_service_server::ImageService;
 use crate::pb::compute::{
     CreateImageRequest, DeleteImageRequest, GetImageLatestByFamilyRequest, GetImageRequest, Image,
@@ -15,7 +16,6 @@ use crate::pb::yandex::cloud::access::{
     ListAccessBindingsRequest, ListAccessBindingsResponse, SetAccessBindingsRequest,
     UpdateAccessBindingsRequest,
 };
-use crate::resource::ResourceKind;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 

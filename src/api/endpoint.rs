@@ -42,7 +42,7 @@ impl EndpointApi {
         }
         let authority = request
             .extensions()
-            .get::<crate::call::CallContext>()
+            .get::<crate::domain::call::CallContext>()
             .and_then(|call| call.authority.as_deref())
             .and_then(|authority| authority.parse::<http::uri::Authority>().ok());
         match authority {

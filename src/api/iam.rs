@@ -1,7 +1,7 @@
 //! iam.v1 IamTokenService.Create: exchanges an OAuth token or a service account's JWT for
-//! an IAM token that lives 12 hours (`auth::Authenticator::issue` has the rules).
+//! an IAM token that lives 12 hours (`domain::identity::Identities::issue` has the rules).
 
-use crate::auth::Authenticator;
+use crate::domain::identity::Identities;
 use crate::domain::Catalog;
 use crate::error::Error;
 use crate::pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenService;
@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 pub struct IamApi {
     /// For request validation.
     pub catalog: Arc<Catalog>,
-    pub authenticator: Arc<Authenticator>,
+    pub identities: Arc<Identities>,
 }
 
 #[tonic::async_trait]
@@ -26,7 +26,7 @@ impl IamTokenService for IamApi {
         let identity = request.identity.ok_or_else(|| {
             Error::invalid_field("identity", "an OAuth token or a JWT is required")
         })?;
-        let (iam_token, expires_at) = self.authenticator.issue(&identity).await?;
+        let (iam_token, expires_at) = self.identities.issue(&identity).await?;
         Ok(Response::new(CreateIamTokenResponse {
             iam_token,
             expires_at: Some(prost_types::Timestamp::from(expires_at)),

@@ -8,15 +8,15 @@
 
 use super::page_token::Position;
 use super::Catalog;
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::error::{excerpt, Error};
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{pack, ChangeKind, OperationRecord, ResourceKind, Work};
 use crate::pb::operation::Operation;
 use crate::pb::yandex::cloud::access::{
     AccessBinding, AccessBindingAction, AccessBindingDelta, AccessBindingsOperationResult,
     SetAccessBindingsMetadata, UpdateAccessBindingsMetadata,
 };
-use crate::resource::{pack, ChangeKind, OperationRecord, ResourceKind, Work};
 use crate::store::Changed;
 
 /// The most bindings one resource keeps: as many as one SetAccessBindings may carry (the

@@ -2,13 +2,13 @@
 //! validated and recorded; the import itself is the executor's work.
 
 use super::{check_source_uri, Catalog};
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::error::Error;
 use crate::ids;
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{pack, Resource, Work};
 use crate::pb::baremetal::{self, CreateImageMetadata, CreateImageRequest, Image};
 use crate::pb::operation::Operation;
-use crate::resource::{pack, Resource, Work};
 
 impl Catalog {
     pub async fn create_baremetal_image(

@@ -2,15 +2,15 @@
 //! image or snapshot, at least as large as the source needs.
 
 use super::Catalog;
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::error::Error;
 use crate::ids;
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{pack, Resource, ResourceKind, Work};
 use crate::pb::compute::{
     self, create_disk_request::Source, disk, CreateDiskMetadata, CreateDiskRequest, Disk, KmsKey,
 };
 use crate::pb::operation::Operation;
-use crate::resource::{pack, Resource, ResourceKind, Work};
 
 /// The disk type of a disk whose request names none.
 pub const DEFAULT_DISK_TYPE: &str = "network-hdd";

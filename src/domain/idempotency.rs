@@ -13,7 +13,7 @@
 //! least [`KEY_RETENTION`].
 
 use super::Catalog;
-use crate::call::{CallContext, Caller};
+use crate::domain::call::{CallContext, Caller};
 use crate::error::{excerpt, Error};
 use crate::pb::operation::Operation;
 use crate::store::KeyClaim;

@@ -5,16 +5,16 @@
 //! requested min_disk_size below the source's size is refused.
 
 use super::{check_source_uri, Catalog};
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::error::Error;
 use crate::ids;
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{pack, Resource, ResourceKind, Work};
 use crate::pb::compute::{
     self, create_image_request::Source, os, CreateImageMetadata, CreateImageRequest,
     HardwareGeneration, Image, Os,
 };
 use crate::pb::operation::Operation;
-use crate::resource::{pack, Resource, ResourceKind, Work};
 
 /// What an image takes from its source.
 #[derive(Default)]
@@ -157,17 +157,17 @@ impl Catalog {
     }
 }
 
-/// An image holds at most [`MAX_IMAGE_SIZE`] (the API's bound for `min_disk_size`), so a
+/// An image holds at most [`MAX_DISK_SIZE`](super::MAX_DISK_SIZE) (the API's bound for `min_disk_size`), so a
 /// larger disk or snapshot cannot become one.
 fn check_image_size(field: &str, source: &str, size: i64) -> Result<(), Error> {
-    if size <= super::MAX_IMAGE_SIZE {
+    if size <= super::MAX_DISK_SIZE {
         return Ok(());
     }
     Err(Error::invalid_field(
         field,
         format!(
             "{source} is {size} bytes; an image holds at most {} bytes (4 TiB)",
-            super::MAX_IMAGE_SIZE
+            super::MAX_DISK_SIZE
         ),
     ))
 }

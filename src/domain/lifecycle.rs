@@ -17,9 +17,12 @@
 //! worse than an error), and so is a field that cannot change.
 
 use super::{Catalog, PUBLIC_FOLDER};
-use crate::call::{CallContext, Caller};
+use crate::domain::call::{CallContext, Caller};
 use crate::error::{excerpt, Error};
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{
+    pack, status, ChangeKind, OperationRecord, Resource, ResourceKind, Work,
+};
 use crate::pb::baremetal;
 use crate::pb::compute::{
     DeleteDiskMetadata, DeleteImageMetadata, DeleteSnapshotMetadata, Disk, DiskPlacementPolicy,
@@ -27,7 +30,6 @@ use crate::pb::compute::{
     UpdateSnapshotMetadata,
 };
 use crate::pb::operation::Operation;
-use crate::resource::{pack, status, ChangeKind, OperationRecord, Resource, ResourceKind, Work};
 use crate::store::{Changed, Current};
 use std::collections::HashMap;
 
@@ -185,7 +187,7 @@ fn apply(resource: &mut Resource, update: &Update) -> Result<(), Error> {
                     ));
                 }
                 image.min_disk_size = if update.min_disk_size == 0 {
-                    image.size.max(4 << 20)
+                    image.size.max(super::MIN_DISK_SIZE)
                 } else {
                     update.min_disk_size
                 };

@@ -9,11 +9,11 @@
 use super::filter::{parse_filter, parse_order, Fields};
 use super::page_token::Position;
 use super::Catalog;
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::error::{excerpt, Error};
+use crate::model::resource::{status, Kind, Resource, ResourceKind};
 use crate::pb::compute;
 use crate::pb::operation::Operation;
-use crate::resource::{status, Kind, Resource, ResourceKind};
 use crate::store::query::{Column, Condition, Cursor, ListQuery, Operator, Order, SqlValue};
 
 /// The largest page.

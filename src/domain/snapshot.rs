@@ -2,13 +2,13 @@
 //! (source_disk_id, disk_size) and takes its product_ids and hardware generation.
 
 use super::Catalog;
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::error::Error;
 use crate::ids;
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{pack, Resource, ResourceKind, Work};
 use crate::pb::compute::{self, CreateSnapshotMetadata, CreateSnapshotRequest, Snapshot};
 use crate::pb::operation::Operation;
-use crate::resource::{pack, Resource, ResourceKind, Work};
 
 impl Catalog {
     pub async fn create_snapshot(

@@ -10,12 +10,12 @@
 //! | delete | the resource is removed; the response is `google.protobuf.Empty` | the resource is READY again |
 //! | a change (update, move, relocate, access bindings) | never running: done when stored | |
 
+use super::{MAX_DISK_SIZE, MIN_DISK_SIZE};
 use crate::error::Error;
-use crate::import::format::Format;
-use crate::import::{Measured, MAX_DISK_SIZE, MIN_DISK_SIZE};
-use crate::operations;
+use crate::model::image_file::{Format, Measured};
+use crate::model::operations;
+use crate::model::resource::{pack, status, OperationRecord, Resource, Work};
 use crate::pb::operation::Operation;
-use crate::resource::{pack, status, OperationRecord, Resource, Work};
 use crate::store::{Outcome, ResourceChange, StoreError};
 
 /// The transition of `Store::conclude`: see the module documentation.
@@ -98,7 +98,7 @@ pub fn ready_resource(resource: Resource, fetched: &Measured) -> Result<Resource
                         .into(),
                 ));
             }
-            if recognized.virtual_size > MAX_DISK_SIZE {
+            if virtual_size > MAX_DISK_SIZE {
                 return Err(Error::InvalidArgument(format!(
                     "the image's virtual size, {virtual_size} bytes ({}), is larger than the \
                      largest disk, {MAX_DISK_SIZE} bytes",
@@ -112,7 +112,7 @@ pub fn ready_resource(resource: Resource, fetched: &Measured) -> Result<Resource
                 )));
             }
             if image.min_disk_size == 0 {
-                image.min_disk_size = virtual_size.max(MIN_DISK_SIZE as i64);
+                image.min_disk_size = virtual_size.max(MIN_DISK_SIZE);
             }
             image.size = virtual_size;
             image.storage_size = file_size;
@@ -148,9 +148,9 @@ pub fn ready_resource(resource: Resource, fetched: &Measured) -> Result<Resource
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::format::Recognized;
+    use crate::model::image_file::Recognized;
+    use crate::model::resource::{ResourceKind, ResourceRef};
     use crate::pb::{baremetal, compute};
-    use crate::resource::{ResourceKind, ResourceRef};
 
     fn fetched(format: Format, virtual_size: u64, file_size: u64) -> Measured {
         Measured {
@@ -191,7 +191,7 @@ mod tests {
         else {
             unreachable!()
         };
-        assert_eq!(tiny.min_disk_size, MIN_DISK_SIZE as i64);
+        assert_eq!(tiny.min_disk_size, MIN_DISK_SIZE);
 
         let error =
             ready_resource(compute_image(0), &fetched(Format::Raw, 5 << 40, 5 << 40)).unwrap_err();

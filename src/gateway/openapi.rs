@@ -15,7 +15,7 @@
 
 use super::routes::{BodyRule, Route, RouteTable};
 use super::transcode::is_single_value_message;
-use crate::validation::{Constraints, Validator};
+use crate::domain::validation::{Constraints, Validator};
 use prost_reflect::{DescriptorPool, FieldDescriptor, Kind, MessageDescriptor};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;

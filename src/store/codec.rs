@@ -5,10 +5,10 @@
 //! fields are added to the messages.
 
 use super::StoreError;
+use crate::model::resource::{OperationRecord, Resource, ResourceKind, ResourceRef, Work};
 use crate::pb::compute::{Disk, Image, Os, Snapshot};
 use crate::pb::yandex::cloud::access::{AccessBinding, ListAccessBindingsResponse};
 use crate::pb::{baremetal, operation::Operation};
-use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef, Work};
 use prost::Message;
 
 /// A resource as one row of `resources`.
@@ -217,7 +217,7 @@ pub fn unix_ms(time: std::time::SystemTime) -> i64 {
 /// The finished form of an operation whose stored row cannot be read: done, with an
 /// INTERNAL error that says why, and nothing else (the rest of the row is unreadable).
 pub fn unreadable(id: &str, error: &StoreError) -> Operation {
-    let now = crate::operations::now();
+    let now = crate::model::operations::now();
     Operation {
         id: id.to_string(),
         description: "unreadable operation".into(),

@@ -19,9 +19,9 @@ use super::{
     Change, Changed, Current, Ending, Finished, IssuedToken, KeyClaim, Replica, ResourceChange,
     Store, StoreError, StoredKey, Transition,
 };
+use crate::model::resource::{OperationRecord, Resource, ResourceKind};
 use crate::pb::operation::Operation;
 use crate::pb::yandex::cloud::access::AccessBinding;
-use crate::resource::{OperationRecord, Resource, ResourceKind};
 use async_trait::async_trait;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;

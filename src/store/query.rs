@@ -11,7 +11,7 @@
 //! otherwise the order's index serves. PostgreSQL plans with its own statistics; both get the same indexes (see
 //! `migrations/*/0002_lifecycle.sql`).
 
-use crate::resource::ResourceKind;
+use crate::model::resource::ResourceKind;
 
 /// The columns lists may filter and order on: all of them are columns of `resources`
 /// covered by its indexes.

@@ -13,7 +13,7 @@
 //! `max_bytes` is never kept. Records are small (every string and list a request carries
 //! has a limit), but their count alone did not bound memory when they were not.
 
-use crate::resource::{OperationRecord, Resource};
+use crate::model::resource::{OperationRecord, Resource};
 use prost::Message;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};

@@ -1,38 +1,50 @@
 //! The rules of imageplane: what a request may ask, what a new resource inherits from its
 //! source, and how a create becomes a stored resource plus a running operation.
 //!
-//! [`Catalog`] is the one entry point; `api` adapts gRPC to it. One submodule per kind of
-//! resource holds its create rules. The domain speaks in [`Error`]s and generated protobuf
-//! messages; it knows nothing of tonic or HTTP.
+//! [`Catalog`] is the one entry point for resources and operations, [`identity::Identities`]
+//! for tokens; `api` adapts gRPC to them. One submodule per kind of resource holds its
+//! create rules; [`validation`] checks requests against their protos; [`call`] is what the
+//! RPC layer tells the domain about a call. The domain speaks in [`Error`]s and generated
+//! protobuf messages; it knows nothing of tonic or HTTP.
+//!
+//! Uses `work` (to start and cancel background work), `store`, `model` and the leaves;
+//! never `rpc`, `api` or the layers above them.
 
 pub mod access;
 mod baremetal;
+pub mod call;
 mod disk;
 pub mod filter;
 pub mod idempotency;
+pub mod identity;
 mod image;
 pub mod lifecycle;
 pub mod listing;
 pub mod page_token;
+pub mod seed;
 mod snapshot;
 pub mod transitions;
+pub mod validation;
 
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
+use crate::domain::validation::Validator;
 use crate::error::{excerpt, Error};
-use crate::executor::Executor;
-use crate::operations;
+use crate::model::operations;
+use crate::model::resource::{OperationRecord, Readiness, Resource, ResourceKind, Work};
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Readiness, Resource, ResourceKind, Work};
 use crate::store::{Outcome, ResourceChange, Store};
-use crate::validation::Validator;
+use crate::work::executor::Executor;
 use std::sync::Arc;
 
 /// The folder of the public image catalogue (seeded at start): read-only to the API,
 /// readable by every caller.
 pub const PUBLIC_FOLDER: &str = "standard-images";
 
-/// The largest image: the API's own upper bound for `min_disk_size`, 4 TiB.
-pub const MAX_IMAGE_SIZE: i64 = 4 << 40;
+/// The largest disk, and so the largest image: the API's upper bound for
+/// `min_disk_size`, 4 TiB.
+pub const MAX_DISK_SIZE: i64 = 4 << 40;
+/// The smallest `min_disk_size` an image gets: the API's lower bound, 4 MiB.
+pub const MIN_DISK_SIZE: i64 = 4 << 20;
 
 /// What the cloud offers, which requests must name: zones and disk types
 /// (`--zones`, `--disk-types`).
@@ -117,7 +129,7 @@ impl Catalog {
     }
 
     /// The resource of kind `K`, as its message (see [`Catalog::get`]).
-    pub async fn get_typed<K: crate::resource::Kind>(
+    pub async fn get_typed<K: crate::model::resource::Kind>(
         &self,
         call: &CallContext,
         id: &str,

@@ -21,9 +21,9 @@ pub mod postgres;
 pub mod query;
 pub mod sqlite;
 
+use crate::model::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use crate::pb::operation::Operation;
 use crate::pb::yandex::cloud::access::AccessBinding;
-use crate::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,7 +180,7 @@ pub enum Outcome {
     /// The work is done: a copy's or a delete's time came.
     Done,
     /// An import fetched and measured its image.
-    Imported(Box<crate::import::Measured>),
+    Imported(Box<crate::model::image_file::Measured>),
     /// The work failed or was cancelled: the operation ends with this status.
     Failed(crate::pb::google::rpc::Status),
 }

@@ -20,11 +20,10 @@ mod routes;
 mod template;
 mod transcode;
 
-use crate::access_log::RestCall;
-use crate::dispatch::GrpcService;
+use crate::domain::validation::Validator;
 use crate::error::{Code, Error};
 use crate::pb::google::rpc::Status;
-use crate::validation::Validator;
+use crate::rpc::GrpcService;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -36,7 +35,7 @@ use std::sync::Arc;
 use tower::ServiceExt;
 
 /// The largest request body accepted, in bytes (the same limit as a gRPC message).
-pub const MAX_BODY_BYTES: usize = crate::server::MAX_REQUEST_BYTES;
+pub const MAX_BODY_BYTES: usize = crate::rpc::MAX_REQUEST_BYTES;
 
 /// Where the OpenAPI document is served.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -45,6 +44,17 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 const FORWARDED_HEADERS: &[&str] = &["authorization", "idempotency-key", "x-request-id"];
 /// `Grpc-Metadata-NAME` passes as `NAME`.
 const METADATA_PREFIX: &str = "grpc-metadata-";
+
+/// What the REST gateway tells the access log about a call: a response extension.
+#[derive(Debug, Clone)]
+pub struct RestCall {
+    /// The route that matched, e.g. `POST /compute/v1/images` ("-" when none did).
+    pub route: String,
+    /// The RPC it called, e.g. `/yandex.cloud.compute.v1.ImageService/Create` ("-").
+    pub rpc: String,
+    /// The google.rpc.Code the call ended with.
+    pub grpc_status: i32,
+}
 
 /// See the module documentation.
 #[derive(Clone)]
@@ -151,7 +161,7 @@ impl Gateway {
             .oneshot(grpc_request(
                 route,
                 &parts.headers,
-                crate::rpc_layer::authority(&parts.uri, &parts.headers),
+                crate::rpc::layer::authority(&parts.uri, &parts.headers),
                 &message,
             ))
             .await

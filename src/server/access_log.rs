@@ -11,9 +11,11 @@
 //! The layer does not wrap response bodies (tower-http's trace layer did, and it cost
 //! measurable throughput): a gRPC status is read from the response headers, where tonic puts
 //! it for every failed unary call; a successful one carries it in the trailers, and is
-//! logged as 0. The REST gateway reports its route and status in a [`RestCall`] extension.
+//! logged as 0. The REST gateway reports its route and status in a
+//! [`RestCall`](crate::gateway::RestCall) extension.
 
-use crate::dispatch::is_grpc;
+use super::dispatch::is_grpc;
+use crate::gateway::RestCall;
 use http::{HeaderValue, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
@@ -23,17 +25,6 @@ use tracing::{info, Instrument};
 
 const X_REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// What the REST gateway tells the access log about a call: a response extension.
-#[derive(Debug, Clone)]
-pub struct RestCall {
-    /// The route that matched, e.g. `POST /compute/v1/images` ("-" when none did).
-    pub route: String,
-    /// The RPC it called, e.g. `/yandex.cloud.compute.v1.ImageService/Create` ("-").
-    pub rpc: String,
-    /// The google.rpc.Code the call ended with.
-    pub grpc_status: i32,
-}
 
 /// Adds [`AccessLog`] around a service.
 #[derive(Debug, Clone, Copy, Default)]

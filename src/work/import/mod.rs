@@ -21,11 +21,13 @@
 
 pub mod format;
 
+pub use crate::model::image_file::Measured;
+
 use crate::error::Error;
+use crate::model::resource::{OperationRecord, Work};
 use crate::redact;
-use crate::resource::{OperationRecord, Work};
 use crate::store::Store;
-use format::{Recognized, Sniffer};
+use format::Sniffer;
 use md5::{Digest, Md5};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,10 +43,6 @@ pub const ATTEMPTS: u32 = 4;
 /// Times a transfer may start over from byte 0 (the source sent the whole file again, or
 /// resumed at another offset than asked) before the import fails.
 pub const MAX_RESTARTS: u32 = 3;
-/// The smallest min_disk_size an image gets (the API's lower bound).
-pub const MIN_DISK_SIZE: u64 = 4 * 1024 * 1024;
-/// The largest disk the API allows (min_disk_size's upper bound): 4 TiB.
-pub const MAX_DISK_SIZE: u64 = 4 << 40;
 /// How often progress is logged and written into the operation's description.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
@@ -118,15 +116,6 @@ pub struct Importer {
     client: reqwest::Client,
     settings: ImportSettings,
     permits: Arc<Semaphore>,
-}
-
-/// What a finished transfer measured: the domain makes the READY image from it
-/// (`domain::transitions::ready_resource`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Measured {
-    pub recognized: Recognized,
-    /// The MD5 of the file, lowercase hex (bare-metal imports only; empty otherwise).
-    pub md5_hex: String,
 }
 
 impl Importer {
@@ -225,7 +214,8 @@ impl Importer {
     ) -> Result<Measured, Error> {
         // Only bare-metal images carry a checksum; MD5 would cost compute imports more
         // than the transfer itself.
-        let wants_checksum = record.target.kind == crate::resource::ResourceKind::BaremetalImage;
+        let wants_checksum =
+            record.target.kind == crate::model::resource::ResourceKind::BaremetalImage;
         let mut transfer = Transfer::new(wants_checksum);
         let shown = redact::url(uri);
         let mut rate = RateCheck::new(&self.settings);

@@ -1,40 +1,29 @@
-//! Who makes a call: bearer tokens, from `--auth-tokens` or issued by
-//! IamTokenService.Create.
+//! Who a token stands for, and the tokens IamTokenService.Create issues.
 //!
-//! Without `--auth-tokens` every call is accepted as the anonymous caller of every folder
-//! (local development). With it, a call needs `authorization: Bearer TOKEN` where TOKEN is
-//! a line of the file (`TOKEN SUBJECT_ID [FOLDER_ID,...]`) or an IAM token issued for one;
-//! the caller is that subject, limited to those folders when the line names some. Health,
-//! reflection, endpoint discovery and the token exchange stay open.
+//! Without `--auth-tokens` every call is the anonymous caller of every folder (local
+//! development). With it, a token is a line of the file (`TOKEN SUBJECT_ID
+//! [FOLDER_ID,...]`) or an IAM token issued for one; the caller is that subject, limited
+//! to those folders when the line names some.
 //!
 //! Tokens are compared by their SHA-256 and never logged or stored as they are: the store
 //! keeps issued tokens by digest, with their subject, folders and expiry, so they are
 //! verified by every replica and after a restart. Verified issued tokens are remembered
-//! in memory until they expire.
+//! in memory until they expire. Reading the token off a call (and which calls need none)
+//! is the RPC layer's part (`rpc::auth`).
 
-use crate::call::{Caller, Folders};
-use crate::domain::idempotency::hex;
+use super::call::{Caller, Folders};
+use super::idempotency::hex;
 use crate::error::{excerpt, Error};
 use crate::pb::yandex::cloud::iam::v1::create_iam_token_request::Identity;
 use crate::store::codec::unix_ms;
 use crate::store::{IssuedToken, Store};
 use base64::Engine;
-use http::HeaderMap;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// How long an issued IAM token lives, as in Yandex Cloud: 12 hours.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
-
-/// The RPC paths that need no token.
-const OPEN_PATHS: &[&str] = &[
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1.ServerReflection/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/yandex.cloud.endpoint.ApiEndpointService/",
-    "/yandex.cloud.iam.v1.IamTokenService/",
-];
 
 /// The most verified issued tokens remembered at once (then the memory starts over).
 const MAX_REMEMBERED: usize = 10_000;
@@ -138,8 +127,8 @@ pub fn digest(token: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
 }
 
-/// Decides who calls, and issues IAM tokens (see the module documentation).
-pub struct Authenticator {
+/// Knows the callers of tokens, and issues IAM tokens (see the module documentation).
+pub struct Identities {
     /// `None`: authentication is off.
     file: Option<TokenFile>,
     store: Arc<dyn Store>,
@@ -148,13 +137,13 @@ pub struct Authenticator {
     remembered: Mutex<HashMap<String, (Caller, i64)>>,
 }
 
-impl Authenticator {
+impl Identities {
     pub fn new(
         file: Option<TokenFile>,
         store: Arc<dyn Store>,
         token_lifetime: Duration,
-    ) -> Authenticator {
-        Authenticator {
+    ) -> Identities {
+        Identities {
             file,
             store,
             token_lifetime,
@@ -167,15 +156,11 @@ impl Authenticator {
         self.file.is_some()
     }
 
-    /// The caller of an RPC at `path` with these headers, or UNAUTHENTICATED.
-    pub async fn caller(&self, path: &str, headers: &HeaderMap) -> Result<Caller, Error> {
+    /// The caller a bearer token stands for (authentication on), or UNAUTHENTICATED.
+    pub async fn caller(&self, token: &str) -> Result<Caller, Error> {
         let Some(file) = &self.file else {
             return Ok(Caller::anonymous());
         };
-        if OPEN_PATHS.iter().any(|open| path.starts_with(open)) {
-            return Ok(Caller::anonymous());
-        }
-        let token = bearer_token(headers)?;
         let digest = digest(token);
         if let Some(caller) = file.callers.get(&digest) {
             return Ok(caller.clone());
@@ -292,26 +277,6 @@ fn not_valid() -> Error {
     )
 }
 
-/// The token of an `authorization: Bearer TOKEN` header, or UNAUTHENTICATED.
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
-    let value = headers.get(http::header::AUTHORIZATION).ok_or_else(|| {
-        Error::Unauthenticated(
-            "the call has no IAM token: send the header `authorization: Bearer <token>`".into(),
-        )
-    })?;
-    let value = value.to_str().unwrap_or_default().trim();
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(token.trim())
-        }
-        _ => Err(Error::Unauthenticated(
-            "the authorization header is not `Bearer <token>`".into(),
-        )),
-    }
-}
-
 /// The key id (header `kid`) and issuer (claim `iss`) of a JWT, unverified.
 fn jwt_key_and_issuer(jwt: &str) -> Result<(String, String), Error> {
     let malformed = |why: &str| Error::invalid_field("jwt", format!("is not a JWT: {why}"));
@@ -398,24 +363,6 @@ mod tests {
         assert!(!is_issued_shape("t1.short"));
         assert!(!is_issued_shape(&issued.replace("t1.", "t2.")));
         assert!(!is_issued_shape(&format!("{}!", &issued[..45])));
-    }
-
-    #[test]
-    fn bearer_tokens_are_read_from_the_authorization_header() {
-        let mut headers = HeaderMap::new();
-        assert!(matches!(
-            bearer_token(&headers),
-            Err(Error::Unauthenticated(_))
-        ));
-        headers.insert("authorization", "Bearer t1.abc".parse().unwrap());
-        assert_eq!(bearer_token(&headers).unwrap(), "t1.abc");
-        headers.insert("authorization", "bearer  t1.abc ".parse().unwrap());
-        assert_eq!(bearer_token(&headers).unwrap(), "t1.abc");
-        headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
-        assert!(matches!(
-            bearer_token(&headers),
-            Err(Error::Unauthenticated(_))
-        ));
     }
 
     #[test]

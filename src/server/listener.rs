@@ -20,8 +20,8 @@
 //! GOAWAY; HTTP/1.1 closes after the response in flight), and closes the connections still
 //! open after the grace period.
 
-use crate::dispatch::is_grpc;
-use crate::request_budget::{Accounting, Budget, GuardedBody};
+use crate::server::dispatch::is_grpc;
+use crate::server::request_budget::{Accounting, Budget, GuardedBody};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;

@@ -1,36 +1,46 @@
-//! Wiring: builds the store, executor and catalog, and serves every gRPC service, server
-//! reflection (v1 and v1alpha), grpc.health.v1 and the REST gateway on one already-bound
-//! listener until the shutdown future resolves. Every call passes through
+//! The top layer: the server as a whole. This file wires it (store, executor, catalog,
+//! services) and serves every gRPC service, server reflection (v1 and v1alpha),
+//! grpc.health.v1 and the REST gateway on one already-bound listener until the shutdown
+//! future resolves; its submodules carry the connections: the accept loop and its limits
+//! ([`listener`], [`request_budget`], [`tls`]), the split between gRPC and REST
+//! ([`dispatch`]) and the access log ([`access_log`]). Every call passes through
 //! [`AccessLogLayer`] (request id, span, access log); every RPC, whether it came over gRPC
-//! or through the gateway, through [`RpcLayer`] (deadline).
+//! or through the gateway, through [`RpcLayer`] (caller, call context, deadline).
+//!
+//! May use every layer below; nothing below uses it.
 
-use crate::access_log::AccessLogLayer;
+pub mod access_log;
+pub mod dispatch;
+pub mod listener;
+pub mod request_budget;
+pub mod tls;
+
 use crate::api::{
     baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
     compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
     iam::IamApi, operation::OperationApi,
 };
-use crate::auth::{Authenticator, TokenFile, DEFAULT_TOKEN_LIFETIME};
-use crate::dispatch::{Dispatch, GrpcService};
+use crate::domain::identity::{Identities, TokenFile, DEFAULT_TOKEN_LIFETIME};
+use crate::domain::validation::Validator;
 use crate::domain::{Catalog, Offerings};
-use crate::executor::{Executor, ExecutorSettings};
 use crate::gateway::Gateway;
-use crate::import::ImportSettings;
-use crate::listener::{self, ConnectionLimits};
 use crate::pb;
-use crate::rpc_layer::RpcLayer;
+use crate::rpc::auth::Authenticator;
+use crate::rpc::layer::RpcLayer;
+use crate::rpc::{GrpcService, MAX_REQUEST_BYTES};
 use crate::store::{self, DatabaseUrl, Replica, Store};
-use crate::tls::Tls;
-use crate::validation::Validator;
+use crate::work::executor::{Executor, ExecutorSettings};
+use crate::work::import::ImportSettings;
+use access_log::AccessLogLayer;
+use dispatch::Dispatch;
+use listener::ConnectionLimits;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+use tls::Tls;
 use tokio::net::TcpListener;
 use tower::Layer;
 use tracing::{info, warn};
-
-/// The largest request message accepted, in bytes (larger ones fail with OUT_OF_RANGE).
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// What the server needs besides its listener.
 #[derive(Debug, Clone)]
@@ -96,7 +106,7 @@ impl Default for Settings {
 pub fn public_images() -> (String, String) {
     (
         "the public image catalogue (seeds/standard-images.jsonl)".into(),
-        crate::seed::PUBLIC_IMAGES.to_string(),
+        crate::domain::seed::PUBLIC_IMAGES.to_string(),
     )
 }
 
@@ -109,7 +119,7 @@ pub async fn open_store(
         .await
         .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
     info!(database = %settings.database.display(), replica = %replica.id, "store open");
-    let seeded = crate::seed::load(store.as_ref(), &settings.seeds)
+    let seeded = crate::domain::seed::load(store.as_ref(), &settings.seeds)
         .await
         .map_err(|error| format!("seed: {error}"))?;
     if seeded > 0 {
@@ -138,10 +148,14 @@ pub async fn serve_store(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let local_address = listener.local_addr()?;
     let store_to_close = Arc::clone(&store);
-    let authenticator = Arc::new(Authenticator::new(
+    let identities = Arc::new(Identities::new(
         settings.auth_tokens.clone(),
         Arc::clone(&store),
         settings.iam_token_lifetime,
+    ));
+    let authenticator = Arc::new(Authenticator::new(
+        Arc::clone(&identities),
+        OPEN_SERVICES.iter().copied(),
     ));
     if let Some(tokens) = &settings.auth_tokens {
         info!(
@@ -156,6 +170,8 @@ pub async fn serve_store(
             lease: settings.lease,
             retention: settings.operation_retention,
             import: settings.import.clone(),
+            transition: crate::domain::transitions::conclude,
+            key_retention: crate::domain::idempotency::KEY_RETENTION,
         },
     )?;
     let catalog = Arc::new(
@@ -204,7 +220,7 @@ pub async fn serve_store(
     let iam =
         pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer::new(IamApi {
             catalog: Arc::clone(&catalog),
-            authenticator: Arc::clone(&authenticator),
+            identities,
         })
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
@@ -275,6 +291,15 @@ pub async fn serve_store(
     info!("stopped");
     Ok(())
 }
+
+/// The services that need no token.
+const OPEN_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "yandex.cloud.endpoint.ApiEndpointService",
+    "yandex.cloud.iam.v1.IamTokenService",
+];
 
 /// The services whose health grpc.health.v1 reports one by one.
 pub const SERVICE_NAMES: &[&str] = &[

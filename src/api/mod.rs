@@ -13,7 +13,7 @@ pub mod endpoint;
 pub mod iam;
 pub mod operation;
 
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
 use crate::domain::Catalog;
 use crate::error::Error;
 use crate::pb::operation::Operation;

@@ -8,8 +8,8 @@
 //! that runs past it ends with DEADLINE_EXCEEDED. tonic's transport server did this for
 //! `grpc-timeout`; imageplane serves its own connections (see `listener`), so it is here.
 
-use crate::auth::Authenticator;
-use crate::call::CallContext;
+use crate::domain::call::CallContext;
+use crate::rpc::auth::Authenticator;
 use http::{HeaderMap, Request, Response};
 use std::future::Future;
 use std::pin::Pin;

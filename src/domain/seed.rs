@@ -9,12 +9,12 @@
 //! line that is not a resource stops the start with a message naming the file and the line.
 
 use crate::error::Error;
-use crate::resource::{status, Resource};
+use crate::model::resource::{status, Resource};
 use crate::store::Store;
 use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage};
 
 /// The built-in public image catalogue.
-pub const PUBLIC_IMAGES: &str = include_str!("../seeds/standard-images.jsonl");
+pub const PUBLIC_IMAGES: &str = include_str!("../../seeds/standard-images.jsonl");
 
 /// The message type of each kind key.
 const KINDS: &[(&str, &str)] = &[
@@ -116,7 +116,7 @@ fn check(resource: &Resource) -> Result<(), String> {
 }
 
 fn set_created_now(resource: &mut Resource) {
-    let now = Some(crate::operations::now());
+    let now = Some(crate::model::operations::now());
     match resource {
         Resource::ComputeImage(image) => image.created_at = now,
         Resource::Snapshot { snapshot, .. } => snapshot.created_at = now,

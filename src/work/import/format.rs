@@ -8,6 +8,7 @@
 //! the image's size. Every header field is checked before it is used: a header that
 //! claims an impossible size is an error, never a panic or a huge allocation.
 
+pub use crate::model::image_file::{Format, Recognized};
 use std::fmt;
 
 /// How much of the start of an image the sniffer keeps: enough for the ISO 9660 volume
@@ -18,45 +19,6 @@ const VHD_FOOTER_BYTES: usize = 512;
 /// The largest virtual size accepted: 1 PiB. A header that claims more is corrupt or
 /// hostile (the API's largest disk is 4 TiB).
 pub const MAX_VIRTUAL_SIZE: u64 = 1 << 50;
-
-/// What an image is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Qcow2 { version: u32 },
-    Vmdk { stream_optimized: bool },
-    VhdFixed,
-    VhdDynamic,
-    Iso9660,
-    Raw,
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Format::Qcow2 { version } => write!(formatter, "qcow2 (version {version})"),
-            Format::Vmdk {
-                stream_optimized: true,
-            } => formatter.write_str("VMDK (stream-optimized)"),
-            Format::Vmdk {
-                stream_optimized: false,
-            } => formatter.write_str("VMDK (sparse)"),
-            Format::VhdFixed => formatter.write_str("VHD (fixed)"),
-            Format::VhdDynamic => formatter.write_str("VHD (dynamic)"),
-            Format::Iso9660 => formatter.write_str("ISO 9660"),
-            Format::Raw => formatter.write_str("raw"),
-        }
-    }
-}
-
-/// A recognized image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Recognized {
-    pub format: Format,
-    /// The size of the disk the image describes, in bytes.
-    pub virtual_size: u64,
-    /// The size of the image file itself, in bytes.
-    pub file_size: u64,
-}
 
 /// Why an image cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]

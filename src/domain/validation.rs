@@ -16,7 +16,7 @@
 //! non-zero numbers, zero meaning "not set" unless the field is `required`; members of a
 //! oneof are checked only when set.
 
-use crate::error::excerpt;
+use crate::error::{excerpt, Error};
 use prost::encoding::{decode_key, decode_varint, WireType};
 use prost::Message;
 use prost_reflect::{
@@ -33,6 +33,15 @@ use std::sync::Arc;
 pub struct Violation {
     pub field: String,
     pub message: String,
+}
+
+impl From<Violation> for Error {
+    fn from(violation: Violation) -> Error {
+        Error::InvalidField {
+            field: violation.field,
+            description: violation.message,
+        }
+    }
 }
 
 impl fmt::Display for Violation {

@@ -10,10 +10,10 @@
 //!   create close to the cost of the RPC itself (see the benchmark in the README).
 //! - an import from a URI runs in a task of its own with a cancellation token (the
 //!   transfer must stop at once when cancelled: the token drops the import's future, and
-//!   with it the connection). [`crate::import`] does the transfer and measures the image.
+//!   with it the connection). [`crate::work::import`] does the transfer and measures the image.
 //!
 //! Ending is one store call, `Store::conclude`, that sets the operation done together
-//! with its resource as the domain's transitions decide ([`transitions::conclude`]: READY,
+//! with its resource as the domain's transitions decide (`ExecutorSettings::transition`: READY,
 //! removed, or back to READY after a failed delete). [`Executor::cancel`] ends a running
 //! operation with CANCELLED the same way, then stops the local work. Whichever ends it
 //! first wins: the store's compare-and-set on `done` sees to that, so an operation ends
@@ -32,13 +32,12 @@
 //! runs out. Only a record that cannot be used ([`StoreError::Corrupt`]) ends it with an
 //! error.
 
-use crate::domain::transitions;
 use crate::error::Error;
-use crate::import::{ImportSettings, Importer};
+use crate::model::resource::{OperationRecord, Work};
 use crate::pb::operation::Operation;
-use crate::resource::{OperationRecord, Work};
 use crate::store::codec::unix_ms;
-use crate::store::{Ending, Finished, Outcome, Store, StoreError};
+use crate::store::{Ending, Finished, Outcome, Store, StoreError, Transition};
+use crate::work::import::{ImportSettings, Importer};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -98,6 +97,10 @@ pub struct ExecutorSettings {
     pub retention: Duration,
     /// How imports from URIs run.
     pub import: ImportSettings,
+    /// How an operation ends: the domain's rule (`domain::transitions::conclude`).
+    pub transition: Transition,
+    /// How long idempotency keys are kept (`domain::idempotency::KEY_RETENTION`).
+    pub key_retention: Duration,
 }
 
 /// Runs and cancels operations.
@@ -121,6 +124,7 @@ impl Executor {
         let running = RunningSet::default();
         tokio::spawn(schedule_copies(
             Arc::clone(&store),
+            settings.transition,
             Arc::clone(&running),
             commands,
         ));
@@ -228,9 +232,9 @@ impl Executor {
                 };
                 match outcome {
                     Some(Ok(measured)) => {
-                        end(executor.store.as_ref(), &record, Outcome::Imported(Box::new(measured))).await
+                        end(executor.store.as_ref(), executor.settings.transition, &record, Outcome::Imported(Box::new(measured))).await
                     }
-                    Some(Err(error)) => fail(executor.store.as_ref(), &record, error).await,
+                    Some(Err(error)) => fail(executor.store.as_ref(), executor.settings.transition, &record, error).await,
                     None => info!("import stopped"),
                 }
                 // Only this task's entry: the operation may have been claimed again and
@@ -280,7 +284,7 @@ impl Executor {
         };
         let ended = self
             .store
-            .conclude(vec![ending], transitions::conclude)
+            .conclude(vec![ending], self.settings.transition)
             .await
             .pop()
             .unwrap_or(Ok(Finished::Unknown))?;
@@ -370,7 +374,7 @@ impl Executor {
             self.store.purge_finished(operations_before, PURGE_BATCH)
         })
         .await;
-        let keys_before = before(crate::domain::idempotency::KEY_RETENTION);
+        let keys_before = before(self.settings.key_retention);
         self.purge_in_batches("old idempotency keys and expired IAM tokens", || {
             self.store
                 .purge_keys_and_tokens(keys_before, unix_ms(now), PURGE_BATCH)
@@ -437,6 +441,7 @@ async fn purge_periodically(executor: Arc<Executor>) {
 /// the store in batches. Ends when the executor is dropped.
 async fn schedule_copies(
     store: Arc<dyn Store>,
+    transition: Transition,
     running: RunningSet,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -449,7 +454,7 @@ async fn schedule_copies(
     let spawn_finish = |due: Vec<OperationRecord>, permit: tokio::sync::OwnedSemaphorePermit| {
         let (store, running) = (Arc::clone(&store), Arc::clone(&running));
         tokio::spawn(async move {
-            end_due(store, running, due).await;
+            end_due(store, transition, running, due).await;
             drop(permit);
         });
     };
@@ -507,7 +512,12 @@ async fn schedule_copies(
 
 /// Ends due timed work in one store call: each copy's resource, as fixed at create time,
 /// becomes READY; each deleted resource goes.
-async fn end_due(store: Arc<dyn Store>, running: RunningSet, records: Vec<OperationRecord>) {
+async fn end_due(
+    store: Arc<dyn Store>,
+    transition: Transition,
+    running: RunningSet,
+    records: Vec<OperationRecord>,
+) {
     let endings: Vec<Ending> = records
         .iter()
         .map(|record| Ending {
@@ -515,13 +525,13 @@ async fn end_due(store: Arc<dyn Store>, running: RunningSet, records: Vec<Operat
             outcome: Outcome::Done,
         })
         .collect();
-    let outcomes = store.conclude(endings, transitions::conclude).await;
+    let outcomes = store.conclude(endings, transition).await;
     for (record, outcome) in records.iter().zip(outcomes) {
         match outcome {
             // Its records cannot end as asked: end it with the error instead, so that no
             // operation stays running.
             Err(error @ StoreError::Corrupt(_)) => {
-                fail(store.as_ref(), record, Error::from(error)).await
+                fail(store.as_ref(), transition, record, Error::from(error)).await
             }
             // The database failed (perhaps for a moment): nothing was written. Dropped from
             // `running` below, its lease is not renewed, and it is claimed and tried again
@@ -541,13 +551,18 @@ async fn end_due(store: Arc<dyn Store>, running: RunningSet, records: Vec<Operat
 }
 
 /// Ends one operation with the outcome of its work.
-async fn end(store: &dyn Store, record: &OperationRecord, outcome: Outcome) {
+async fn end(
+    store: &dyn Store,
+    transition: Transition,
+    record: &OperationRecord,
+    outcome: Outcome,
+) {
     let ending = Ending {
         operation_id: record.operation.id.clone(),
         outcome,
     };
     let ended = store
-        .conclude(vec![ending], transitions::conclude)
+        .conclude(vec![ending], transition)
         .await
         .pop()
         .unwrap_or(Ok(Finished::Unknown));
@@ -558,10 +573,7 @@ async fn end(store: &dyn Store, record: &OperationRecord, outcome: Outcome) {
                 operation_id: record.operation.id.clone(),
                 outcome: Outcome::Failed(error.to_rpc_status()),
             };
-            let retried = store
-                .conclude(vec![ending], transitions::conclude)
-                .await
-                .pop();
+            let retried = store.conclude(vec![ending], transition).await.pop();
             log_finished(
                 &record.operation.id,
                 retried.unwrap_or(Ok(Finished::Unknown)),
@@ -572,14 +584,20 @@ async fn end(store: &dyn Store, record: &OperationRecord, outcome: Outcome) {
 }
 
 /// Ends one operation with an error: its work is undone.
-async fn fail(store: &dyn Store, record: &OperationRecord, error: Error) {
+async fn fail(store: &dyn Store, transition: Transition, record: &OperationRecord, error: Error) {
     warn!(
         operation_id = %record.operation.id,
         code = error.code().number(),
         %error,
         "operation failed"
     );
-    end(store, record, Outcome::Failed(error.to_rpc_status())).await;
+    end(
+        store,
+        transition,
+        record,
+        Outcome::Failed(error.to_rpc_status()),
+    )
+    .await;
 }
 
 /// Logs how the store took the end of an operation.

@@ -3,20 +3,13 @@
 //! gateway. Both answer with the same body type, so one connection can carry both.
 
 use crate::gateway::Gateway;
+use crate::rpc::GrpcService;
 use http::{HeaderMap, Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
-
-/// The gRPC services behind their layers, as one cloneable service: what the listener
-/// serves for gRPC requests and what the gateway calls in-process.
-pub type GrpcService = tower::util::BoxCloneSyncService<
-    Request<tonic::body::Body>,
-    Response<tonic::body::Body>,
-    Infallible,
->;
 
 /// Whether a request speaks gRPC, by its content-type.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
