@@ -677,7 +677,7 @@ struct FailsOnce {
 }
 
 #[async_trait::async_trait]
-impl Store for FailsOnce {
+impl store::Resources for FailsOnce {
     async fn create(
         &self,
         resource: Resource,
@@ -689,6 +689,35 @@ impl Store for FailsOnce {
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
         self.inner.resource(kind, id).await
     }
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: imageplane::store::Change,
+        claim: Option<&KeyClaim>,
+    ) -> Result<OperationRecord, StoreError> {
+        self.inner.change(kind, id, change, claim).await
+    }
+    async fn list(
+        &self,
+        query: &imageplane::store::query::ListQuery,
+    ) -> Result<Vec<Resource>, StoreError> {
+        self.inner.list(query).await
+    }
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<imageplane::pb::yandex::cloud::access::AccessBinding>>, StoreError> {
+        self.inner.access_bindings(kind, id).await
+    }
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
+        self.inner.seed(resources).await
+    }
+}
+
+#[async_trait::async_trait]
+impl store::Operations for FailsOnce {
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
         self.inner.operation(id).await
     }
@@ -706,6 +735,24 @@ impl Store for FailsOnce {
     async fn describe_running(&self, id: &str, description: &str) -> Result<(), StoreError> {
         self.inner.describe_running(id, description).await
     }
+    async fn operations_of(
+        &self,
+        target_id: &str,
+        folders: Option<&[String]>,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError> {
+        self.inner
+            .operations_of(target_id, folders, after, limit)
+            .await
+    }
+    async fn purge_finished(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
+        self.inner.purge_finished(before_ms, limit).await
+    }
+}
+
+#[async_trait::async_trait]
+impl store::Leases for FailsOnce {
     async fn renew_leases(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         self.inner.renew_leases(ids).await
     }
@@ -715,18 +762,10 @@ impl Store for FailsOnce {
     async fn release_leases(&self, ids: &[String]) -> Result<(), StoreError> {
         self.inner.release_leases(ids).await
     }
-    async fn purge_finished(&self, before_ms: i64, limit: usize) -> Result<usize, StoreError> {
-        self.inner.purge_finished(before_ms, limit).await
-    }
-    async fn change(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        change: imageplane::store::Change,
-        claim: Option<&KeyClaim>,
-    ) -> Result<OperationRecord, StoreError> {
-        self.inner.change(kind, id, change, claim).await
-    }
+}
+
+#[async_trait::async_trait]
+impl store::Keys for FailsOnce {
     async fn idempotency_key(
         &self,
         subject: &str,
@@ -753,37 +792,12 @@ impl Store for FailsOnce {
             .purge_keys_and_tokens(keys_before_ms, tokens_before_ms, limit)
             .await
     }
-    async fn list(
-        &self,
-        query: &imageplane::store::query::ListQuery,
-    ) -> Result<Vec<Resource>, StoreError> {
-        self.inner.list(query).await
-    }
-    async fn access_bindings(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-    ) -> Result<Option<Vec<imageplane::pb::yandex::cloud::access::AccessBinding>>, StoreError> {
-        self.inner.access_bindings(kind, id).await
-    }
-    async fn operations_of(
-        &self,
-        target_id: &str,
-        folders: Option<&[String]>,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<Operation>, StoreError> {
-        self.inner
-            .operations_of(target_id, folders, after, limit)
-            .await
-    }
-    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
-        self.inner.seed(resources).await
-    }
     async fn page_key(&self) -> Result<Vec<u8>, StoreError> {
         self.inner.page_key().await
     }
 }
+
+impl Store for FailsOnce {}
 
 #[tokio::test]
 async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure() {
@@ -1120,6 +1134,69 @@ async fn a_rename_onto_a_taken_name_fails_alone_in_a_batch_of_creates() {
             "{name}: {renamed:?}"
         );
         drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn a_write_that_meets_a_database_error_fails_alone_among_64() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (_, taken) = create(store.as_ref(), "batch", "first").await;
+        // 64 creates at once (in SQLite they share commits); the one in the middle reuses
+        // an operation id, which the database refuses as it writes (a primary key).
+        let mut writes = tokio::task::JoinSet::new();
+        for index in 0..64 {
+            let store = Arc::clone(&store);
+            let taken_id = taken.operation.id.clone();
+            writes.spawn(async move {
+                let resource = creating_disk("batch", &format!("new-{index}"));
+                let mut record = record_for(&resource, Work::Copy { source: None });
+                if index == 32 {
+                    record.operation.id = taken_id;
+                }
+                let outcome = store.create(resource.clone(), record, None).await;
+                (index, resource, outcome)
+            });
+        }
+        let mut failed = Vec::new();
+        while let Some(joined) = writes.join_next().await {
+            let (index, resource, outcome) = joined.unwrap();
+            let stored = store
+                .resource(ResourceKind::Disk, resource.id())
+                .await
+                .unwrap();
+            match outcome {
+                Ok(()) => assert_eq!(stored, Some(resource), "{name}: create {index}"),
+                Err(error) => {
+                    assert!(
+                        matches!(error, StoreError::Duplicate(_)),
+                        "{name}: create {index}: {error:?}"
+                    );
+                    assert_eq!(stored, None, "{name}: the failed create left its resource");
+                    failed.push(index);
+                }
+            }
+        }
+        assert_eq!(failed, [32], "{name}");
+        // What the others wrote is durable: read again after a reopen.
+        drop(store);
+        if backend.durable() {
+            let reopened = backend.open(Duration::from_secs(10)).await;
+            let query = imageplane::store::query::ListQuery {
+                kind: ResourceKind::Disk,
+                folder_id: "batch".into(),
+                conditions: Vec::new(),
+                order: imageplane::store::query::Order {
+                    column: imageplane::store::query::Column::Id,
+                    descending: false,
+                },
+                after: None,
+                limit: 100,
+            };
+            assert_eq!(reopened.list(&query).await.unwrap().len(), 64, "{name}");
+        }
         backend.clean_up().await;
     }
 }

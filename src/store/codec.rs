@@ -4,6 +4,7 @@
 //! done, lease and times for the operation queries). Protobuf keeps old rows readable when
 //! fields are added to the messages.
 
+use super::sql::Row;
 use super::StoreError;
 use crate::model::resource::{OperationRecord, Resource, ResourceKind, ResourceRef, Work};
 use crate::pb::compute::{Disk, Image, Os, Snapshot};
@@ -75,6 +76,14 @@ pub fn resource_from_columns(
             Resource::BaremetalImage(baremetal::Image::decode(body).map_err(unreadable)?)
         }
     })
+}
+
+/// Reads a resource back from a row's `kind`, `os` and `body`, from column `first` on.
+pub fn resource_from_row(row: &mut Row, first: usize) -> Result<Resource, StoreError> {
+    let kind = row.i32(first)?;
+    let os = row.optional_bytes(first + 1)?;
+    let body = row.bytes(first + 2)?;
+    resource_from_columns(kind, os.as_deref(), &body)
 }
 
 /// An operation as one row of `operations` (without the lease columns, which the
@@ -159,6 +168,21 @@ pub struct OperationColumns {
 /// The select list of an operation record: its columns, then `body`.
 pub const OPERATION_COLUMNS: &str =
     "target_kind, target_id, folder_id, work, import_uri, source_id, body";
+
+/// Reads an operation record back from a row's [`OPERATION_COLUMNS`], from column
+/// `first` on.
+pub fn record_from_row(row: &mut Row, first: usize) -> Result<OperationRecord, StoreError> {
+    let columns = OperationColumns {
+        target_kind: row.i32(first)?,
+        target_id: row.text(first + 1)?,
+        folder_id: row.text(first + 2)?,
+        work: row.text(first + 3)?,
+        import_uri: row.optional_text(first + 4)?,
+        source_id: row.optional_text(first + 5)?,
+    };
+    let body = row.bytes(first + 6)?;
+    record_from_columns(columns, &body)
+}
 
 /// The `access_bindings` column: a `ListAccessBindingsResponse` holding them (NULL: none).
 pub fn encode_bindings(bindings: &[AccessBinding]) -> Vec<u8> {

@@ -1,5 +1,5 @@
-//! Versioned schema migrations, applied at start. Each backend has its own ordered list
-//! of SQL files under `migrations/<backend>/`; the table `schema_migrations` records which
+//! Versioned schema migrations, applied at start (`schema::migrate`). Each database has its
+//! own ordered list of SQL files under `migrations/<database>/` (their DDL differs); the table `schema_migrations` records which
 //! versions a database has. A migration runs in one transaction with its record, so a
 //! crash leaves it applied or not at all. A database newer than this binary is refused
 //! rather than written with an older idea of the schema.

@@ -1,25 +1,36 @@
-//! Where resources and operations live. The [`Store`] trait is what the rest of the server
-//! sees; two backends implement it: [`sqlite::SqliteStore`] (the embedded default, and
-//! `memory:` as SQLite without fsync in a temporary directory) and
-//! [`postgres::PostgresStore`] (several replicas on one database). [`DatabaseUrl`] picks one.
-//! `memory:` was once its own hash-map backend; it measured 0.60 of that backend's create
-//! throughput as SQLite (README), and every query (lists, filters, paging) now has two
-//! implementations instead of three.
+//! Where resources and operations live, behind four traits by concern ([`Resources`],
+//! [`Operations`], [`Leases`], [`Keys`]; together a [`Store`]). They have one
+//! implementation, [`SqlStore`]: the same jobs and the same SQL over either database, the
+//! embedded SQLite (the default, and `memory:`: SQLite without fsync in a temporary
+//! directory) or PostgreSQL (several replicas on one database). [`DatabaseUrl`] picks one;
+//! the drivers ([`sqlite`], [`postgres`]) hold connection handling and the few dialect
+//! differences ([`sql::Dialect`]).
 //!
-//! Invariants every backend keeps:
+//! Invariants the store keeps on both databases:
 //! - a resource is inserted together with the operation that creates it, or not at all;
-//!   when the call returns Ok, both are durable (the durable backends have committed);
+//!   when the call returns Ok, both are durable (committed);
 //! - among resources of one kind in one folder, a non-empty name is held by one resource;
-//! - an operation is finished once: [`Store::finish`] applies only to an operation that is
-//!   not done yet, together with its resource change, in one transaction;
+//! - an operation is finished once: [`Operations::conclude`] applies only to an operation
+//!   that is not done yet, together with its resource change, in one transaction;
 //! - a running operation is held by one replica at a time, through a lease that replica
-//!   renews; an operation whose lease ran out is an orphan that any replica may claim.
+//!   renews; an operation whose lease ran out is an orphan that any replica may claim;
+//! - a call that fails writes nothing, and fails no other call.
 
 pub mod codec;
+pub mod database;
+mod keys;
+mod leases;
 pub mod migrations;
+mod operations;
 pub mod postgres;
 pub mod query;
+pub mod read_cache;
+mod resources;
+pub mod schema;
+pub mod sql;
 pub mod sqlite;
+
+pub use database::SqlStore;
 
 use crate::model::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use crate::pb::operation::Operation;
@@ -44,6 +55,9 @@ pub enum StoreError {
     /// A stored record cannot be used (undecodable, of an unknown kind, or missing where
     /// another one needs it): retrying will not help.
     Corrupt(String),
+    /// A write broke a uniqueness rule the store did not expect to meet (an id used
+    /// twice): nothing was written.
+    Duplicate(String),
     /// A [`Change`] refused itself: the domain's error, passed through as it is.
     Refused(crate::error::Error),
     /// The write's [`KeyClaim`] is taken: another write stored that idempotency key
@@ -125,9 +139,9 @@ impl std::fmt::Display for StoreError {
                 crate::error::excerpt(name),
                 crate::error::excerpt(folder_id)
             ),
-            StoreError::Backend(message) | StoreError::Corrupt(message) => {
-                formatter.write_str(message)
-            }
+            StoreError::Backend(message)
+            | StoreError::Corrupt(message)
+            | StoreError::Duplicate(message) => formatter.write_str(message),
             StoreError::Refused(error) => write!(formatter, "{error}"),
             StoreError::KeyTaken => formatter.write_str("the idempotency key is taken"),
         }
@@ -149,7 +163,7 @@ impl From<StoreError> for crate::error::Error {
                 crate::error::excerpt(&name),
                 crate::error::excerpt(&folder_id)
             )),
-            StoreError::Backend(message) => {
+            StoreError::Backend(message) | StoreError::Duplicate(message) => {
                 crate::error::Error::Internal(format!("storage failed: {message}"))
             }
             StoreError::Corrupt(message) => {
@@ -254,15 +268,11 @@ impl Replica {
             lease,
         }
     }
-
-    fn lease_ms(&self) -> i64 {
-        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX / 4)
-    }
 }
 
-/// The storage of resources and operations.
+/// Resources: created with their operation, read, changed, listed, seeded.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Resources: Send + Sync {
     /// Inserts a new resource and the operation that creates it, atomically. The
     /// operation may be running (held by this replica) or already done (a copy that takes
     /// no time, stored finished with its READY resource).
@@ -278,6 +288,37 @@ pub trait Store: Send + Sync + 'static {
     /// The resource of the given kind and id.
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError>;
 
+    /// Changes a resource as `change` decides from its current state and stores the
+    /// change's operation with it, atomically. A new name that another resource of the
+    /// kind holds in the (new) folder is `NameTaken`, and writes nothing. A `claim` is
+    /// stored as [`Resources::create`] stores it.
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: Change,
+        claim: Option<&KeyClaim>,
+    ) -> Result<OperationRecord, StoreError>;
+
+    /// One page of a list (see [`query::ListQuery`]).
+    async fn list(&self, query: &query::ListQuery) -> Result<Vec<Resource>, StoreError>;
+
+    /// The access bindings of a resource, or `None` if it does not exist.
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<AccessBinding>>, StoreError>;
+
+    /// Stores READY resources that do not exist yet (by id), for seed files: the ones
+    /// that exist are left as they are. Returns how many were new. A name that another
+    /// resource holds is `NameTaken`, and nothing is stored.
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError>;
+}
+
+/// Operations: read, ended, described, listed, purged.
+#[async_trait]
+pub trait Operations: Send + Sync {
     /// The operation with the given id.
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError>;
 
@@ -300,6 +341,29 @@ pub trait Store: Send + Sync + 'static {
         description: &str,
     ) -> Result<(), StoreError>;
 
+    /// Operations of a resource (deleted ones' too, until retention purges them), newest
+    /// first: at most `limit`, after the (created_at_ms, id) of the previous page's last;
+    /// with `folders`, only those recorded in one of them.
+    async fn operations_of(
+        &self,
+        target_id: &str,
+        folders: Option<&[String]>,
+        after: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<Operation>, StoreError>;
+
+    /// Deletes up to `limit` operations that finished before `finished_before_ms`
+    /// (milliseconds since the Unix epoch); returns how many.
+    async fn purge_finished(
+        &self,
+        finished_before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+}
+
+/// Leases: which replica runs which running operation.
+#[async_trait]
+pub trait Leases: Send + Sync {
     /// Renews this replica's lease on the given running operations. Returns the ones it
     /// still holds; the others were finished (e.g. cancelled through another replica) or
     /// taken over, and their local work must stop.
@@ -314,27 +378,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Hands running operations back (on shutdown): any replica may claim them at once.
     async fn release_leases(&self, operation_ids: &[String]) -> Result<(), StoreError>;
+}
 
-    /// Deletes up to `limit` operations that finished before `finished_before_ms`
-    /// (milliseconds since the Unix epoch); returns how many.
-    async fn purge_finished(
-        &self,
-        finished_before_ms: i64,
-        limit: usize,
-    ) -> Result<usize, StoreError>;
-
-    /// Changes a resource as `change` decides from its current state and stores the
-    /// change's operation with it, atomically. A new name that another resource of the
-    /// kind holds in the (new) folder is `NameTaken`, and writes nothing; it never fails
-    /// other writes committed with it. A `claim` is stored as [`Store::create`] stores it.
-    async fn change(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-        change: Change,
-        claim: Option<&KeyClaim>,
-    ) -> Result<OperationRecord, StoreError>;
-
+/// Keys: idempotency keys, issued IAM tokens, and the key that signs page tokens.
+#[async_trait]
+pub trait Keys: Send + Sync {
     /// The stored idempotency key of `subject`, if any.
     async fn idempotency_key(
         &self,
@@ -357,36 +405,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<usize, StoreError>;
 
-    /// One page of a list (see [`query::ListQuery`]).
-    async fn list(&self, query: &query::ListQuery) -> Result<Vec<Resource>, StoreError>;
-
-    /// The access bindings of a resource, or `None` if it does not exist.
-    async fn access_bindings(
-        &self,
-        kind: ResourceKind,
-        id: &str,
-    ) -> Result<Option<Vec<AccessBinding>>, StoreError>;
-
-    /// Operations of a resource (deleted ones' too, until retention purges them), newest
-    /// first: at most `limit`, after the (created_at_ms, id) of the previous page's last;
-    /// with `folders`, only those recorded in one of them.
-    async fn operations_of(
-        &self,
-        target_id: &str,
-        folders: Option<&[String]>,
-        after: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<Operation>, StoreError>;
-
-    /// Stores READY resources that do not exist yet (by id), for seed files: the ones
-    /// that exist are left as they are. Returns how many were new. A name that another
-    /// resource holds is `NameTaken`, and nothing is stored.
-    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError>;
-
     /// The key that signs page tokens: made once per database, so that every replica
     /// and every restart accepts the tokens of the others.
     async fn page_key(&self) -> Result<Vec<u8>, StoreError>;
+}
 
+/// The whole store.
+#[async_trait]
+pub trait Store: Resources + Operations + Leases + Keys + 'static {
     /// Called once on a clean stop, after the last write: leaves the database complete
     /// in its main file where the backend has more than one (SQLite's WAL).
     async fn close(&self) -> Result<(), StoreError> {
@@ -461,39 +487,27 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
-impl CheckReport {
-    /// Decodes one row, counting it or naming it as damaged.
-    fn row<T>(&mut self, table: &str, id: &str, decoded: Result<T, StoreError>) {
-        match decoded {
-            Ok(_) if table == "resources" => self.resources += 1,
-            Ok(_) => self.operations += 1,
-            Err(error) => self.problems.push(format!(
-                "{table} row {}: {error}",
-                crate::error::excerpt(id)
-            )),
-        }
-    }
-}
-
 /// Reads every row of the database the URL names, without changing it (a server may be
 /// running on it), and names what is damaged: the database's own integrity check (SQLite),
 /// the schema, and every row that cannot be decoded. A damaged index can make a row
 /// invisible to lookups (answered NOT_FOUND); only this check finds that.
 pub async fn check(url: &DatabaseUrl) -> Result<CheckReport, StoreError> {
+    let job: database::Job<CheckReport> = Box::new(|tx| Box::pin(schema::check(tx)));
     match url {
         DatabaseUrl::Memory => Ok(CheckReport::default()),
-        DatabaseUrl::Sqlite(path) => sqlite::check(path).await,
-        DatabaseUrl::Postgres(url) => postgres::check(url).await,
+        DatabaseUrl::Sqlite(path) => sqlite::read_only(path, job).await,
+        DatabaseUrl::Postgres(url) => postgres::read_only(url, job).await,
     }
 }
 
 /// Opens the store the URL names, applying its schema migrations.
 pub async fn open(url: &DatabaseUrl, replica: Replica) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(match url {
-        DatabaseUrl::Memory => Arc::new(sqlite::SqliteStore::open_ephemeral(replica).await?),
-        DatabaseUrl::Sqlite(path) => Arc::new(sqlite::SqliteStore::open(path, replica).await?),
+    let database = match url {
+        DatabaseUrl::Memory => database::Database::Sqlite(sqlite::Sqlite::open_ephemeral().await?),
+        DatabaseUrl::Sqlite(path) => database::Database::Sqlite(sqlite::Sqlite::open(path).await?),
         DatabaseUrl::Postgres(url) => {
-            Arc::new(postgres::PostgresStore::connect(url, replica).await?)
+            database::Database::Postgres(postgres::Postgres::connect(url).await?)
         }
-    })
+    };
+    Ok(Arc::new(SqlStore::new(database, replica).await?))
 }

@@ -1,8 +1,8 @@
 //! Lists as SQL, the same for SQLite and PostgreSQL: a [`ListQuery`] (conditions on
 //! indexed columns, an order, a keyset cursor, a limit) becomes one statement and its
-//! parameters. The domain parses `filter` and `order_by` into a query; a backend only
-//! says how its placeholders and its substring test are written, and whether the
-//! statement names its index ([`Dialect`]).
+//! parameters. The domain parses `filter` and `order_by` into a query; a database only
+//! says how its substring test is written, and whether the statement names its index
+//! ([`Dialect`]).
 //!
 //! Which index serves a list ([`index_for`]) is decided here, by one rule, rather than
 //! left to SQLite's planner, which has no statistics and would read a whole folder in id
@@ -11,6 +11,7 @@
 //! otherwise the order's index serves. PostgreSQL plans with its own statistics; both get the same indexes (see
 //! `migrations/*/0002_lifecycle.sql`).
 
+use super::sql::Dialect;
 use crate::model::resource::ResourceKind;
 
 /// The columns lists may filter and order on: all of them are columns of `resources`
@@ -36,15 +37,8 @@ impl Column {
     }
 }
 
-/// A parameter value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SqlValue {
-    Text(String),
-    /// An INTEGER column (status).
-    I32(i32),
-    /// A BIGINT column (times in milliseconds).
-    I64(i64),
-}
+/// A parameter value (the store's [`Value`](super::sql::Value)).
+pub use super::sql::Value as SqlValue;
 
 /// How a condition compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,16 +83,6 @@ pub struct ListQuery {
     pub order: Order,
     pub after: Option<Cursor>,
     pub limit: usize,
-}
-
-/// How a backend writes what differs.
-pub struct Dialect {
-    /// The placeholder of the n-th parameter (from 1).
-    pub placeholder: fn(usize) -> String,
-    /// `column` contains `placeholder`.
-    pub contains: fn(&str, &str) -> String,
-    /// Whether the statement names the index that serves it (SQLite's `INDEXED BY`).
-    pub names_index: bool,
 }
 
 /// Every index [`index_for`] may name: SQLite's start-up check makes sure they exist, since
@@ -164,7 +148,7 @@ pub fn list_sql(query: &ListQuery, dialect: &Dialect) -> (String, Vec<SqlValue>)
     let mut parameters: Vec<SqlValue> = Vec::new();
     let bind = |value: SqlValue, parameters: &mut Vec<SqlValue>| {
         parameters.push(value);
-        (dialect.placeholder)(parameters.len())
+        format!("${}", parameters.len())
     };
     let index = index_for(query);
     let indexed_by = match index {
@@ -256,17 +240,7 @@ pub fn list_sql(query: &ListQuery, dialect: &Dialect) -> (String, Vec<SqlValue>)
 mod tests {
     use super::*;
 
-    fn numbered(n: usize) -> String {
-        format!("${n}")
-    }
-    fn strpos(column: &str, placeholder: &str) -> String {
-        format!("strpos({column}, {placeholder}) > 0")
-    }
-    const DIALECT: Dialect = Dialect {
-        placeholder: numbered,
-        contains: strpos,
-        names_index: false,
-    };
+    const DIALECT: &Dialect = &crate::store::postgres::DIALECT;
 
     #[test]
     fn a_filtered_page_after_a_cursor() {
@@ -295,7 +269,7 @@ mod tests {
             }),
             limit: 101,
         };
-        let (sql, parameters) = list_sql(&query, &DIALECT);
+        let (sql, parameters) = list_sql(&query, DIALECT);
         assert_eq!(
             sql,
             "SELECT kind, os, body FROM resources WHERE kind = $1 AND folder_id = $2 \
@@ -382,11 +356,7 @@ mod tests {
             vec![equal(Column::Family, SqlValue::Text("ubuntu".into()))],
             Column::Id,
         );
-        let dialect = Dialect {
-            names_index: true,
-            ..DIALECT
-        };
-        let (sql, _) = list_sql(&query, &dialect);
+        let (sql, _) = list_sql(&query, &crate::store::sqlite::DIALECT);
         assert_eq!(
             sql,
             "SELECT kind, os, body FROM resources INDEXED BY resources_by_family \

@@ -1,0 +1,94 @@
+//! The one implementation of the store: [`SqlStore`], the same logic over either database.
+//! Its methods (in `resources`, `operations`, `leases`, `keys` and `schema`) are jobs:
+//! closures over a [`Tx`] that read and write with the same SQL on both databases. The
+//! [`Database`] runs a job as its driver does:
+//! - SQLite ([`sqlite`](super::sqlite)): writes go to one writer thread, which commits
+//!   the queued jobs together (group commit), each in a savepoint of its own; reads run
+//!   on pooled read-only connections; a read cache answers hot records.
+//! - PostgreSQL ([`postgres`](super::postgres)): each write is a transaction on a pooled
+//!   connection; each read a statement.
+//!
+//! Either way a job that returns an error writes nothing, and one that returns Ok is
+//! durable when its caller hears back.
+
+use super::postgres::Postgres;
+use super::read_cache::Record;
+use super::sql::{Pending, Tx};
+use super::sqlite::Sqlite;
+use super::{Replica, StoreError};
+
+/// A job: what one store call does inside one transaction (a write) or on one
+/// connection (a read).
+pub type Job<T> = Box<dyn for<'t> FnOnce(&'t dyn Tx) -> Pending<'t, T> + Send>;
+
+/// The database a store keeps its records in, with its driver.
+pub enum Database {
+    Sqlite(Sqlite),
+    Postgres(Postgres),
+}
+
+impl Database {
+    /// Runs `job` as a write: it commits, or (on an error) writes nothing.
+    pub async fn write<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.write(job).await,
+            Database::Postgres(postgres) => postgres.write(job).await,
+        }
+    }
+
+    /// Runs `job` as a read: it sees every write committed before it began.
+    pub async fn read<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.read(job),
+            Database::Postgres(postgres) => postgres.read(job).await,
+        }
+    }
+
+    /// Reads the record `id` through the read cache where the driver has one: `job`
+    /// reads it from the database on a miss.
+    pub async fn read_record(
+        &self,
+        id: &str,
+        job: Job<Option<Record>>,
+    ) -> Result<Option<Record>, StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.read_record(id, job),
+            Database::Postgres(postgres) => postgres.read(job).await,
+        }
+    }
+
+    /// Leaves the database complete in its main file (SQLite's WAL checkpointed).
+    pub async fn close(&self) -> Result<(), StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.close().await,
+            Database::Postgres(_) => Ok(()),
+        }
+    }
+}
+
+/// The store: records in a [`Database`], for one [`Replica`].
+pub struct SqlStore {
+    pub(super) database: Database,
+    pub(super) replica: Replica,
+}
+
+impl SqlStore {
+    /// The store over an open database, with its schema migrated and verified.
+    pub async fn new(database: Database, replica: Replica) -> Result<SqlStore, StoreError> {
+        let store = SqlStore { database, replica };
+        super::schema::migrate(&store.database).await?;
+        Ok(store)
+    }
+
+    /// This replica's lease, in milliseconds (a parameter of lease writes).
+    pub(super) fn lease_ms(&self) -> i64 {
+        i64::try_from(self.replica.lease.as_millis()).unwrap_or(i64::MAX / 4)
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Store for SqlStore {
+    async fn close(&self) -> Result<(), StoreError> {
+        self.database.close().await
+    }
+}

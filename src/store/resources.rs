@@ -1,0 +1,454 @@
+//! [`Resources`] of the [`SqlStore`]: creates, reads, changes, lists and seeds, each one
+//! job with the same SQL on both databases.
+
+use super::codec::{self, OperationRow, ResourceRow};
+use super::database::Job;
+use super::query::{self, ListQuery};
+use super::read_cache::Record;
+use super::sql::{Pending, Tx, Value};
+use super::{Change, Changed, Current, KeyClaim, Resources, SqlStore, StoreError};
+use crate::model::resource::{OperationRecord, Resource, ResourceKind};
+use crate::pb::yandex::cloud::access::AccessBinding;
+use async_trait::async_trait;
+
+#[async_trait]
+impl Resources for SqlStore {
+    async fn create(
+        &self,
+        resource: Resource,
+        operation: OperationRecord,
+        claim: Option<&KeyClaim>,
+    ) -> Result<(), StoreError> {
+        let owner = self.replica.id.clone();
+        let lease_ms = self.lease_ms();
+        let claim = claim.cloned();
+        self.database
+            .write(Box::new(move |tx| {
+                Box::pin(async move {
+                    let row = ResourceRow::from_resource(&resource);
+                    let operation_row = OperationRow::from_record(&operation);
+                    // Sent together (PostgreSQL pipelines them), in this order: writes that
+                    // share a key wait for each other on it before either takes a name.
+                    let (key_stored, inserted, ()) = futures_util::try_join!(
+                        insert_key(tx, claim.as_ref(), &operation.operation.id),
+                        insert_resource(tx, row),
+                        insert_operation(tx, operation_row, &owner, lease_ms),
+                    )?;
+                    if !key_stored {
+                        return Err(StoreError::KeyTaken);
+                    }
+                    if !inserted {
+                        return Err(StoreError::name_taken(&resource));
+                    }
+                    let (operation_id, resource_id) =
+                        (operation.operation.id.clone(), resource.id().to_string());
+                    tx.wrote(&operation_id, Some(Record::Operation(operation)));
+                    tx.wrote(&resource_id, Some(Record::Resource(resource)));
+                    Ok(())
+                })
+            }))
+            .await
+    }
+
+    async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
+        let key = id.to_string();
+        let job: Job<Option<Record>> = Box::new(move |tx| {
+            Box::pin(async move { Ok(select_resource(tx, &key).await?.map(Record::Resource)) })
+        });
+        Ok(match self.database.read_record(id, job).await? {
+            Some(Record::Resource(resource)) if resource.kind() == kind => Some(resource),
+            _ => None,
+        })
+    }
+
+    async fn change(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        change: Change,
+        claim: Option<&KeyClaim>,
+    ) -> Result<OperationRecord, StoreError> {
+        let id = id.to_string();
+        let owner = self.replica.id.clone();
+        let lease_ms = self.lease_ms();
+        let claim = claim.cloned();
+        self.database
+            .write(Box::new(move |tx| {
+                Box::pin(async move {
+                    // The key first, as a create takes it: two writes that share a key wait
+                    // for each other on it before either locks a resource or a name. Its
+                    // operation is known once the change has decided.
+                    if !insert_key(tx, claim.as_ref(), "").await? {
+                        return Err(StoreError::KeyTaken);
+                    }
+                    let current = select_current(tx, kind, &id).await?;
+                    let before = current
+                        .as_ref()
+                        .map(|current| Indexed::of(&current.resource));
+                    let Changed {
+                        resource,
+                        access_bindings,
+                        record,
+                    } = change(current).map_err(StoreError::Refused)?;
+                    check_name_free(tx, &resource).await?;
+                    let bindings = async {
+                        match &access_bindings {
+                            None => Ok(0),
+                            Some(bindings) => {
+                                tx.execute(
+                                    "UPDATE resources SET access_bindings = $2 WHERE id = $1",
+                                    vec![
+                                        id.clone().into(),
+                                        codec::encode_bindings(bindings).into(),
+                                    ],
+                                )
+                                .await
+                            }
+                        }
+                    };
+                    let key = async {
+                        match &claim {
+                            None => Ok(0),
+                            Some(claim) => {
+                                tx.execute(
+                                    "UPDATE idempotency_keys SET operation_id = $3
+                                     WHERE subject = $1 AND key = $2",
+                                    vec![
+                                        claim.subject.clone().into(),
+                                        claim.key.clone().into(),
+                                        record.operation.id.clone().into(),
+                                    ],
+                                )
+                                .await
+                            }
+                        }
+                    };
+                    let written = futures_util::try_join!(
+                        update_resource(
+                            tx,
+                            ResourceRow::from_resource(&resource),
+                            before == Some(Indexed::of(&resource)),
+                        ),
+                        bindings,
+                        insert_operation(tx, OperationRow::from_record(&record), &owner, lease_ms),
+                        key,
+                    );
+                    match written {
+                        // A concurrent transaction took the name first: the index decides.
+                        Err(StoreError::Duplicate(_)) => {
+                            return Err(StoreError::name_taken(&resource))
+                        }
+                        written => written?,
+                    };
+                    tx.wrote(&id, Some(Record::Resource(resource)));
+                    tx.wrote(
+                        &record.operation.id,
+                        Some(Record::Operation(record.clone())),
+                    );
+                    Ok(record)
+                })
+            }))
+            .await
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Vec<Resource>, StoreError> {
+        let query = query.clone();
+        self.database
+            .read(Box::new(move |tx| {
+                Box::pin(async move {
+                    let (sql, parameters) = query::list_sql(&query, tx.dialect());
+                    tx.query(&sql, parameters)
+                        .await?
+                        .iter_mut()
+                        .map(|row| codec::resource_from_row(row, 0))
+                        .collect()
+                })
+            }))
+            .await
+    }
+
+    async fn access_bindings(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+    ) -> Result<Option<Vec<AccessBinding>>, StoreError> {
+        let id = id.to_string();
+        self.database
+            .read(Box::new(move |tx| {
+                Box::pin(async move {
+                    let mut rows = tx
+                        .query(
+                            "SELECT access_bindings FROM resources WHERE id = $1 AND kind = $2",
+                            vec![id.into(), kind.code().into()],
+                        )
+                        .await?;
+                    let Some(row) = rows.first_mut() else {
+                        return Ok(None);
+                    };
+                    let stored = row.optional_bytes(0)?;
+                    codec::decode_bindings(stored.as_deref()).map(Some)
+                })
+            }))
+            .await
+    }
+
+    async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
+        self.database
+            .write(Box::new(move |tx| {
+                Box::pin(async move {
+                    let mut new = 0;
+                    for resource in resources {
+                        let row = ResourceRow::from_resource(&resource);
+                        let inserted = tx
+                            .execute(
+                                "INSERT INTO resources (id, kind, folder_id, name, os, body,
+                                     status, family, created_at_ms)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                 ON CONFLICT (id) DO NOTHING",
+                                resource_values(row),
+                            )
+                            .await;
+                        match inserted {
+                            Ok(0) => {}
+                            Ok(_) => {
+                                new += 1;
+                                let id = resource.id().to_string();
+                                tx.wrote(&id, Some(Record::Resource(resource)));
+                            }
+                            Err(StoreError::Duplicate(_)) => {
+                                return Err(StoreError::name_taken(&resource))
+                            }
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    Ok(new)
+                })
+            }))
+            .await
+    }
+}
+
+/// A resource row's columns, in the order of the inserts' column lists.
+fn resource_values(row: ResourceRow) -> Vec<Value> {
+    vec![
+        row.id.into(),
+        row.kind.into(),
+        row.folder_id.into(),
+        row.name.into(),
+        row.os.into(),
+        row.body.into(),
+        row.status.into(),
+        row.family.into(),
+        row.created_at_ms.into(),
+    ]
+}
+
+/// Inserts a resource unless its name is taken (then returns false, writing nothing).
+async fn insert_resource(tx: &dyn Tx, row: ResourceRow) -> Result<bool, StoreError> {
+    let inserted = tx
+        .execute(
+            "INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                 created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING",
+            resource_values(row),
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// Inserts an operation held by `owner` for `lease_ms` from now (the database's clock).
+pub(super) async fn insert_operation(
+    tx: &dyn Tx,
+    row: OperationRow,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+             import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
+             folder_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, {} + $8, $9, $10, $11, $12, $13)",
+        tx.dialect().now_ms
+    );
+    tx.execute(
+        &sql,
+        vec![
+            row.id.into(),
+            row.done.into(),
+            row.modified_at_ms.into(),
+            row.target_kind.into(),
+            row.target_id.into(),
+            row.import_uri.into(),
+            owner.into(),
+            lease_ms.into(),
+            row.body.into(),
+            row.work.into(),
+            row.source_id.into(),
+            row.created_at_ms.into(),
+            row.folder_id.into(),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Stores the key of `claim` for the operation `operation_id`; false if it is stored
+/// already (true when there is no claim). On PostgreSQL a concurrent transaction storing
+/// the same key makes this wait for its end: it then answers false if that one committed.
+async fn insert_key(
+    tx: &dyn Tx,
+    claim: Option<&KeyClaim>,
+    operation_id: &str,
+) -> Result<bool, StoreError> {
+    let Some(claim) = claim else {
+        return Ok(true);
+    };
+    let sql = format!(
+        "INSERT INTO idempotency_keys (subject, key, fingerprint, operation_id, created_at_ms)
+         VALUES ($1, $2, $3, $4, {})
+         ON CONFLICT (subject, key) DO NOTHING",
+        tx.dialect().now_ms
+    );
+    let inserted = tx
+        .execute(
+            &sql,
+            vec![
+                claim.subject.clone().into(),
+                claim.key.clone().into(),
+                claim.fingerprint.clone().into(),
+                operation_id.into(),
+            ],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// The resource `id`, as stored.
+pub(super) async fn select_resource(tx: &dyn Tx, id: &str) -> Result<Option<Resource>, StoreError> {
+    let mut rows = tx
+        .query(
+            "SELECT kind, os, body FROM resources WHERE id = $1",
+            vec![id.into()],
+        )
+        .await?;
+    rows.first_mut()
+        .map(|row| codec::resource_from_row(row, 0))
+        .transpose()
+}
+
+/// The state a change starts from, its row locked (see `Dialect::for_update`): the
+/// resource of `kind`, its access bindings, and a running operation that creates,
+/// deletes or copies from it.
+async fn select_current(
+    tx: &dyn Tx,
+    kind: ResourceKind,
+    id: &str,
+) -> Result<Option<Current>, StoreError> {
+    let dialect = tx.dialect();
+    let select = format!(
+        "SELECT kind, os, body, access_bindings FROM resources WHERE id = $1 AND kind = $2{}",
+        dialect.for_update
+    );
+    let mut rows = tx
+        .query(&select, vec![id.into(), kind.code().into()])
+        .await?;
+    let Some(row) = rows.first_mut() else {
+        return Ok(None);
+    };
+    let resource = codec::resource_from_row(row, 0)?;
+    let access_bindings = codec::decode_bindings(row.optional_bytes(3)?.as_deref())?;
+    let busy = format!(
+        "SELECT id FROM operations
+         WHERE {} AND (target_id = $1 OR source_id = $1) LIMIT 1",
+        dialect.running
+    );
+    let mut rows = tx.query(&busy, vec![id.into()]).await?;
+    let busy_with = rows.first_mut().map(|row| row.text(0)).transpose()?;
+    Ok(Some(Current {
+        resource,
+        access_bindings,
+        busy_with,
+    }))
+}
+
+/// `NameTaken` if another resource of its kind holds `resource`'s non-empty name in its
+/// folder. (On PostgreSQL a concurrent transaction may still take it first: then the
+/// unique index refuses the write.)
+async fn check_name_free(tx: &dyn Tx, resource: &Resource) -> Result<(), StoreError> {
+    if resource.name().is_empty() {
+        return Ok(());
+    }
+    let holders = tx
+        .query(
+            "SELECT id FROM resources
+             WHERE kind = $1 AND folder_id = $2 AND name = $3 AND id <> $4 LIMIT 1",
+            vec![
+                resource.kind().code().into(),
+                resource.folder_id().into(),
+                resource.name().into(),
+                resource.id().into(),
+            ],
+        )
+        .await?;
+    match holders.is_empty() {
+        true => Ok(()),
+        false => Err(StoreError::name_taken(resource)),
+    }
+}
+
+/// The columns of a resource that the list indexes are on.
+#[derive(PartialEq)]
+pub(super) struct Indexed {
+    folder_id: String,
+    name: String,
+    family: String,
+}
+
+impl Indexed {
+    pub(super) fn of(resource: &Resource) -> Indexed {
+        Indexed {
+            folder_id: resource.folder_id().to_string(),
+            name: resource.name().to_string(),
+            family: resource.family().to_string(),
+        }
+    }
+}
+
+/// Writes a resource's new state (every column but its kind, id and creation time).
+///
+/// SQLite rewrites the entries of every index on a column named in SET, whether its value
+/// changed or not; the list indexes are on folder_id, name and family, so when those stay
+/// (`indexed_unchanged`: every ending of an operation but a few changes) only the other
+/// columns are set.
+pub(super) fn update_resource(
+    tx: &dyn Tx,
+    row: ResourceRow,
+    indexed_unchanged: bool,
+) -> Pending<'_, u64> {
+    if indexed_unchanged {
+        return tx.execute(
+            "UPDATE resources SET os = $2, body = $3, status = $4 WHERE id = $1",
+            vec![
+                row.id.into(),
+                row.os.into(),
+                row.body.into(),
+                row.status.into(),
+            ],
+        );
+    }
+    tx.execute(
+        "UPDATE resources SET folder_id = $2, name = $3, os = $4, body = $5, status = $6,
+             family = $7
+         WHERE id = $1",
+        vec![
+            row.id.into(),
+            row.folder_id.into(),
+            row.name.into(),
+            row.os.into(),
+            row.body.into(),
+            row.status.into(),
+            row.family.into(),
+        ],
+    )
+}
