@@ -1,6 +1,6 @@
-//! Micro benchmark of the create path without the network: validation alone, and
-//! ImageService.Create (validation, source lookup, store, executor) called directly on
-//! the Catalog in one thread. Prints microseconds per call. Complements create_load,
+//! Micro benchmark of the create path without the network: validation alone (what
+//! `api::accept` does first), and ImageService.Create's domain part (source lookup, store,
+//! executor) called directly on the Catalog, on one thread and on two. Prints microseconds per call. Complements create_load,
 //! which measures the whole server over gRPC.
 //!
 //! Run: `cargo bench --bench create_path`.

@@ -7,7 +7,7 @@ use imageplane::domain::identity::TokenFile;
 use imageplane::domain::Offerings;
 use imageplane::server::listener::ConnectionLimits;
 use imageplane::server::tls::{Tls, TlsSource};
-use imageplane::server::{self, Settings};
+use imageplane::server::{self, Server, Settings};
 use imageplane::store::DatabaseUrl;
 use imageplane::work::import::ImportSettings;
 use std::io::Write;
@@ -148,14 +148,15 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
             total_buffer: usize::try_from(args.total_buffer_limit).unwrap_or(usize::MAX),
         },
     };
-    // The store is open (and migrated) before the server says it is ready.
-    let store = server::open_store(&settings).await?;
+    // Everything that can fail at start (the store opened and migrated, seeds loaded, the
+    // services built) has, before the server says it is ready.
+    let server = Server::start(settings, address).await?;
     // Handlers first: a SIGTERM that arrives right after the announcement must stop the
     // server gracefully, not kill it.
     let shutdown = shutdown_signal()?;
     println!("imageplane listening on {address}");
     std::io::stdout().flush()?;
-    server::serve_store(listener, settings, store, shutdown).await
+    server.serve(listener, shutdown).await
 }
 
 /// The seed texts to load: the public catalogue unless refused, then `--seed` files.

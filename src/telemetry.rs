@@ -1,6 +1,9 @@
 //! Logging: tracing to stderr, as text or JSON, filtered by `--log-level` or RUST_LOG.
+//! Text has colours only when stderr is a terminal and `NO_COLOR` is not set
+//! (<https://no-color.org>): a file or a container's log gets plain text.
 
 use crate::config::LogFormat;
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `level` wins over RUST_LOG; the default is `info`.
@@ -11,9 +14,14 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
         }
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    let no_color = std::env::var_os("NO_COLOR");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(colours(
+            std::io::stderr().is_terminal(),
+            no_color.as_deref(),
+        ));
     let result = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder
@@ -24,4 +32,23 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
             .try_init(),
     };
     result.map_err(|error| error.to_string())
+}
+
+/// Whether text logs are coloured: on a terminal, unless `NO_COLOR` holds a value.
+fn colours(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|value| value.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::colours;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(colours(true, None));
+        assert!(colours(true, Some(OsStr::new(""))));
+        assert!(!colours(true, Some(OsStr::new("1"))));
+        assert!(!colours(false, None));
+    }
 }

@@ -239,6 +239,38 @@ fn seed_files_load_at_every_start_once_and_a_bad_line_stops_the_start() {
     let _ = std::fs::remove_dir_all(&data_dir);
 }
 
+#[test]
+fn a_start_that_fails_after_the_store_opened_closes_it_and_leaves_no_wal() {
+    let data_dir = temp_dir("failed-start");
+    let seed = data_dir.join("broken.jsonl");
+    // Read only once the store is open and migrated: the migrations wrote the WAL.
+    std::fs::write(&seed, "not a resource\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_imageplane"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data_dir)
+        .arg("--seed")
+        .arg(&seed)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("listening"), "announced ready: {stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.jsonl line 1"), "{stderr}");
+    assert!(
+        stderr.contains("applied schema migration") && !stderr.contains('\x1b'),
+        "logs to a pipe are plain text: {stderr}"
+    );
+    assert!(
+        data_dir.join("imageplane.sqlite3").exists(),
+        "the store was never opened: {stderr}"
+    );
+    let wal = data_dir.join("imageplane.sqlite3-wal");
+    let wal_bytes = std::fs::metadata(&wal).map_or(0, |meta| meta.len());
+    assert_eq!(wal_bytes, 0, "the WAL holds {wal_bytes} bytes: {stderr}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 /// Runs `imageplane serve` with `flags` expecting it to refuse to start; its stderr.
 fn refused_start(flags: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_imageplane"))

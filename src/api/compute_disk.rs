@@ -1,7 +1,7 @@
-//! compute.v1 DiskService: every method. ListSnapshotSchedules answers an empty list:
-//! no snapshot schedules are served.
+//! compute.v1 DiskService: every method. ListSnapshotSchedules answers an empty list: no
+//! snapshot schedules are served.
 
-use super::mask_paths;
+use super::kinds::{self, mask_paths, ListRequest, OperationsRequest, Page, Target, UpdateRequest};
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -30,33 +30,14 @@ pub struct ComputeDiskApi {
 #[tonic::async_trait]
 impl DiskService for ComputeDiskApi {
     async fn get(&self, request: Request<GetDiskRequest>) -> Result<Response<Disk>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            self.catalog
-                .get_typed::<Disk>(&call, &request.disk_id)
-                .await
-        })
-        .await
+        kinds::get(&self.catalog, request).await
     }
 
     async fn list(
         &self,
         request: Request<ListDisksRequest>,
     ) -> Result<Response<ListDisksResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            let args = ListArgs {
-                folder_id: request.folder_id,
-                page_size: request.page_size,
-                page_token: request.page_token,
-                filter: request.filter,
-                order_by: request.order_by,
-            };
-            let (disks, next_page_token) = self.catalog.list_typed::<Disk>(&call, args).await?;
-            Ok(ListDisksResponse {
-                disks,
-                next_page_token,
-            })
-        })
-        .await
+        kinds::list(&self.catalog, request).await
     }
 
     async fn create(
@@ -73,60 +54,28 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<UpdateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            let update = Update {
-                id: request.disk_id,
-                mask: mask_paths(request.update_mask),
-                name: request.name,
-                description: request.description,
-                labels: request.labels,
-                size: request.size,
-                disk_placement_policy: request.disk_placement_policy,
-                ..Update::default()
-            };
-            self.catalog.update(&call, KIND, update).await
-        })
-        .await
+        kinds::update(&self.catalog, KIND, request).await
     }
 
     async fn delete(
         &self,
         request: Request<DeleteDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            self.catalog.delete(&call, KIND, &request.disk_id).await
-        })
-        .await
+        kinds::delete(&self.catalog, KIND, request).await
     }
 
     async fn list_operations(
         &self,
         request: Request<ListDiskOperationsRequest>,
     ) -> Result<Response<ListDiskOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            let (operations, next_page_token) = self
-                .catalog
-                .list_operations(
-                    &call,
-                    KIND,
-                    &request.disk_id,
-                    request.page_size,
-                    &request.page_token,
-                )
-                .await?;
-            Ok(ListDiskOperationsResponse {
-                operations,
-                next_page_token,
-            })
-        })
-        .await
+        kinds::list_operations(&self.catalog, KIND, request).await
     }
 
     async fn r#move(
         &self,
         request: Request<MoveDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             self.catalog
                 .move_disk(&call, &request.disk_id, &request.destination_folder_id)
                 .await
@@ -138,7 +87,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<RelocateDiskRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
+        super::start(&self.catalog, request, |call, request| async move {
             self.catalog
                 .relocate_disk(
                     &call,
@@ -155,7 +104,7 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListDiskSnapshotSchedulesRequest>,
     ) -> Result<Response<ListDiskSnapshotSchedulesResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::answer(&self.catalog, request, |call, request| async move {
             self.catalog.get(&call, KIND, &request.disk_id).await?;
             Ok(ListDiskSnapshotSchedulesResponse::default())
         })
@@ -166,29 +115,92 @@ impl DiskService for ComputeDiskApi {
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            super::access::list(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::list_access_bindings(&self.catalog, KIND, request).await
     }
 
     async fn set_access_bindings(
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            super::access::set(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::set_access_bindings(&self.catalog, KIND, request).await
     }
 
     async fn update_access_bindings(
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            super::access::update(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::update_access_bindings(&self.catalog, KIND, request).await
+    }
+}
+
+impl Target for GetDiskRequest {
+    fn target(&self) -> &str {
+        &self.disk_id
+    }
+}
+
+impl Target for DeleteDiskRequest {
+    fn target(&self) -> &str {
+        &self.disk_id
+    }
+}
+
+impl ListRequest for ListDisksRequest {
+    fn list_args(self) -> ListArgs {
+        ListArgs {
+            folder_id: self.folder_id,
+            page_size: self.page_size,
+            page_token: self.page_token,
+            filter: self.filter,
+            order_by: self.order_by,
+        }
+    }
+}
+
+impl Page<Disk> for ListDisksResponse {
+    fn page(disks: Vec<Disk>, next_page_token: String) -> Self {
+        ListDisksResponse {
+            disks,
+            next_page_token,
+        }
+    }
+}
+
+impl UpdateRequest for UpdateDiskRequest {
+    fn into_update(self) -> Update {
+        Update {
+            id: self.disk_id,
+            mask: mask_paths(self.update_mask),
+            name: self.name,
+            description: self.description,
+            labels: self.labels,
+            size: self.size,
+            disk_placement_policy: self.disk_placement_policy,
+            ..Update::default()
+        }
+    }
+}
+
+impl Target for ListDiskOperationsRequest {
+    fn target(&self) -> &str {
+        &self.disk_id
+    }
+}
+
+impl OperationsRequest for ListDiskOperationsRequest {
+    fn page_size(&self) -> i64 {
+        self.page_size
+    }
+    fn page_token(&self) -> &str {
+        &self.page_token
+    }
+}
+
+impl Page<Operation> for ListDiskOperationsResponse {
+    fn page(operations: Vec<Operation>, next_page_token: String) -> Self {
+        ListDiskOperationsResponse {
+            operations,
+            next_page_token,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! compute.v1 ImageService: every method.
 
-use super::mask_paths;
+use super::kinds::{self, mask_paths, ListRequest, OperationsRequest, Page, Target, UpdateRequest};
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -28,19 +28,14 @@ pub struct ComputeImageApi {
 #[tonic::async_trait]
 impl ImageService for ComputeImageApi {
     async fn get(&self, request: Request<GetImageRequest>) -> Result<Response<Image>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            self.catalog
-                .get_typed::<Image>(&call, &request.image_id)
-                .await
-        })
-        .await
+        kinds::get(&self.catalog, request).await
     }
 
     async fn get_latest_by_family(
         &self,
         request: Request<GetImageLatestByFamilyRequest>,
     ) -> Result<Response<Image>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::answer(&self.catalog, request, |call, request| async move {
             self.catalog
                 .latest_by_family(&call, &request.folder_id, &request.family)
                 .await
@@ -52,21 +47,7 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<ListImagesRequest>,
     ) -> Result<Response<ListImagesResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            let args = ListArgs {
-                folder_id: request.folder_id,
-                page_size: request.page_size,
-                page_token: request.page_token,
-                filter: request.filter,
-                order_by: request.order_by,
-            };
-            let (images, next_page_token) = self.catalog.list_typed::<Image>(&call, args).await?;
-            Ok(ListImagesResponse {
-                images,
-                next_page_token,
-            })
-        })
-        .await
+        kinds::list(&self.catalog, request).await
     }
 
     async fn create(
@@ -83,81 +64,112 @@ impl ImageService for ComputeImageApi {
         &self,
         request: Request<UpdateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            let update = Update {
-                id: request.image_id,
-                mask: mask_paths(request.update_mask),
-                name: request.name,
-                description: request.description,
-                labels: request.labels,
-                min_disk_size: request.min_disk_size,
-                ..Update::default()
-            };
-            self.catalog.update(&call, KIND, update).await
-        })
-        .await
+        kinds::update(&self.catalog, KIND, request).await
     }
 
     async fn delete(
         &self,
         request: Request<DeleteImageRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            self.catalog.delete(&call, KIND, &request.image_id).await
-        })
-        .await
+        kinds::delete(&self.catalog, KIND, request).await
     }
 
     async fn list_operations(
         &self,
         request: Request<ListImageOperationsRequest>,
     ) -> Result<Response<ListImageOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            let (operations, next_page_token) = self
-                .catalog
-                .list_operations(
-                    &call,
-                    KIND,
-                    &request.image_id,
-                    request.page_size,
-                    &request.page_token,
-                )
-                .await?;
-            Ok(ListImageOperationsResponse {
-                operations,
-                next_page_token,
-            })
-        })
-        .await
+        kinds::list_operations(&self.catalog, KIND, request).await
     }
 
     async fn list_access_bindings(
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            super::access::list(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::list_access_bindings(&self.catalog, KIND, request).await
     }
 
     async fn set_access_bindings(
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            super::access::set(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::set_access_bindings(&self.catalog, KIND, request).await
     }
 
     async fn update_access_bindings(
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            super::access::update(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::update_access_bindings(&self.catalog, KIND, request).await
+    }
+}
+
+impl Target for GetImageRequest {
+    fn target(&self) -> &str {
+        &self.image_id
+    }
+}
+
+impl Target for DeleteImageRequest {
+    fn target(&self) -> &str {
+        &self.image_id
+    }
+}
+
+impl ListRequest for ListImagesRequest {
+    fn list_args(self) -> ListArgs {
+        ListArgs {
+            folder_id: self.folder_id,
+            page_size: self.page_size,
+            page_token: self.page_token,
+            filter: self.filter,
+            order_by: self.order_by,
+        }
+    }
+}
+
+impl Page<Image> for ListImagesResponse {
+    fn page(images: Vec<Image>, next_page_token: String) -> Self {
+        ListImagesResponse {
+            images,
+            next_page_token,
+        }
+    }
+}
+
+impl UpdateRequest for UpdateImageRequest {
+    fn into_update(self) -> Update {
+        Update {
+            id: self.image_id,
+            mask: mask_paths(self.update_mask),
+            name: self.name,
+            description: self.description,
+            labels: self.labels,
+            min_disk_size: self.min_disk_size,
+            ..Update::default()
+        }
+    }
+}
+
+impl Target for ListImageOperationsRequest {
+    fn target(&self) -> &str {
+        &self.image_id
+    }
+}
+
+impl OperationsRequest for ListImageOperationsRequest {
+    fn page_size(&self) -> i64 {
+        self.page_size
+    }
+    fn page_token(&self) -> &str {
+        &self.page_token
+    }
+}
+
+impl Page<Operation> for ListImageOperationsResponse {
+    fn page(operations: Vec<Operation>, next_page_token: String) -> Self {
+        ListImageOperationsResponse {
+            operations,
+            next_page_token,
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! compute.v1 SnapshotService: every method.
 
-use super::mask_paths;
+use super::kinds::{self, mask_paths, ListRequest, OperationsRequest, Page, Target, UpdateRequest};
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
 use crate::domain::Catalog;
@@ -31,34 +31,14 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<GetSnapshotRequest>,
     ) -> Result<Response<Snapshot>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            self.catalog
-                .get_typed::<Snapshot>(&call, &request.snapshot_id)
-                .await
-        })
-        .await
+        kinds::get(&self.catalog, request).await
     }
 
     async fn list(
         &self,
         request: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            let args = ListArgs {
-                folder_id: request.folder_id,
-                page_size: request.page_size,
-                page_token: request.page_token,
-                filter: request.filter,
-                order_by: request.order_by,
-            };
-            let (snapshots, next_page_token) =
-                self.catalog.list_typed::<Snapshot>(&call, args).await?;
-            Ok(ListSnapshotsResponse {
-                snapshots,
-                next_page_token,
-            })
-        })
-        .await
+        kinds::list(&self.catalog, request).await
     }
 
     async fn create(
@@ -75,80 +55,111 @@ impl SnapshotService for ComputeSnapshotApi {
         &self,
         request: Request<UpdateSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            let update = Update {
-                id: request.snapshot_id,
-                mask: mask_paths(request.update_mask),
-                name: request.name,
-                description: request.description,
-                labels: request.labels,
-                ..Update::default()
-            };
-            self.catalog.update(&call, KIND, update).await
-        })
-        .await
+        kinds::update(&self.catalog, KIND, request).await
     }
 
     async fn delete(
         &self,
         request: Request<DeleteSnapshotRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            self.catalog.delete(&call, KIND, &request.snapshot_id).await
-        })
-        .await
+        kinds::delete(&self.catalog, KIND, request).await
     }
 
     async fn list_operations(
         &self,
         request: Request<ListSnapshotOperationsRequest>,
     ) -> Result<Response<ListSnapshotOperationsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            let (operations, next_page_token) = self
-                .catalog
-                .list_operations(
-                    &call,
-                    KIND,
-                    &request.snapshot_id,
-                    request.page_size,
-                    &request.page_token,
-                )
-                .await?;
-            Ok(ListSnapshotOperationsResponse {
-                operations,
-                next_page_token,
-            })
-        })
-        .await
+        kinds::list_operations(&self.catalog, KIND, request).await
     }
 
     async fn list_access_bindings(
         &self,
         request: Request<ListAccessBindingsRequest>,
     ) -> Result<Response<ListAccessBindingsResponse>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
-            super::access::list(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::list_access_bindings(&self.catalog, KIND, request).await
     }
 
     async fn set_access_bindings(
         &self,
         request: Request<SetAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            super::access::set(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::set_access_bindings(&self.catalog, KIND, request).await
     }
 
     async fn update_access_bindings(
         &self,
         request: Request<UpdateAccessBindingsRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated_start(&self.catalog, request, |call, request| async move {
-            super::access::update(&self.catalog, &call, KIND, request).await
-        })
-        .await
+        kinds::update_access_bindings(&self.catalog, KIND, request).await
+    }
+}
+
+impl Target for GetSnapshotRequest {
+    fn target(&self) -> &str {
+        &self.snapshot_id
+    }
+}
+
+impl Target for DeleteSnapshotRequest {
+    fn target(&self) -> &str {
+        &self.snapshot_id
+    }
+}
+
+impl ListRequest for ListSnapshotsRequest {
+    fn list_args(self) -> ListArgs {
+        ListArgs {
+            folder_id: self.folder_id,
+            page_size: self.page_size,
+            page_token: self.page_token,
+            filter: self.filter,
+            order_by: self.order_by,
+        }
+    }
+}
+
+impl Page<Snapshot> for ListSnapshotsResponse {
+    fn page(snapshots: Vec<Snapshot>, next_page_token: String) -> Self {
+        ListSnapshotsResponse {
+            snapshots,
+            next_page_token,
+        }
+    }
+}
+
+impl UpdateRequest for UpdateSnapshotRequest {
+    fn into_update(self) -> Update {
+        Update {
+            id: self.snapshot_id,
+            mask: mask_paths(self.update_mask),
+            name: self.name,
+            description: self.description,
+            labels: self.labels,
+            ..Update::default()
+        }
+    }
+}
+
+impl Target for ListSnapshotOperationsRequest {
+    fn target(&self) -> &str {
+        &self.snapshot_id
+    }
+}
+
+impl OperationsRequest for ListSnapshotOperationsRequest {
+    fn page_size(&self) -> i64 {
+        self.page_size
+    }
+    fn page_token(&self) -> &str {
+        &self.page_token
+    }
+}
+
+impl Page<Operation> for ListSnapshotOperationsResponse {
+    fn page(operations: Vec<Operation>, next_page_token: String) -> Self {
+        ListSnapshotOperationsResponse {
+            operations,
+            next_page_token,
+        }
     }
 }

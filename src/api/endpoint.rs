@@ -3,6 +3,7 @@
 //! used to reach this server (its `:authority`), so discovery works through any name,
 //! port mapping or tunnel that reaches it.
 
+use crate::domain::call::CallContext;
 use crate::domain::Catalog;
 use crate::error::{excerpt, Error};
 use crate::pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointService;
@@ -35,15 +36,14 @@ pub struct EndpointApi {
 }
 
 impl EndpointApi {
-    /// Where the caller of `request` should reach this server.
-    fn address<R>(&self, request: &Request<R>) -> String {
+    /// Where the caller should reach this server.
+    fn address(&self, call: &CallContext) -> String {
         if let Some(address) = &self.advertise_address {
             return address.clone();
         }
-        let authority = request
-            .extensions()
-            .get::<crate::domain::call::CallContext>()
-            .and_then(|call| call.authority.as_deref())
+        let authority = call
+            .authority
+            .as_deref()
             .and_then(|authority| authority.parse::<http::uri::Authority>().ok());
         match authority {
             // A client that names a host without a port (e.g. one overriding the TLS name)
@@ -70,9 +70,8 @@ impl ApiEndpointService for EndpointApi {
         &self,
         request: Request<GetApiEndpointRequest>,
     ) -> Result<Response<ApiEndpoint>, Status> {
-        let address = self.address(&request);
-        let request = request.into_inner();
-        self.catalog.validate(&request)?;
+        let (call, request) = super::accept(&self.catalog, request)?;
+        let address = self.address(&call);
         let id = request.api_endpoint_id;
         if !ENDPOINT_IDS.contains(&id.as_str()) {
             return Err(Error::NotFound(format!("ApiEndpoint {} not found", excerpt(&id))).into());
@@ -84,7 +83,8 @@ impl ApiEndpointService for EndpointApi {
         &self,
         request: Request<ListApiEndpointsRequest>,
     ) -> Result<Response<ListApiEndpointsResponse>, Status> {
-        let address = self.address(&request);
+        let (call, _request) = super::accept(&self.catalog, request)?;
+        let address = self.address(&call);
         Ok(Response::new(ListApiEndpointsResponse {
             endpoints: ENDPOINT_IDS
                 .iter()

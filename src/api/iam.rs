@@ -21,8 +21,7 @@ impl IamTokenService for IamApi {
         &self,
         request: Request<CreateIamTokenRequest>,
     ) -> Result<Response<CreateIamTokenResponse>, Status> {
-        let request = request.into_inner();
-        self.catalog.validate(&request)?;
+        let (_call, request) = super::accept(&self.catalog, request)?;
         let identity = request.identity.ok_or_else(|| {
             Error::invalid_field("identity", "an OAuth token or a JWT is required")
         })?;

@@ -16,7 +16,7 @@ impl OperationService for OperationApi {
         &self,
         request: Request<GetOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::answer(&self.catalog, request, |call, request| async move {
             self.catalog.operation(&call, &request.operation_id).await
         })
         .await
@@ -26,7 +26,7 @@ impl OperationService for OperationApi {
         &self,
         request: Request<CancelOperationRequest>,
     ) -> Result<Response<Operation>, Status> {
-        super::validated(&self.catalog, request, |call, request| async move {
+        super::answer(&self.catalog, request, |call, request| async move {
             self.catalog.cancel(&call, &request.operation_id).await
         })
         .await

@@ -1,5 +1,5 @@
 //! baremetal ImageService.Create: an image imported from a URI (an ISO). The request is
-//! validated and recorded; the import itself is the executor's work.
+//! recorded; the import itself is the executor's work.
 
 use super::{check_source_uri, Catalog};
 use crate::domain::call::CallContext;
@@ -16,7 +16,6 @@ impl Catalog {
         call: &CallContext,
         request: CreateImageRequest,
     ) -> Result<Operation, Error> {
-        self.validate(&request)?;
         check_source_uri(&request.uri)?;
         self.executor.check_import_host(&request.uri)?;
         let image = Image {

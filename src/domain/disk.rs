@@ -25,7 +25,6 @@ impl Catalog {
         call: &CallContext,
         request: CreateDiskRequest,
     ) -> Result<Operation, Error> {
-        self.validate(&request)?;
         check_block_size(request.block_size)?;
         check_offered("zone_id", "zone", &request.zone_id, &self.offerings.zones)?;
         if !request.type_id.is_empty() {

@@ -34,7 +34,6 @@ impl Catalog {
         call: &CallContext,
         request: CreateImageRequest,
     ) -> Result<Operation, Error> {
-        self.validate(&request)?;
         let source = request
             .source
             .clone()

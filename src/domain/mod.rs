@@ -100,7 +100,9 @@ impl Catalog {
         })
     }
 
-    /// Checks a request against the validation options of its proto.
+    /// Checks a request against the validation options of its proto. Every method's
+    /// request is checked once, as it enters (`api::accept`); the domain's methods take
+    /// requests that passed.
     pub fn validate<M: prost::Message + prost::Name>(&self, request: &M) -> Result<(), Error> {
         self.validator.check(&M::full_name(), request)?;
         Ok(())

@@ -16,7 +16,6 @@ impl Catalog {
         call: &CallContext,
         request: CreateSnapshotRequest,
     ) -> Result<Operation, Error> {
-        self.validate(&request)?;
         let Resource::Disk { disk, os } = self
             .ready_source(call, ResourceKind::Disk, &request.disk_id)
             .await?

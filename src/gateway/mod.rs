@@ -7,8 +7,9 @@
 //! deadline, and later authentication and idempotency), so every rule exists once. The
 //! answer comes back as proto3 JSON, or as the JSON of its google.rpc.Status with the HTTP
 //! status of its code (`reply`). A method that gRPC answers UNIMPLEMENTED answers 501
-//! here, and works here as soon as it works there. `GET /openapi.json` describes every
-//! route (`openapi`).
+//! here, and works here as soon as it works there. [`Gateway::openapi`] is the OpenAPI
+//! document of every route (`openapi`), which the server serves as a plain document
+//! ([`Gateway::document`]).
 //!
 //! Headers: `Authorization`, `Idempotency-Key` and `X-Request-Id` pass into the call's
 //! metadata, `Grpc-Metadata-NAME: value` as `NAME: value`. Limits: a body of at most
@@ -36,9 +37,6 @@ use tower::ServiceExt;
 
 /// The largest request body accepted, in bytes (the same limit as a gRPC message).
 pub const MAX_BODY_BYTES: usize = crate::rpc::MAX_REQUEST_BYTES;
-
-/// Where the OpenAPI document is served.
-pub const OPENAPI_PATH: &str = "/openapi.json";
 
 /// Request headers that pass into the call's metadata under their own name.
 const FORWARDED_HEADERS: &[&str] = &["authorization", "idempotency-key", "x-request-id"];
@@ -70,11 +68,15 @@ struct Shared {
 }
 
 impl Gateway {
-    /// The gateway of every service in the descriptor set, calling `grpc`; `validator`
+    /// The gateway of the named services (full names), calling `grpc`; `validator`
     /// gives the OpenAPI document its constraints.
-    pub fn new(grpc: GrpcService, validator: &Validator) -> Result<Gateway, String> {
+    pub fn new(
+        grpc: GrpcService,
+        validator: &Validator,
+        services: &[&str],
+    ) -> Result<Gateway, String> {
         let pool = crate::pb::descriptor_pool().clone();
-        let routes = RouteTable::build(&pool)?;
+        let routes = RouteTable::build(&pool, services)?;
         let openapi = openapi::document(&pool, &routes, validator);
         Ok(Gateway {
             shared: Arc::new(Shared {
@@ -84,6 +86,40 @@ impl Gateway {
             }),
             grpc,
         })
+    }
+
+    /// The OpenAPI 3.0 document of every route, as JSON.
+    pub fn openapi(&self) -> Bytes {
+        self.shared.openapi.clone()
+    }
+
+    /// Answers a request for a plain JSON document at `path` (GET only); the response
+    /// carries a [`RestCall`] for the access log.
+    pub fn document(
+        &self,
+        method: &Method,
+        path: &str,
+        body: Bytes,
+    ) -> Response<tonic::body::Body> {
+        let (mut response, call) = if method == Method::GET {
+            let call = RestCall {
+                route: format!("GET {path}"),
+                rpc: "-".into(),
+                grpc_status: 0,
+            };
+            (json_response(StatusCode::OK, body), call)
+        } else {
+            let rejection = Rejection::WrongMethod(vec![Method::GET]);
+            let (response, grpc_status) = rejection.into_response(&self.shared.renderer);
+            let call = RestCall {
+                route: "-".into(),
+                rpc: "-".into(),
+                grpc_status,
+            };
+            (response, call)
+        };
+        response.extensions_mut().insert(call);
+        response
     }
 
     /// Answers one HTTP request; the response carries a [`RestCall`] for the access log.
@@ -109,18 +145,6 @@ impl Gateway {
             };
             (response, call)
         };
-        if path == OPENAPI_PATH {
-            if method != Method::GET {
-                return refuse(Rejection::WrongMethod(vec![Method::GET]), "-", "-");
-            }
-            let response = json_response(StatusCode::OK, self.shared.openapi.clone());
-            let call = RestCall {
-                route: format!("GET {OPENAPI_PATH}"),
-                rpc: "-".into(),
-                grpc_status: 0,
-            };
-            return (response, call);
-        }
         let (route, bindings) = match self.shared.routes.lookup(&method, &path) {
             Lookup::Found(route, bindings) => (route, bindings),
             Lookup::WrongMethod(allowed) => {
@@ -360,8 +384,7 @@ mod tests {
 
     #[test]
     fn headers_pass_into_the_calls_metadata() {
-        let pool = crate::pb::descriptor_pool().clone();
-        let routes = RouteTable::build(&pool).unwrap();
+        let routes = routes::tests::table();
         let route = match routes.lookup(&Method::GET, "/operations/opr1") {
             Lookup::Found(route, _) => route.clone(),
             other => panic!("{other:?}"),

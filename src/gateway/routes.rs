@@ -57,12 +57,15 @@ pub struct RouteTable {
 
 impl RouteTable {
     /// Builds the routes of every service in `pool`.
-    pub fn build(pool: &DescriptorPool) -> Result<RouteTable, String> {
+    pub fn build(pool: &DescriptorPool, services: &[&str]) -> Result<RouteTable, String> {
         let http = pool
             .get_extension_by_name("google.api.http")
             .ok_or("the descriptor set lacks google.api.http")?;
         let mut routes = Vec::new();
-        for service in pool.services() {
+        for name in services {
+            let service = pool
+                .get_service_by_name(name)
+                .ok_or_else(|| format!("the descriptor set has no service {name}"))?;
             for rpc in service.methods() {
                 let options = rpc.options();
                 if !options.has_extension(&http) {
@@ -207,12 +210,18 @@ pub fn field_at(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn table() -> RouteTable {
+    /// The routes of every service in the descriptor set.
+    pub(crate) fn table() -> RouteTable {
         let pool = crate::pb::descriptor_pool().clone();
-        RouteTable::build(&pool).unwrap()
+        let services: Vec<String> = pool
+            .services()
+            .map(|service| service.full_name().to_string())
+            .collect();
+        let services: Vec<&str> = services.iter().map(String::as_str).collect();
+        RouteTable::build(&pool, &services).unwrap()
     }
 
     fn found(table: &RouteTable, method: Method, path: &str) -> (String, Bindings) {

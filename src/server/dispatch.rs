@@ -1,13 +1,17 @@
 //! One port, two protocols: a request whose content-type is `application/grpc` (or
-//! `application/grpc+proto`, ...) goes to the gRPC services, anything else to the REST
-//! gateway. Both answer with the same body type, so one connection can carry both.
+//! `application/grpc+proto`, ...) goes to the gRPC services; a request for a plain
+//! document (`services::documents`, e.g. `/openapi.json`) gets it; anything else goes to
+//! the REST gateway. All answer with the same body type, so one connection can carry
+//! every kind.
 
+use super::services::Document;
 use crate::gateway::Gateway;
 use crate::rpc::GrpcService;
 use http::{HeaderMap, Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
 
@@ -23,11 +27,16 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
 pub struct Dispatch {
     grpc: GrpcService,
     gateway: Gateway,
+    documents: Arc<[Document]>,
 }
 
 impl Dispatch {
-    pub fn new(grpc: GrpcService, gateway: Gateway) -> Dispatch {
-        Dispatch { grpc, gateway }
+    pub fn new(grpc: GrpcService, gateway: Gateway, documents: Vec<Document>) -> Dispatch {
+        Dispatch {
+            grpc,
+            gateway,
+            documents: documents.into(),
+        }
     }
 }
 
@@ -44,7 +53,14 @@ impl tower::Service<Request<tonic::body::Body>> for Dispatch {
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         if is_grpc(request.headers()) {
             let grpc = self.grpc.clone();
-            Box::pin(grpc.oneshot(request))
+            return Box::pin(grpc.oneshot(request));
+        }
+        let path = request.uri().path();
+        if let Some(document) = self.documents.iter().find(|document| document.path == path) {
+            let response = self
+                .gateway
+                .document(request.method(), path, document.body.clone());
+            Box::pin(std::future::ready(Ok(response)))
         } else {
             let gateway = self.gateway.clone();
             Box::pin(async move { Ok(gateway.handle(request).await) })

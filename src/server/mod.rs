@@ -13,32 +13,30 @@ pub mod access_log;
 pub mod dispatch;
 pub mod listener;
 pub mod request_budget;
+pub mod services;
 pub mod tls;
 
-use crate::api::{
-    baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
-    compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
-    iam::IamApi, operation::OperationApi,
-};
 use crate::domain::identity::{Identities, TokenFile, DEFAULT_TOKEN_LIFETIME};
 use crate::domain::validation::Validator;
 use crate::domain::{Catalog, Offerings};
 use crate::gateway::Gateway;
-use crate::pb;
 use crate::rpc::auth::Authenticator;
 use crate::rpc::layer::RpcLayer;
-use crate::rpc::{GrpcService, MAX_REQUEST_BYTES};
+use crate::rpc::GrpcService;
 use crate::store::{self, DatabaseUrl, Replica, Store};
 use crate::work::executor::{Executor, ExecutorSettings};
 use crate::work::import::ImportSettings;
-use access_log::AccessLogLayer;
+use access_log::{AccessLog, AccessLogLayer};
 use dispatch::Dispatch;
 use listener::ConnectionLimits;
+use services::Access;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tls::Tls;
 use tokio::net::TcpListener;
+use tonic_health::server::HealthReporter;
 use tower::Layer;
 use tracing::{info, warn};
 
@@ -110,61 +108,131 @@ pub fn public_images() -> (String, String) {
     )
 }
 
-/// Opens the store `settings.database` names for a new replica, applying migrations.
-pub async fn open_store(
-    settings: &Settings,
-) -> Result<Arc<dyn Store>, Box<dyn std::error::Error + Send + Sync>> {
-    let replica = Replica::new(settings.lease);
-    let store = store::open(&settings.database, replica.clone())
+/// The error of a start or a run.
+pub type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// A server ready to serve: its store open and migrated, seeds loaded, its work and its
+/// services built. Everything that can fail at start has, before [`Server::serve`].
+pub struct Server {
+    settings: Settings,
+    store: Arc<dyn Store>,
+    executor: Arc<Executor>,
+    service: AccessLog<Dispatch>,
+    health: HealthReporter,
+}
+
+impl Server {
+    /// Opens the store `settings.database` names for a new replica and builds the server
+    /// that will answer at `local_address`. A failure after the store opened closes it.
+    pub async fn start(settings: Settings, local_address: SocketAddr) -> Result<Server, Failure> {
+        let replica = Replica::new(settings.lease);
+        let store = store::open(&settings.database, replica.clone())
+            .await
+            .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
+        info!(database = %settings.database.display(), replica = %replica.id, "store open");
+        let executor = match build_executor(&settings, &store).await {
+            Ok(executor) => executor,
+            Err(error) => {
+                close(store.as_ref()).await;
+                return Err(error);
+            }
+        };
+        match build_service(&settings, &store, &executor, local_address).await {
+            Ok((service, health)) => Ok(Server {
+                settings,
+                store,
+                executor,
+                service,
+                health,
+            }),
+            Err(error) => {
+                executor.shutdown().await;
+                close(store.as_ref()).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Serves `listener` until `shutdown` resolves, then stops accepting calls, lets running
+    /// ones end, hands the operations still running back to the store and closes it.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Failure> {
+        let Server {
+            settings,
+            store,
+            executor,
+            service,
+            health,
+        } = self;
+        match (&settings.tls, listener.local_addr()) {
+            (Some(tls), Ok(address)) => {
+                info!(%address, certificate = %tls.cert.display(), "serving over TLS")
+            }
+            (None, Ok(address)) => info!(%address, "serving (plaintext)"),
+            (_, Err(error)) => warn!(%error, "the listener has no address"),
+        }
+        let on_stop = async move {
+            info!("shutting down: no new calls, finishing running ones");
+            for name in services::reported() {
+                health
+                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                    .await;
+            }
+        };
+        listener::serve_connections(
+            listener,
+            settings.tls.as_ref().map(|tls| tls.acceptor.clone()),
+            service,
+            settings.connections.clone(),
+            settings.shutdown_grace,
+            shutdown,
+            on_stop,
+        )
+        .await;
+        executor.shutdown().await;
+        close(store.as_ref()).await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// Starts a server on an already-bound listener and serves until `shutdown` resolves
+/// (tests and benchmarks call it on port 0).
+pub async fn serve(
+    listener: TcpListener,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Failure> {
+    let local_address = listener.local_addr()?;
+    Server::start(settings, local_address)
+        .await?
+        .serve(listener, shutdown)
         .await
-        .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
-    info!(database = %settings.database.display(), replica = %replica.id, "store open");
+}
+
+/// Leaves the store complete in its files (SQLite's WAL checkpointed).
+async fn close(store: &dyn Store) {
+    if let Err(error) = store.close().await {
+        warn!(%error, "the store did not close cleanly");
+    }
+}
+
+/// Loads the seeds and starts the background work.
+async fn build_executor(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+) -> Result<Arc<Executor>, Failure> {
     let seeded = crate::domain::seed::load(store.as_ref(), &settings.seeds)
         .await
         .map_err(|error| format!("seed: {error}"))?;
     if seeded > 0 {
         info!(count = seeded, "seeded resources");
     }
-    Ok(store)
-}
-
-/// Opens the store and serves until `shutdown` resolves (see [`serve_store`]).
-pub async fn serve(
-    listener: TcpListener,
-    settings: Settings,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let store = open_store(&settings).await?;
-    serve_store(listener, settings, store, shutdown).await
-}
-
-/// Serves an open store until `shutdown` resolves, then stops accepting calls, lets
-/// running ones end, and hands the operations still running back to the store.
-pub async fn serve_store(
-    listener: TcpListener,
-    settings: Settings,
-    store: Arc<dyn Store>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let local_address = listener.local_addr()?;
-    let store_to_close = Arc::clone(&store);
-    let identities = Arc::new(Identities::new(
-        settings.auth_tokens.clone(),
-        Arc::clone(&store),
-        settings.iam_token_lifetime,
-    ));
-    let authenticator = Arc::new(Authenticator::new(
-        Arc::clone(&identities),
-        OPEN_SERVICES.iter().copied(),
-    ));
-    if let Some(tokens) = &settings.auth_tokens {
-        info!(
-            tokens = tokens.len(),
-            "authentication on: calls need a bearer token"
-        );
-    }
-    let executor = Executor::new(
-        Arc::clone(&store),
+    Ok(Executor::new(
+        Arc::clone(store),
         ExecutorSettings {
             copy_duration: settings.operation_delay,
             lease: settings.lease,
@@ -173,141 +241,66 @@ pub async fn serve_store(
             transition: crate::domain::transitions::conclude,
             key_retention: crate::domain::idempotency::KEY_RETENTION,
         },
-    )?;
+    )?)
+}
+
+/// The domain, the services of [`services::SERVICES`] behind the RPC layer, the gateway,
+/// and the access log around them all; and the health reporter.
+async fn build_service(
+    settings: &Settings,
+    store: &Arc<dyn Store>,
+    executor: &Arc<Executor>,
+    local_address: SocketAddr,
+) -> Result<(AccessLog<Dispatch>, HealthReporter), Failure> {
     let catalog = Arc::new(
         Catalog::new(
-            store,
-            Arc::clone(&executor),
+            Arc::clone(store),
+            Arc::clone(executor),
             Validator::for_api(),
             settings.offerings.clone(),
         )
         .await?,
     );
-
-    let compute_images =
-        pb::compute::image_service_server::ImageServiceServer::new(ComputeImageApi {
-            catalog: Arc::clone(&catalog),
-        })
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let snapshots =
-        pb::compute::snapshot_service_server::SnapshotServiceServer::new(ComputeSnapshotApi {
-            catalog: Arc::clone(&catalog),
-        })
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let disks = pb::compute::disk_service_server::DiskServiceServer::new(ComputeDiskApi {
-        catalog: Arc::clone(&catalog),
-    })
-    .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let baremetal_images =
-        pb::baremetal::image_service_server::ImageServiceServer::new(BaremetalImageApi {
-            catalog: Arc::clone(&catalog),
-        })
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let operations =
-        pb::operation::operation_service_server::OperationServiceServer::new(OperationApi {
-            catalog: Arc::clone(&catalog),
-        })
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let endpoints =
-        pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer::new(
-            EndpointApi {
-                advertise_address: settings.advertise_address.clone(),
-                local_address,
-                catalog: Arc::clone(&catalog),
-            },
-        )
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let iam =
-        pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer::new(IamApi {
-            catalog: Arc::clone(&catalog),
-            identities,
-        })
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
-
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    for service in SERVICE_NAMES {
-        health_reporter
-            .set_service_status(*service, tonic_health::ServingStatus::Serving)
+    let identities = Arc::new(Identities::new(
+        settings.auth_tokens.clone(),
+        Arc::clone(store),
+        settings.iam_token_lifetime,
+    ));
+    if let Some(tokens) = &settings.auth_tokens {
+        info!(
+            tokens = tokens.len(),
+            "authentication on: calls need a bearer token"
+        );
+    }
+    let authenticator = Arc::new(Authenticator::new(
+        Arc::clone(&identities),
+        services::names(Access::Open),
+    ));
+    let health = HealthReporter::new();
+    for name in services::reported() {
+        health
+            .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
     }
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let parts = services::Parts {
+        catalog: Arc::clone(&catalog),
+        identities,
+        health: health.clone(),
+        advertise_address: settings.advertise_address.clone(),
+        local_address,
     };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    let routes = tonic::service::Routes::new(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(compute_images)
-        .add_service(snapshots)
-        .add_service(disks)
-        .add_service(baremetal_images)
-        .add_service(operations)
-        .add_service(endpoints)
-        .add_service(iam)
-        .prepare();
-    let grpc: GrpcService = GrpcService::new(
+    let grpc = GrpcService::new(
         RpcLayer {
             timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
             authenticator,
         }
-        .layer(routes),
+        .layer(services::routes(&parts).prepare()),
     );
-    let gateway = Gateway::new(grpc.clone(), catalog.validator())?;
-    let service = AccessLogLayer.layer(Dispatch::new(grpc, gateway));
-
-    match &settings.tls {
-        Some(tls) => {
-            info!(address = %local_address, certificate = %tls.cert.display(), "serving over TLS")
-        }
-        None => info!(address = %local_address, "serving (plaintext)"),
-    }
-    let on_stop = async move {
-        info!("shutting down: no new calls, finishing running ones");
-        for service in SERVICE_NAMES {
-            health_reporter
-                .set_service_status(*service, tonic_health::ServingStatus::NotServing)
-                .await;
-        }
-    };
-    listener::serve_connections(
-        listener,
-        settings.tls.as_ref().map(|tls| tls.acceptor.clone()),
-        service,
-        settings.connections.clone(),
-        settings.shutdown_grace,
-        shutdown,
-        on_stop,
-    )
-    .await;
-    // On every way out, the running operations are handed back.
-    executor.shutdown().await;
-    if let Err(error) = store_to_close.close().await {
-        warn!(%error, "the store did not close cleanly");
-    }
-    info!("stopped");
-    Ok(())
+    let rest: Vec<&str> = services::rest().collect();
+    let gateway = Gateway::new(grpc.clone(), catalog.validator(), &rest)?;
+    let documents = services::documents(&gateway);
+    Ok((
+        AccessLogLayer.layer(Dispatch::new(grpc, gateway, documents)),
+        health,
+    ))
 }
-
-/// The services that need no token.
-const OPEN_SERVICES: &[&str] = &[
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
-    "yandex.cloud.endpoint.ApiEndpointService",
-    "yandex.cloud.iam.v1.IamTokenService",
-];
-
-/// The services whose health grpc.health.v1 reports one by one.
-pub const SERVICE_NAMES: &[&str] = &[
-    "yandex.cloud.compute.v1.ImageService",
-    "yandex.cloud.compute.v1.SnapshotService",
-    "yandex.cloud.compute.v1.DiskService",
-    "yandex.cloud.baremetal.v1alpha.ImageService",
-    "yandex.cloud.operation.OperationService",
-    "yandex.cloud.endpoint.ApiEndpointService",
-    "yandex.cloud.iam.v1.IamTokenService",
-];

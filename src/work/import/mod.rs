@@ -143,13 +143,11 @@ impl Importer {
                 let host = attempt.url().host_str().unwrap_or_default().to_string();
                 let scheme = attempt.url().scheme().to_string();
                 if attempt.previous().len() > MAX_REDIRECTS {
-                    attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+                    attempt.error(RedirectRefused::TooMany)
                 } else if !matches!(scheme.as_str(), "http" | "https") {
-                    attempt.error(format!("redirect to a {scheme} URL"))
+                    attempt.error(RedirectRefused::Scheme(scheme))
                 } else if !redirect_settings.allows(&host) {
-                    attempt.error(format!(
-                        "redirect to host {host:?}, which is not in --import-allow-hosts"
-                    ))
+                    attempt.error(RedirectRefused::HostNotAllowed(host))
                 } else {
                     attempt.follow()
                 }
@@ -537,6 +535,62 @@ fn too_big(uri: &str, bytes: u64, limit: u64) -> Error {
     ))
 }
 
+/// Why the import refused to follow a redirect.
+#[derive(Debug)]
+enum RedirectRefused {
+    TooMany,
+    Scheme(String),
+    HostNotAllowed(String),
+}
+
+impl std::fmt::Display for RedirectRefused {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedirectRefused::TooMany => write!(formatter, "more than {MAX_REDIRECTS} redirects"),
+            RedirectRefused::Scheme(scheme) => write!(formatter, "redirect to a {scheme} URL"),
+            RedirectRefused::HostNotAllowed(host) => write!(
+                formatter,
+                "redirect to host {host:?}, which is not in --import-allow-hosts"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// An error and its causes, outermost first. An I/O error's source skips the error it
+/// wraps (std's choice), so that one is taken in too.
+fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    let mut next = Some(error);
+    std::iter::from_fn(move || {
+        let current = next?;
+        next = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+        Some(current)
+    })
+}
+
+/// Whether TLS refused the source's certificate: no point in trying again.
+fn certificate_refused(error: &(dyn std::error::Error + 'static)) -> bool {
+    use tokio_rustls::rustls::Error as Tls;
+    causes(error).any(|cause| {
+        matches!(
+            cause.downcast_ref::<Tls>(),
+            Some(
+                Tls::InvalidCertificate(_)
+                    | Tls::NoCertificatesPresented
+                    | Tls::InvalidCertRevocationList(_)
+            )
+        )
+    })
+}
+
 fn request_failure(uri: &str, error: &reqwest::Error) -> Failure {
     // The whole chain: reqwest's own message hides the cause (refused, DNS, TLS).
     let mut message = error.to_string();
@@ -548,18 +602,24 @@ fn request_failure(uri: &str, error: &reqwest::Error) -> Failure {
     }
     // reqwest's message holds the whole URL, and its causes may too.
     let message = redact::urls_in(&message);
-    if error.is_redirect() {
-        return Failure::Final(if message.contains("--import-allow-hosts") {
-            Error::PermissionDenied(format!("{uri}: {message}"))
-        } else {
-            Error::FailedPrecondition(format!("{uri}: {message}"))
+    let refused_redirect = causes(error).find_map(|cause| cause.downcast_ref::<RedirectRefused>());
+    if let Some(refused) = refused_redirect {
+        return Failure::Final(match refused {
+            RedirectRefused::HostNotAllowed(_) => {
+                Error::PermissionDenied(format!("{uri}: {message}"))
+            }
+            RedirectRefused::TooMany | RedirectRefused::Scheme(_) => {
+                Error::FailedPrecondition(format!("{uri}: {message}"))
+            }
         });
+    }
+    if error.is_redirect() {
+        return Failure::Final(Error::FailedPrecondition(format!("{uri}: {message}")));
     }
     if error.is_builder() {
         return Failure::Final(Error::InvalidArgument(format!("{uri}: {message}")));
     }
-    // An untrusted certificate stays untrusted: no point in trying again.
-    if message.to_ascii_lowercase().contains("certificate") {
+    if certificate_refused(error) {
         return Failure::Final(Error::Unavailable(format!("{uri}: {message}")));
     }
     // Refused, reset, DNS, timeouts: worth another attempt.
