@@ -54,15 +54,16 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_DATA_DIR", default_value = "./imageplane-data")]
     pub data_dir: PathBuf,
 
-    /// Where the state lives: `sqlite:PATH` (the embedded default, in --data-dir),
+    /// Where the state lives: `sqlite:PATH` (an SQLite file; without this flag, the
+    /// embedded default `imageplane.sqlite3` in --data-dir),
     /// `postgres://user:password@host:port/database` (several replicas may share it), or
     /// `memory:` (nothing is kept after exit).
     #[arg(long, env = "IMAGEPLANE_DATABASE_URL")]
     pub database_url: Option<String>,
 
-    /// How long this replica's claim on a running operation lasts without renewal; it
-    /// renews every third of it. When a replica dies, another takes its operations over
-    /// after this long.
+    /// How long this replica's claim on a running operation lasts without renewal (at
+    /// least 1s); it renews every third of it. When a replica dies, another takes its
+    /// operations over after this long.
     #[arg(long, env = "IMAGEPLANE_LEASE_DURATION", default_value = "10s", value_parser = parse_lease)]
     pub lease_duration: Duration,
 
@@ -77,8 +78,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_IMPORT_ALLOW_HOSTS", value_delimiter = ',')]
     pub import_allow_hosts: Vec<String>,
 
-    /// The largest image an import accepts, in bytes, or with a suffix: KiB, MiB, GiB,
-    /// TiB (e.g. `50GiB`).
+    /// The largest image file an import accepts, in bytes, or with a suffix: KiB, MiB,
+    /// GiB, TiB (e.g. `50GiB`).
     #[arg(long, env = "IMAGEPLANE_IMPORT_MAX_BYTES", default_value = "1TiB", value_parser = parse_bytes)]
     pub import_max_bytes: u64,
 
@@ -103,8 +104,8 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_OPERATION_RETENTION", default_value = "30days", value_parser = parse_positive_duration)]
     pub operation_retention: Duration,
 
-    /// Log filter, e.g. `info` or `imageplane=debug,tower_http=info`. Default: RUST_LOG,
-    /// else `info`.
+    /// Log filter, e.g. `info` or `info,imageplane::work=debug`. Default: RUST_LOG, else
+    /// `info`.
     #[arg(long, env = "IMAGEPLANE_LOG_LEVEL")]
     pub log_level: Option<String>,
 
@@ -130,17 +131,20 @@ pub struct ServeArgs {
     )]
     pub disk_types: Vec<String>,
 
-    /// A seed file of resources to have at every start (one JSON resource a line, see the
-    /// README); may be given more than once. Loaded after the public catalogue.
+    /// A seed file of resources to have at every start (one JSON resource a line, see
+    /// docs/api.md, "Seed files"); may be given more than once, or as a comma-separated
+    /// list. Loaded after the public catalogue.
     #[arg(long = "seed", env = "IMAGEPLANE_SEED", value_delimiter = ',')]
     pub seeds: Vec<PathBuf>,
 
-    /// Do not load the public image catalogue (folder standard-images).
+    /// Do not load the public image catalogue (folder standard-images). As an environment
+    /// variable: `true` or `false`.
     #[arg(long, env = "IMAGEPLANE_NO_PUBLIC_IMAGES")]
     pub no_public_images: bool,
 
     /// How long the background work of a copy (an image from an image, disk or snapshot;
-    /// a snapshot; a disk) takes, e.g. `0s`, `500ms`, `2m`.
+    /// a snapshot; a disk) and of a delete takes, e.g. `0s`, `500ms`, `2m`. Imports take
+    /// as long as their transfer; updates are done when stored.
     #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = parse_operation_delay)]
     pub operation_delay: Duration,
 
@@ -163,9 +167,10 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Serve TLS with a self-signed certificate for localhost and 127.0.0.1, made on the
-    /// first start and kept in --data-dir as `tls/cert.pem` and `tls/key.pem` (its path is
-    /// logged): point an SDK's root certificates at `tls/cert.pem`.
+    /// Serve TLS with a self-signed certificate for localhost, 127.0.0.1 and ::1, made on
+    /// the first start and kept in --data-dir as `tls/cert.pem` and `tls/key.pem` (its path
+    /// is logged): point an SDK's root certificates at `tls/cert.pem`. As an environment
+    /// variable: `true` or `false`.
     #[arg(long, env = "IMAGEPLANE_TLS_SELF_SIGNED")]
     pub tls_self_signed: bool,
 
@@ -182,8 +187,8 @@ pub struct ServeArgs {
     pub iam_token_lifetime: Duration,
 
     /// Longest time one RPC may take; a longer one fails with DEADLINE_EXCEEDED. `0s`
-    /// (the default) sets no server-side deadline: every call is served from memory, and a
-    /// deadline the client sends (grpc-timeout) is honoured either way.
+    /// (the default) sets no server-side deadline (a call is one or two store
+    /// transactions); a deadline the client sends (grpc-timeout) is honoured either way.
     #[arg(long, env = "IMAGEPLANE_REQUEST_TIMEOUT", default_value = "0s", value_parser = humantime::parse_duration)]
     pub request_timeout: Duration,
 

@@ -44,10 +44,6 @@ use tracing::{debug, info, warn};
 /// (SETTINGS_MAX_CONCURRENT_STREAMS); clients queue the rest on their side.
 pub const MAX_CONCURRENT_STREAMS: u32 = 256;
 
-/// How long an HTTP/2 keep-alive ping may go unanswered (tonic's default; pings are sent
-/// only when the client asks for them, as with tonic's server).
-pub const HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// How long an HTTP/1.1 client may take to send a request's headers (hyper's default,
 /// enforced because a timer is set).
 pub const HTTP1_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
@@ -98,8 +94,8 @@ fn connection_builder() -> auto::Builder<TokioExecutor> {
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-        .keep_alive_timeout(HTTP2_KEEP_ALIVE_TIMEOUT);
+        // No keep-alive pings of the server's own: --idle-timeout closes idle connections.
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     builder
 }
 
