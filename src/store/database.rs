@@ -13,13 +13,9 @@
 
 use super::postgres::Postgres;
 use super::read_cache::Record;
-use super::sql::{Pending, Tx};
+use super::sql::Job;
 use super::sqlite::Sqlite;
 use super::{Replica, StoreError};
-
-/// A job: what one store call does inside one transaction (a write) or on one
-/// connection (a read).
-pub type Job<T> = Box<dyn for<'t> FnOnce(&'t dyn Tx) -> Pending<'t, T> + Send>;
 
 /// The database a store keeps its records in, with its driver.
 pub enum Database {
@@ -76,7 +72,7 @@ impl SqlStore {
     /// The store over an open database, with its schema migrated and verified.
     pub async fn new(database: Database, replica: Replica) -> Result<SqlStore, StoreError> {
         let store = SqlStore { database, replica };
-        super::schema::migrate(&store.database).await?;
+        store.database.write(super::schema::migration()).await?;
         Ok(store)
     }
 

@@ -492,7 +492,7 @@ pub struct CheckReport {
 /// the schema, and every row that cannot be decoded. A damaged index can make a row
 /// invisible to lookups (answered NOT_FOUND); only this check finds that.
 pub async fn check(url: &DatabaseUrl) -> Result<CheckReport, StoreError> {
-    let job: database::Job<CheckReport> = Box::new(|tx| Box::pin(schema::check(tx)));
+    let job: sql::Job<CheckReport> = Box::new(|tx| Box::pin(schema::check(tx)));
     match url {
         DatabaseUrl::Memory => Ok(CheckReport::default()),
         DatabaseUrl::Sqlite(path) => sqlite::read_only(path, job).await,

@@ -2,9 +2,9 @@
 //! describing, listing and purging operations.
 
 use super::codec::{self, ResourceRow, OPERATION_COLUMNS};
-use super::database::Job;
 use super::read_cache::Record;
 use super::resources::{update_resource, Indexed};
+use super::sql::Job;
 use super::sql::{limit, Pending, Tx, Value};
 use super::{Ending, Finished, Operations, ResourceChange, SqlStore, StoreError, Transition};
 use crate::model::resource::{OperationRecord, Resource};

@@ -8,8 +8,7 @@
 //! locks ([`Dialect::for_update`]), claim orphans with `SKIP LOCKED`, and time leases by
 //! the database's clock, so that their own clocks need not agree.
 
-use super::database::Job;
-use super::sql::{Dialect, Pending, Row, Tx, Value};
+use super::sql::{Dialect, Job, Pending, Row, Tx, Value};
 use super::StoreError;
 use bytes::BytesMut;
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};

@@ -2,9 +2,9 @@
 //! job with the same SQL on both databases.
 
 use super::codec::{self, OperationRow, ResourceRow};
-use super::database::Job;
 use super::query::{self, ListQuery};
 use super::read_cache::Record;
+use super::sql::Job;
 use super::sql::{Pending, Tx, Value};
 use super::{Change, Changed, Current, KeyClaim, Resources, SqlStore, StoreError};
 use crate::model::resource::{OperationRecord, Resource, ResourceKind};

@@ -4,19 +4,18 @@
 //! every row.
 
 use super::codec::{self, ResourceRow};
-use super::database::{Database, Job};
 use super::migrations::{self, Migration};
-use super::sql::{Row, Tx, Value};
+use super::sql::{Job, Row, Tx, Value};
 use super::{CheckReport, StoreError};
 
 /// How many rows `imageplane check` reads at a time.
 const CHECK_PAGE: usize = 1000;
 
-/// Applies the migrations the database lacks, in one transaction, then checks the
-/// schema. A database newer than this binary is refused rather than written with an
-/// older idea of the schema.
-pub async fn migrate(database: &Database) -> Result<(), StoreError> {
-    let job: Job<()> = Box::new(|tx| {
+/// The write that applies the migrations the database lacks, in one transaction, then
+/// checks the schema. A database newer than this binary is refused rather than written
+/// with an older idea of the schema.
+pub fn migration() -> Job<()> {
+    Box::new(|tx| {
         Box::pin(async move {
             let dialect = tx.dialect();
             if let Some(lock) = dialect.migration_lock {
@@ -36,8 +35,7 @@ pub async fn migrate(database: &Database) -> Result<(), StoreError> {
             }
             verify(tx).await
         })
-    });
-    database.write(job).await
+    })
 }
 
 /// Applies one migration and records it.

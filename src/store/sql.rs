@@ -17,6 +17,10 @@ use std::pin::Pin;
 /// A statement's future, boxed so that [`Tx`] can be a trait object.
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
+/// A job: what one store call does inside one transaction (a write) or on one
+/// connection (a read). The drivers run jobs; the core writes them.
+pub type Job<T> = Box<dyn for<'t> FnOnce(&'t dyn Tx) -> Pending<'t, T> + Send>;
+
 /// A parameter or a column value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Value {

@@ -23,9 +23,8 @@
 //! store is open. So at start every running operation left in the file is an orphan of a
 //! previous run ([`Dialect::exclusive`]).
 
-use super::database::Job;
 use super::read_cache::{ReadCache, Record, Write};
-use super::sql::{Dialect, Pending, Row, Tx, Value};
+use super::sql::{Dialect, Job, Pending, Row, Tx, Value};
 use super::StoreError;
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
