@@ -1,10 +1,10 @@
-//! The REST/JSON gateway: every request that is not gRPC, with the URLs, JSON and errors
-//! of Yandex Cloud's REST API, on the gRPC port.
+//! The REST/JSON gateway: every request that is not gRPC (nor a plain document), with the
+//! URLs, JSON and errors of Yandex Cloud's REST API, on the gRPC port.
 //!
 //! Routes come from the protos' `google.api.http` rules (`routes`, `template`). A request
 //! becomes the protobuf request of its RPC (`transcode`), which goes to the same gRPC
 //! services the gRPC clients reach, in-process, through the same layers ([`GrpcService`]:
-//! deadline, and later authentication and idempotency), so every rule exists once. The
+//! authentication, call context, deadline), so every rule exists once. The
 //! answer comes back as proto3 JSON, or as the JSON of its google.rpc.Status with the HTTP
 //! status of its code (`reply`). A method that gRPC answers UNIMPLEMENTED answers 501
 //! here, and works here as soon as it works there. [`Gateway::openapi`] is the OpenAPI
@@ -14,6 +14,9 @@
 //! Headers: `Authorization`, `Idempotency-Key` and `X-Request-Id` pass into the call's
 //! metadata, `Grpc-Metadata-NAME: value` as `NAME: value`. Limits: a body of at most
 //! [`MAX_BODY_BYTES`] (larger: 413), JSON only (another Content-Type: 415).
+//!
+//! Uses `rpc` (the service it calls) and the domain's validator (the constraints the
+//! OpenAPI document states); never the server above it, nor an adapter directly.
 
 mod openapi;
 mod reply;

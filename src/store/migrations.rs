@@ -1,8 +1,9 @@
-//! Versioned schema migrations, applied at start (`schema::migrate`). Each database has its
-//! own ordered list of SQL files under `migrations/<database>/` (their DDL differs); the table `schema_migrations` records which
-//! versions a database has. A migration runs in one transaction with its record, so a
-//! crash leaves it applied or not at all. A database newer than this binary is refused
-//! rather than written with an older idea of the schema.
+//! Versioned schema migrations, applied at start (`schema::migration`). Each database has
+//! its own ordered list of SQL files under `migrations/<database>/` (their DDL differs);
+//! the table `schema_migrations` records which versions a database has. The pending
+//! migrations run in one transaction with their records, so a crash leaves them applied
+//! or not at all. A database newer than this binary is refused rather than written with
+//! an older idea of the schema.
 //!
 //! To change the schema, add a file with the next number to both lists; never edit one
 //! that has shipped.

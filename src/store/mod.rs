@@ -15,6 +15,9 @@
 //! - a running operation is held by one replica at a time, through a lease that replica
 //!   renews; an operation whose lease ran out is an orphan that any replica may claim;
 //! - a call that fails writes nothing, and fails no other call.
+//!
+//! Uses `model` and the leaves only: the domain's rules come in as closures ([`Change`],
+//! [`Transition`]), so the store decides nothing itself.
 
 pub mod codec;
 pub mod database;
