@@ -45,7 +45,7 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
             &CallContext::anonymous(),
             CreateDiskRequest {
                 folder_id: "b".into(),
-                zone_id: "z".into(),
+                zone_id: "ru-central1-a".into(),
                 size: 1 << 30,
                 ..Default::default()
             },

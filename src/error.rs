@@ -16,10 +16,10 @@ use std::fmt;
 /// The most characters of a value that a message quotes (see [`excerpt`]).
 pub const EXCERPT_CHARS: usize = 64;
 
-/// The most characters of an error message; the rest is cut. gRPC clients refuse a status
+/// The most bytes of an error message; the rest is cut. gRPC clients refuse a status
 /// whose metadata passes 8 KiB (the official Python client then reports
 /// RESOURCE_EXHAUSTED instead of the error), so no message may come near it.
-pub const MAX_MESSAGE_CHARS: usize = 1024;
+pub const MAX_MESSAGE_BYTES: usize = 1024;
 
 /// A value quoted in a message: whole if short, else its first [`EXCERPT_CHARS`]
 /// characters and its size, so a huge bad value never makes a huge message.
@@ -31,13 +31,18 @@ pub fn excerpt(value: &str) -> String {
     format!("{start:?}... ({} bytes)", value.len())
 }
 
-/// `message`, cut to [`MAX_MESSAGE_CHARS`] characters.
+/// `message`, cut (on a character boundary, with a note of its size) to at most
+/// [`MAX_MESSAGE_BYTES`] bytes.
 pub fn capped(message: &str) -> String {
-    if message.chars().count() <= MAX_MESSAGE_CHARS {
+    if message.len() <= MAX_MESSAGE_BYTES {
         return message.to_string();
     }
-    let start: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
-    format!("{start}... (cut: {} bytes in all)", message.len())
+    let note = format!("... (cut: {} bytes in all)", message.len());
+    let mut end = MAX_MESSAGE_BYTES - note.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{note}", &message[..end])
 }
 
 /// What went wrong, in the terms of the API.
@@ -186,7 +191,7 @@ impl Error {
         }
     }
 
-    /// The message a person reads, at most [`MAX_MESSAGE_CHARS`]; a field violation starts
+    /// The message a person reads, at most [`MAX_MESSAGE_BYTES`]; a field violation starts
     /// with the field's path.
     pub fn message(&self) -> String {
         capped(&self.full_message())
@@ -274,6 +279,25 @@ impl From<Error> for tonic::Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_message_is_cut_to_its_byte_limit_on_a_character_boundary() {
+        for long in [
+            "x".repeat(200_000),
+            "я".repeat(100_000),
+            format!("a{}", "€".repeat(5000)),
+        ] {
+            let cut = capped(&long);
+            assert!(cut.len() <= MAX_MESSAGE_BYTES, "{} bytes", cut.len());
+            assert!(
+                cut.ends_with(&format!("(cut: {} bytes in all)", long.len())),
+                "{cut}"
+            );
+        }
+        assert_eq!(capped("short"), "short");
+        let exact = "y".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(capped(&exact), exact);
+    }
 
     #[test]
     fn every_code_has_its_own_number_and_round_trips() {

@@ -717,18 +717,36 @@ async fn health_reports_every_service() {
     }
 }
 
+/// The largest gRPC request message: 4 MiB (docs/configuration.md, Limits: "a gRPC
+/// request message").
+const GRPC_MESSAGE_LIMIT: usize = 4 << 20;
+
+/// A CreateDiskRequest whose encoding is exactly `size` bytes long.
+fn disk_request_of_size(size: usize) -> CreateDiskRequest {
+    use prost::Message;
+    let mut request = disk_request(&folder(), GIB);
+    // The description adds its tag (1 byte), its length (4 bytes for millions) and itself.
+    request.description = "x".repeat(size - request.encoded_len() - 1 - 4);
+    assert_eq!(request.encoded_len(), size);
+    request
+}
+
 #[tokio::test]
 async fn requests_over_the_size_limit_are_refused() {
     let server = fast().await;
-    let status = server
-        .disks()
-        .create(CreateDiskRequest {
-            description: "x".repeat(4 * 1024 * 1024 + 1),
-            ..disk_request(&folder(), GIB)
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
+    // A message at the limit is read (and refused for its description, which is too
+    // long); one byte more is not read at all.
+    for (size, code) in [
+        (GRPC_MESSAGE_LIMIT, Code::InvalidArgument),
+        (GRPC_MESSAGE_LIMIT + 1, Code::OutOfRange),
+    ] {
+        let status = server
+            .disks()
+            .create(disk_request_of_size(size))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), code, "{size} bytes: {}", status.message());
+    }
     // The connection stays usable.
     ready_disk(&server, disk_request(&folder(), GIB)).await;
 }

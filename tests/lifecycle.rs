@@ -7,7 +7,7 @@ mod common;
 use common::{error_of, folder, TestServer, GIB};
 use imageplane::pb::baremetal;
 use imageplane::pb::compute::{
-    create_image_request, CreateDiskRequest, CreateImageRequest, DeleteDiskRequest,
+    create_image_request, disk, CreateDiskRequest, CreateImageRequest, DeleteDiskRequest,
     DeleteImageRequest, Disk, GetDiskRequest, GetImageLatestByFamilyRequest, GetImageRequest,
     Image, ListDiskOperationsRequest, ListDisksRequest, ListImageOperationsRequest,
     ListImagesRequest, MoveDiskRequest, RelocateDiskRequest, UpdateDiskRequest,
@@ -18,6 +18,7 @@ use imageplane::pb::yandex::cloud::access::{
     AccessBinding, AccessBindingAction, AccessBindingDelta, AccessBindingsOperationResult,
     ListAccessBindingsRequest, SetAccessBindingsRequest, Subject, UpdateAccessBindingsRequest,
 };
+use imageplane::server::Settings;
 use std::collections::HashSet;
 use std::time::Duration;
 use tonic::Code;
@@ -440,32 +441,10 @@ async fn a_resource_still_being_created_cannot_change_or_go() {
 }
 
 #[tokio::test]
-async fn a_delete_runs_then_the_resource_and_its_name_are_gone() {
-    let server = TestServer::start(Duration::from_millis(500)).await;
+async fn a_deleted_resource_is_gone_its_name_free_and_its_operations_kept() {
+    let server = TestServer::start(Duration::ZERO).await;
     let folder_id = folder();
     let disk = ready_disk(&server, &folder_id, "doomed").await;
-    // A copy reading from the disk holds it.
-    let copying = server
-        .images()
-        .create(image_from(&folder_id, &disk.id, "", ""))
-        .await
-        .unwrap()
-        .into_inner();
-    let status = server
-        .disks()
-        .delete(DeleteDiskRequest {
-            disk_id: disk.id.clone(),
-        })
-        .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(
-        status.message().contains(&copying.id),
-        "{}",
-        status.message()
-    );
-    server.wait(&copying).await;
-
     let deleting = server
         .disks()
         .delete(DeleteDiskRequest {
@@ -474,20 +453,7 @@ async fn a_delete_runs_then_the_resource_and_its_name_are_gone() {
         .await
         .unwrap()
         .into_inner();
-    assert!(!deleting.done);
     assert_eq!(deleting.description, "Delete disk");
-    let during = server
-        .disks()
-        .get(GetDiskRequest {
-            disk_id: disk.id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        during.status,
-        imageplane::pb::compute::disk::Status::Deleting as i32
-    );
     let done = server.wait(&deleting).await;
     match done.result {
         Some(operation::Result::Response(any)) => {
@@ -521,17 +487,61 @@ async fn a_delete_runs_then_the_resource_and_its_name_are_gone() {
         .map(|op| op.description.as_str())
         .collect();
     assert_eq!(descriptions, ["Delete disk", "Create disk"]);
+}
 
-    // A cancelled delete leaves the resource READY.
-    let kept = ready_disk(&server, &folder_id, "kept").await;
-    let deleting = server
+/// The id of the READY disk that [`slow_server_with_a_ready_disk`] seeds.
+const SEEDED_DISK_ID: &str = "fhmseededready000001";
+
+/// A server whose copies and deletes take a minute, so that a test can act while one
+/// runs however slow the machine is, and end it by cancelling. It holds a READY disk
+/// named `name` in `folder_id`, from a seed file: a disk created through the API would
+/// itself take the minute.
+async fn slow_server_with_a_ready_disk(folder_id: &str, name: &str) -> (TestServer, Disk) {
+    let seed = format!(
+        r#"{{"disk": {{"id": "{SEEDED_DISK_ID}", "folderId": "{folder_id}", "name": "{name}", "zoneId": "ru-central1-a", "size": "{GIB}"}}}}"#
+    );
+    let server = TestServer::start_with(Settings {
+        operation_delay: Duration::from_secs(60),
+        seeds: vec![("the test's seed".into(), seed)],
+        ..Settings::default()
+    })
+    .await;
+    let disk = server
         .disks()
-        .delete(DeleteDiskRequest {
-            disk_id: kept.id.clone(),
+        .get(GetDiskRequest {
+            disk_id: SEEDED_DISK_ID.into(),
         })
         .await
         .unwrap()
         .into_inner();
+    assert_eq!(disk.status, disk::Status::Ready as i32);
+    (server, disk)
+}
+
+#[tokio::test]
+async fn a_resource_shows_deleting_while_its_delete_runs_and_a_cancel_leaves_it_ready() {
+    let folder_id = folder();
+    let (server, disk) = slow_server_with_a_ready_disk(&folder_id, "kept").await;
+    let deleting = server
+        .disks()
+        .delete(DeleteDiskRequest {
+            disk_id: disk.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!deleting.done);
+    assert_eq!(deleting.description, "Delete disk");
+    let during = server
+        .disks()
+        .get(GetDiskRequest {
+            disk_id: disk.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(during.status, disk::Status::Deleting as i32);
+
     let cancelled = server
         .operations()
         .cancel(CancelOperationRequest {
@@ -540,17 +550,66 @@ async fn a_delete_runs_then_the_resource_and_its_name_are_gone() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(error_of(&cancelled).0, 1);
+    assert_eq!(error_of(&cancelled).0, Code::Cancelled as i32);
     let kept = server
         .disks()
-        .get(GetDiskRequest { disk_id: kept.id })
+        .get(GetDiskRequest { disk_id: disk.id })
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(
-        kept.status,
-        imageplane::pb::compute::disk::Status::Ready as i32
+    assert_eq!(kept.status, disk::Status::Ready as i32);
+}
+
+#[tokio::test]
+async fn a_disk_that_a_running_copy_reads_cannot_be_deleted() {
+    let folder_id = folder();
+    let (server, disk) = slow_server_with_a_ready_disk(&folder_id, "source").await;
+    // An image being made from the disk: a copy that reads it for a minute.
+    let copying = server
+        .images()
+        .create(image_from(&folder_id, &disk.id, "", ""))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!copying.done);
+    let still_ready = server
+        .disks()
+        .get(GetDiskRequest {
+            disk_id: disk.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(still_ready.status, disk::Status::Ready as i32);
+    let status = server
+        .disks()
+        .delete(DeleteDiskRequest {
+            disk_id: disk.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status.message().contains(&copying.id),
+        "{}",
+        status.message()
     );
+
+    // The copy is what held it: once it is cancelled, the delete starts.
+    server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: copying.id,
+        })
+        .await
+        .unwrap();
+    let deleting = server
+        .disks()
+        .delete(DeleteDiskRequest { disk_id: disk.id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleting.description, "Delete disk");
 }
 
 #[tokio::test]

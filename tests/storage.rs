@@ -522,17 +522,32 @@ async fn replicas_of_one_postgres_split_orphans_and_take_over_expired_leases() {
         if backend.name != "postgres" {
             continue;
         }
-        let short = Duration::from_millis(300);
-        let first = backend.open(short).await;
+        // Leases long enough that nothing runs out by itself while the test works, however
+        // slow the machine: they run out only when the holder's last renewal says so.
+        let holder = Replica::new(Duration::from_secs(60));
+        let first = store::open(&backend.url, holder.clone()).await.unwrap();
         let mut records = Vec::new();
         for _ in 0..20 {
             records.push(create(first.as_ref(), "f", "").await.1);
         }
-        // Held by `first` for 300 ms.
-        let second = backend.open(short).await;
-        let third = backend.open(short).await;
+        let ids: Vec<String> = records.iter().map(|r| r.operation.id.clone()).collect();
+        let second = backend.open(Duration::from_secs(60)).await;
+        let third = backend.open(Duration::from_secs(60)).await;
+        // Held by `first`: not orphans.
         assert!(second.claim_orphans(100).await.unwrap().is_empty());
-        tokio::time::sleep(short + Duration::from_millis(200)).await;
+        // The holder renews them for no time at all, as if its last renewal were long ago:
+        // its leases run out (on the database's clock) once a millisecond has passed.
+        let lapsing = store::open(
+            &backend.url,
+            Replica {
+                lease: Duration::ZERO,
+                ..holder
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(lapsing.renew_leases(&ids).await.unwrap().len(), ids.len());
+        tokio::time::sleep(Duration::from_millis(10)).await;
         // Two replicas claim at once: every orphan goes to exactly one of them.
         let (a, b) = tokio::join!(second.claim_orphans(100), third.claim_orphans(100));
         let (a, b) = (a.unwrap(), b.unwrap());
@@ -546,7 +561,6 @@ async fn replicas_of_one_postgres_split_orphans_and_take_over_expired_leases() {
             "an operation was claimed twice"
         );
         // The old holder has lost them: its renewal says so.
-        let ids: Vec<String> = records.iter().map(|r| r.operation.id.clone()).collect();
         assert!(first.renew_leases(&ids).await.unwrap().is_empty());
 
         // A handed-back lease can be claimed at once.
@@ -558,7 +572,7 @@ async fn replicas_of_one_postgres_split_orphans_and_take_over_expired_leases() {
             .unwrap();
         let taken = second.claim_orphans(100).await.unwrap();
         assert_eq!(taken, vec![kept]);
-        drop((first, second, third, long));
+        drop((first, lapsing, second, third, long));
         backend.clean_up().await;
     }
 }
@@ -835,7 +849,7 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
                 break current.operation;
             }
             assert!(
-                started.elapsed() < Duration::from_secs(10),
+                started.elapsed() < common::PATIENCE,
                 "{name}: never retried"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -274,6 +274,9 @@ async fn drive_connection<C, E>(
     if shutting_down {
         connection.as_mut().shut_down_gracefully();
     }
+    // A select's condition is read when it is entered, not when a branch fires: the
+    // deadline checks again whether a request came meanwhile (one may be running now).
+    let mut first_request_due = true;
     loop {
         tokio::select! {
             result = connection.as_mut() => {
@@ -282,7 +285,11 @@ async fn drive_connection<C, E>(
                 }
                 return;
             }
-            () = &mut first_request_deadline, if !activity.has_seen_a_request() => {
+            () = &mut first_request_deadline, if first_request_due => {
+                if activity.has_seen_a_request() {
+                    first_request_due = false;
+                    continue;
+                }
                 debug!(
                     timeout = %humantime::format_duration(limits.first_request_timeout),
                     "no request on a new connection in time: closing it"

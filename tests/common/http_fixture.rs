@@ -15,6 +15,9 @@
 //! - `/trickle/NAME`: announces the full length and sends one byte every 100 ms;
 //! - `/shrinking/NAME`: announces the full length and sends 30%, then answers a resume
 //!   with 416 and `Content-Range: bytes */SENT` (the file "is" as long as what was sent);
+//! - `/stalling/NAME`: the first request gets the full length announced and half of the
+//!   bytes, then nothing more for as long as the client stays; later ones are served as
+//!   `/files/` (so a client can be stopped mid-transfer however slow the machine is);
 //! - `/silent/ANY`: accepts the request and never answers;
 //! - `/status/CODE`: an empty answer with that status;
 //! - `/redirect/N/REST`: N redirects, then `/REST`;
@@ -235,6 +238,34 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, state: Arc<Sta
                 let _ = send(&mut stream, &bytes, Some(0), bytes.len()).await;
             } else {
                 let _ = send(&mut stream, &bytes, None, bytes.len()).await;
+            }
+        }
+        "stalling" => {
+            let served = {
+                let mut served = state.flaky_served.lock().unwrap();
+                let count = served.entry(format!("stalling:{name}")).or_insert(0);
+                *count += 1;
+                *count
+            };
+            if served > 1 {
+                let _ = send(&mut stream, &bytes, range_start, bytes.len()).await;
+                return;
+            }
+            let header = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                bytes.len()
+            );
+            if stream.write_all(header.as_bytes()).await.is_err()
+                || stream.write_all(&bytes[..bytes.len() / 2]).await.is_err()
+            {
+                return;
+            }
+            // Until the client goes away.
+            let mut probe = [0u8; 1];
+            while let Ok(read) = stream.read(&mut probe).await {
+                if read == 0 {
+                    return;
+                }
             }
         }
         "restarting" => {

@@ -14,7 +14,8 @@ use imageplane::pb::compute::snapshot_service_client::SnapshotServiceClient;
 use imageplane::pb::operation::operation_service_client::OperationServiceClient;
 use imageplane::pb::operation::{operation, GetOperationRequest, Operation};
 use imageplane::server::{serve, Settings};
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
 
@@ -75,10 +76,11 @@ impl TestServer {
         OperationServiceClient::new(self.channel.clone())
     }
 
-    /// Polls an operation until it is done (at most 20 s).
+    /// Polls an operation until it is done (at most [`PATIENCE`]).
     pub async fn wait(&self, operation: &Operation) -> Operation {
         let mut client = self.operations();
-        for _ in 0..2000 {
+        let started = Instant::now();
+        loop {
             let current = client
                 .get(GetOperationRequest {
                     operation_id: operation.id.clone(),
@@ -89,9 +91,13 @@ impl TestServer {
             if current.done {
                 return current;
             }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "operation {} did not finish within {PATIENCE:?}",
+                operation.id
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        panic!("operation {} did not finish in 20 s", operation.id);
     }
 
     /// Waits for an operation and decodes its response, failing on an error result.
@@ -129,6 +135,28 @@ pub fn error_of(operation: &Operation) -> (i32, String) {
     match &operation.result {
         Some(operation::Result::Error(status)) => (status.code, status.message.clone()),
         other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// How long a test waits for something that should happen soon before it fails saying
+/// what did not happen: far longer than anything takes on a slow, shared machine, so that
+/// a wait never fails by chance and never hangs.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Polls `condition` until it holds; after [`PATIENCE`], panics with `failure` (which
+/// says what did not happen).
+pub async fn until<F, Fut>(failure: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !condition().await {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{failure} (waited {PATIENCE:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
