@@ -32,6 +32,26 @@ impl Database {
         }
     }
 
+    /// Runs a write of exactly one statement, which commits alone where the database
+    /// allows (PostgreSQL: no transaction around it; SQLite: as any write).
+    pub async fn write_one_statement<T: Send + 'static>(
+        &self,
+        job: Job<T>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.write(job).await,
+            Database::Postgres(postgres) => postgres.write_one_statement(job).await,
+        }
+    }
+
+    /// How this database writes what differs.
+    pub fn dialect(&self) -> &'static super::sql::Dialect {
+        match self {
+            Database::Sqlite(_) => &super::sqlite::DIALECT,
+            Database::Postgres(_) => &super::postgres::DIALECT,
+        }
+    }
+
     /// Runs `job` as a read: it sees every write committed before it began.
     pub async fn read<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
         match self {

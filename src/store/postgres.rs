@@ -32,6 +32,7 @@ pub static DIALECT: Dialect = Dialect {
     names_index: false,
     index_count: "SELECT count(*) FROM pg_indexes
                   WHERE schemaname = current_schema() AND indexname = $1",
+    writable_ctes: true,
     exclusive: false,
     // An arbitrary constant: replicas starting together migrate one at a time.
     migration_lock: Some("SELECT pg_advisory_xact_lock(84328757838)"),
@@ -132,6 +133,15 @@ impl Postgres {
                 Err(error)
             }
         }
+    }
+
+    /// Runs a job of one statement on a pooled connection, committed alone (no
+    /// transaction around it: one round trip).
+    pub async fn write_one_statement<T: Send + 'static>(
+        &self,
+        job: Job<T>,
+    ) -> Result<T, StoreError> {
+        self.read(job).await
     }
 
     /// Runs `job`'s statements on a pooled connection, each on its own.

@@ -22,11 +22,25 @@ impl Resources for SqlStore {
         let owner = self.replica.id.clone();
         let lease_ms = self.lease_ms();
         let claim = claim.cloned();
+        // Encoded here, not in the job: SQLite runs jobs on its one writer thread.
+        let row = ResourceRow::from_resource(&resource);
+        let operation_row = OperationRow::from_record(&operation);
+        if claim.is_none() && self.database.dialect().writable_ctes {
+            // PostgreSQL: the resource and its operation in one statement, committed alone.
+            let inserted = self
+                .database
+                .write_one_statement(Box::new(move |tx| {
+                    Box::pin(insert_created(tx, row, operation_row, owner, lease_ms))
+                }))
+                .await?;
+            return match inserted {
+                true => Ok(()),
+                false => Err(StoreError::name_taken(&resource)),
+            };
+        }
         self.database
             .write(Box::new(move |tx| {
                 Box::pin(async move {
-                    let row = ResourceRow::from_resource(&resource);
-                    let operation_row = OperationRow::from_record(&operation);
                     // Sent together (PostgreSQL pipelines them), in this order: writes that
                     // share a key wait for each other on it before either takes a name.
                     let (key_stored, inserted, ()) = futures_util::try_join!(
@@ -193,12 +207,15 @@ impl Resources for SqlStore {
     }
 
     async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
+        let rows: Vec<(ResourceRow, Resource)> = resources
+            .into_iter()
+            .map(|resource| (ResourceRow::from_resource(&resource), resource))
+            .collect();
         self.database
             .write(Box::new(move |tx| {
                 Box::pin(async move {
                     let mut new = 0;
-                    for resource in resources {
-                        let row = ResourceRow::from_resource(&resource);
+                    for (row, resource) in rows {
                         let inserted = tx
                             .execute(
                                 "INSERT INTO resources (id, kind, folder_id, name, os, body,
@@ -255,6 +272,49 @@ async fn insert_resource(tx: &dyn Tx, row: ResourceRow) -> Result<bool, StoreErr
         )
         .await?;
     Ok(inserted == 1)
+}
+
+/// Inserts a resource and the operation that creates it in one statement (a database with
+/// [`Dialect::writable_ctes`](super::sql::Dialect)); false, and nothing written, if the
+/// resource's name is taken.
+async fn insert_created(
+    tx: &dyn Tx,
+    row: ResourceRow,
+    operation: OperationRow,
+    owner: String,
+    lease_ms: i64,
+) -> Result<bool, StoreError> {
+    let sql = format!(
+        "WITH inserted AS (
+             INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                 created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
+             RETURNING id)
+         INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
+             import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
+             folder_id)
+         SELECT $10, $11, $12, $13, $14, $15, $16, {} + $17, $18, $19, $20, $21, $22
+         FROM inserted",
+        tx.dialect().now_ms
+    );
+    let mut parameters = resource_values(row);
+    parameters.extend([
+        operation.id.into(),
+        operation.done.into(),
+        operation.modified_at_ms.into(),
+        operation.target_kind.into(),
+        operation.target_id.into(),
+        operation.import_uri.into(),
+        owner.into(),
+        lease_ms.into(),
+        operation.body.into(),
+        operation.work.into(),
+        operation.source_id.into(),
+        operation.created_at_ms.into(),
+        operation.folder_id.into(),
+    ]);
+    Ok(tx.execute(&sql, parameters).await? == 1)
 }
 
 /// Inserts an operation held by `owner` for `lease_ms` from now (the database's clock).

@@ -219,6 +219,9 @@ pub struct Dialect {
     pub names_index: bool,
     /// How many indexes of this name the schema holds (one parameter, the name).
     pub index_count: &'static str,
+    /// Whether a statement may hold data-modifying CTEs (`WITH x AS (INSERT ...)`), so
+    /// that a create is one statement (PostgreSQL).
+    pub writable_ctes: bool,
     /// Whether one process holds the database (SQLite's directory lock): then at start
     /// every running operation another replica id holds is an orphan of an earlier run.
     pub exclusive: bool,

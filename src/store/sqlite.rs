@@ -68,6 +68,7 @@ pub static DIALECT: Dialect = Dialect {
     contains: instr,
     names_index: true,
     index_count: "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = $1",
+    writable_ctes: false,
     exclusive: true,
     migration_lock: None,
     migrations: super::migrations::SQLITE,
@@ -572,6 +573,8 @@ fn configure(connection: &Connection, durability: Durability) -> Result<(), Stor
     };
     connection.pragma_update(None, "synchronous", synchronous)?;
     connection.pragma_update(None, "busy_timeout", 5000)?;
+    // Each job's savepoint journals the pages it changes: in memory, never in a file.
+    connection.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
