@@ -130,7 +130,7 @@ impl Server {
             .await
             .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
         info!(database = %settings.database.display(), replica = %replica.id, "store open");
-        let executor = match build_executor(&settings, &store).await {
+        let executor = match load_seeds_and_start_work(&settings, &store).await {
             Ok(executor) => executor,
             Err(error) => {
                 close(store.as_ref()).await;
@@ -176,7 +176,7 @@ impl Server {
         }
         let on_stop = async move {
             info!("shutting down: no new calls, finishing running ones");
-            for name in services::reported() {
+            for name in services::names(|service| service.reported) {
                 health
                     .set_service_status(name, tonic_health::ServingStatus::NotServing)
                     .await;
@@ -220,8 +220,8 @@ async fn close(store: &dyn Store) {
     }
 }
 
-/// Loads the seeds and starts the background work.
-async fn build_executor(
+/// Loads the seed files and starts the background work.
+async fn load_seeds_and_start_work(
     settings: &Settings,
     store: &Arc<dyn Store>,
 ) -> Result<Arc<Executor>, Failure> {
@@ -274,10 +274,10 @@ async fn build_service(
     }
     let authenticator = Arc::new(Authenticator::new(
         Arc::clone(&identities),
-        services::names(Access::Open),
+        services::names(|service| service.access == Access::Open),
     ));
     let health = HealthReporter::new();
-    for name in services::reported() {
+    for name in services::names(|service| service.reported) {
         health
             .set_service_status(name, tonic_health::ServingStatus::Serving)
             .await;
@@ -296,7 +296,7 @@ async fn build_service(
         }
         .layer(services::routes(&parts).prepare()),
     );
-    let rest: Vec<&str> = services::rest().collect();
+    let rest: Vec<&str> = services::names(|service| service.rest).collect();
     let gateway = Gateway::new(grpc.clone(), catalog.validator(), &rest)?;
     let documents = services::documents(&gateway);
     Ok((

@@ -202,27 +202,11 @@ pub fn routes(parts: &Parts) -> Routes {
     })
 }
 
-/// The names of the services with this access.
-pub fn names(access: Access) -> impl Iterator<Item = &'static str> {
+/// The names of the services `which` picks, e.g. `names(|service| service.reported)`.
+pub fn names(which: fn(&Service) -> bool) -> impl Iterator<Item = &'static str> {
     SERVICES
         .iter()
-        .filter(move |service| service.access == access)
-        .map(|service| service.name)
-}
-
-/// The names of the services health reports one by one.
-pub fn reported() -> impl Iterator<Item = &'static str> {
-    SERVICES
-        .iter()
-        .filter(|service| service.reported)
-        .map(|service| service.name)
-}
-
-/// The names of the services the REST gateway serves.
-pub fn rest() -> impl Iterator<Item = &'static str> {
-    SERVICES
-        .iter()
-        .filter(|service| service.rest)
+        .filter(move |service| which(service))
         .map(|service| service.name)
 }
 

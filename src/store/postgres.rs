@@ -163,12 +163,8 @@ impl<C: GenericClient> Tx for PostgresTx<'_, C> {
     fn query<'a>(&'a self, sql: &'a str, parameters: Vec<Value>) -> Pending<'a, Vec<Row>> {
         Box::pin(async move {
             let statement = self.0.prepare_cached(sql).await?;
-            let references: Vec<&(dyn ToSql + Sync)> = parameters
-                .iter()
-                .map(|value| value as &(dyn ToSql + Sync))
-                .collect();
             self.0
-                .query(&statement, &references)
+                .query(&statement, &references(&parameters))
                 .await?
                 .iter()
                 .map(row_values)
@@ -179,11 +175,7 @@ impl<C: GenericClient> Tx for PostgresTx<'_, C> {
     fn execute<'a>(&'a self, sql: &'a str, parameters: Vec<Value>) -> Pending<'a, u64> {
         Box::pin(async move {
             let statement = self.0.prepare_cached(sql).await?;
-            let references: Vec<&(dyn ToSql + Sync)> = parameters
-                .iter()
-                .map(|value| value as &(dyn ToSql + Sync))
-                .collect();
-            Ok(self.0.execute(&statement, &references).await?)
+            Ok(self.0.execute(&statement, &references(&parameters)).await?)
         })
     }
 
@@ -194,6 +186,14 @@ impl<C: GenericClient> Tx for PostgresTx<'_, C> {
     fn dialect(&self) -> &'static Dialect {
         &DIALECT
     }
+}
+
+/// Parameters as the driver takes them.
+fn references(parameters: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
+    parameters
+        .iter()
+        .map(|value| value as &(dyn ToSql + Sync))
+        .collect()
 }
 
 /// A row's values, by the types of its columns.

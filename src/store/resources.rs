@@ -291,30 +291,38 @@ async fn insert_created(
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
              RETURNING id)
-         INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-             import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
-             folder_id)
+         INSERT INTO operations {OPERATION_INSERT_COLUMNS}
          SELECT $10, $11, $12, $13, $14, $15, $16, {} + $17, $18, $19, $20, $21, $22
          FROM inserted",
         tx.dialect().now_ms
     );
     let mut parameters = resource_values(row);
-    parameters.extend([
-        operation.id.into(),
-        operation.done.into(),
-        operation.modified_at_ms.into(),
-        operation.target_kind.into(),
-        operation.target_id.into(),
-        operation.import_uri.into(),
+    parameters.extend(operation_values(operation, &owner, lease_ms));
+    Ok(tx.execute(&sql, parameters).await? == 1)
+}
+
+/// The columns an operation is inserted with, in the order of [`operation_values`].
+const OPERATION_INSERT_COLUMNS: &str = "(id, done, modified_at_ms, target_kind, target_id,
+    import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms, folder_id)";
+
+/// An operation row's values, held by `owner`; `lease_ms` is added to the database's
+/// clock by the statement.
+fn operation_values(row: OperationRow, owner: &str, lease_ms: i64) -> [Value; 13] {
+    [
+        row.id.into(),
+        row.done.into(),
+        row.modified_at_ms.into(),
+        row.target_kind.into(),
+        row.target_id.into(),
+        row.import_uri.into(),
         owner.into(),
         lease_ms.into(),
-        operation.body.into(),
-        operation.work.into(),
-        operation.source_id.into(),
-        operation.created_at_ms.into(),
-        operation.folder_id.into(),
-    ]);
-    Ok(tx.execute(&sql, parameters).await? == 1)
+        row.body.into(),
+        row.work.into(),
+        row.source_id.into(),
+        row.created_at_ms.into(),
+        row.folder_id.into(),
+    ]
 }
 
 /// Inserts an operation held by `owner` for `lease_ms` from now (the database's clock).
@@ -325,31 +333,12 @@ pub(super) async fn insert_operation(
     lease_ms: i64,
 ) -> Result<(), StoreError> {
     let sql = format!(
-        "INSERT INTO operations (id, done, modified_at_ms, target_kind, target_id,
-             import_uri, owner, lease_until_ms, body, work, source_id, created_at_ms,
-             folder_id)
+        "INSERT INTO operations {OPERATION_INSERT_COLUMNS}
          VALUES ($1, $2, $3, $4, $5, $6, $7, {} + $8, $9, $10, $11, $12, $13)",
         tx.dialect().now_ms
     );
-    tx.execute(
-        &sql,
-        vec![
-            row.id.into(),
-            row.done.into(),
-            row.modified_at_ms.into(),
-            row.target_kind.into(),
-            row.target_id.into(),
-            row.import_uri.into(),
-            owner.into(),
-            lease_ms.into(),
-            row.body.into(),
-            row.work.into(),
-            row.source_id.into(),
-            row.created_at_ms.into(),
-            row.folder_id.into(),
-        ],
-    )
-    .await?;
+    tx.execute(&sql, operation_values(row, owner, lease_ms).into())
+        .await?;
     Ok(())
 }
 
