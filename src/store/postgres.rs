@@ -26,6 +26,7 @@ pub static DIALECT: Dialect = Dialect {
     // The statement's start: stable within it, so an index can serve a comparison.
     now_ms: "(extract(epoch from statement_timestamp()) * 1000)::bigint",
     for_update: " FOR UPDATE",
+    for_share: " FOR SHARE",
     skip_locked: " FOR UPDATE SKIP LOCKED",
     in_list: any,
     contains: strpos,

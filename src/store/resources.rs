@@ -7,7 +7,8 @@ use super::read_cache::Record;
 use super::sql::Job;
 use super::sql::{Pending, Tx, Value};
 use super::{Change, Changed, Current, KeyClaim, Resources, SqlStore, StoreError};
-use crate::model::resource::{OperationRecord, Resource, ResourceKind};
+use crate::error::{excerpt, Error};
+use crate::model::resource::{status, OperationRecord, Resource, ResourceKind};
 use crate::pb::yandex::cloud::access::AccessBinding;
 use async_trait::async_trait;
 
@@ -25,7 +26,8 @@ impl Resources for SqlStore {
         // Encoded here, not in the job: SQLite runs jobs on its one writer thread.
         let row = ResourceRow::from_resource(&resource);
         let operation_row = OperationRow::from_record(&operation);
-        if claim.is_none() && self.database.dialect().writable_ctes {
+        let source = operation.work.source().map(str::to_string);
+        if claim.is_none() && source.is_none() && self.database.dialect().writable_ctes {
             // PostgreSQL: the resource and its operation in one statement, committed alone.
             let inserted = self
                 .database
@@ -42,9 +44,11 @@ impl Resources for SqlStore {
             .write(Box::new(move |tx| {
                 Box::pin(async move {
                     // Sent together (PostgreSQL pipelines them), in this order: writes that
-                    // share a key wait for each other on it before either takes a name.
-                    let (key_stored, inserted, ()) = futures_util::try_join!(
+                    // share a key wait for each other on it before either locks a source or
+                    // takes a name, as a change takes its key before it locks its resource.
+                    let (key_stored, (), inserted, ()) = futures_util::try_join!(
                         insert_key(tx, claim.as_ref(), &operation.operation.id),
+                        check_source_ready(tx, source.as_deref()),
                         insert_resource(tx, row),
                         insert_operation(tx, operation_row, &owner, lease_ms),
                     )?;
@@ -419,6 +423,38 @@ async fn select_current(
         access_bindings,
         busy_with,
     }))
+}
+
+/// Refuses a copy whose source is gone or not READY, as the database holds it now, its
+/// row locked against changes until the create commits (`Dialect::for_share`): a delete of
+/// the source either commits first (and the copy is refused here) or waits for the copy
+/// and then finds it running (and is refused by its own check, `select_current`'s
+/// `busy_with`). The domain checked the source before; this decides it with the write.
+async fn check_source_ready(tx: &dyn Tx, source: Option<&str>) -> Result<(), StoreError> {
+    let Some(id) = source else {
+        return Ok(());
+    };
+    let select = format!(
+        "SELECT kind, status FROM resources WHERE id = $1{}",
+        tx.dialect().for_share
+    );
+    let mut rows = tx.query(&select, vec![id.into()]).await?;
+    let Some(row) = rows.first_mut() else {
+        return Err(StoreError::Refused(Error::NotFound(format!(
+            "{}, the source, no longer exists",
+            excerpt(id)
+        ))));
+    };
+    let kind = ResourceKind::from_code(row.i32(0)?).map_or("Resource", ResourceKind::display_name);
+    let state = match row.i32(1)? {
+        status::READY => return Ok(()),
+        status::DELETING => "is being deleted",
+        _ => "is not ready",
+    };
+    Err(StoreError::Refused(Error::FailedPrecondition(format!(
+        "{kind} {}, the source, {state}",
+        excerpt(id)
+    ))))
 }
 
 /// `NameTaken` if another resource of its kind holds `resource`'s non-empty name in its

@@ -208,6 +208,9 @@ pub struct Dialect {
     /// Appended to a SELECT whose rows the transaction will change: row locks, so that
     /// replicas writing the same rows take turns ("" where one writer does everything).
     pub for_update: &'static str,
+    /// Appended to a SELECT of a row that must not change until the transaction ends,
+    /// which other readers may lock alike (a copy's source).
+    pub for_share: &'static str,
     /// Appended to the search for orphans: rows another replica is claiming are skipped.
     pub skip_locked: &'static str,
     /// `column` is one of the texts of the [`Value::TextList`] at `placeholder`.

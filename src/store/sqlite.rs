@@ -63,6 +63,7 @@ pub static DIALECT: Dialect = Dialect {
     finished: "done = 1",
     now_ms: "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
     for_update: "",
+    for_share: "",
     skip_locked: "",
     in_list: json_each,
     contains: instr,
