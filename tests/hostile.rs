@@ -1042,3 +1042,119 @@ mod store {
         let _ = std::fs::remove_dir_all(&data_dir);
     }
 }
+
+/// Sends `request` on a fresh connection and reads the answer until a JSON `code`
+/// arrives or the server closes; the answer as text.
+async fn raw_answer(address: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&response).contains("\"code\"") {
+        let read = tokio::time::timeout(PATIENCE, stream.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("no answer within {PATIENCE:?}"))
+            .unwrap_or(0);
+        if read == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test]
+async fn a_malformed_chunked_body_is_a_400_with_a_status_not_a_500() {
+    // A body that stops arriving is a 408 after this; the malformed ones are 400 at once.
+    let server = server_with(ConnectionLimits {
+        receive_timeout: PATIENCE,
+        ..ConnectionLimits::default()
+    })
+    .await;
+    let head = "POST /compute/v1/disks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+                Transfer-Encoding: chunked\r\n\r\n";
+    let long_extension = format!("2;{}\r\n{{}}\r\n0\r\n\r\n", "e".repeat(100 * 1024));
+    let cases: [(&str, &str); 5] = [
+        ("a size that is not hex", "zz\r\n{}\r\n0\r\n\r\n"),
+        ("a chunk without its CRLF", "2\r\n{}XX0\r\n\r\n"),
+        ("a negative size", "-2\r\n{}\r\n0\r\n\r\n"),
+        ("a 100 KB chunk extension", &long_extension),
+        ("a malformed last chunk", "2\r\n{}\r\n0\r\nX\r\n\r\n"),
+    ];
+    for (what, body) in cases {
+        let answer = raw_answer(server.address, format!("{head}{body}").as_bytes()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{what}: answered {answer}"
+        );
+        assert!(
+            answer.contains("\"code\":3") && answer.contains("could not be read"),
+            "{what}: answered {answer}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_body_of_tiny_chunks_holds_memory_in_proportion_to_its_bytes() {
+    let data_dir = temp_dir("tiny-chunks");
+    let receive_timeout = Duration::from_secs(10);
+    let server = ServerProcess::start(
+        &[
+            "--database-url",
+            "memory:",
+            "--log-level",
+            "warn",
+            "--request-receive-timeout",
+            &format!("{}s", receive_timeout.as_secs()),
+        ],
+        data_dir.join("server.log"),
+    );
+    let idle_rss = server.rss_bytes();
+    let address: std::net::SocketAddr = server.address.parse().unwrap();
+    // 4 connections, each sending a body of 1 MiB as 1-byte chunks and never ending it:
+    // 4 MiB of body in 4 Mi frames.
+    const BODY_BYTES: usize = 1 << 20;
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        answers.push(tokio::spawn(async move {
+            let head = "POST /compute/v1/disks HTTP/1.1\r\nHost: x\r\n\
+                        Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            stream.write_all(head.as_bytes()).await.unwrap();
+            let chunks = b"1\r\n \r\n".repeat(64 * 1024);
+            for _ in 0..BODY_BYTES / (64 * 1024) {
+                stream.write_all(&chunks).await.unwrap();
+            }
+            // Held: the answer is the receive timeout's 408.
+            let mut response = Vec::new();
+            let _ = tokio::time::timeout(
+                receive_timeout + PATIENCE,
+                stream.read_to_end(&mut response),
+            )
+            .await;
+            String::from_utf8_lossy(&response).into_owned()
+        }));
+    }
+    let mut peak = idle_rss;
+    let started = Instant::now();
+    while !answers.iter().all(|answer| answer.is_finished()) {
+        assert!(
+            started.elapsed() < receive_timeout + PATIENCE,
+            "bodies still held {:?} after they began",
+            started.elapsed()
+        );
+        peak = peak.max(server.rss_bytes());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for answer in answers {
+        let answer = answer.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    let grown = peak.saturating_sub(idle_rss);
+    assert!(
+        grown < 64 << 20,
+        "4 MiB of body in 1-byte chunks grew the server by {} MiB",
+        grown >> 20
+    );
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

@@ -30,7 +30,7 @@ use crate::pb::google::rpc::Status;
 use crate::rpc::GrpcService;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use prost::Message;
 use prost_reflect::DynamicMessage;
 use reply::{http_status, json_response, Rejection, Renderer};
@@ -255,6 +255,34 @@ impl Gateway {
     }
 }
 
+/// The body's bytes, copied frame by frame into one buffer: a frame's bytes may hold on
+/// to the connection's whole read buffer, so a body sent as millions of 1-byte chunks,
+/// kept as its frames, would hold far more memory than its bytes. At most
+/// [`MAX_BODY_BYTES`].
+async fn collect_body(
+    mut body: tonic::body::Body,
+    declared: Option<u64>,
+) -> Result<Bytes, Rejection> {
+    let mut collected = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        // The listener's guard fails a body with a status: over a budget, late, or
+        // malformed (a bad chunk, a body cut short: INVALID_ARGUMENT).
+        let frame = frame.map_err(|status| match status.code() {
+            tonic::Code::DeadlineExceeded => Rejection::NotReceived(status.message().to_string()),
+            _ => Rejection::Status(rpc_status_of(&status)),
+        })?;
+        if let Some(data) = frame.data_ref() {
+            if collected.len() + data.len() > MAX_BODY_BYTES {
+                return Err(Rejection::TooLarge {
+                    limit: MAX_BODY_BYTES,
+                });
+            }
+            collected.extend_from_slice(data);
+        }
+    }
+    Ok(collected.freeze())
+}
+
 /// The request body, at most [`MAX_BODY_BYTES`], and only JSON.
 async fn read_body(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes, Rejection> {
     let declared = headers
@@ -266,27 +294,7 @@ async fn read_body(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes
             limit: MAX_BODY_BYTES,
         });
     }
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|error| {
-            if error.is::<http_body_util::LengthLimitError>() {
-                return Rejection::TooLarge {
-                    limit: MAX_BODY_BYTES,
-                };
-            }
-            // The listener's guard refuses bodies with a status: over a budget, or late.
-            match error.downcast_ref::<tonic::Status>() {
-                Some(status) if status.code() == tonic::Code::DeadlineExceeded => {
-                    Rejection::NotReceived(status.message().to_string())
-                }
-                Some(status) => Rejection::Status(rpc_status_of(status)),
-                None => Rejection::Invalid(Error::InvalidArgument(format!(
-                    "the request body could not be read: {error}"
-                ))),
-            }
-        })?
-        .to_bytes();
+    let body = collect_body(body, declared).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
             if !is_json(content_type) {

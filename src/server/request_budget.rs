@@ -200,7 +200,7 @@ where
             }
             Poll::Ready(Some(Err(error))) => {
                 self.ended = true;
-                return Poll::Ready(Some(Err(tonic::Status::from_error(error.into()))));
+                return Poll::Ready(Some(Err(unreadable(error.into()))));
             }
             Poll::Ready(Some(Ok(frame))) => frame,
         };
@@ -226,6 +226,26 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The status of a body the connection could not deliver: a status it carries (an
+/// HTTP/2 reset maps to one), else INVALID_ARGUMENT saying why (an HTTP/1.1 chunk that is
+/// malformed, a body cut short), with the causes that say it.
+fn unreadable(error: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status {
+    let mut why = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        why.push_str(": ");
+        why.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    let status = tonic::Status::from_error(error);
+    match status.code() {
+        tonic::Code::Unknown => {
+            tonic::Status::invalid_argument(format!("the request body could not be read: {why}"))
+        }
+        _ => status,
     }
 }
 
