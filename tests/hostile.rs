@@ -1158,3 +1158,54 @@ async fn a_body_of_tiny_chunks_holds_memory_in_proportion_to_its_bytes() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+#[tokio::test]
+async fn an_http2_body_that_belies_its_content_length_is_logged_as_the_client_s_error() {
+    let data_dir = temp_dir("h2-length");
+    let server = ServerProcess::start(&["--database-url", "memory:"], data_dir.join("server.log"));
+    let address: std::net::SocketAddr = server.address.parse().unwrap();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    for (path, content_type) in [
+        ("/compute/v1/disks", "application/json"),
+        (
+            "/yandex.cloud.compute.v1.DiskService/Create",
+            "application/grpc",
+        ),
+    ] {
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{address}{path}"))
+            .header("content-type", content_type)
+            .header("content-length", "100")
+            .body(())
+            .unwrap();
+        let mut client = client.clone().ready().await.unwrap();
+        let (response, mut stream) = client.send_request(request, false).unwrap();
+        stream
+            .send_data(bytes::Bytes::from_static(b"{}"), true)
+            .unwrap();
+        // h2 resets the stream: the client sees no answer.
+        let _ = response.await;
+    }
+    let mut logged = String::new();
+    common::until("both calls logged", || {
+        logged = server.logged();
+        std::future::ready(logged.matches("call finished").count() >= 2)
+    })
+    .await;
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|line| line.contains("call finished"))
+        .collect();
+    for line in &lines {
+        // REST answers 400; gRPC answers HTTP 200 with the status in grpc-status.
+        assert!(
+            (line.contains("http_status=400") || line.contains("protocol=\"grpc\""))
+                && line.contains("grpc_status=3 "),
+            "{line}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

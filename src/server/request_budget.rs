@@ -229,9 +229,11 @@ where
     }
 }
 
-/// The status of a body the connection could not deliver: a status it carries (an
-/// HTTP/2 reset maps to one), else INVALID_ARGUMENT saying why (an HTTP/1.1 chunk that is
-/// malformed, a body cut short), with the causes that say it.
+/// The status of a body the connection could not deliver: CANCELLED and the like where
+/// the error carries them (an HTTP/2 stream the client reset), else INVALID_ARGUMENT saying
+/// why, with the causes that say it: an HTTP/1.1 chunk that is malformed, a body cut
+/// short, an HTTP/2 body longer or shorter than its content-length (which h2 answers with
+/// a reset; the access log then says 400, not 500).
 fn unreadable(error: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status {
     let mut why = error.to_string();
     let mut cause = error.source();
@@ -242,7 +244,7 @@ fn unreadable(error: Box<dyn std::error::Error + Send + Sync>) -> tonic::Status 
     }
     let status = tonic::Status::from_error(error);
     match status.code() {
-        tonic::Code::Unknown => {
+        tonic::Code::Unknown | tonic::Code::Internal => {
             tonic::Status::invalid_argument(format!("the request body could not be read: {why}"))
         }
         _ => status,
