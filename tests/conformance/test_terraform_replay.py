@@ -591,16 +591,23 @@ def test_snapshot_create_read_update_delete_and_data_source(provider):
 
 # ---------------------------------------------------------- seeds and the start
 
-def test_seeded_resources_carry_the_fields_the_provider_dereferences(provider):
-    """A seed names neither a disk's placement policy nor an image's os; the data sources
-    (and an import) read them all the same."""
+def test_a_seeded_disk_carries_a_placement_policy(provider):
+    """A seed that names no placement policy: the data source (and an import) read it all
+    the same, and an update's response carries it."""
     disk = disk_data_source_state(provider.get_disk(SEEDED_DISK))
     assert disk["disk_placement_policy"] == [{"disk_placement_group_id": ""}]
     assert disk["disk_id"] == SEEDED_DISK and disk["size"] == 10
     listed = expect_ok(provider.disks.List, disk_service_pb2.ListDisksRequest(folder_id=SEED_FOLDER))
     assert [disk_state(each)["name"] for each in listed.disks] == ["seeded-disk"]
+    response = update_disk(provider, SEEDED_DISK, "labels", labels={"seen": "yes"})
+    assert disk_state(response)["labels"] == {"seen": "yes"}
 
+
+def test_a_seeded_image_carries_an_os(provider):
+    """A seed that names no os: the image data source, by id, family and name, reads it all
+    the same (TYPE_UNSPECIFIED: the record does not say)."""
     image = image_data_source_state(provider.get_image(SEEDED_IMAGE))
+    assert image["os_type"] == "type_unspecified"
     assert image["image_id"] == SEEDED_IMAGE
     latest = expect_ok(provider.images.GetLatestByFamily, image_service_pb2.GetImageLatestByFamilyRequest(
         folder_id=SEED_FOLDER, family="seeded-family"))
@@ -608,10 +615,6 @@ def test_seeded_resources_carry_the_fields_the_provider_dereferences(provider):
     resolved = resolve_by_name(provider, provider.images.List, image_service_pb2.ListImagesRequest,
                                "images", SEED_FOLDER, "seeded-image")
     assert image_data_source_state(provider.get_image(resolved)) == image
-
-    # an update's response carries them too
-    response = update_disk(provider, SEEDED_DISK, "labels", labels={"seen": "yes"})
-    assert disk_state(response)["labels"] == {"seen": "yes"}
 
 
 def test_the_providers_start(provider):
