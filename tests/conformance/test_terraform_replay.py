@@ -1,7 +1,7 @@
 """The Terraform provider's calls, replayed. The provider (yandex-cloud/terraform-provider-
-yandex) cannot be installed here, so its calls for images, snapshots and disks are read in
-its source and made again through the official SDK's stubs, with the same request fields
-and update masks, in the same order; after each, every field the provider reads is
+yandex 0.222) cannot be installed here, so its calls for images, snapshots and disks are
+read in its source and made again through the official SDK's stubs, with the same request
+fields and update masks, in the same order; after each, every field the provider reads is
 checked: present where it dereferences a message without a check (a nil pointer there
 crashes the provider) and equal to what the configuration asked for.
 
