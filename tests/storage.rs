@@ -10,7 +10,7 @@ mod common;
 
 use common::postgres;
 use imageplane::domain::transitions;
-use imageplane::model::resource::{OperationRecord, Resource, ResourceKind, Work};
+use imageplane::model::resource::{Kind, OperationRecord, Resource, ResourceKind, Work};
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::{operation, Operation};
 use imageplane::store::{
@@ -343,7 +343,15 @@ async fn a_copy_finishes_once_with_its_resource_ready() {
         match &operation.result {
             Some(operation::Result::Response(any)) => {
                 let answered: Disk = prost::Message::decode(any.value.as_slice()).unwrap();
-                assert_eq!(answered, disk, "{name}: the response is the READY disk");
+                let shown = Disk::from_resource(Resource::Disk {
+                    disk: disk.clone(),
+                    os: None,
+                });
+                assert_eq!(
+                    Some(answered),
+                    shown,
+                    "{name}: the response is the READY disk, as the API shows it"
+                );
             }
             other => panic!("{name}: {other:?}"),
         }

@@ -210,9 +210,15 @@ impl Catalog {
             after: None,
             limit: 1,
         };
-        match self.store.list(&query).await?.pop() {
-            Some(Resource::ComputeImage(image)) => Ok(image),
-            _ => Err(Error::NotFound(format!(
+        match self
+            .store
+            .list(&query)
+            .await?
+            .pop()
+            .and_then(compute::Image::from_resource)
+        {
+            Some(image) => Ok(image),
+            None => Err(Error::NotFound(format!(
                 "no READY image of family {} in folder {}",
                 excerpt(family),
                 excerpt(folder_id)

@@ -236,21 +236,41 @@ impl Resource {
         }
     }
 
-    /// The resource as the API shows it, packed in `google.protobuf.Any`.
+    /// The resource as the API shows it (see [`Kind::from_resource`]), packed in
+    /// `google.protobuf.Any`.
     pub fn to_any(&self) -> prost_types::Any {
         match self {
-            Resource::ComputeImage(image) => pack(image),
+            Resource::ComputeImage(image) => pack(&shown_image(image.clone())),
             Resource::Snapshot { snapshot, .. } => pack(snapshot),
-            Resource::Disk { disk, .. } => pack(disk),
+            Resource::Disk { disk, .. } => pack(&shown_disk(disk.clone())),
             Resource::BaremetalImage(image) => pack(image),
         }
     }
 }
 
+/// An image as the API shows it: `os` is always there, as the real API always returns it
+/// (clients read `image.os.type` without a check); a record without one (a seed that names
+/// none) shows an empty `Os`, TYPE_UNSPECIFIED.
+fn shown_image(mut image: compute::Image) -> compute::Image {
+    image.os.get_or_insert_with(Os::default);
+    image
+}
+
+/// A disk as the API shows it: `disk_placement_policy` is always there, empty for a disk
+/// in no placement group, as the real API returns it (clients read its
+/// `placement_group_id` without a check).
+fn shown_disk(mut disk: Disk) -> Disk {
+    disk.disk_placement_policy
+        .get_or_insert_with(compute::DiskPlacementPolicy::default);
+    disk
+}
+
 /// A message type of a resource kind, so that reads are typed: `Catalog::get::<Image>`.
 pub trait Kind: Sized {
     const KIND: ResourceKind;
-    /// The message, if the resource is of this kind.
+    /// The message as the API shows it, if the resource is of this kind. Every message the
+    /// API returns passes here or through [`Resource::to_any`], which add the message
+    /// fields the real API always sets when a record lacks them.
     fn from_resource(resource: Resource) -> Option<Self>;
 }
 
@@ -258,7 +278,7 @@ impl Kind for compute::Image {
     const KIND: ResourceKind = ResourceKind::ComputeImage;
     fn from_resource(resource: Resource) -> Option<Self> {
         match resource {
-            Resource::ComputeImage(image) => Some(image),
+            Resource::ComputeImage(image) => Some(shown_image(image)),
             _ => None,
         }
     }
@@ -278,7 +298,7 @@ impl Kind for Disk {
     const KIND: ResourceKind = ResourceKind::Disk;
     fn from_resource(resource: Resource) -> Option<Self> {
         match resource {
-            Resource::Disk { disk, .. } => Some(disk),
+            Resource::Disk { disk, .. } => Some(shown_disk(disk)),
             _ => None,
         }
     }
