@@ -240,9 +240,16 @@ impl Resource {
     /// `google.protobuf.Any`.
     pub fn to_any(&self) -> prost_types::Any {
         match self {
-            Resource::ComputeImage(image) => pack(&shown_image(image.clone())),
+            // Cloned only to add what is missing.
+            Resource::ComputeImage(image) if image.os.is_none() => {
+                pack(&shown_image(image.clone()))
+            }
+            Resource::ComputeImage(image) => pack(image),
             Resource::Snapshot { snapshot, .. } => pack(snapshot),
-            Resource::Disk { disk, .. } => pack(&shown_disk(disk.clone())),
+            Resource::Disk { disk, .. } if disk.disk_placement_policy.is_none() => {
+                pack(&shown_disk(disk.clone()))
+            }
+            Resource::Disk { disk, .. } => pack(disk),
             Resource::BaremetalImage(image) => pack(image),
         }
     }
