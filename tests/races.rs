@@ -202,7 +202,7 @@ async fn copy_against_delete<C, D>(
                 copies += 1;
             }
             (Err(refused), Ok(delete)) => {
-                assert_refused_by_rule(name, &what.to_string(), &refused);
+                assert_refused_by_rule(name, what, &refused);
                 let done = racers.b().wait(&delete).await;
                 assert!(
                     matches!(done.result, Some(operation::Result::Response(_))),
