@@ -977,6 +977,43 @@ mod request_tests {
     }
 
     #[test]
+    fn fields_left_unset_by_name_skip_only_their_required_rules() {
+        use crate::pb::compute::{create_image_request::Source, CreateImageRequest};
+        let validator = Validator::for_api();
+        let full_name = "yandex.cloud.compute.v1.CreateImageRequest";
+        let sourceless = CreateImageRequest {
+            folder_id: "folder".into(),
+            ..Default::default()
+        };
+        assert!(validator.check(full_name, &sourceless).is_err());
+        assert!(validator
+            .check_leaving_unset(full_name, &sourceless, &["source"])
+            .is_ok());
+        let unnamed_folder = CreateImageRequest {
+            source: Some(Source::ImageId("i".repeat(51))),
+            ..Default::default()
+        };
+        assert_eq!(
+            validator
+                .check_leaving_unset(full_name, &unnamed_folder, &["source"])
+                .unwrap_err()
+                .to_string(),
+            "folder_id: is required"
+        );
+        let long_source = CreateImageRequest {
+            folder_id: "folder".into(),
+            ..unnamed_folder
+        };
+        assert_eq!(
+            validator
+                .check_leaving_unset(full_name, &long_source, &["source"])
+                .unwrap_err()
+                .to_string(),
+            "image_id: length must be <=50 characters, got 51"
+        );
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         let validator = Validator::for_api();
         let plan = &validator.plans["yandex.cloud.compute.v1.CreateImageRequest"];
