@@ -532,10 +532,15 @@ mod tests {
                 "name: length must be 2-63 characters, got 1".into(),
             ),
         ];
+        let mut wrong = Vec::new();
         for (line, expected) in cases {
-            let error = parse_user(&format!("# first\n{line}\n")).unwrap_err();
-            assert_eq!(error, format!("mine.jsonl line 2: {expected}"), "{line}");
+            let expected = format!("mine.jsonl line 2: {expected}");
+            match parse_user(&format!("# first\n{line}\n")) {
+                Err(error) if error == expected => {}
+                outcome => wrong.push(format!("{line}\n  expected {expected}\n  got {outcome:?}")),
+            }
         }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]
