@@ -344,19 +344,18 @@ mod tests {
         format!(r#"{{"image": {{"id": "fd8seeded00000000001", "folderId": "team"{fields}}}}}"#)
     }
 
-    fn load_with_defaults<'a>(
-        store: &'a dyn Store,
-        seeds: &'a [(String, String)],
-    ) -> impl std::future::Future<Output = Result<usize, String>> + 'a {
-        async move {
-            let validator = Validator::for_api();
-            let offerings = Offerings::default();
-            let rules = Rules {
-                validator: &validator,
-                offerings: &offerings,
-            };
-            load(store, rules, false, seeds).await
-        }
+    /// Loads user seed files on this server's default rules, without the catalogue.
+    async fn load_with_defaults(
+        store: &dyn Store,
+        seeds: &[(String, String)],
+    ) -> Result<usize, String> {
+        let validator = Validator::for_api();
+        let offerings = Offerings::default();
+        let rules = Rules {
+            validator: &validator,
+            offerings: &offerings,
+        };
+        load(store, rules, false, seeds).await
     }
 
     async fn memory_store() -> std::sync::Arc<dyn Store> {
