@@ -69,7 +69,7 @@ struct Options {
 const FOLDER: &str = "bench";
 
 fn image_id(index: usize) -> String {
-    format!("fdb{index:017}")
+    format!("fd8{index:017}")
 }
 
 fn family(index: usize, families: usize) -> String {

@@ -38,6 +38,16 @@ pub fn new_id(prefix: &str) -> String {
     id
 }
 
+/// Whether `id` has the shape of the ids [`new_id`] makes with `prefix`: the prefix, then
+/// 17 lowercase letters or digits.
+pub fn is_shaped(prefix: &str, id: &str) -> bool {
+    id.len() == 20
+        && id.starts_with(prefix)
+        && id[prefix.len()..]
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit())
+}
+
 /// Appends the lowest `digits` base-36 digits of `value`, most significant first.
 fn push_base36(id: &mut String, mut value: u128, digits: usize) {
     let mut buffer = [0u8; 9];
@@ -65,6 +75,16 @@ mod tests {
             let id = new_id(prefix);
             assert!(shape.is_match(&id), "{id}");
             assert!(id.starts_with(prefix));
+            assert!(is_shaped(prefix, &id), "{id}");
+        }
+        assert!(!is_shaped(prefix::DISK, &new_id(prefix::COMPUTE_IMAGE)));
+        for bad in [
+            "fhm",
+            "fhm000000000000000000",
+            "fhm0000000000000000A",
+            "fhm0000000000000000-",
+        ] {
+            assert!(!is_shaped(prefix::DISK, bad), "{bad}");
         }
         assert_ne!(new_id("abc"), new_id("abc"));
     }

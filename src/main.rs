@@ -7,7 +7,7 @@ use imageplane::domain::identity::TokenFile;
 use imageplane::domain::Offerings;
 use imageplane::server::listener::ConnectionLimits;
 use imageplane::server::tls::{Tls, TlsSource};
-use imageplane::server::{self, Server, Settings};
+use imageplane::server::{Server, Settings};
 use imageplane::store::DatabaseUrl;
 use imageplane::work::import::ImportSettings;
 use std::io::Write;
@@ -107,6 +107,7 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
     let tls = tls.map(|source| Tls::load(&source)).transpose()?;
     let settings = Settings {
         tls,
+        public_images: !args.no_public_images,
         seeds,
         auth_tokens,
         iam_token_lifetime: args.iam_token_lifetime,
@@ -159,12 +160,9 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
     server.serve(listener, shutdown).await
 }
 
-/// The seed texts to load: the public catalogue unless refused, then `--seed` files.
+/// The texts of the `--seed` files, as (path, text).
 fn seeds(args: &ServeArgs) -> Result<Vec<(String, String)>, String> {
     let mut seeds = Vec::new();
-    if !args.no_public_images {
-        seeds.push(server::public_images());
-    }
     for path in &args.seeds {
         let text = std::fs::read_to_string(path)
             .map_err(|error| format!("--seed {}: {error}", path.display()))?;

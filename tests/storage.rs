@@ -1117,6 +1117,44 @@ async fn changes_lists_and_operations_of_a_resource() {
 }
 
 #[tokio::test]
+async fn a_seed_that_fails_stores_nothing_that_a_read_could_find() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let folder_id = format!("seeds-{name}");
+        let first = creating_disk(&folder_id, "same");
+        let second = creating_disk(&folder_id, "same");
+        assert!(
+            matches!(
+                store.seed(vec![first.clone(), second.clone()]).await,
+                Err(StoreError::NameTaken { .. })
+            ),
+            "{name}"
+        );
+        // Neither a read by id (answered from the cache where there is one) nor a list
+        // finds either of them: the seed wrote nothing.
+        for resource in [&first, &second] {
+            let found = store.resource(ResourceKind::Disk, resource.id()).await;
+            assert_eq!(found.unwrap(), None, "{name}");
+        }
+        let query = imageplane::store::query::ListQuery {
+            kind: ResourceKind::Disk,
+            folder_id: folder_id.clone(),
+            conditions: Vec::new(),
+            order: imageplane::store::query::Order {
+                column: imageplane::store::query::Column::Id,
+                descending: false,
+            },
+            after: None,
+            limit: 10,
+        };
+        assert!(store.list(&query).await.unwrap().is_empty(), "{name}");
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
 async fn a_rename_onto_a_taken_name_fails_alone_in_a_batch_of_creates() {
     for backend in backends().await {
         let name = backend.name;

@@ -3,12 +3,14 @@
 
 use super::{check_source_uri, Catalog};
 use crate::domain::call::CallContext;
+use crate::domain::validation::Validator;
 use crate::error::Error;
 use crate::ids;
 use crate::model::operations;
 use crate::model::resource::{pack, Resource, Work};
 use crate::pb::baremetal::{self, CreateImageMetadata, CreateImageRequest, Image};
 use crate::pb::operation::Operation;
+use prost::Name;
 
 impl Catalog {
     pub async fn create_baremetal_image(
@@ -40,4 +42,18 @@ impl Catalog {
         )
         .await
     }
+}
+
+/// A bare-metal image of a seed file: checked as the create request it stands for (the
+/// same rules and messages as [`Catalog::create_baremetal_image`], its `uri` aside).
+pub(super) fn seeded_baremetal_image(image: Image, validator: &Validator) -> Result<Image, Error> {
+    let request = CreateImageRequest {
+        folder_id: image.folder_id.clone(),
+        name: image.name.clone(),
+        description: image.description.clone(),
+        uri: String::new(),
+        labels: image.labels.clone(),
+    };
+    validator.check_leaving_unset(&CreateImageRequest::full_name(), &request, &["uri"])?;
+    Ok(image)
 }

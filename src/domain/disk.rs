@@ -1,8 +1,9 @@
 //! compute DiskService.Create: an empty disk of a given size, or a disk from a READY
 //! image or snapshot, at least as large as the source needs.
 
-use super::Catalog;
+use super::{Catalog, Offerings};
 use crate::domain::call::CallContext;
+use crate::domain::validation::Validator;
 use crate::error::Error;
 use crate::ids;
 use crate::model::operations;
@@ -11,6 +12,7 @@ use crate::pb::compute::{
     self, create_disk_request::Source, disk, CreateDiskMetadata, CreateDiskRequest, Disk, KmsKey,
 };
 use crate::pb::operation::Operation;
+use prost::Name;
 
 /// The disk type of a disk whose request names none.
 pub const DEFAULT_DISK_TYPE: &str = "network-hdd";
@@ -25,16 +27,7 @@ impl Catalog {
         call: &CallContext,
         request: CreateDiskRequest,
     ) -> Result<Operation, Error> {
-        check_block_size(request.block_size)?;
-        check_offered("zone_id", "zone", &request.zone_id, &self.offerings.zones)?;
-        if !request.type_id.is_empty() {
-            check_offered(
-                "type_id",
-                "disk type",
-                &request.type_id,
-                &self.offerings.disk_types,
-            )?;
-        }
+        check_disk_request(&request, &self.offerings)?;
         let mut os = None;
         let mut product_ids = Vec::new();
         let mut hardware_generation = None;
@@ -69,25 +62,17 @@ impl Catalog {
             }
             None => {}
         }
-        let disk = Disk {
+        let mut disk = Disk {
             id: ids::new_id(ids::prefix::DISK),
             folder_id: request.folder_id,
             created_at: Some(operations::now()),
             name: request.name,
             description: request.description,
             labels: request.labels,
-            type_id: if request.type_id.is_empty() {
-                DEFAULT_DISK_TYPE.to_string()
-            } else {
-                request.type_id
-            },
+            type_id: request.type_id,
             zone_id: request.zone_id,
             size: request.size,
-            block_size: if request.block_size == 0 {
-                DEFAULT_BLOCK_SIZE
-            } else {
-                request.block_size
-            },
+            block_size: request.block_size,
             product_ids,
             status: compute::disk::Status::Creating as i32,
             source,
@@ -99,6 +84,7 @@ impl Catalog {
                 version_id: String::new(),
             }),
         };
+        fill_disk_defaults(&mut disk);
         let metadata = pack(&CreateDiskMetadata {
             disk_id: disk.id.clone(),
         });
@@ -118,6 +104,92 @@ impl Catalog {
             work,
         )
         .await
+    }
+}
+
+/// A disk of a seed file: checked as the create request it stands for (the same rules
+/// and messages as [`Catalog::create_disk`]), and given the defaults a create gives. Its
+/// source, if it names one, is recorded as written.
+pub(super) fn seeded_disk(
+    mut disk: Disk,
+    validator: &Validator,
+    offerings: &Offerings,
+) -> Result<Disk, Error> {
+    let request = CreateDiskRequest {
+        folder_id: disk.folder_id.clone(),
+        name: disk.name.clone(),
+        description: disk.description.clone(),
+        labels: disk.labels.clone(),
+        type_id: disk.type_id.clone(),
+        zone_id: disk.zone_id.clone(),
+        size: disk.size,
+        block_size: disk.block_size,
+        source: disk.source.clone().map(|source| match source {
+            disk::Source::SourceImageId(id) => Source::ImageId(id),
+            disk::Source::SourceSnapshotId(id) => Source::SnapshotId(id),
+        }),
+        disk_placement_policy: disk.disk_placement_policy.clone(),
+        snapshot_schedule_ids: Vec::new(),
+        hardware_generation: disk.hardware_generation.clone(),
+        kms_key_id: disk
+            .kms_key
+            .as_ref()
+            .map_or_else(String::new, |key| key.key_id.clone()),
+    };
+    validator.check(&CreateDiskRequest::full_name(), &request)?;
+    check_disk_request(&request, offerings)?;
+    fill_disk_defaults(&mut disk);
+    Ok(disk)
+}
+
+/// A size a disk may have, as `CreateDiskRequest.size` states it: for a size the API
+/// computes from a disk (a snapshot's `disk_size`).
+pub(super) fn check_disk_size(field: &str, size: i64, validator: &Validator) -> Result<(), Error> {
+    let range = validator
+        .constraints(&CreateDiskRequest::full_name(), "size")
+        .and_then(|constraints| constraints.value);
+    let Some((min, max)) = range else {
+        return Ok(());
+    };
+    let size_wide = i128::from(size);
+    if min.is_none_or(|min| size_wide >= min) && max.is_none_or(|max| size_wide <= max) {
+        return Ok(());
+    }
+    let bound = |bound: Option<i128>| bound.map_or_else(String::new, |bound| bound.to_string());
+    Err(Error::invalid_field(
+        field,
+        format!(
+            "value must be in range {}-{}, got {size}",
+            bound(min),
+            bound(max)
+        ),
+    ))
+}
+
+/// The rules of a disk's request beyond its proto's: a block size the API allows, and a
+/// zone and a disk type this server offers.
+fn check_disk_request(request: &CreateDiskRequest, offerings: &Offerings) -> Result<(), Error> {
+    check_block_size(request.block_size)?;
+    check_offered("zone_id", "zone", &request.zone_id, &offerings.zones)?;
+    if !request.type_id.is_empty() {
+        check_offered(
+            "type_id",
+            "disk type",
+            &request.type_id,
+            &offerings.disk_types,
+        )?;
+    }
+    Ok(())
+}
+
+/// What a disk whose request left them out gets: [`DEFAULT_DISK_TYPE`] and
+/// [`DEFAULT_BLOCK_SIZE`].
+fn fill_disk_defaults(disk: &mut Disk) {
+    if disk.type_id.is_empty() {
+        disk.type_id = DEFAULT_DISK_TYPE.to_string();
+    }
+    if disk.block_size == 0 {
+        disk.block_size = DEFAULT_BLOCK_SIZE;
     }
 }
 

@@ -4,8 +4,9 @@
 //! LINUX), product_ids, hardware_generation, size, storage_size and min_disk_size. A
 //! requested min_disk_size below the source's size is refused.
 
-use super::{check_source_uri, Catalog};
+use super::{check_byte_count, check_source_uri, Catalog, MIN_DISK_SIZE};
 use crate::domain::call::CallContext;
+use crate::domain::validation::Validator;
 use crate::error::Error;
 use crate::ids;
 use crate::model::operations;
@@ -15,6 +16,7 @@ use crate::pb::compute::{
     HardwareGeneration, Image, Os,
 };
 use crate::pb::operation::Operation;
+use prost::Name;
 
 /// What an image takes from its source.
 #[derive(Default)]
@@ -48,14 +50,12 @@ impl Catalog {
                 (Inherited::default(), Work::ImportUri { uri: uri.clone() })
             }
         };
-        if request.min_disk_size != 0 && request.min_disk_size < inherited.min_disk_size {
-            return Err(Error::invalid_field(
-                "min_disk_size",
-                format!(
-                    "{} is less than the size of the source {} ({} bytes)",
-                    request.min_disk_size, inherited.described_as, inherited.min_disk_size
-                ),
-            ));
+        if request.min_disk_size != 0 {
+            check_min_disk_size(
+                request.min_disk_size,
+                inherited.min_disk_size,
+                &format!("the source {}", inherited.described_as),
+            )?;
         }
         let image = Image {
             id: ids::new_id(ids::prefix::COMPUTE_IMAGE),
@@ -154,6 +154,57 @@ impl Catalog {
             described_as: format!("snapshot {id}"),
         })
     }
+}
+
+/// An image of a seed file: checked as the create request it stands for (the same rules
+/// and messages as [`Catalog::create_image`], its source aside), with `size`,
+/// `storage_size` and `min_disk_size` as an image made from a disk has them: a size left
+/// out is the `min_disk_size` (4 MiB if that is left out too), a storage size left out is
+/// the size, a `min_disk_size` left out is the size; os LINUX unless it names one.
+pub(super) fn seeded_image(mut image: Image, validator: &Validator) -> Result<Image, Error> {
+    let request = CreateImageRequest {
+        folder_id: image.folder_id.clone(),
+        name: image.name.clone(),
+        description: image.description.clone(),
+        labels: image.labels.clone(),
+        family: image.family.clone(),
+        min_disk_size: image.min_disk_size,
+        product_ids: image.product_ids.clone(),
+        source: None,
+        os: image.os.clone(),
+        pooled: image.pooled,
+        hardware_generation: image.hardware_generation.clone(),
+    };
+    validator.check_leaving_unset(&CreateImageRequest::full_name(), &request, &["source"])?;
+    check_byte_count("size", image.size, super::MAX_DISK_SIZE)?;
+    check_byte_count("storage_size", image.storage_size, i64::MAX)?;
+    if image.size == 0 {
+        image.size = match image.min_disk_size {
+            0 => MIN_DISK_SIZE,
+            min_disk_size => min_disk_size,
+        };
+    }
+    if image.min_disk_size == 0 {
+        image.min_disk_size = image.size.max(MIN_DISK_SIZE);
+    }
+    if image.storage_size == 0 {
+        image.storage_size = image.size;
+    }
+    check_min_disk_size(image.min_disk_size, image.size, "the image")?;
+    image.os = Some(choose_os(image.os, None));
+    Ok(image)
+}
+
+/// An image's `min_disk_size` holds what it is made of: at least `size`, the size of
+/// `what`.
+fn check_min_disk_size(min_disk_size: i64, size: i64, what: &str) -> Result<(), Error> {
+    if min_disk_size >= size {
+        return Ok(());
+    }
+    Err(Error::invalid_field(
+        "min_disk_size",
+        format!("{min_disk_size} is less than the size of {what} ({size} bytes)"),
+    ))
 }
 
 /// An image holds at most [`MAX_DISK_SIZE`](super::MAX_DISK_SIZE) (the API's bound for `min_disk_size`), so a

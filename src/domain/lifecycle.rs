@@ -90,6 +90,11 @@ pub(super) fn changeable(
 /// (read-only to everyone).
 pub(super) fn check_changeable(caller: &Caller, folder_id: &str) -> Result<(), Error> {
     caller.check_folder(folder_id)?;
+    check_not_public(folder_id)
+}
+
+/// Refuses the public catalogue's folder: only the built-in catalogue writes into it.
+pub(super) fn check_not_public(folder_id: &str) -> Result<(), Error> {
     if folder_id == PUBLIC_FOLDER {
         return Err(Error::PermissionDenied(format!(
             "folder {PUBLIC_FOLDER} is the public image catalogue: it is read-only"

@@ -235,6 +235,17 @@ fn not_found(kind: ResourceKind, id: &str) -> Error {
     Error::NotFound(format!("{} {} not found", kind.display_name(), excerpt(id)))
 }
 
+/// A number of bytes the API computes (a seed file may give it): from 0 to `max`.
+fn check_byte_count(field: &str, bytes: i64, max: i64) -> Result<(), Error> {
+    if (0..=max).contains(&bytes) {
+        return Ok(());
+    }
+    Err(Error::invalid_field(
+        field,
+        format!("value must be in range 0-{max}, got {bytes}"),
+    ))
+}
+
 /// Checks that `uri` is an absolute http or https URL with a host.
 fn check_source_uri(uri: &str) -> Result<(), Error> {
     let invalid = |why: &str| {

@@ -1,14 +1,16 @@
 //! compute SnapshotService.Create: a snapshot of a READY disk. It records the disk
 //! (source_disk_id, disk_size) and takes its product_ids and hardware generation.
 
-use super::Catalog;
+use super::{check_byte_count, Catalog, MIN_DISK_SIZE};
 use crate::domain::call::CallContext;
+use crate::domain::validation::Validator;
 use crate::error::Error;
 use crate::ids;
 use crate::model::operations;
 use crate::model::resource::{pack, Resource, ResourceKind, Work};
 use crate::pb::compute::{self, CreateSnapshotMetadata, CreateSnapshotRequest, Snapshot};
 use crate::pb::operation::Operation;
+use prost::Name;
 
 impl Catalog {
     pub async fn create_snapshot(
@@ -53,4 +55,33 @@ impl Catalog {
         )
         .await
     }
+}
+
+/// A snapshot of a seed file: checked as the create request it stands for (the same rules
+/// and messages as [`Catalog::create_snapshot`]; its `source_disk_id` is the request's
+/// `disk_id`, which may be left out, and is recorded as written). Its `disk_size` is a
+/// disk's size (the storage size, at least 4 MiB, if left out); a storage size left out
+/// is the disk size, as a snapshot of a disk has them.
+pub(super) fn seeded_snapshot(
+    mut snapshot: Snapshot,
+    validator: &Validator,
+) -> Result<Snapshot, Error> {
+    let request = CreateSnapshotRequest {
+        folder_id: snapshot.folder_id.clone(),
+        disk_id: snapshot.source_disk_id.clone(),
+        name: snapshot.name.clone(),
+        description: snapshot.description.clone(),
+        labels: snapshot.labels.clone(),
+        hardware_generation: snapshot.hardware_generation.clone(),
+    };
+    validator.check_leaving_unset(&CreateSnapshotRequest::full_name(), &request, &["disk_id"])?;
+    check_byte_count("storage_size", snapshot.storage_size, i64::MAX)?;
+    if snapshot.disk_size == 0 {
+        snapshot.disk_size = snapshot.storage_size.max(MIN_DISK_SIZE);
+    }
+    super::disk::check_disk_size("disk_size", snapshot.disk_size, validator)?;
+    if snapshot.storage_size == 0 {
+        snapshot.storage_size = snapshot.disk_size;
+    }
+    Ok(snapshot)
 }

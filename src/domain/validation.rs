@@ -301,21 +301,36 @@ impl Validator {
 
     /// Checks a generated message; `full_name` is its protobuf name.
     pub fn check<M: Message>(&self, full_name: &str, message: &M) -> Result<(), Violation> {
+        self.check_leaving_unset(full_name, message, &[])
+    }
+
+    /// Checks a generated message as [`Validator::check`] does, except that the top-level
+    /// fields and oneofs named in `may_be_unset` may be left unset: their `required` and
+    /// `exactly_one` rules do not apply (a value they hold is still checked). A seed line
+    /// is checked so as the create request it stands for, without the request's source.
+    pub fn check_leaving_unset<M: Message>(
+        &self,
+        full_name: &str,
+        message: &M,
+        may_be_unset: &[&str],
+    ) -> Result<(), Violation> {
         let Some(plan) = self.plans.get(full_name) else {
             return Err(Violation {
                 field: full_name.to_string(),
                 message: "is not a message of this API".to_string(),
             });
         };
-        self.check_encoded(plan, &message.encode_to_vec(), "")
+        self.check_encoded(plan, &message.encode_to_vec(), "", may_be_unset)
     }
 
-    /// Checks one encoded message against its plan.
+    /// Checks one encoded message against its plan; `may_be_unset` as in
+    /// [`Validator::check_leaving_unset`].
     fn check_encoded(
         &self,
         plan: &MessagePlan,
         mut bytes: &[u8],
         prefix: &str,
+        may_be_unset: &[&str],
     ) -> Result<(), Violation> {
         let mut counts = vec![0usize; plan.fields.len()];
         // The violation of the earliest declared field wins, whatever the wire order.
@@ -342,6 +357,9 @@ impl Validator {
             }
         }
         for oneof in &plan.exactly_one {
+            if may_be_unset.contains(&oneof.name.as_str()) {
+                continue;
+            }
             let set = oneof
                 .members
                 .iter()
@@ -359,6 +377,9 @@ impl Validator {
                 break;
             }
             if counts[index] == 0 {
+                if may_be_unset.contains(&rules.name.as_str()) {
+                    continue;
+                }
                 if let (false, Some(problem)) = (rules.in_oneof, &rules.unset_violation) {
                     return Err(Violation {
                         field: join(prefix, &rules.name),
@@ -422,7 +443,7 @@ impl Validator {
             (Shape::Message(name), WireType::LengthDelimited) => {
                 let nested = take_slice(bytes, prefix)?;
                 if let Some(plan) = self.plans.get(name) {
-                    self.check_encoded(plan, nested, &path())?;
+                    self.check_encoded(plan, nested, &path(), &[])?;
                 }
                 Ok(1)
             }
@@ -474,7 +495,7 @@ impl Validator {
             (Shape::Message(name), Some((_, mut raw))) => {
                 let nested = take_slice(&mut raw, prefix)?;
                 match self.plans.get(name) {
-                    Some(plan) => self.check_encoded(plan, nested, &value_path),
+                    Some(plan) => self.check_encoded(plan, nested, &value_path, &[]),
                     None => Ok(()),
                 }
             }
@@ -956,6 +977,43 @@ mod request_tests {
     }
 
     #[test]
+    fn fields_left_unset_by_name_skip_only_their_required_rules() {
+        use crate::pb::compute::{create_image_request::Source, CreateImageRequest};
+        let validator = Validator::for_api();
+        let full_name = "yandex.cloud.compute.v1.CreateImageRequest";
+        let sourceless = CreateImageRequest {
+            folder_id: "folder".into(),
+            ..Default::default()
+        };
+        assert!(validator.check(full_name, &sourceless).is_err());
+        assert!(validator
+            .check_leaving_unset(full_name, &sourceless, &["source"])
+            .is_ok());
+        let unnamed_folder = CreateImageRequest {
+            source: Some(Source::ImageId("i".repeat(51))),
+            ..Default::default()
+        };
+        assert_eq!(
+            validator
+                .check_leaving_unset(full_name, &unnamed_folder, &["source"])
+                .unwrap_err()
+                .to_string(),
+            "folder_id: is required"
+        );
+        let long_source = CreateImageRequest {
+            folder_id: "folder".into(),
+            ..unnamed_folder
+        };
+        assert_eq!(
+            validator
+                .check_leaving_unset(full_name, &long_source, &["source"])
+                .unwrap_err()
+                .to_string(),
+            "image_id: length must be <=50 characters, got 51"
+        );
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         let validator = Validator::for_api();
         let plan = &validator.plans["yandex.cloud.compute.v1.CreateImageRequest"];
@@ -969,7 +1027,7 @@ mod request_tests {
                     seed as u8
                 })
                 .collect();
-            let _ = validator.check_encoded(plan, &bytes, "");
+            let _ = validator.check_encoded(plan, &bytes, "", &[]);
         }
     }
 }

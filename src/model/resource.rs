@@ -24,6 +24,16 @@ impl ResourceKind {
         }
     }
 
+    /// The prefix of this kind's ids.
+    pub fn id_prefix(self) -> &'static str {
+        match self {
+            ResourceKind::ComputeImage => crate::ids::prefix::COMPUTE_IMAGE,
+            ResourceKind::Snapshot => crate::ids::prefix::SNAPSHOT,
+            ResourceKind::Disk => crate::ids::prefix::DISK,
+            ResourceKind::BaremetalImage => crate::ids::prefix::BAREMETAL_IMAGE,
+        }
+    }
+
     /// The number that stands for this kind in the database (never reuse or renumber).
     pub fn code(self) -> i32 {
         match self {

@@ -17,6 +17,7 @@ pub mod services;
 pub mod tls;
 
 use crate::domain::identity::{Identities, TokenFile, DEFAULT_TOKEN_LIFETIME};
+use crate::domain::seed;
 use crate::domain::validation::Validator;
 use crate::domain::{Catalog, Offerings};
 use crate::gateway::Gateway;
@@ -63,8 +64,11 @@ pub struct Settings {
     pub connections: ConnectionLimits,
     /// The zones and disk types disks may name.
     pub offerings: Offerings,
-    /// Seed files loaded at start, as (where from, text): the public catalogue unless
-    /// `--no-public-images`, then `--seed` files.
+    /// Whether the built-in public image catalogue is loaded at start (not with
+    /// `--no-public-images`).
+    pub public_images: bool,
+    /// Seed files loaded at start after the catalogue, as (where from, text): the
+    /// `--seed` files.
     pub seeds: Vec<(String, String)>,
     /// The tokens of `--auth-tokens`; `None`: every call is accepted, as "anonymous".
     pub auth_tokens: Option<TokenFile>,
@@ -92,20 +96,13 @@ impl Default for Settings {
             import: ImportSettings::default(),
             connections: ConnectionLimits::default(),
             offerings: Offerings::default(),
-            seeds: vec![public_images()],
+            public_images: true,
+            seeds: Vec::new(),
             auth_tokens: None,
             iam_token_lifetime: DEFAULT_TOKEN_LIFETIME,
             tls: None,
         }
     }
-}
-
-/// The built-in public image catalogue as a seed.
-pub fn public_images() -> (String, String) {
-    (
-        "the public image catalogue (seeds/standard-images.jsonl)".into(),
-        crate::domain::seed::PUBLIC_IMAGES.to_string(),
-    )
 }
 
 /// The error of a start or a run.
@@ -130,14 +127,15 @@ impl Server {
             .await
             .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
         info!(database = %settings.database.display(), replica = %replica.id, "store open");
-        let executor = match load_seeds_and_start_work(&settings, &store).await {
+        let validator = Validator::for_api();
+        let executor = match load_seeds_and_start_work(&settings, &validator, &store).await {
             Ok(executor) => executor,
             Err(error) => {
                 close(store.as_ref()).await;
                 return Err(error);
             }
         };
-        match build_service(&settings, &store, &executor, local_address).await {
+        match build_service(&settings, validator, &store, &executor, local_address).await {
             Ok((service, health)) => Ok(Server {
                 settings,
                 store,
@@ -223,11 +221,21 @@ async fn close(store: &dyn Store) {
 /// Loads the seed files and starts the background work.
 async fn load_seeds_and_start_work(
     settings: &Settings,
+    validator: &Validator,
     store: &Arc<dyn Store>,
 ) -> Result<Arc<Executor>, Failure> {
-    let seeded = crate::domain::seed::load(store.as_ref(), &settings.seeds)
-        .await
-        .map_err(|error| format!("seed: {error}"))?;
+    let rules = seed::Rules {
+        validator,
+        offerings: &settings.offerings,
+    };
+    let seeded = seed::load(
+        store.as_ref(),
+        rules,
+        settings.public_images,
+        &settings.seeds,
+    )
+    .await
+    .map_err(|error| format!("seed: {error}"))?;
     if seeded > 0 {
         info!(count = seeded, "seeded resources");
     }
@@ -248,6 +256,7 @@ async fn load_seeds_and_start_work(
 /// and the access log around them all; and the health reporter.
 async fn build_service(
     settings: &Settings,
+    validator: Validator,
     store: &Arc<dyn Store>,
     executor: &Arc<Executor>,
     local_address: SocketAddr,
@@ -256,7 +265,7 @@ async fn build_service(
         Catalog::new(
             Arc::clone(store),
             Arc::clone(executor),
-            Validator::for_api(),
+            validator,
             settings.offerings.clone(),
         )
         .await?,
