@@ -605,9 +605,9 @@ def test_a_seeded_disk_carries_a_placement_policy(provider):
 
 def test_a_seeded_image_carries_an_os(provider):
     """A seed that names no os: the image data source, by id, family and name, reads it all
-    the same (TYPE_UNSPECIFIED: the record does not say)."""
+    the same (LINUX: a seed line gets the defaults of the API's create)."""
     image = image_data_source_state(provider.get_image(SEEDED_IMAGE))
-    assert image["os_type"] == "type_unspecified"
+    assert image["os_type"] == "linux"
     assert image["image_id"] == SEEDED_IMAGE
     latest = expect_ok(provider.images.GetLatestByFamily, image_service_pb2.GetImageLatestByFamilyRequest(
         folder_id=SEED_FOLDER, family="seeded-family"))
