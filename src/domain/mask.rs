@@ -104,23 +104,38 @@ pub fn resolve(
 }
 
 /// Clears the fields of an update request that a mask may name but `mask` does not;
-/// below a field the mask names only in part, the fields it does not name.
-pub fn keep_masked(request: &mut DynamicMessage, updatable: &[&str], mask: &[MaskPath]) {
+/// below a field the mask names only in part, the fields it does not name. Returns the
+/// dotted paths of what it cleared, which validation then takes as unset on purpose
+/// (`Validator::check_except`).
+pub fn keep_masked(
+    request: &mut DynamicMessage,
+    updatable: &[&str],
+    mask: &[MaskPath],
+) -> Vec<String> {
     let paths: Vec<&[FieldDescriptor]> = mask.iter().map(|path| path.fields.as_slice()).collect();
     let candidates: Vec<FieldDescriptor> = request
         .descriptor()
         .fields()
         .filter(|field| updatable.contains(&field.name()))
         .collect();
-    keep(request, &candidates, &paths);
+    let mut cleared = Vec::new();
+    keep(request, &candidates, &paths, "", &mut cleared);
+    cleared
 }
 
 fn keep(
     message: &mut DynamicMessage,
     candidates: &[FieldDescriptor],
     paths: &[&[FieldDescriptor]],
+    prefix: &str,
+    cleared: &mut Vec<String>,
 ) {
     for field in candidates {
+        let here = if prefix.is_empty() {
+            field.name().to_string()
+        } else {
+            format!("{prefix}.{}", field.name())
+        };
         let below: Vec<&[FieldDescriptor]> = paths
             .iter()
             .filter(|path| path.first() == Some(field))
@@ -128,10 +143,11 @@ fn keep(
             .collect();
         if below.is_empty() {
             message.clear_field(field);
+            cleared.push(here);
         } else if below.iter().all(|rest| !rest.is_empty()) && message.has_field(field) {
             if let Some(inner) = message.get_field_mut(field).as_message_mut() {
                 let fields: Vec<FieldDescriptor> = inner.descriptor().fields().collect();
-                keep(inner, &fields, &below);
+                keep(inner, &fields, &below, &here, cleared);
             }
         }
     }
@@ -263,10 +279,21 @@ mod tests {
             let mask = resolve(&request(), DISK, &paths).unwrap();
             let mut dynamic = DynamicMessage::new(request());
             dynamic.transcode_from(&full).unwrap();
-            keep_masked(&mut dynamic, DISK, &mask);
-            dynamic.transcode_to::<UpdateDiskRequest>().unwrap()
+            let cleared = keep_masked(&mut dynamic, DISK, &mask);
+            (
+                dynamic.transcode_to::<UpdateDiskRequest>().unwrap(),
+                cleared,
+            )
         };
-        let only_id = kept(&["disk_placement_policy.placement_group_id"]);
+        let (only_id, cleared) = kept(&["disk_placement_policy.placement_group_id"]);
+        assert_eq!(
+            cleared,
+            [
+                "name",
+                "labels",
+                "disk_placement_policy.placement_group_partition"
+            ]
+        );
         assert_eq!(only_id.disk_id, "d", "fields a mask cannot name are kept");
         assert_eq!((only_id.name.as_str(), only_id.labels.len()), ("", 0));
         assert_eq!(
@@ -276,12 +303,12 @@ mod tests {
                 placement_group_partition: 0,
             })
         );
-        let whole = kept(&[
+        let (whole, _) = kept(&[
             "diskPlacementPolicy.placementGroupId",
             "disk_placement_policy",
         ]);
         assert_eq!(whole.disk_placement_policy, Some(policy));
-        assert_eq!(kept(&["name"]).name, "Bad Name");
+        assert_eq!(kept(&["name"]).0.name, "Bad Name");
     }
 
     #[test]

@@ -125,8 +125,9 @@ impl Catalog {
         let mut masked =
             prost_reflect::DynamicMessage::decode(descriptor, request.encode_to_vec().as_slice())
                 .map_err(|error| Error::Internal(format!("re-reading the request: {error}")))?;
-        mask::keep_masked(&mut masked, updatable, mask.as_deref().unwrap_or_default());
-        self.validator.check(&M::full_name(), &masked)?;
+        let unset = mask::keep_masked(&mut masked, updatable, mask.as_deref().unwrap_or_default());
+        self.validator
+            .check_except(&M::full_name(), &masked, &unset)?;
         mask.map(|_| ())
     }
 

@@ -301,21 +301,35 @@ impl Validator {
 
     /// Checks a generated message; `full_name` is its protobuf name.
     pub fn check<M: Message>(&self, full_name: &str, message: &M) -> Result<(), Violation> {
+        self.check_except(full_name, message, &[])
+    }
+
+    /// Checks a message whose fields at the dotted paths `unset` (proto names, such as
+    /// `disk_placement_policy.placement_group_id`) were left unset on purpose: being
+    /// unset breaks no rule of theirs (an update's fields outside its mask).
+    pub fn check_except<M: Message>(
+        &self,
+        full_name: &str,
+        message: &M,
+        unset: &[String],
+    ) -> Result<(), Violation> {
         let Some(plan) = self.plans.get(full_name) else {
             return Err(Violation {
                 field: full_name.to_string(),
                 message: "is not a message of this API".to_string(),
             });
         };
-        self.check_encoded(plan, &message.encode_to_vec(), "")
+        self.check_encoded(plan, &message.encode_to_vec(), "", unset)
     }
 
-    /// Checks one encoded message against its plan.
+    /// Checks one encoded message against its plan (see [`Validator::check_except`] for
+    /// `unset`).
     fn check_encoded(
         &self,
         plan: &MessagePlan,
         mut bytes: &[u8],
         prefix: &str,
+        unset: &[String],
     ) -> Result<(), Violation> {
         let mut counts = vec![0usize; plan.fields.len()];
         // The violation of the earliest declared field wins, whatever the wire order.
@@ -333,7 +347,8 @@ impl Validator {
                 skip(wire_type, &mut bytes, prefix)?;
                 continue;
             }
-            match self.check_field_value(rules, wire_type, &mut bytes, prefix, counts[index]) {
+            match self.check_field_value(rules, wire_type, &mut bytes, prefix, counts[index], unset)
+            {
                 Ok(elements) => counts[index] += elements,
                 Err(violation) => {
                     counts[index] += 1;
@@ -360,8 +375,12 @@ impl Validator {
             }
             if counts[index] == 0 {
                 if let (false, Some(problem)) = (rules.in_oneof, &rules.unset_violation) {
+                    let field = join(prefix, &rules.name);
+                    if unset.contains(&field) {
+                        continue;
+                    }
                     return Err(Violation {
-                        field: join(prefix, &rules.name),
+                        field,
                         message: problem.clone(),
                     });
                 }
@@ -384,6 +403,7 @@ impl Validator {
         bytes: &mut &[u8],
         prefix: &str,
         ordinal: usize,
+        unset: &[String],
     ) -> Result<usize, Violation> {
         let path = || {
             let path = join(prefix, &rules.name);
@@ -422,13 +442,13 @@ impl Validator {
             (Shape::Message(name), WireType::LengthDelimited) => {
                 let nested = take_slice(bytes, prefix)?;
                 if let Some(plan) = self.plans.get(name) {
-                    self.check_encoded(plan, nested, &path())?;
+                    self.check_encoded(plan, nested, &path(), unset)?;
                 }
                 Ok(1)
             }
             (Shape::Map { value }, WireType::LengthDelimited) => {
                 let entry = take_slice(bytes, prefix)?;
-                self.check_map_entry(rules, value, entry, prefix)?;
+                self.check_map_entry(rules, value, entry, prefix, unset)?;
                 Ok(1)
             }
             (_, wire_type) => {
@@ -446,6 +466,7 @@ impl Validator {
         value_shape: &Shape,
         mut entry: &[u8],
         prefix: &str,
+        unset: &[String],
     ) -> Result<(), Violation> {
         let mut key = "";
         let mut value: Option<(WireType, &[u8])> = None;
@@ -474,7 +495,7 @@ impl Validator {
             (Shape::Message(name), Some((_, mut raw))) => {
                 let nested = take_slice(&mut raw, prefix)?;
                 match self.plans.get(name) {
-                    Some(plan) => self.check_encoded(plan, nested, &value_path),
+                    Some(plan) => self.check_encoded(plan, nested, &value_path, unset),
                     None => Ok(()),
                 }
             }
@@ -969,7 +990,7 @@ mod request_tests {
                     seed as u8
                 })
                 .collect();
-            let _ = validator.check_encoded(plan, &bytes, "");
+            let _ = validator.check_encoded(plan, &bytes, "", &[]);
         }
     }
 }
