@@ -34,8 +34,8 @@ const KEY_FIELD: &str = "idempotency-key";
 /// The SHA-256 (hex) of the RPC and the request in a canonical form: its JSON with map
 /// entries in key order (encoded protobuf is not canonical: map entries come in any
 /// order). A request that has no proto3 JSON form (a field mask path that cannot be
-/// written in lowerCamelCase, such as `minDiskSize`; the method refuses it later) is
-/// taken as its encoded bytes.
+/// written in lowerCamelCase, such as `minDiskSize`, which the domain reads as
+/// `min_disk_size`) is taken as its encoded bytes.
 pub fn fingerprint<M: prost::Message + prost::Name>(
     method: &str,
     request: &M,

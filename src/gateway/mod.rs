@@ -11,6 +11,9 @@
 //! document of every route (`openapi`), which the server serves as a plain document
 //! ([`Gateway::document`]).
 //!
+//! HEAD is answered wherever GET is, without the body; a path that is not UTF-8 once
+//! percent-decoded is refused before routing.
+//!
 //! Headers: `Authorization`, `Idempotency-Key` and `X-Request-Id` pass into the call's
 //! metadata, `Grpc-Metadata-NAME: value` as `NAME: value`. Limits: a body of at most
 //! [`MAX_BODY_BYTES`] (larger: 413), JSON only (another Content-Type: 415).
