@@ -805,3 +805,28 @@ async fn a_disk_has_no_snapshot_schedules() {
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
 }
+
+#[tokio::test]
+async fn an_unknown_method_is_unimplemented_saying_so() {
+    let server = fast().await;
+    for path in [
+        "/yandex.cloud.compute.v1.ImageService/Frobnicate",
+        "/no.such.Service/Get",
+    ] {
+        let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+        grpc.ready().await.unwrap();
+        let status = grpc
+            .unary(
+                tonic::Request::new(()),
+                http::uri::PathAndQuery::from_static(path),
+                tonic_prost::ProstCodec::<(), ()>::default(),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+        assert_eq!(
+            status.message(),
+            format!("{path}: this server has no such service or method")
+        );
+    }
+}

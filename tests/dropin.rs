@@ -158,7 +158,7 @@ async fn a_moved_disks_operations_are_shown_by_the_folder_each_recorded() {
 }
 
 #[tokio::test]
-async fn a_mask_without_a_json_form_is_refused_as_without_a_key() {
+async fn a_mask_without_a_json_form_is_answered_as_without_a_key() {
     let server = server().await;
     let created = server
         .images()
@@ -194,22 +194,75 @@ async fn a_mask_without_a_json_form_is_refused_as_without_a_key() {
         panic!("{done:?}")
     };
     let image: Image = prost::Message::decode(response.value.as_slice()).unwrap();
-    let request = UpdateImageRequest {
-        image_id: image.id,
+    // Neither path has a proto3 JSON form (the idempotency fingerprint takes the bytes).
+    let update = |path: &str| UpdateImageRequest {
+        image_id: image.id.clone(),
         update_mask: Some(prost_types::FieldMask {
-            paths: vec!["minDiskSize".into()],
+            paths: vec![path.into()],
         }),
         ..Default::default()
     };
     for key in [None, Some("mask-1")] {
         let status = server
             .images()
-            .update(as_token(request.clone(), "tok-admin", key))
+            .update(as_token(update("MinDiskSize"), "tok-admin", key))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{key:?}: {status:?}");
-        assert!(status.message().starts_with("update_mask"), "{status:?}");
+        assert!(
+            status.message().starts_with("update_mask: \"MinDiskSize\""),
+            "{status:?}"
+        );
     }
+    let mut started = Vec::new();
+    for key in [None, Some("mask-2"), Some("mask-2")] {
+        let operation = server
+            .images()
+            .update(as_token(update("minDiskSize"), "tok-admin", key))
+            .await
+            .unwrap()
+            .into_inner();
+        started.push(operation.id);
+    }
+    assert_ne!(started[0], started[1]);
+    assert_eq!(
+        started[1], started[2],
+        "a replay answers the first operation"
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_in_metadata_that_is_not_a_key_is_refused() {
+    let server = server().await;
+    for key in ["ключ-1".as_bytes(), b"caf\xe9", b"two words", b""] {
+        for _ in 0..2 {
+            let mut request = as_token(disk_in("prod", "keyed"), "tok-prod", None);
+            request.metadata_mut().insert(
+                "idempotency-key",
+                tonic::metadata::AsciiMetadataValue::try_from(key).unwrap(),
+            );
+            let status = server.disks().create(request).await.unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{key:?}: {status:?}");
+            assert!(
+                status.message().starts_with("idempotency-key: "),
+                "{status:?}"
+            );
+        }
+    }
+    let listed = server
+        .disks()
+        .list(as_token(
+            imageplane::pb::compute::ListDisksRequest {
+                folder_id: "prod".into(),
+                ..Default::default()
+            },
+            "tok-prod",
+            None,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.disks.is_empty(), "no call ran: {listed:?}");
 }
 
 #[tokio::test]

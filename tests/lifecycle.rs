@@ -7,11 +7,12 @@ mod common;
 use common::{error_of, folder, TestServer, GIB};
 use imageplane::pb::baremetal;
 use imageplane::pb::compute::{
-    create_image_request, disk, CreateDiskRequest, CreateImageRequest, DeleteDiskRequest,
-    DeleteImageRequest, Disk, GetDiskRequest, GetImageLatestByFamilyRequest, GetImageRequest,
-    Image, ListDiskOperationsRequest, ListDisksRequest, ListImageOperationsRequest,
-    ListImagesRequest, MoveDiskRequest, RelocateDiskRequest, UpdateDiskRequest,
-    UpdateImageMetadata, UpdateImageRequest,
+    create_image_request, disk, CreateDiskRequest, CreateImageRequest, CreateSnapshotRequest,
+    DeleteDiskRequest, DeleteImageRequest, Disk, DiskPlacementPolicy, GetDiskRequest,
+    GetImageLatestByFamilyRequest, GetImageRequest, Image, ListDiskOperationsRequest,
+    ListDisksRequest, ListImageOperationsRequest, ListImagesRequest, MoveDiskRequest,
+    RelocateDiskRequest, Snapshot, UpdateDiskRequest, UpdateImageMetadata, UpdateImageRequest,
+    UpdateSnapshotRequest,
 };
 use imageplane::pb::operation::{operation, CancelOperationRequest};
 use imageplane::pb::yandex::cloud::access::{
@@ -923,5 +924,155 @@ async fn bare_metal_images_list_with_contains() {
         refused.message().contains("position 6"),
         "{}",
         refused.message()
+    );
+}
+
+#[tokio::test]
+async fn masks_over_grpc_take_either_spelling_nested_paths_and_validate_only_what_they_name() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let folder_id = folder();
+    let disk = ready_disk(&server, &folder_id, "placed").await;
+    let image = ready_image(&server, image_from(&folder_id, &disk.id, "golden", "")).await;
+    let snapshot = server
+        .snapshots()
+        .create(CreateSnapshotRequest {
+            folder_id: folder_id.clone(),
+            disk_id: disk.id.clone(),
+            name: "snap".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let snapshot: Snapshot = server.wait_for(&snapshot).await;
+    let bad_labels: std::collections::HashMap<String, String> =
+        [("BAD KEY".to_string(), "v".to_string())].into();
+
+    // A description changes; the invalid name and labels beside it are neither checked
+    // nor applied, on every kind.
+    let updated = server
+        .disks()
+        .update(UpdateDiskRequest {
+            disk_id: disk.id.clone(),
+            update_mask: mask(&["description"]),
+            description: "d".into(),
+            name: "Not A Name".into(),
+            labels: bad_labels.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let updated: Disk = server.wait_for(&updated).await;
+    assert_eq!(
+        (updated.name.as_str(), updated.description.as_str()),
+        ("placed", "d")
+    );
+    let updated = server
+        .images()
+        .update(UpdateImageRequest {
+            image_id: image.id.clone(),
+            update_mask: mask(&["description"]),
+            description: "d".into(),
+            name: "Not A Name".into(),
+            labels: bad_labels.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let updated: Image = server.wait_for(&updated).await;
+    assert_eq!(
+        (updated.name.as_str(), updated.description.as_str()),
+        ("golden", "d")
+    );
+    let updated = server
+        .snapshots()
+        .update(UpdateSnapshotRequest {
+            snapshot_id: snapshot.id.clone(),
+            update_mask: mask(&["description"]),
+            description: "d".into(),
+            name: "Not A Name".into(),
+            labels: bad_labels.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let updated: Snapshot = server.wait_for(&updated).await;
+    assert_eq!(
+        (updated.name.as_str(), updated.description.as_str()),
+        ("snap", "d")
+    );
+
+    // lowerCamelCase as well as snake_case; a masked field is validated.
+    for path in ["min_disk_size", "minDiskSize"] {
+        let operation = server
+            .images()
+            .update(UpdateImageRequest {
+                image_id: image.id.clone(),
+                update_mask: mask(&[path]),
+                min_disk_size: 8 * GIB,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let updated: Image = server.wait_for(&operation).await;
+        assert_eq!(updated.min_disk_size, 8 * GIB, "{path}");
+    }
+    let status = server
+        .images()
+        .update(UpdateImageRequest {
+            image_id: image.id.clone(),
+            update_mask: mask(&["labels"]),
+            labels: bad_labels,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().starts_with("labels: "),
+        "{}",
+        status.message()
+    );
+
+    // A nested path changes just that subfield.
+    let operation = server
+        .disks()
+        .update(UpdateDiskRequest {
+            disk_id: disk.id.clone(),
+            update_mask: mask(&["disk_placement_policy.placement_group_id"]),
+            disk_placement_policy: Some(DiskPlacementPolicy {
+                placement_group_id: "group-1".into(),
+                placement_group_partition: 4,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let placed: Disk = server.wait_for(&operation).await;
+    assert_eq!(
+        placed.disk_placement_policy,
+        Some(DiskPlacementPolicy {
+            placement_group_id: "group-1".into(),
+            placement_group_partition: 0,
+        })
+    );
+    let status = server
+        .disks()
+        .update(UpdateDiskRequest {
+            disk_id: disk.id.clone(),
+            update_mask: mask(&["Name"]),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        status
+            .message()
+            .starts_with("update_mask: \"Name\" cannot be changed"),
+        "{}",
+        status.message()
     );
 }

@@ -330,7 +330,12 @@ async fn errors_are_google_rpc_status_with_the_http_status_of_their_code() {
             json!({"serviceAccountId": "aje1"}),
         )
         .await;
-    assert_status(&unimplemented, 501, 12);
+    let message = assert_status(&unimplemented, 501, 12);
+    assert_eq!(
+        message,
+        "yandex.cloud.iam.v1.IamTokenService.CreateForServiceAccount is not served by \
+         imageplane (the API declares it; this server does not implement it)"
+    );
 }
 
 #[tokio::test]
@@ -399,10 +404,10 @@ async fn bad_http_input_is_refused_with_a_clear_status() {
         .raw("PUT", "/compute/v1/images/fd8x", None, Vec::new())
         .await;
     assert_status(&reply, 405, 12);
-    assert_eq!(reply.headers["allow"], "DELETE, GET, PATCH");
+    assert_eq!(reply.headers["allow"], "DELETE, GET, HEAD, PATCH");
     let reply = rest.raw("DELETE", "/openapi.json", None, Vec::new()).await;
     assert_status(&reply, 405, 12);
-    assert_eq!(reply.headers["allow"], "GET");
+    assert_eq!(reply.headers["allow"], "GET, HEAD");
 
     // A body over the limit: 413, whether announced or streamed; one at the limit is
     // read (and refused for its description, which is too long).
@@ -814,4 +819,308 @@ async fn the_whole_life_of_an_image_over_rest() {
         .get(&format!("/compute/v1/disks/{disk_id}:listAccessBindings"))
         .await;
     assert_eq!(listed.body["accessBindings"][0]["roleId"], "viewer");
+}
+
+/// One READY resource of every kind in `folder_id`: (its REST collection, its id).
+async fn one_of_each_kind(rest: &Rest, folder_id: &str) -> Vec<(&'static str, String)> {
+    let fixture = common::http_fixture::HttpFixture::start().await;
+    fixture.add("boot.iso", iso(64));
+    let created = |path: &'static str, body: Value| async move {
+        let reply = rest.post(path, body).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        let done = rest.wait(&reply.body).await;
+        done["response"]["id"].as_str().unwrap().to_string()
+    };
+    let disk = created("/compute/v1/disks", disk_body(folder_id)).await;
+    let image = created(
+        "/compute/v1/images",
+        json!({"folderId": folder_id, "name": "image", "diskId": disk}),
+    )
+    .await;
+    let snapshot = created(
+        "/compute/v1/snapshots",
+        json!({"folderId": folder_id, "name": "snapshot", "diskId": disk}),
+    )
+    .await;
+    let bare_metal = created(
+        "/baremetal/v1alpha/images",
+        json!({"folderId": folder_id, "name": "boot", "uri": fixture.url("/files/boot.iso")}),
+    )
+    .await;
+    vec![
+        ("/compute/v1/disks", disk),
+        ("/compute/v1/images", image),
+        ("/compute/v1/snapshots", snapshot),
+        ("/baremetal/v1alpha/images", bare_metal),
+    ]
+}
+
+async fn patch(rest: &Rest, path: &str, body: Value) -> Reply {
+    rest.raw(
+        "PATCH",
+        path,
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn update_masks_take_either_spelling_and_validate_and_change_only_what_they_name() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let folder_id = folder();
+    for (collection, id) in one_of_each_kind(&rest, &folder_id).await {
+        let path = format!("{collection}/{id}");
+        let before = rest.get(&path).await.body;
+        // Fields outside the mask are neither validated nor changed.
+        let reply = patch(
+            &rest,
+            &path,
+            json!({"updateMask": "description", "description": "new",
+                   "name": "Not A Name", "labels": {"BAD KEY": "x"}}),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{collection}: {}", reply.body);
+        let after = rest.get(&path).await.body;
+        assert_eq!(after["description"], "new", "{collection}");
+        assert_eq!(after["name"], before["name"], "{collection}");
+        assert_eq!(after["labels"], json!({}), "{collection}");
+        // Masked fields are validated, in either spelling.
+        for mask in ["labels", "Labels"] {
+            let reply = patch(
+                &rest,
+                &path,
+                json!({"updateMask": mask, "labels": {"BAD KEY": "x"}}),
+            )
+            .await;
+            let message = assert_status(&reply, 400, 3);
+            assert!(message.contains(mask), "{collection}: {message}");
+        }
+        // A path is named in errors as written.
+        let reply = patch(&rest, &path, json!({"updateMask": "Name", "name": "x"})).await;
+        let message = assert_status(&reply, 400, 3);
+        assert!(
+            message.starts_with("update_mask: \"Name\" cannot be changed"),
+            "{collection}: {message}"
+        );
+        assert!(!message.contains("_name"), "{message}");
+    }
+
+    // snake_case and lowerCamelCase masks, over REST as over gRPC.
+    let folder_id = folder();
+    let disk = rest.post("/compute/v1/disks", disk_body(&folder_id)).await;
+    let disk_id = disk.body["metadata"]["diskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let image = rest
+        .post(
+            "/compute/v1/images",
+            json!({"folderId": folder_id, "name": "sized", "diskId": disk_id}),
+        )
+        .await;
+    let image_path = format!(
+        "/compute/v1/images/{}",
+        image.body["metadata"]["imageId"].as_str().unwrap()
+    );
+    for (mask, size) in [("min_disk_size", 20u64 << 30), ("minDiskSize", 30 << 30)] {
+        let reply = patch(
+            &rest,
+            &image_path,
+            json!({"updateMask": mask, "minDiskSize": size.to_string()}),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{mask}: {}", reply.body);
+        let image = rest.get(&image_path).await.body;
+        assert_eq!(image["minDiskSize"], size.to_string(), "{mask}");
+    }
+
+    // A nested path changes just that subfield, in either spelling.
+    let disk_path = format!("/compute/v1/disks/{disk_id}");
+    for (mask, expected) in [
+        (
+            "disk_placement_policy.placement_group_id",
+            json!({"placementGroupId": "group-1", "placementGroupPartition": "0"}),
+        ),
+        (
+            "diskPlacementPolicy.placementGroupPartition",
+            json!({"placementGroupId": "group-1", "placementGroupPartition": "3"}),
+        ),
+    ] {
+        let reply = patch(
+            &rest,
+            &disk_path,
+            json!({"updateMask": mask,
+                   "diskPlacementPolicy": {"placementGroupId": if mask.contains("Partition") { "ignored" } else { "group-1" },
+                                           "placementGroupPartition": "3"}}),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{mask}: {}", reply.body);
+        let disk = rest.get(&disk_path).await.body;
+        assert_eq!(disk["diskPlacementPolicy"], expected, "{mask}");
+    }
+    let reply = patch(
+        &rest,
+        &disk_path,
+        json!({"updateMask": "disk_placement_policy.group", "diskPlacementPolicy": {}}),
+    )
+    .await;
+    let message = assert_status(&reply, 400, 3);
+    assert!(message.contains("has no field \"group\""), "{message}");
+}
+
+#[tokio::test]
+async fn a_json_key_given_twice_is_refused_naming_it() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let (first, second) = (folder(), folder());
+    let json_type = Some("application/json");
+    let bodies = [
+        (
+            format!(
+                r#"{{"folderId": "{first}", "folderId": "{second}", "zoneId": "ru-central1-a", "size": "4194304"}}"#
+            ),
+            "folderId: is given twice",
+        ),
+        (
+            format!(
+                r#"{{"folderId": "{first}", "folder_id": "{second}", "zoneId": "ru-central1-a", "size": "4194304"}}"#
+            ),
+            "names the same field",
+        ),
+        (
+            format!(
+                r#"{{"folderId": "{first}", "zoneId": "ru-central1-a", "size": "4194304", "labels": {{"env": "a", "env": "b"}}}}"#
+            ),
+            "labels.env: is given twice",
+        ),
+        (
+            format!(
+                r#"{{"folderId": "{first}", "zoneId": "ru-central1-a", "size": "4194304", "diskPlacementPolicy": {{"placementGroupId": "a", "placement_group_id": "b"}}}}"#
+            ),
+            "diskPlacementPolicy.",
+        ),
+        (
+            format!(
+                r#"{{"folderId": "{first}", "zoneId": "ru-central1-a", "size": "4194304", "imageId": "fd8a", "snapshotId": "fd8b"}}"#
+            ),
+            "oneof source",
+        ),
+    ];
+    for (body, expected) in bodies {
+        let reply = rest
+            .raw("POST", "/compute/v1/disks", json_type, body.into_bytes())
+            .await;
+        let message = assert_status(&reply, 400, 3);
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    for folder_id in [first, second] {
+        let listed = rest
+            .get(&format!("/compute/v1/disks?folderId={folder_id}"))
+            .await;
+        assert_eq!(listed.body["disks"], json!([]), "nothing was created");
+    }
+}
+
+#[tokio::test]
+async fn bodyless_routes_head_utf8_and_custom_verbs() {
+    let server = TestServer::start(Duration::from_secs(60)).await;
+    let rest = Rest::http1(&server);
+    let json_type = Some("application/json");
+
+    // A route without a body takes an empty JSON object (what clients that always send
+    // JSON send), over POST and GET alike.
+    for method in ["POST", "GET"] {
+        let created = rest.post("/compute/v1/disks", disk_body(&folder())).await;
+        let id = created.body["id"].as_str().unwrap();
+        let cancelled = rest
+            .raw(
+                method,
+                &format!("/operations/{id}:cancel"),
+                json_type,
+                b" {} ".to_vec(),
+            )
+            .await;
+        assert_eq!(cancelled.status, 200, "{method}: {}", cancelled.body);
+        assert_eq!(cancelled.body["error"]["code"], json!(1));
+    }
+
+    // HEAD answers wherever GET does: the same status and headers, no body.
+    let created = rest.post("/compute/v1/disks", disk_body(&folder())).await;
+    let disk_path = format!(
+        "/compute/v1/disks/{}",
+        created.body["metadata"]["diskId"].as_str().unwrap()
+    );
+    for path in [
+        disk_path.as_str(),
+        "/compute/v1/disks/fhmnosuchdisk0000000",
+        "/openapi.json",
+    ] {
+        let url = format!("{}{path}", rest.base);
+        let got = rest.client.get(&url).send().await.unwrap();
+        let (status, length) = (got.status(), got.bytes().await.unwrap().len());
+        let head = rest.client.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), status, "{path}");
+        assert_eq!(head.headers()["content-type"], "application/json", "{path}");
+        assert_eq!(
+            head.headers()["content-length"],
+            length.to_string().as_str(),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty(), "{path}");
+    }
+    let reply = rest
+        .raw("PUT", "/compute/v1/images", None, Vec::new())
+        .await;
+    assert_eq!(reply.headers["allow"], "GET, HEAD, POST");
+
+    // Text that is not UTF-8, in the query or the path: 400.
+    for path in [
+        "/compute/v1/images?folderId=f%FF1",
+        "/compute/v1/images?folder%FFId=f1",
+        "/compute/v1/imag%FFes",
+    ] {
+        let reply = rest.get(path).await;
+        let message = assert_status(&reply, 400, 3);
+        assert!(message.contains("UTF-8"), "{path}: {message}");
+    }
+
+    // An unknown custom verb is no route, not a Get of an id with a colon.
+    let id = created.body["id"].as_str().unwrap();
+    let reply = rest.get(&format!("/operations/{id}:frobnicate")).await;
+    assert_status(&reply, 404, 5);
+    let reply = rest.get(&format!("{disk_path}:frobnicate")).await;
+    assert_status(&reply, 404, 5);
+    assert_eq!(rest.get(&format!("/operations/{id}")).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_that_is_not_a_key_is_refused() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let rest = Rest::http1(&server);
+    let folder_id = folder();
+    let bad_keys: [&[u8]; 4] = ["ключ-1".as_bytes(), b"caf\xe9", b"with space", b""];
+    for key in bad_keys {
+        for _ in 0..2 {
+            let reply = rest
+                .send(
+                    rest.client
+                        .post(format!("{}/compute/v1/disks", rest.base))
+                        .header("content-type", "application/json")
+                        .header(
+                            "idempotency-key",
+                            reqwest::header::HeaderValue::from_bytes(key).unwrap(),
+                        )
+                        .body(disk_body(&folder_id).to_string()),
+                )
+                .await;
+            let message = assert_status(&reply, 400, 3);
+            assert!(message.starts_with("idempotency-key: "), "{message}");
+        }
+    }
+    let listed = rest
+        .get(&format!("/compute/v1/disks?folderId={folder_id}"))
+        .await;
+    assert_eq!(listed.body["disks"], json!([]), "no call ran");
 }

@@ -99,6 +99,10 @@ impl Page<Image> for ListImagesResponse {
 }
 
 impl UpdateRequest for UpdateImageRequest {
+    fn mask(&self) -> &[String] {
+        kinds::mask_of(&self.update_mask)
+    }
+
     fn into_update(self) -> Update {
         Update {
             id: self.image_id,

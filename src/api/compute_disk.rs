@@ -167,6 +167,10 @@ impl Page<Disk> for ListDisksResponse {
 }
 
 impl UpdateRequest for UpdateDiskRequest {
+    fn mask(&self) -> &[String] {
+        kinds::mask_of(&self.update_mask)
+    }
+
     fn into_update(self) -> Update {
         Update {
             id: self.disk_id,

@@ -128,6 +128,10 @@ impl Page<Snapshot> for ListSnapshotsResponse {
 }
 
 impl UpdateRequest for UpdateSnapshotRequest {
+    fn mask(&self) -> &[String] {
+        kinds::mask_of(&self.update_mask)
+    }
+
     fn into_update(self) -> Update {
         Update {
             id: self.snapshot_id,

@@ -4,7 +4,7 @@
 //! where a request keeps its id, its list arguments or its update, and how a page is
 //! answered; its methods then call these functions.
 
-use super::{answer, start};
+use super::{answer, start, start_checked};
 use crate::domain::access::AccessChange;
 use crate::domain::lifecycle::Update;
 use crate::domain::listing::ListArgs;
@@ -27,8 +27,9 @@ pub trait ListRequest {
     fn list_args(self) -> ListArgs;
 }
 
-/// An Update request: the update it asks for.
+/// An Update request: the paths of its mask, and the update it asks for.
 pub trait UpdateRequest {
+    fn mask(&self) -> &[String];
     fn into_update(self) -> Update;
 }
 
@@ -69,7 +70,7 @@ where
     .await
 }
 
-/// Update: the fields its mask names; done when stored.
+/// Update: the fields its mask names, validated and changed; done when stored.
 pub async fn update<R>(
     catalog: &Catalog,
     kind: ResourceKind,
@@ -78,9 +79,12 @@ pub async fn update<R>(
 where
     R: UpdateRequest + prost::Message + prost::Name,
 {
-    start(catalog, request, |call, request| async move {
-        catalog.update(&call, kind, request.into_update()).await
-    })
+    start_checked(
+        catalog,
+        request,
+        |request| catalog.validate_update(kind, request, request.mask()),
+        |call, request| async move { catalog.update(&call, kind, request.into_update()).await },
+    )
     .await
 }
 
@@ -181,4 +185,9 @@ pub async fn update_access_bindings(
 /// The paths of an update mask.
 pub fn mask_paths(mask: Option<prost_types::FieldMask>) -> Vec<String> {
     mask.map(|mask| mask.paths).unwrap_or_default()
+}
+
+/// The paths of an update mask, borrowed.
+pub fn mask_of(mask: &Option<prost_types::FieldMask>) -> &[String] {
+    mask.as_ref().map_or(&[], |mask| mask.paths.as_slice())
 }

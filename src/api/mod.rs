@@ -2,7 +2,7 @@
 //! ([`Catalog`], [`Identities`](crate::domain::identity::Identities)) and its result into
 //! a response. No rules live here. Every method enters through [`accept`], which takes
 //! the call's context out of the request (the RPC layer put it there) and validates the
-//! request against its proto; [`answer`] and [`start`] (the latter under the call's
+//! request against its proto (an Update, only what its mask names: [`accept_checked`]); [`answer`] and [`start`] (the latter under the call's
 //! idempotency key) are the two ways out. The methods every resource kind shares (Get,
 //! List, Update, Delete, ListOperations, access bindings) are written once, in [`kinds`],
 //! over small traits of the generated request types.
@@ -30,11 +30,20 @@ pub fn accept<R>(catalog: &Catalog, request: tonic::Request<R>) -> Result<(CallC
 where
     R: prost::Message + prost::Name,
 {
+    accept_checked(request, |message| catalog.validate(message))
+}
+
+/// [`accept`] with another check than the whole message against its proto (an Update
+/// checks only what its mask names: `Catalog::validate_update`).
+pub fn accept_checked<R>(
+    request: tonic::Request<R>,
+    check: impl FnOnce(&R) -> Result<(), Error>,
+) -> Result<(CallContext, R), Error> {
     let (_metadata, mut extensions, message) = request.into_parts();
     let call = extensions
         .remove::<CallContext>()
         .ok_or_else(|| Error::Internal("the call bypassed the RPC layer".into()))?;
-    catalog.validate(&message)?;
+    check(&message)?;
     Ok((call, message))
 }
 
@@ -64,7 +73,27 @@ where
     R: prost::Message + prost::Name,
     Started: Future<Output = Result<Operation, Error>>,
 {
-    let (call, request) = accept(catalog, request)?;
+    start_checked(
+        catalog,
+        request,
+        |message| catalog.validate(message),
+        method,
+    )
+    .await
+}
+
+/// [`start`] with the check of [`accept_checked`].
+pub async fn start_checked<R, Started>(
+    catalog: &Catalog,
+    request: tonic::Request<R>,
+    check: impl FnOnce(&R) -> Result<(), Error>,
+    method: impl FnOnce(CallContext, R) -> Started,
+) -> Result<tonic::Response<Operation>, tonic::Status>
+where
+    R: prost::Message + prost::Name,
+    Started: Future<Output = Result<Operation, Error>>,
+{
+    let (call, request) = accept_checked(request, check)?;
     let claim = catalog.key_claim(&call, &request)?;
     respond(
         catalog

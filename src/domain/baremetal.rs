@@ -54,6 +54,10 @@ pub(super) fn seeded_baremetal_image(image: Image, validator: &Validator) -> Res
         uri: String::new(),
         labels: image.labels.clone(),
     };
-    validator.check_leaving_unset(&CreateImageRequest::full_name(), &request, &["uri"])?;
+    validator.check_except(
+        &CreateImageRequest::full_name(),
+        &request,
+        &["uri".to_string()],
+    )?;
     Ok(image)
 }

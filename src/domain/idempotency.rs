@@ -24,7 +24,8 @@ use std::time::Duration;
 /// How long a key is kept after its first use (then purged by the executor's sweep).
 pub const KEY_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
-/// The longest key, in bytes; keys are visible ASCII (a UUID is the usual choice).
+/// The longest key, in bytes; keys are visible ASCII (a UUID is the usual choice, and
+/// what Yandex Cloud documents).
 pub const MAX_KEY_LEN: usize = 128;
 
 /// The field errors about the key name.
@@ -33,8 +34,8 @@ const KEY_FIELD: &str = "idempotency-key";
 /// The SHA-256 (hex) of the RPC and the request in a canonical form: its JSON with map
 /// entries in key order (encoded protobuf is not canonical: map entries come in any
 /// order). A request that has no proto3 JSON form (a field mask path that cannot be
-/// written in lowerCamelCase, such as `minDiskSize`; the method refuses it later) is
-/// taken as its encoded bytes.
+/// written in lowerCamelCase, such as `minDiskSize`, which the domain reads as
+/// `min_disk_size`) is taken as its encoded bytes.
 pub fn fingerprint<M: prost::Message + prost::Name>(
     method: &str,
     request: &M,
@@ -60,21 +61,23 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Refuses a key that is too long or not visible ASCII.
+/// Refuses a key that is empty, too long or not visible ASCII (`!` to `~`): a key that
+/// cannot be a key is an error, never taken as no key (the call would then run twice).
 fn check_key(key: &str) -> Result<(), Error> {
+    const RULE: &str = "a key is 1-128 visible ASCII characters (! to ~), such as a UUID";
+    if key.is_empty() {
+        return Err(Error::invalid_field(KEY_FIELD, format!("is empty; {RULE}")));
+    }
     if key.len() > MAX_KEY_LEN {
         return Err(Error::invalid_field(
             KEY_FIELD,
-            format!(
-                "is {} bytes long; at most {MAX_KEY_LEN} are allowed",
-                key.len()
-            ),
+            format!("is {} bytes long; {RULE}", key.len()),
         ));
     }
     if !key.bytes().all(|byte| byte.is_ascii_graphic()) {
         return Err(Error::invalid_field(
             KEY_FIELD,
-            format!("{} has characters other than visible ASCII", excerpt(key)),
+            format!("{} has other characters; {RULE}", excerpt(key)),
         ));
     }
     Ok(())
@@ -82,17 +85,13 @@ fn check_key(key: &str) -> Result<(), Error> {
 
 impl Catalog {
     /// The claim of the call's idempotency key on what `request` starts, or `None` when
-    /// the call sent no key.
+    /// the call sent no key; INVALID_ARGUMENT for a value that is not a key.
     pub fn key_claim<M: prost::Message + prost::Name>(
         &self,
         call: &CallContext,
         request: &M,
     ) -> Result<Option<KeyClaim>, Error> {
-        let Some(key) = call
-            .idempotency_key
-            .as_deref()
-            .filter(|key| !key.is_empty())
-        else {
+        let Some(key) = call.idempotency_key.as_deref() else {
             return Ok(None);
         };
         check_key(key)?;
@@ -239,6 +238,11 @@ mod tests {
             .unwrap_err()
             .message()
             .starts_with("idempotency-key: is 129 bytes long"));
-        assert!(check_key("with space").is_err());
+        for bad in ["", "with space", "café", "tab\t", "\u{7f}"] {
+            let refused = check_key(bad).unwrap_err().message();
+            assert!(refused.starts_with("idempotency-key: "), "{refused}");
+            assert!(refused.contains("1-128 visible ASCII"), "{refused}");
+        }
+        assert!(check_key("!~").is_ok());
     }
 }

@@ -175,7 +175,11 @@ pub(super) fn seeded_image(mut image: Image, validator: &Validator) -> Result<Im
         pooled: image.pooled,
         hardware_generation: image.hardware_generation.clone(),
     };
-    validator.check_leaving_unset(&CreateImageRequest::full_name(), &request, &["source"])?;
+    validator.check_except(
+        &CreateImageRequest::full_name(),
+        &request,
+        &["source".to_string()],
+    )?;
     check_byte_count("size", image.size, super::MAX_DISK_SIZE)?;
     check_byte_count("storage_size", image.storage_size, i64::MAX)?;
     if image.size == 0 {

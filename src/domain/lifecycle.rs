@@ -12,11 +12,13 @@
 //! resource that a running operation creates, deletes or copies from cannot be deleted,
 //! moved or relocated (FAILED_PRECONDITION naming that operation); a new name must be
 //! free in the folder (ALREADY_EXISTS); the public catalogue's folder is read-only
-//! (PERMISSION_DENIED). An update names its fields in `update_mask`: an empty mask is
-//! INVALID_ARGUMENT listing what can change (a mask that changes nothing by accident is
-//! worse than an error), and so is a field that cannot change.
+//! (PERMISSION_DENIED). An update names its fields in `update_mask` (either spelling,
+//! nested paths: `mask`): an empty mask is INVALID_ARGUMENT listing what can change (a
+//! mask that changes nothing by accident is worse than an error), and so is a field that
+//! cannot change. Only the masked fields are validated (`Catalog::validate_update`) and
+//! changed.
 
-use super::{Catalog, PUBLIC_FOLDER};
+use super::{mask, Catalog, PUBLIC_FOLDER};
 use crate::domain::call::{CallContext, Caller};
 use crate::error::{excerpt, Error};
 use crate::model::operations;
@@ -26,17 +28,19 @@ use crate::model::resource::{
 use crate::pb::baremetal;
 use crate::pb::compute::{
     DeleteDiskMetadata, DeleteImageMetadata, DeleteSnapshotMetadata, Disk, DiskPlacementPolicy,
-    MoveDiskMetadata, RelocateDiskMetadata, UpdateDiskMetadata, UpdateImageMetadata,
-    UpdateSnapshotMetadata,
+    MoveDiskMetadata, RelocateDiskMetadata, UpdateDiskMetadata, UpdateDiskRequest,
+    UpdateImageMetadata, UpdateImageRequest, UpdateSnapshotMetadata, UpdateSnapshotRequest,
 };
 use crate::pb::operation::Operation;
 use crate::store::{Changed, Current};
+use prost::Name;
 use std::collections::HashMap;
 
 /// An Update request of any kind, as the adapters read it.
 #[derive(Debug, Clone, Default)]
 pub struct Update {
     pub id: String,
+    /// The mask's paths as the caller wrote them.
     pub mask: Vec<String>,
     pub name: String,
     pub description: String,
@@ -151,40 +155,33 @@ fn done_change(
     }
 }
 
-/// Applies the masked fields of `update` to `resource`.
+/// The Update request message of `kind`, whose fields a mask names.
+pub fn update_request(kind: ResourceKind) -> prost_reflect::MessageDescriptor {
+    let name = match kind {
+        ResourceKind::ComputeImage => UpdateImageRequest::full_name(),
+        ResourceKind::Snapshot => UpdateSnapshotRequest::full_name(),
+        ResourceKind::Disk => UpdateDiskRequest::full_name(),
+        ResourceKind::BaremetalImage => baremetal::UpdateImageRequest::full_name(),
+    };
+    crate::pb::descriptor_pool()
+        .get_message_by_name(&name)
+        .expect("every update request is in the descriptor set")
+}
+
+/// Applies the masked fields of `update` to `resource` (see `mask`).
 fn apply(resource: &mut Resource, update: &Update) -> Result<(), Error> {
     let kind = resource.kind();
-    let allowed = updatable(kind);
-    if update.mask.is_empty() {
-        return Err(Error::invalid_field(
-            "update_mask",
-            format!(
-                "is empty: name the fields to change ({})",
-                allowed.join(", ")
-            ),
-        ));
-    }
-    for path in &update.mask {
-        if !allowed.contains(&path.as_str()) {
-            return Err(Error::invalid_field(
-                "update_mask",
-                format!(
-                    "{} cannot be changed; these can: {}",
-                    excerpt(path),
-                    allowed.join(", ")
-                ),
-            ));
-        }
-    }
-    for path in &update.mask {
-        match (path.as_str(), &mut *resource) {
+    let mask = mask::resolve(&update_request(kind), updatable(kind), &update.mask)?;
+    for path in &mask {
+        let field = path.written.as_str();
+        match (path.top(), &mut *resource) {
             ("name", _) => *resource.common_mut().0 = update.name.clone(),
             ("description", _) => *resource.common_mut().1 = update.description.clone(),
             ("labels", _) => *resource.common_mut().2 = update.labels.clone(),
             ("min_disk_size", Resource::ComputeImage(image)) => {
                 if update.min_disk_size != 0 && update.min_disk_size < image.size {
                     return Err(Error::invalid_field(
-                        "min_disk_size",
+                        field,
                         format!(
                             "{} is less than the image's size, {} bytes",
                             update.min_disk_size, image.size
@@ -200,7 +197,7 @@ fn apply(resource: &mut Resource, update: &Update) -> Result<(), Error> {
             ("size", Resource::Disk { disk, .. }) => {
                 if update.size < disk.size {
                     return Err(Error::invalid_field(
-                        "size",
+                        field,
                         format!(
                             "a disk can only grow: {} is less than its size, {} bytes",
                             update.size, disk.size
@@ -209,10 +206,16 @@ fn apply(resource: &mut Resource, update: &Update) -> Result<(), Error> {
                 }
                 disk.size = update.size;
             }
-            ("disk_placement_policy", Resource::Disk { disk, .. }) => {
+            ("disk_placement_policy", Resource::Disk { disk, .. }) if path.below().is_empty() => {
                 disk.disk_placement_policy = update.disk_placement_policy.clone();
             }
-            _ => unreachable!("the mask was checked against the kind's fields"),
+            ("disk_placement_policy", Resource::Disk { disk, .. }) => {
+                let current = disk.disk_placement_policy.clone().unwrap_or_default();
+                let asked = update.disk_placement_policy.clone().unwrap_or_default();
+                disk.disk_placement_policy =
+                    Some(mask::with_field_from(&current, &asked, path.below())?);
+            }
+            _ => unreachable!("the mask was read against the kind's fields"),
         }
     }
     Ok(())

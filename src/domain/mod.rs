@@ -20,6 +20,7 @@ pub mod identity;
 mod image;
 pub mod lifecycle;
 pub mod listing;
+pub mod mask;
 pub mod page_token;
 pub mod seed;
 mod snapshot;
@@ -106,6 +107,28 @@ impl Catalog {
     pub fn validate<M: prost::Message + prost::Name>(&self, request: &M) -> Result<(), Error> {
         self.validator.check(&M::full_name(), request)?;
         Ok(())
+    }
+
+    /// Checks an Update request of `kind` whose mask has `paths`: the mask first read
+    /// (`mask::resolve`), then the request against its proto with only the fields the
+    /// mask names, so a field outside the mask neither changes nor refuses the call.
+    /// A broken rule of the request is reported before a bad mask.
+    pub fn validate_update<M: prost::Message + prost::Name>(
+        &self,
+        kind: ResourceKind,
+        request: &M,
+        paths: &[String],
+    ) -> Result<(), Error> {
+        let descriptor = lifecycle::update_request(kind);
+        let updatable = lifecycle::updatable(kind);
+        let mask = mask::resolve(&descriptor, updatable, paths);
+        let mut masked =
+            prost_reflect::DynamicMessage::decode(descriptor, request.encode_to_vec().as_slice())
+                .map_err(|error| Error::Internal(format!("re-reading the request: {error}")))?;
+        let unset = mask::keep_masked(&mut masked, updatable, mask.as_deref().unwrap_or_default());
+        self.validator
+            .check_except(&M::full_name(), &masked, &unset)?;
+        mask.map(|_| ())
     }
 
     /// The rules requests are validated by (the OpenAPI document states them too).

@@ -74,7 +74,11 @@ pub(super) fn seeded_snapshot(
         labels: snapshot.labels.clone(),
         hardware_generation: snapshot.hardware_generation.clone(),
     };
-    validator.check_leaving_unset(&CreateSnapshotRequest::full_name(), &request, &["disk_id"])?;
+    validator.check_except(
+        &CreateSnapshotRequest::full_name(),
+        &request,
+        &["disk_id".to_string()],
+    )?;
     check_byte_count("storage_size", snapshot.storage_size, i64::MAX)?;
     if snapshot.disk_size == 0 {
         snapshot.disk_size = snapshot.storage_size.max(MIN_DISK_SIZE);

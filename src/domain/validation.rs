@@ -301,18 +301,19 @@ impl Validator {
 
     /// Checks a generated message; `full_name` is its protobuf name.
     pub fn check<M: Message>(&self, full_name: &str, message: &M) -> Result<(), Violation> {
-        self.check_leaving_unset(full_name, message, &[])
+        self.check_except(full_name, message, &[])
     }
 
-    /// Checks a generated message as [`Validator::check`] does, except that the top-level
-    /// fields and oneofs named in `may_be_unset` may be left unset: their `required` and
-    /// `exactly_one` rules do not apply (a value they hold is still checked). A seed line
-    /// is checked so as the create request it stands for, without the request's source.
-    pub fn check_leaving_unset<M: Message>(
+    /// Checks a message whose fields and oneofs at the dotted paths `unset` (proto names,
+    /// such as `disk_placement_policy.placement_group_id`) were left unset on purpose:
+    /// being unset breaks no `required` or `exactly_one` rule of theirs (an update's fields
+    /// outside its mask; a seed line, which has no create request's source). A value they
+    /// hold is still checked.
+    pub fn check_except<M: Message>(
         &self,
         full_name: &str,
         message: &M,
-        may_be_unset: &[&str],
+        unset: &[String],
     ) -> Result<(), Violation> {
         let Some(plan) = self.plans.get(full_name) else {
             return Err(Violation {
@@ -320,17 +321,17 @@ impl Validator {
                 message: "is not a message of this API".to_string(),
             });
         };
-        self.check_encoded(plan, &message.encode_to_vec(), "", may_be_unset)
+        self.check_encoded(plan, &message.encode_to_vec(), "", unset)
     }
 
-    /// Checks one encoded message against its plan; `may_be_unset` as in
-    /// [`Validator::check_leaving_unset`].
+    /// Checks one encoded message against its plan (see [`Validator::check_except`] for
+    /// `unset`).
     fn check_encoded(
         &self,
         plan: &MessagePlan,
         mut bytes: &[u8],
         prefix: &str,
-        may_be_unset: &[&str],
+        unset: &[String],
     ) -> Result<(), Violation> {
         let mut counts = vec![0usize; plan.fields.len()];
         // The violation of the earliest declared field wins, whatever the wire order.
@@ -348,7 +349,8 @@ impl Validator {
                 skip(wire_type, &mut bytes, prefix)?;
                 continue;
             }
-            match self.check_field_value(rules, wire_type, &mut bytes, prefix, counts[index]) {
+            match self.check_field_value(rules, wire_type, &mut bytes, prefix, counts[index], unset)
+            {
                 Ok(elements) => counts[index] += elements,
                 Err(violation) => {
                     counts[index] += 1;
@@ -357,7 +359,7 @@ impl Validator {
             }
         }
         for oneof in &plan.exactly_one {
-            if may_be_unset.contains(&oneof.name.as_str()) {
+            if unset.contains(&join(prefix, &oneof.name)) {
                 continue;
             }
             let set = oneof
@@ -377,12 +379,13 @@ impl Validator {
                 break;
             }
             if counts[index] == 0 {
-                if may_be_unset.contains(&rules.name.as_str()) {
-                    continue;
-                }
                 if let (false, Some(problem)) = (rules.in_oneof, &rules.unset_violation) {
+                    let field = join(prefix, &rules.name);
+                    if unset.contains(&field) {
+                        continue;
+                    }
                     return Err(Violation {
-                        field: join(prefix, &rules.name),
+                        field,
                         message: problem.clone(),
                     });
                 }
@@ -405,6 +408,7 @@ impl Validator {
         bytes: &mut &[u8],
         prefix: &str,
         ordinal: usize,
+        unset: &[String],
     ) -> Result<usize, Violation> {
         let path = || {
             let path = join(prefix, &rules.name);
@@ -443,13 +447,13 @@ impl Validator {
             (Shape::Message(name), WireType::LengthDelimited) => {
                 let nested = take_slice(bytes, prefix)?;
                 if let Some(plan) = self.plans.get(name) {
-                    self.check_encoded(plan, nested, &path(), &[])?;
+                    self.check_encoded(plan, nested, &path(), unset)?;
                 }
                 Ok(1)
             }
             (Shape::Map { value }, WireType::LengthDelimited) => {
                 let entry = take_slice(bytes, prefix)?;
-                self.check_map_entry(rules, value, entry, prefix)?;
+                self.check_map_entry(rules, value, entry, prefix, unset)?;
                 Ok(1)
             }
             (_, wire_type) => {
@@ -467,6 +471,7 @@ impl Validator {
         value_shape: &Shape,
         mut entry: &[u8],
         prefix: &str,
+        unset: &[String],
     ) -> Result<(), Violation> {
         let mut key = "";
         let mut value: Option<(WireType, &[u8])> = None;
@@ -495,7 +500,7 @@ impl Validator {
             (Shape::Message(name), Some((_, mut raw))) => {
                 let nested = take_slice(&mut raw, prefix)?;
                 match self.plans.get(name) {
-                    Some(plan) => self.check_encoded(plan, nested, &value_path, &[]),
+                    Some(plan) => self.check_encoded(plan, nested, &value_path, unset),
                     None => Ok(()),
                 }
             }
@@ -987,7 +992,7 @@ mod request_tests {
         };
         assert!(validator.check(full_name, &sourceless).is_err());
         assert!(validator
-            .check_leaving_unset(full_name, &sourceless, &["source"])
+            .check_except(full_name, &sourceless, &["source".to_string()])
             .is_ok());
         let unnamed_folder = CreateImageRequest {
             source: Some(Source::ImageId("i".repeat(51))),
@@ -995,7 +1000,7 @@ mod request_tests {
         };
         assert_eq!(
             validator
-                .check_leaving_unset(full_name, &unnamed_folder, &["source"])
+                .check_except(full_name, &unnamed_folder, &["source".to_string()])
                 .unwrap_err()
                 .to_string(),
             "folder_id: is required"
@@ -1006,7 +1011,7 @@ mod request_tests {
         };
         assert_eq!(
             validator
-                .check_leaving_unset(full_name, &long_source, &["source"])
+                .check_except(full_name, &long_source, &["source".to_string()])
                 .unwrap_err()
                 .to_string(),
             "image_id: length must be <=50 characters, got 51"

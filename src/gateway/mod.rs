@@ -11,6 +11,9 @@
 //! document of every route (`openapi`), which the server serves as a plain document
 //! ([`Gateway::document`]).
 //!
+//! HEAD is answered wherever GET is, without the body; a path that is not UTF-8 once
+//! percent-decoded is refused before routing.
+//!
 //! Headers: `Authorization`, `Idempotency-Key` and `X-Request-Id` pass into the call's
 //! metadata, `Grpc-Metadata-NAME: value` as `NAME: value`. Limits: a body of at most
 //! [`MAX_BODY_BYTES`] (larger: 413), JSON only (another Content-Type: 415).
@@ -18,6 +21,7 @@
 //! Uses `rpc` (the service it calls) and the domain's validator (the constraints the
 //! OpenAPI document states); never the server above it, nor an adapter directly.
 
+mod json;
 mod openapi;
 mod reply;
 mod routes;
@@ -96,15 +100,16 @@ impl Gateway {
         self.shared.openapi.clone()
     }
 
-    /// Answers a request for a plain JSON document at `path` (GET only); the response
-    /// carries a [`RestCall`] for the access log.
+    /// Answers a request for a plain JSON document at `path` (GET, and HEAD without the
+    /// body); the response carries a [`RestCall`] for the access log.
     pub fn document(
         &self,
         method: &Method,
         path: &str,
         body: Bytes,
     ) -> Response<tonic::body::Body> {
-        let (mut response, call) = if method == Method::GET {
+        let length = body.len();
+        let (mut response, call) = if method == Method::GET || method == Method::HEAD {
             let call = RestCall {
                 route: format!("GET {path}"),
                 rpc: "-".into(),
@@ -112,7 +117,7 @@ impl Gateway {
             };
             (json_response(StatusCode::OK, body), call)
         } else {
-            let rejection = Rejection::WrongMethod(vec![Method::GET]);
+            let rejection = Rejection::WrongMethod(vec![Method::GET, Method::HEAD]);
             let (response, grpc_status) = rejection.into_response(&self.shared.renderer);
             let call = RestCall {
                 route: "-".into(),
@@ -122,13 +127,29 @@ impl Gateway {
             (response, call)
         };
         response.extensions_mut().insert(call);
+        if method == Method::HEAD {
+            return without_body(response, length);
+        }
         response
     }
 
     /// Answers one HTTP request; the response carries a [`RestCall`] for the access log.
+    /// HEAD is answered as GET, without the body.
     pub async fn handle(&self, request: Request<tonic::body::Body>) -> Response<tonic::body::Body> {
+        let head = request.method() == Method::HEAD;
         let (mut response, call) = self.respond(request).await;
         response.extensions_mut().insert(call);
+        if head {
+            let (parts, body) = response.into_parts();
+            let length = body
+                .collect()
+                .await
+                .map_or(0, |collected| collected.to_bytes().len());
+            return without_body(
+                Response::from_parts(parts, tonic::body::Body::empty()),
+                length,
+            );
+        }
         response
     }
 
@@ -148,6 +169,15 @@ impl Gateway {
             };
             (response, call)
         };
+        if percent_encoding::percent_decode_str(&path)
+            .decode_utf8()
+            .is_err()
+        {
+            let bad = Error::InvalidArgument(format!(
+                "the path {path} is not UTF-8 once percent-decoded"
+            ));
+            return refuse(Rejection::Invalid(bad), "-", "-");
+        }
         let (route, bindings) = match self.shared.routes.lookup(&method, &path) {
             Lookup::Found(route, bindings) => (route, bindings),
             Lookup::WrongMethod(allowed) => {
@@ -281,6 +311,18 @@ async fn collect_body(
         }
     }
     Ok(collected.freeze())
+}
+
+/// The answer to HEAD: GET's status and headers, no body, and the length the body had.
+fn without_body(
+    response: Response<tonic::body::Body>,
+    length: usize,
+) -> Response<tonic::body::Body> {
+    let (mut parts, _) = response.into_parts();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    Response::from_parts(parts, tonic::body::Body::empty())
 }
 
 /// The request body, at most [`MAX_BODY_BYTES`], and only JSON.

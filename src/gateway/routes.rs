@@ -93,8 +93,14 @@ impl RouteTable {
     }
 
     /// The route for a request: among the templates that match the path, the most
-    /// specific ones, then the one with the request's method.
+    /// specific ones, then the one with the request's method. HEAD finds GET's route;
+    /// wherever GET is allowed, HEAD is too.
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         let mut best: Option<(bool, usize)> = None;
         let mut candidates: Vec<(&Route, Result<Bindings, BadSegment>)> = Vec::new();
         for route in &self.routes {
@@ -122,6 +128,9 @@ impl RouteTable {
                 .iter()
                 .map(|(route, _)| route.method.clone())
                 .collect();
+            if allowed.contains(&Method::GET) {
+                allowed.push(Method::HEAD);
+            }
             allowed.sort_by(|a, b| a.as_str().cmp(b.as_str()));
             allowed.dedup();
             return Lookup::WrongMethod(allowed);
@@ -278,13 +287,22 @@ pub(crate) mod tests {
         assert_eq!(rpc, "yandex.cloud.compute.v1.DiskService.Update");
         let (rpc, _) = found(&table, Method::POST, "/compute/v1/disks/fhm1:move");
         assert_eq!(rpc, "yandex.cloud.compute.v1.DiskService.Move");
+        let (rpc, _) = found(&table, Method::HEAD, "/compute/v1/images/fd8x");
+        assert_eq!(rpc, "yandex.cloud.compute.v1.ImageService.Get");
+        assert!(matches!(
+            table.lookup(&Method::GET, "/operations/opr1:frobnicate"),
+            Lookup::NotFound
+        ));
         for method in [Method::GET, Method::POST] {
             let (rpc, _) = found(&table, method, "/operations/opr1:cancel");
             assert_eq!(rpc, "yandex.cloud.operation.OperationService.Cancel");
         }
         match table.lookup(&Method::PUT, "/compute/v1/images/fd8x") {
             Lookup::WrongMethod(allowed) => {
-                assert_eq!(allowed, [Method::DELETE, Method::GET, Method::PATCH])
+                assert_eq!(
+                    allowed,
+                    [Method::DELETE, Method::GET, Method::HEAD, Method::PATCH]
+                )
             }
             other => panic!("{other:?}"),
         }

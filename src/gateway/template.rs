@@ -111,7 +111,8 @@ impl Template {
         (self.verb.is_some(), literals)
     }
 
-    /// Matches a request path (as sent, percent-encoded). `None`: another shape.
+    /// Matches a request path (as sent, percent-encoded). `None`: another shape (another
+    /// custom verb included).
     /// `Some(Err)`: the shape fits but a variable's value is not UTF-8.
     pub fn matches(&self, path: &str) -> Option<Result<Bindings, BadSegment>> {
         let rest = path.strip_prefix('/')?;
@@ -123,6 +124,15 @@ impl Template {
                     return None;
                 }
                 without
+            }
+            // A `:` in the last segment starts a custom verb: a template without one does
+            // not take it as part of a variable (`/operations/x:frobnicate` is no Get).
+            None if rest
+                .rsplit('/')
+                .next()
+                .is_some_and(|last| last.contains(':')) =>
+            {
+                return None
             }
             None => rest,
         };
@@ -215,6 +225,15 @@ mod tests {
             None
         );
         assert_eq!(bind("/images:latestByFamily", "/images:latest"), None);
+        assert_eq!(
+            bind("/operations/{operation_id}", "/operations/x:frobnicate"),
+            None
+        );
+        assert_eq!(bind("/operations/{operation_id}", "/operations/x:"), None);
+        assert_eq!(
+            bind("/operations/{operation_id}", "/operations/a%3Ab"),
+            Some(pair("operation_id", "a:b"))
+        );
         assert!(Template::parse("/x/{id}")
             .unwrap()
             .matches("/x/%FF")

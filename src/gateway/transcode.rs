@@ -2,23 +2,29 @@
 //! variables and the query parameters, in the canonical proto3 JSON mapping
 //! (prost-reflect's serde support), never hand-written serde.
 //!
-//! - The body is decoded straight into the request message (or the `body:` field's
-//!   message). Field names are lowerCamelCase or the proto names; int64 as strings or
-//!   numbers; enums as names or numbers; Timestamp in RFC 3339; FieldMask as a string.
-//!   A field the message does not have is refused (400 naming it): a typo must not
-//!   silently do something else. Malformed JSON is refused with its line and column, a
-//!   value of the wrong type with the field's path.
+//! - The body is read strictly (`json`: a key given twice, two keys for one field or two
+//!   members of one oneof are refused) and decoded into the request message (or the
+//!   `body:` field's message). Field names are lowerCamelCase or the proto names; int64 as
+//!   strings or numbers; enums as names or numbers; Timestamp in RFC 3339; FieldMask as a
+//!   comma-separated string whose paths pass as written. A field the message does not
+//!   have is refused (400 naming it): a typo must not silently do something else.
+//!   Malformed JSON is refused with its line and column, a value of the wrong type with
+//!   the field's path. A route without a body takes an empty body or `{}` (clients that
+//!   always send JSON), nothing else.
 //! - Path variables and query parameters become one more JSON object of the same message,
 //!   decoded the same way. Query keys are field paths (`pageSize` or `page_size`, `a.b`
 //!   for nested fields); a repeated field takes repeated keys; a FieldMask takes
-//!   `updateMask=name,minDiskSize`. A key that names no field, a field given twice, or a
-//!   field the path or the body already carries is refused.
+//!   `updateMask=name,minDiskSize`. A key that names no field, a field given twice, a
+//!   field the path or the body already carries, or a key or value that is not UTF-8 once
+//!   percent-decoded is refused.
 //! - The two encodings are concatenated: protobuf merges them, so a path variable wins
 //!   over the same field in the body.
 
+use super::json;
 use super::routes::{BodyRule, Route};
 use super::template::Bindings;
 use crate::error::Error;
+use percent_encoding::percent_decode_str;
 use prost::Message;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value,
@@ -35,9 +41,10 @@ pub fn request_bytes(
     let input = route.rpc.input();
     let mut encoded = match &route.body {
         BodyRule::None => {
-            if !is_blank(body) {
+            if !is_blank(body) && !is_empty_object(body) {
                 return Err(Error::InvalidArgument(format!(
-                    "{} takes no request body: send its fields as query parameters",
+                    "{} takes no request body (an empty one or {{}} is ignored): send its \
+                     fields as query parameters",
                     route.display
                 )));
             }
@@ -61,14 +68,10 @@ pub fn request_bytes(
         })?;
         parameters.set(&fields, &path, &value, Origin::Path)?;
     }
-    for (key, value) in query
-        .map(|query| url::form_urlencoded::parse(query.as_bytes()))
-        .into_iter()
-        .flatten()
-    {
+    for (key, value) in query_pairs(query.unwrap_or(""))? {
         if matches!(route.body, BodyRule::Whole) {
             return Err(Error::invalid_field(
-                key.as_ref(),
+                key,
                 format!(
                     "{} takes every field in its JSON body, not as query parameters",
                     route.display
@@ -76,12 +79,12 @@ pub fn request_bytes(
             ));
         }
         let fields = resolve(&input, &key).map_err(|why| {
-            Error::invalid_field(key.as_ref(), format!("not a query parameter: {why}"))
+            Error::invalid_field(key.as_str(), format!("not a query parameter: {why}"))
         })?;
         if let BodyRule::Field(body_field) = &route.body {
             if fields[0] == *body_field {
                 return Err(Error::invalid_field(
-                    key.as_ref(),
+                    key,
                     format!("is carried by the request body in {}", route.display),
                 ));
             }
@@ -89,14 +92,57 @@ pub fn request_bytes(
         parameters.set(&fields, &key, &value, Origin::Query)?;
     }
     if !parameters.json.is_empty() {
-        let message = decode_value(&input, Json::Object(parameters.json))?;
+        let message = decode_object(&input, parameters.json)?;
         encoded.extend(message.encode_to_vec());
     }
     Ok(encoded)
 }
 
+/// The query's keys and values, percent-decoded (`+` is a space); one that is not UTF-8
+/// is refused, not mended.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, Error> {
+    let decode = |text: &str| {
+        let spaced = text.replace('+', " ");
+        percent_decode_str(&spaced)
+            .decode_utf8()
+            .map(|decoded| decoded.into_owned())
+            .map_err(|_| {
+                String::from_utf8_lossy(&percent_decode_str(&spaced).collect::<Vec<u8>>())
+                    .into_owned()
+            })
+    };
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode(key).map_err(|lossy| {
+            Error::invalid_field(
+                lossy,
+                "this query parameter's name is not UTF-8 once percent-decoded",
+            )
+        })?;
+        let value = decode(value).map_err(|_| {
+            Error::invalid_field(
+                key.as_str(),
+                "the query parameter's value is not UTF-8 once percent-decoded",
+            )
+        })?;
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
 fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// `{}`, with any whitespace.
+fn is_empty_object(body: &[u8]) -> bool {
+    let text: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|byte| !byte.is_ascii_whitespace())
+        .collect();
+    text == b"{}"
 }
 
 fn options() -> DeserializeOptions {
@@ -108,34 +154,36 @@ fn decode_body(descriptor: &MessageDescriptor, body: &[u8]) -> Result<DynamicMes
     if is_blank(body) {
         return Ok(DynamicMessage::new(descriptor.clone()));
     }
-    let mut json = serde_json::Deserializer::from_slice(body);
-    let message = decode_tracked(descriptor, &mut json)?;
-    json.end()
-        .map_err(|error| Error::InvalidArgument(format!("request body: {error}")))?;
+    match json::parse(body)? {
+        Json::Object(object) => decode_object(descriptor, object),
+        _ => Err(Error::InvalidArgument(format!(
+            "request body: a JSON object of {} is expected",
+            descriptor.full_name()
+        ))),
+    }
+}
+
+/// A JSON object (a body, or the path variables and query parameters) as a message of
+/// `descriptor`: checked (`json::check_fields`), decoded, its masks put back as written.
+fn decode_object(
+    descriptor: &MessageDescriptor,
+    mut object: Map<String, Json>,
+) -> Result<DynamicMessage, Error> {
+    let masks = json::check_fields(descriptor, &mut object)?;
+    let mut message = decode_tracked(descriptor, Json::Object(object))?;
+    json::put_masks(&mut message, masks);
     Ok(message)
 }
 
-/// A JSON value (path variables and query parameters) as a message of `descriptor`.
-fn decode_value(descriptor: &MessageDescriptor, value: Json) -> Result<DynamicMessage, Error> {
-    decode_tracked(descriptor, value)
-}
-
 /// Decodes with the path of the field that failed, when one did.
-fn decode_tracked<'de, D>(
-    descriptor: &MessageDescriptor,
-    deserializer: D,
-) -> Result<DynamicMessage, Error>
-where
-    D: serde::Deserializer<'de>,
-    D::Error: std::fmt::Display,
-{
+fn decode_tracked(descriptor: &MessageDescriptor, value: Json) -> Result<DynamicMessage, Error> {
     let mut track = serde_path_to_error::Track::new();
-    let tracked = serde_path_to_error::Deserializer::new(deserializer, &mut track);
+    let tracked = serde_path_to_error::Deserializer::new(value, &mut track);
     DynamicMessage::deserialize_with_options(descriptor.clone(), tracked, &options()).map_err(
         |error| {
             let path = track.path().to_string();
             // serde_path_to_error writes "." for the top level and "?" where it could
-            // not tell (a syntax error): no field to name then.
+            // not tell: no field to name then.
             if path.is_empty() || path == "." || path.contains('?') {
                 Error::InvalidArgument(format!("request body: {error}"))
             } else {
@@ -265,7 +313,7 @@ fn json_of(field: &FieldDescriptor, text: &str) -> Result<Json, String> {
             Err(_) => Json::String(text.to_string()),
         },
         Kind::Message(message) if message.full_name() == "google.protobuf.FieldMask" => {
-            Json::String(field_mask_in_camel_case(text))
+            Json::String(text.to_string())
         }
         Kind::Message(message) if message.full_name() == "google.protobuf.BoolValue" => {
             json_of_bool(text)?
@@ -288,34 +336,6 @@ fn json_of_bool(text: &str) -> Result<Json, String> {
         "false" => Ok(Json::Bool(false)),
         other => Err(format!("{other:?} is not true or false")),
     }
-}
-
-/// `name,min_disk_size` → `name,minDiskSize`: a FieldMask parameter may use either
-/// spelling; proto3 JSON wants lowerCamelCase.
-fn field_mask_in_camel_case(text: &str) -> String {
-    text.split(',')
-        .map(|path| {
-            path.split('.')
-                .map(|part| {
-                    let mut camel = String::with_capacity(part.len());
-                    let mut upper_next = false;
-                    for character in part.chars() {
-                        if character == '_' {
-                            upper_next = true;
-                        } else if upper_next {
-                            camel.push(character.to_ascii_uppercase());
-                            upper_next = false;
-                        } else {
-                            camel.push(character);
-                        }
-                    }
-                    camel
-                })
-                .collect::<Vec<_>>()
-                .join(".")
-        })
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]
@@ -392,7 +412,7 @@ mod tests {
     }
 
     #[test]
-    fn a_field_mask_parameter_takes_either_spelling() {
+    fn a_field_mask_parameter_passes_as_written() {
         let route = route(UPDATE_IMAGE, "/images/{image_id}", BodyRule::None);
         let request: UpdateImageRequest = transcode(
             &route,
@@ -404,7 +424,8 @@ mod tests {
         assert_eq!(request.image_id, "fd8x");
         assert_eq!(
             request.update_mask.unwrap().paths,
-            ["name", "min_disk_size", "min_disk_size"]
+            ["name", "min_disk_size", "minDiskSize"],
+            "paths pass as written: the domain reads either spelling"
         );
     }
 
@@ -432,10 +453,73 @@ mod tests {
             .unwrap_err()
             .message();
         assert!(refused.contains("os.FIELD"), "{refused}");
-        let refused = transcode::<CreateImageRequest>(&create, "/x", "", "{}")
+        let refused = transcode::<CreateImageRequest>(&create, "/x", "", r#"{"name": "n"}"#)
             .unwrap_err()
             .message();
         assert!(refused.contains("takes no request body"), "{refused}");
+        let refused = transcode::<CreateImageRequest>(&create, "/x", "folderId=f%FF1", "")
+            .unwrap_err()
+            .message();
+        assert!(refused.starts_with("folderId: "), "{refused}");
+        assert!(refused.contains("not UTF-8"), "{refused}");
+        let refused = transcode::<CreateImageRequest>(&create, "/x", "fo%FFlder=f", "")
+            .unwrap_err()
+            .message();
+        assert!(refused.contains("not UTF-8"), "{refused}");
+    }
+
+    #[test]
+    fn a_route_without_a_body_ignores_an_empty_one_or_an_empty_object() {
+        let create = route_create_none();
+        for body in ["", " \n", "{}", " { } "] {
+            let request: CreateImageRequest =
+                transcode(&create, "/x", "folderId=f&name=a+b%20c", body).unwrap();
+            assert_eq!(
+                (request.folder_id.as_str(), request.name.as_str()),
+                ("f", "a b c")
+            );
+        }
+    }
+
+    #[test]
+    fn masks_in_a_body_pass_as_written_and_duplicates_are_refused() {
+        let route = route(UPDATE_IMAGE, "/images/{image_id}", BodyRule::Whole);
+        let request: UpdateImageRequest = transcode(
+            &route,
+            "/images/fd8x",
+            "",
+            r#"{"updateMask": "Name,min_disk_size,disk_placement_policy.placement_group_id"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            request.update_mask.unwrap().paths,
+            [
+                "Name",
+                "min_disk_size",
+                "disk_placement_policy.placement_group_id"
+            ]
+        );
+        let request: UpdateImageRequest =
+            transcode(&route, "/images/fd8x", "", r#"{"name": "n"}"#).unwrap();
+        assert_eq!(request.update_mask, None);
+        let refused = transcode::<UpdateImageRequest>(
+            &route,
+            "/images/fd8x",
+            "",
+            r#"{"name": "a", "name": "b"}"#,
+        )
+        .unwrap_err()
+        .message();
+        assert!(refused.starts_with("name: is given twice"), "{refused}");
+        let refused = transcode::<UpdateImageRequest>(
+            &route,
+            "/images/fd8x",
+            "",
+            r#"{"minDiskSize": "1", "min_disk_size": "2"}"#,
+        )
+        .unwrap_err()
+        .message();
+        assert!(refused.contains("names the same field"), "{refused}");
     }
 
     fn route_create_none() -> Route {
@@ -454,22 +538,10 @@ mod tests {
         .unwrap();
         assert_eq!(request.image_id, "from-path");
         assert_eq!(request.name, "n");
-        assert_eq!(
-            request.update_mask.unwrap().paths,
-            ["name", "min_disk_size"]
-        );
+        assert_eq!(request.update_mask.unwrap().paths, ["name", "minDiskSize"]);
         let refused = transcode::<UpdateImageRequest>(&route, "/images/x", "name=n", "{}")
             .unwrap_err()
             .message();
         assert!(refused.contains("JSON body"), "{refused}");
-    }
-
-    #[test]
-    fn field_masks_take_either_spelling() {
-        assert_eq!(
-            field_mask_in_camel_case("name,min_disk_size,labels"),
-            "name,minDiskSize,labels"
-        );
-        assert_eq!(field_mask_in_camel_case("a.b_c,dE"), "a.bC,dE");
     }
 }

@@ -2,6 +2,8 @@
 //! (which calls the same gRPC services in-process): it decides who calls (`auth`), builds
 //! the call's [`CallContext`] into the request's extensions for the API adapters, and
 //! enforces the deadline. A call without valid credentials ends here, UNAUTHENTICATED.
+//! An UNIMPLEMENTED answer leaves saying which method is not served
+//! ([`explain_unimplemented`]).
 //!
 //! The deadline is the shorter of `--request-timeout` (when set) and the caller's own
 //! `grpc-timeout` header (REST callers can send it as `Grpc-Metadata-Grpc-Timeout`). A call
@@ -96,6 +98,44 @@ fn deadline(server: Option<Duration>, headers: &HeaderMap) -> Option<(Duration, 
     }
 }
 
+/// What tonic's generated servers say when a method has no implementation: a served
+/// service's method that its adapter leaves to the generated default.
+const TONIC_STUB_MESSAGE: &str = "Not yet implemented";
+
+/// An UNIMPLEMENTED answer that says what is not served. tonic's own say nothing useful:
+/// "" for an unknown service or method, [`TONIC_STUB_MESSAGE`] for a method of the API
+/// that imageplane does not serve. Any other answer passes unchanged.
+pub fn explain_unimplemented(
+    path: &str,
+    response: Response<tonic::body::Body>,
+) -> Response<tonic::body::Body> {
+    let Some(status) = tonic::Status::from_header_map(response.headers()) else {
+        return response;
+    };
+    let says_nothing = status.message().is_empty() || status.message() == TONIC_STUB_MESSAGE;
+    if status.code() != tonic::Code::Unimplemented || !says_nothing {
+        return response;
+    }
+    let method = path
+        .strip_prefix('/')
+        .and_then(|rest| rest.split_once('/'))
+        .and_then(|(service, method)| {
+            crate::pb::descriptor_pool()
+                .get_service_by_name(service)?
+                .methods()
+                .find(|candidate| candidate.name() == method)
+        });
+    let explained = match method {
+        Some(method) => format!(
+            "{} is not served by imageplane (the API declares it; this server does not \
+             implement it)",
+            method.full_name()
+        ),
+        None => format!("{path}: this server has no such service or method"),
+    };
+    tonic::Status::unimplemented(explained).into_http()
+}
+
 impl<S, B> tower::Service<Request<B>> for RpcService<S>
 where
     S: tower::Service<Request<B>, Response = Response<tonic::body::Body>> + Clone + Send + 'static,
@@ -121,6 +161,7 @@ where
         Box::pin(async move {
             let call = async move {
                 let path = request.uri().path().to_string();
+                let path_of_call = path.clone();
                 let caller = match authenticator.caller(&path, request.headers()).await {
                     Ok(caller) => caller,
                     Err(error) => return Ok(tonic::Status::from(error).into_http()),
@@ -130,13 +171,18 @@ where
                     caller,
                     authority: authority(request.uri(), headers),
                     request_id: header_text(headers, "x-request-id").unwrap_or_default(),
-                    idempotency_key: header_text(headers, "idempotency-key"),
+                    // Bytes that are not text are kept (mended) for the domain to refuse:
+                    // a key that cannot be read is an error, not an absent key.
+                    idempotency_key: headers
+                        .get("idempotency-key")
+                        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
                     deadline: deadline.map(|(limit, _)| started + limit),
                     method: path,
                     claim: None,
                 };
                 request.extensions_mut().insert(context);
-                inner.call(request).await
+                let response = inner.call(request).await?;
+                Ok(explain_unimplemented(&path_of_call, response))
             };
             let Some((limit, whose)) = deadline else {
                 return call.await;
@@ -175,6 +221,62 @@ mod tests {
         for bad in ["", "S", "123456789S", "1x", "-1S", "1.5S"] {
             assert_eq!(read(bad), None, "{bad}");
         }
+    }
+
+    /// An endpoint service that implements nothing: every method is tonic's default.
+    struct NothingServed;
+
+    #[tonic::async_trait]
+    impl crate::pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointService
+        for NothingServed
+    {
+    }
+
+    fn grpc_message(response: &Response<tonic::body::Body>) -> String {
+        tonic::Status::from_header_map(response.headers())
+            .map(|status| status.message().to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn unimplemented_answers_say_what_is_not_served() {
+        use crate::pb::yandex::cloud::endpoint::api_endpoint_service_server::ApiEndpointServiceServer;
+        use tower::ServiceExt;
+        let path = "/yandex.cloud.endpoint.ApiEndpointService/List";
+        let request = Request::post(path)
+            .header("content-type", "application/grpc")
+            .body(tonic::body::Body::new(http_body_util::Full::new(
+                bytes::Bytes::from_static(b"\0\0\0\0\0"),
+            )))
+            .unwrap();
+        let response = ApiEndpointServiceServer::new(NothingServed)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(
+            grpc_message(&response),
+            TONIC_STUB_MESSAGE,
+            "tonic's stub text"
+        );
+        let explained = explain_unimplemented(path, response);
+        assert_eq!(
+            grpc_message(&explained),
+            "yandex.cloud.endpoint.ApiEndpointService.List is not served by imageplane (the \
+             API declares it; this server does not implement it)"
+        );
+        let unknown = explain_unimplemented(
+            "/no.Such/Method",
+            tonic::Status::unimplemented("").into_http(),
+        );
+        assert_eq!(
+            grpc_message(&unknown),
+            "/no.Such/Method: this server has no such service or method"
+        );
+        let other = explain_unimplemented(
+            path,
+            tonic::Status::unimplemented("said by the adapter").into_http(),
+        );
+        assert_eq!(grpc_message(&other), "said by the adapter");
     }
 
     #[test]

@@ -144,7 +144,7 @@ def test_errors_carry_a_google_rpc_status(fast, curl):
     assert status == 404 and error["code"] == 5, error
 
     status, headers, error = curl("DELETE", f"{base(fast)}/compute/v1/images")
-    assert status == 405 and headers["allow"] == "GET, POST", (headers, error)
+    assert status == 405 and headers["allow"] == "GET, HEAD, POST", (headers, error)
 
     status, _, error = curl(
         "POST", f"{base(fast)}/iam/v1/tokens:revoke", {"iamToken": "t1.x"}
