@@ -796,6 +796,13 @@ impl store::Keys for FailsOnce {
     ) -> Result<Option<imageplane::store::IssuedToken>, StoreError> {
         self.inner.token(sha256).await
     }
+    async fn expire_token(
+        &self,
+        sha256: &str,
+        at_ms: i64,
+    ) -> Result<Option<imageplane::store::IssuedToken>, StoreError> {
+        self.inner.expire_token(sha256, at_ms).await
+    }
     async fn purge_keys_and_tokens(
         &self,
         keys_before_ms: i64,

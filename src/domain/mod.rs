@@ -113,21 +113,19 @@ impl Catalog {
         &self.validator
     }
 
-    /// The resource of the given kind, or NOT_FOUND; PERMISSION_DENIED if it is in a
-    /// folder the caller may not use.
+    /// The resource of the given kind, or NOT_FOUND: also when it is in a folder the
+    /// caller may not use, so that an answer never tells whether an id exists elsewhere.
     pub async fn get(
         &self,
         call: &CallContext,
         kind: ResourceKind,
         id: &str,
     ) -> Result<Resource, Error> {
-        let resource = self
-            .store
+        self.store
             .resource(kind, id)
             .await?
-            .ok_or_else(|| not_found(kind, id))?;
-        call.caller.check_folder(resource.folder_id())?;
-        Ok(resource)
+            .filter(|resource| call.caller.may_use(resource.folder_id()))
+            .ok_or_else(|| not_found(kind, id))
     }
 
     /// The resource of kind `K`, as its message (see [`Catalog::get`]).
@@ -146,16 +144,15 @@ impl Catalog {
         })
     }
 
-    /// The operation with the given id, or NOT_FOUND; PERMISSION_DENIED if its resource is
-    /// in a folder the caller may not use.
+    /// The operation with the given id, or NOT_FOUND: also when its resource is in a
+    /// folder the caller may not use (as [`Catalog::get`]).
     pub async fn operation(&self, call: &CallContext, id: &str) -> Result<Operation, Error> {
-        let record = self
-            .store
+        self.store
             .operation(id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))?;
-        call.caller.check_folder(&record.target.folder_id)?;
-        Ok(record.operation)
+            .filter(|record| call.caller.may_use(&record.target.folder_id))
+            .map(|record| record.operation)
+            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))
     }
 
     /// Cancels an operation (see [`Executor::cancel`]), if the caller may see it.
