@@ -94,7 +94,7 @@ impl Catalog {
         Ok(Catalog {
             store,
             executor,
-            validator,
+            validator: validator.with_domain_rules(domain_rules(&offerings)),
             offerings,
             page_tokens: page_token::PageTokens::new(&key),
         })
@@ -225,6 +225,61 @@ impl Catalog {
         self.executor.start(record);
         Ok(operation)
     }
+}
+
+/// The rules the domain checks itself about single fields, for documents that describe
+/// the API (see [`validation::DomainRule`]): the offered zones and disk types, the block
+/// sizes, and the shapes of an access binding's role and subject.
+fn domain_rules(offerings: &Offerings) -> Vec<validation::DomainRule> {
+    use validation::DomainRule;
+    let values = |message, field, values: Vec<String>| DomainRule {
+        message,
+        field,
+        values: Some(values),
+        pattern: None,
+    };
+    let pattern = |message, field, pattern: &str| DomainRule {
+        message,
+        field,
+        values: None,
+        pattern: Some(pattern.to_string()),
+    };
+    let disk_types = std::iter::once(String::new())
+        .chain(offerings.disk_types.iter().cloned())
+        .collect();
+    vec![
+        values(
+            "yandex.cloud.compute.v1.CreateDiskRequest",
+            "zone_id",
+            offerings.zones.clone(),
+        ),
+        values(
+            "yandex.cloud.compute.v1.RelocateDiskRequest",
+            "destination_zone_id",
+            offerings.zones.clone(),
+        ),
+        values(
+            "yandex.cloud.compute.v1.CreateDiskRequest",
+            "type_id",
+            disk_types,
+        ),
+        values(
+            "yandex.cloud.compute.v1.CreateDiskRequest",
+            "block_size",
+            disk::block_sizes().map(|size| size.to_string()).collect(),
+        ),
+        values(
+            "yandex.cloud.access.Subject",
+            "type",
+            access::SUBJECT_TYPES.iter().map(|t| t.to_string()).collect(),
+        ),
+        pattern(
+            "yandex.cloud.access.AccessBinding",
+            "role_id",
+            access::ID_PATTERN,
+        ),
+        pattern("yandex.cloud.access.Subject", "id", access::ID_PATTERN),
+    ]
 }
 
 /// NOT_FOUND for a resource of `kind` that does not exist.
