@@ -515,7 +515,10 @@ async fn the_openapi_document_lists_every_route() {
     assert_eq!(body["required"], json!(["folderId"]));
     assert_eq!(body["properties"]["folderId"]["maxLength"], json!(50));
     // An optional field may be null (left unset).
-    assert_eq!(body["properties"]["name"]["anyOf"][1], json!({"type": "null"}));
+    assert_eq!(
+        body["properties"]["name"]["anyOf"][1],
+        json!({"type": "null"})
+    );
     assert!(body["properties"]["name"]["anyOf"][0]["pattern"]
         .as_str()
         .unwrap()
@@ -547,10 +550,12 @@ async fn the_openapi_document_lists_every_route() {
         image["properties"]["createdAt"]["anyOf"][0]["format"],
         "date-time"
     );
-    assert!(image["properties"]["status"]["anyOf"][0]["anyOf"][0]["enum"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("READY")));
+    assert!(
+        image["properties"]["status"]["anyOf"][0]["anyOf"][0]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("READY"))
+    );
 }
 
 /// A REST route: the HTTP method and the path template.

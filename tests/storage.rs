@@ -1353,6 +1353,40 @@ async fn an_idempotency_key_is_stored_once_with_its_operation_even_across_replic
 }
 
 #[tokio::test]
+async fn a_revoked_token_ends_when_revoked_and_an_earlier_end_stays() {
+    use imageplane::store::IssuedToken;
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let now = imageplane::store::codec::now_ms();
+        let token = IssuedToken {
+            sha256: "dd".repeat(32),
+            subject: "carol".into(),
+            folders: None,
+            expires_at_ms: now + 3_600_000,
+        };
+        store.put_token(&token).await.unwrap();
+        let revoked = store.expire_token(&token.sha256, now).await.unwrap();
+        assert_eq!(
+            revoked.map(|token| (token.subject, token.expires_at_ms)),
+            Some(("carol".to_string(), now)),
+            "{name}"
+        );
+        // Revoked again later, it keeps its first end; an unknown token is none.
+        let again = store
+            .expire_token(&token.sha256, now + 5_000)
+            .await
+            .unwrap();
+        assert_eq!(again.map(|token| token.expires_at_ms), Some(now), "{name}");
+        assert_eq!(
+            store.expire_token(&"ee".repeat(32), now).await.unwrap(),
+            None,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn issued_tokens_are_kept_by_digest_until_they_expire() {
     use imageplane::store::IssuedToken;
     for backend in backends().await {

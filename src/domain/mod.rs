@@ -271,7 +271,10 @@ fn domain_rules(offerings: &Offerings) -> Vec<validation::DomainRule> {
         values(
             "yandex.cloud.access.Subject",
             "type",
-            access::SUBJECT_TYPES.iter().map(|t| t.to_string()).collect(),
+            access::SUBJECT_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
         ),
         pattern(
             "yandex.cloud.access.AccessBinding",

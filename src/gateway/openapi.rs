@@ -126,10 +126,10 @@ fn links(pool: &DescriptorPool, routes: &RouteTable, route: &Route) -> Map<Strin
             continue;
         }
         let service = target.rpc.parent_service();
-        let parameters: Option<Map<String, Json>> = if service.full_name() == OPERATION_SERVICE
-        {
-            (variables == ["operation_id"])
-                .then(|| Map::from_iter([("operation_id".to_string(), json!("$response.body#/id"))]))
+        let parameters: Option<Map<String, Json>> = if service.full_name() == OPERATION_SERVICE {
+            (variables == ["operation_id"]).then(|| {
+                Map::from_iter([("operation_id".to_string(), json!("$response.body#/id"))])
+            })
         } else if service == route.rpc.parent_service() {
             metadata.as_ref().and_then(|metadata| {
                 variables
@@ -492,7 +492,11 @@ fn magnitude_alternatives(low: u128, high: u128) -> Vec<String> {
     let mut alternatives = Vec::new();
     let digits = |n: u128| n.to_string().len();
     for width in digits(low)..=digits(high) {
-        let smallest = if width == 1 { 0 } else { 10u128.pow(width as u32 - 1) };
+        let smallest = if width == 1 {
+            0
+        } else {
+            10u128.pow(width as u32 - 1)
+        };
         let largest = 10u128.pow(width as u32) - 1;
         let (from, to) = (low.max(smallest), high.min(largest));
         if from <= to {
@@ -640,7 +644,9 @@ impl Schemas<'_> {
                         && !skip.contains(&member.name())
                 });
                 if exactly_one {
-                    Some(json!({"oneOf": members.iter().map(|m| set_member(m)).collect::<Vec<_>>()}))
+                    Some(
+                        json!({"oneOf": members.iter().map(|m| set_member(m)).collect::<Vec<_>>()}),
+                    )
                 } else if members.len() > 1 {
                     let pairs: Vec<Json> = members
                         .iter()
@@ -817,20 +823,33 @@ mod tests {
             &[(15, 23), (97, 1203)],
         ];
         for intervals in cases {
-            let inside = |n: i128| intervals.iter().any(|(low, high)| (*low..=*high).contains(&n));
+            let inside = |n: i128| {
+                intervals
+                    .iter()
+                    .any(|(low, high)| (*low..=*high).contains(&n))
+            };
             let mut probes: Vec<i128> = vec![0, 1, -1, 9, 10, 99, 100, 1000, 1001];
             for (low, high) in intervals.iter() {
                 probes.extend([*low - 1, *low, *low + 1, *high - 1, *high, *high + 1]);
             }
             for n in probes {
-                assert_eq!(matches(intervals, &n.to_string()), inside(n), "{n} in {intervals:?}");
+                assert_eq!(
+                    matches(intervals, &n.to_string()),
+                    inside(n),
+                    "{n} in {intervals:?}"
+                );
                 if n >= 0 {
                     assert_eq!(matches(intervals, &format!("+00{n}")), inside(n), "+00{n}");
                 }
             }
-            assert!(!matches(intervals, "1.0") && !matches(intervals, " 1") && !matches(intervals, "+"));
+            assert!(
+                !matches(intervals, "1.0") && !matches(intervals, " 1") && !matches(intervals, "+")
+            );
         }
         assert!(matches(&[(0, 5)], "-0"));
-        assert!(!matches(&[(i64::MIN.into(), i64::MAX.into())], "9223372036854775808"));
+        assert!(!matches(
+            &[(i64::MIN.into(), i64::MAX.into())],
+            "9223372036854775808"
+        ));
     }
 }
