@@ -804,6 +804,13 @@ impl store::Keys for FailsOnce {
     ) -> Result<Option<imageplane::store::IssuedToken>, StoreError> {
         self.inner.token(sha256).await
     }
+    async fn expire_token(
+        &self,
+        sha256: &str,
+        at_ms: i64,
+    ) -> Result<Option<imageplane::store::IssuedToken>, StoreError> {
+        self.inner.expire_token(sha256, at_ms).await
+    }
     async fn purge_keys_and_tokens(
         &self,
         keys_before_ms: i64,
@@ -1388,6 +1395,40 @@ async fn an_idempotency_key_is_stored_once_with_its_operation_even_across_replic
         );
         drop((first, second));
         backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_ends_when_revoked_and_an_earlier_end_stays() {
+    use imageplane::store::IssuedToken;
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let now = imageplane::store::codec::now_ms();
+        let token = IssuedToken {
+            sha256: "dd".repeat(32),
+            subject: "carol".into(),
+            folders: None,
+            expires_at_ms: now + 3_600_000,
+        };
+        store.put_token(&token).await.unwrap();
+        let revoked = store.expire_token(&token.sha256, now).await.unwrap();
+        assert_eq!(
+            revoked.map(|token| (token.subject, token.expires_at_ms)),
+            Some(("carol".to_string(), now)),
+            "{name}"
+        );
+        // Revoked again later, it keeps its first end; an unknown token is none.
+        let again = store
+            .expire_token(&token.sha256, now + 5_000)
+            .await
+            .unwrap();
+        assert_eq!(again.map(|token| token.expires_at_ms), Some(now), "{name}");
+        assert_eq!(
+            store.expire_token(&"ee".repeat(32), now).await.unwrap(),
+            None,
+            "{name}"
+        );
     }
 }
 

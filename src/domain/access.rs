@@ -32,14 +32,15 @@ pub const SUBJECT_TYPES: &[&str] = &[
     "system",
 ];
 
+/// The shape of a role id and a subject id: letters, digits and `.-_:@`.
+pub const ID_PATTERN: &str = "[a-zA-Z0-9._:@-]+";
+
 /// Refuses a binding whose role or subject is not of the right shape.
 fn check_binding(binding: &AccessBinding, field: &str) -> Result<(), Error> {
-    let shaped = |text: &str| {
-        !text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_:@".contains(c))
-    };
+    static SHAPE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(&format!("^(?:{ID_PATTERN})$")).expect("ID_PATTERN is a pattern")
+    });
+    let shaped = |text: &str| SHAPE.is_match(text);
     if !shaped(&binding.role_id) {
         return Err(Error::invalid_field(
             format!("{field}.role_id"),

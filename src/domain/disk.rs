@@ -193,7 +193,13 @@ fn fill_disk_defaults(disk: &mut Disk) {
     }
 }
 
-/// 0 (the default, 4096) or a power of two in [`BLOCK_SIZES`].
+/// The block sizes a disk may have: 0 (the default, 4096) or a power of two in
+/// [`BLOCK_SIZES`].
+pub fn block_sizes() -> impl Iterator<Item = i64> {
+    std::iter::once(0).chain(BLOCK_SIZES.filter(|size| size.count_ones() == 1))
+}
+
+/// Refuses a block size other than [`block_sizes`].
 fn check_block_size(block_size: i64) -> Result<(), Error> {
     if block_size == 0 || (BLOCK_SIZES.contains(&block_size) && block_size.count_ones() == 1) {
         return Ok(());

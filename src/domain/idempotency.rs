@@ -134,9 +134,11 @@ impl Catalog {
         }
     }
 
-    /// The operation the claim's key started, if the key is stored; INVALID_ARGUMENT if
-    /// it was used for another request; PERMISSION_DENIED if the operation is in a folder
-    /// the caller may not use (two tokens of one subject share its keys, not its folders).
+    /// The operation the claim's key started, if the key is stored and the caller may see
+    /// it; INVALID_ARGUMENT if the key was used for another request. Two tokens of one
+    /// subject share its keys, not its folders: an answer names the key's operation only to
+    /// a caller who may see it, and a replay of one it may not see is answered as the call
+    /// itself was (`None`: the call's own error stands).
     async fn replay(&self, caller: &Caller, claim: &KeyClaim) -> Result<Option<Operation>, Error> {
         let Some(stored) = self
             .store
@@ -145,27 +147,31 @@ impl Catalog {
         else {
             return Ok(None);
         };
+        let record = self.store.operation(&stored.operation_id).await?;
+        let visible = record
+            .as_ref()
+            .is_some_and(|record| caller.may_use(&record.target.folder_id));
         if stored.fingerprint != claim.fingerprint {
+            let named = if visible {
+                format!(" (operation {})", stored.operation_id)
+            } else {
+                String::new()
+            };
             return Err(Error::invalid_field(
                 KEY_FIELD,
                 format!(
-                    "{} was used for another request (operation {}); use a new key for a \
-                     new request",
+                    "{} was used for another request{named}; use a new key for a new request",
                     excerpt(&claim.key),
-                    stored.operation_id
                 ),
             ));
         }
-        match self.store.operation(&stored.operation_id).await? {
-            Some(record) => {
-                caller.check_folder(&record.target.folder_id)?;
-                Ok(Some(record.operation))
-            }
+        match record {
+            Some(record) if visible => Ok(Some(record.operation)),
+            Some(_) => Ok(None),
             None => Err(Error::FailedPrecondition(format!(
-                "idempotency key {} started operation {}, which is gone (finished operations \
-                 are kept for --operation-retention)",
+                "idempotency key {} started an operation that is gone (finished operations \
+                 are kept for --operation-retention); use a new key",
                 excerpt(&claim.key),
-                stored.operation_id
             ))),
         }
     }

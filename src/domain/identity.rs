@@ -1,4 +1,5 @@
-//! Who a token stands for, and the tokens IamTokenService.Create issues.
+//! Who a token stands for, and the tokens IamTokenService issues (Create,
+//! CreateForServiceAccount) and revokes.
 //!
 //! Without `--auth-tokens` every call is the anonymous caller of every folder (local
 //! development). With it, a token is a line of the file (`TOKEN SUBJECT_ID
@@ -7,8 +8,9 @@
 //!
 //! Tokens are compared by their SHA-256 and never logged or stored as they are: the store
 //! keeps issued tokens by digest, with their subject, folders and expiry, so they are
-//! verified by every replica and after a restart. Verified issued tokens are remembered
-//! in memory until they expire. Reading the token off a call (and which calls need none)
+//! verified by every replica and after a restart. A verified issued token is remembered
+//! in memory for [`REMEMBER_FOR`] (so a revocation reaches every replica within it).
+//! Reading the token off a call (and which calls need none)
 //! is the RPC layer's part (`rpc::auth`).
 
 use super::call::{Caller, Folders};
@@ -20,7 +22,7 @@ use crate::store::{IssuedToken, Store};
 use base64::Engine;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long an issued IAM token lives, as in Yandex Cloud: 12 hours.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
@@ -91,6 +93,28 @@ impl TokenFile {
         Ok(TokenFile { callers })
     }
 
+    /// The caller a subject of the file is: the folders of all its lines (every folder if
+    /// one line has no list); `None` if no line names it.
+    fn subject(&self, subject: &str) -> Option<Caller> {
+        let mut lines = self
+            .callers
+            .values()
+            .filter(|caller| caller.subject == subject)
+            .peekable();
+        lines.peek()?;
+        let folders = lines.try_fold(BTreeSet::new(), |mut all, caller| match &caller.folders {
+            Folders::All => None,
+            Folders::Only(folders) => {
+                all.extend(folders.iter().cloned());
+                Some(all)
+            }
+        });
+        Some(Caller {
+            subject: subject.to_string(),
+            folders: folders.map_or(Folders::All, Folders::Only),
+        })
+    }
+
     /// How many tokens the file lists.
     pub fn len(&self) -> usize {
         self.callers.len()
@@ -127,14 +151,26 @@ pub fn digest(token: &str) -> String {
     hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
 }
 
+/// How long a verified issued token is trusted without reading the store again: the
+/// longest a revocation made through another replica takes to reach this one.
+pub const REMEMBER_FOR: Duration = Duration::from_secs(10);
+
+/// A verified issued token: its caller, when it expires (ms), and when it was read.
+#[derive(Debug, Clone)]
+struct Remembered {
+    caller: Caller,
+    expires_at_ms: i64,
+    read_at: Instant,
+}
+
 /// Knows the callers of tokens, and issues IAM tokens (see the module documentation).
 pub struct Identities {
     /// `None`: authentication is off.
     file: Option<TokenFile>,
     store: Arc<dyn Store>,
     token_lifetime: Duration,
-    /// Verified issued tokens: digest → (caller, expiry in ms).
-    remembered: Mutex<HashMap<String, (Caller, i64)>>,
+    /// Verified issued tokens, by digest.
+    remembered: Mutex<HashMap<String, Remembered>>,
 }
 
 impl Identities {
@@ -171,42 +207,48 @@ impl Identities {
         self.issued(&digest).await
     }
 
-    /// The caller of an issued token, or UNAUTHENTICATED if it is unknown or expired.
+    /// The caller of an issued token, or UNAUTHENTICATED if it is unknown, expired or
+    /// revoked.
     async fn issued(&self, digest: &str) -> Result<Caller, Error> {
         let now = unix_ms(SystemTime::now());
-        let remembered = self.remembered().get(digest).cloned();
-        let (caller, expires_at_ms) = match remembered {
+        let remembered = self
+            .remembered()
+            .get(digest)
+            .filter(|remembered| remembered.read_at.elapsed() < REMEMBER_FOR)
+            .cloned();
+        let Remembered {
+            caller,
+            expires_at_ms,
+            ..
+        } = match remembered {
             Some(found) => found,
             None => {
                 let token = self.store.token(digest).await?.ok_or_else(not_valid)?;
-                let caller = Caller {
-                    subject: token.subject,
-                    folders: match token.folders {
-                        None => Folders::All,
-                        Some(folders) => Folders::Only(folders.into_iter().collect()),
-                    },
+                let found = Remembered {
+                    caller: caller_of(&token),
+                    expires_at_ms: token.expires_at_ms,
+                    read_at: Instant::now(),
                 };
                 let mut remembered = self.remembered();
                 if remembered.len() >= MAX_REMEMBERED {
                     remembered.clear();
                 }
-                remembered.insert(digest.to_string(), (caller.clone(), token.expires_at_ms));
-                (caller, token.expires_at_ms)
+                remembered.insert(digest.to_string(), found.clone());
+                found
             }
         };
         if expires_at_ms <= now {
             self.remembered().remove(digest);
-            let expired = SystemTime::UNIX_EPOCH
-                + Duration::from_millis(u64::try_from(expires_at_ms).unwrap_or(0));
             return Err(Error::Unauthenticated(format!(
-                "the IAM token expired at {}; get a new one from IamTokenService.Create",
-                humantime::format_rfc3339_seconds(expired)
+                "the IAM token expired or was revoked at {}; get a new one from \
+                 IamTokenService.Create",
+                humantime::format_rfc3339_seconds(time_of_ms(expires_at_ms))
             )));
         }
         Ok(caller)
     }
 
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Caller, i64)>> {
+    fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
         self.remembered
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -216,22 +258,14 @@ impl Identities {
     ///
     /// With authentication on, an OAuth token must be a token of `--auth-tokens`, and a
     /// JWT (a service account's) must name such a token as its key id (`kid`) and that
-    /// token's subject as its issuer (`iss`): its signature is not checked. The IAM token
-    /// has the subject and folders of that token, and is stored. With authentication off,
-    /// every identity gets a token of the anonymous caller, which is not stored (every
-    /// call is accepted anyway).
+    /// token's subject as its issuer (`iss`), and be valid now (`exp`, `iat`, `nbf`; see
+    /// [`JWT_CLOCK_SKEW`]): its signature is not checked. The IAM token has the subject and
+    /// folders of that token, and is stored. With authentication off, every identity gets
+    /// a token of the anonymous caller, which is not stored (every call is accepted
+    /// anyway).
     pub async fn issue(&self, identity: &Identity) -> Result<(String, SystemTime), Error> {
-        let expires_at = SystemTime::now()
-            .checked_add(self.token_lifetime)
-            .ok_or_else(|| Error::Internal("--iam-token-lifetime is too long".into()))?;
-        let mut random = [0u8; 32];
-        rand::Rng::fill(&mut rand::rng(), &mut random);
-        let token = format!(
-            "t1.{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
-        );
         let Some(file) = &self.file else {
-            return Ok((token, expires_at));
+            return self.mint(None).await;
         };
         let caller = match identity {
             Identity::YandexPassportOauthToken(oauth) => {
@@ -240,7 +274,9 @@ impl Identities {
                 })?
             }
             Identity::Jwt(jwt) => {
-                let (key_id, issuer) = jwt_key_and_issuer(jwt)?;
+                let claims = jwt_claims(jwt)?;
+                claims.check_times(seconds_since_epoch(SystemTime::now()))?;
+                let JwtClaims { key_id, issuer, .. } = claims;
                 file.callers
                     .get(&digest(&key_id))
                     .filter(|caller| caller.subject == issuer)
@@ -254,19 +290,122 @@ impl Identities {
                     })?
             }
         };
-        self.store
-            .put_token(&IssuedToken {
-                sha256: digest(&token),
-                subject: caller.subject.clone(),
-                folders: match &caller.folders {
-                    Folders::All => None,
-                    Folders::Only(folders) => Some(folders.iter().cloned().collect()),
-                },
-                expires_at_ms: unix_ms(expires_at),
-            })
-            .await?;
+        self.mint(Some(&caller)).await
+    }
+
+    /// IamTokenService.CreateForServiceAccount: a new IAM token for the service account
+    /// `service_account_id`, asked for by `caller`.
+    ///
+    /// A service account is a subject of `--auth-tokens`; its token may use the folders of
+    /// all its lines. The caller may have it only if it may use every one of those
+    /// folders, so a token never reaches further than its maker's; an unknown account
+    /// is refused with the same PERMISSION_DENIED, so the answer does not tell which
+    /// subjects exist. With authentication off every caller gets an unstored token.
+    pub async fn issue_for_service_account(
+        &self,
+        caller: &Caller,
+        service_account_id: &str,
+    ) -> Result<(String, SystemTime), Error> {
+        let Some(file) = &self.file else {
+            return self.mint(None).await;
+        };
+        let account = file.subject(service_account_id);
+        let allowed =
+            account
+                .as_ref()
+                .is_some_and(|account| match (&caller.folders, &account.folders) {
+                    (Folders::All, _) => true,
+                    (Folders::Only(_), Folders::All) => false,
+                    (Folders::Only(mine), Folders::Only(theirs)) => theirs.is_subset(mine),
+                });
+        match account {
+            Some(account) if allowed => self.mint(Some(&account)).await,
+            _ => Err(Error::PermissionDenied(format!(
+                "subject {} may not create IAM tokens for service account {}: it must be a \
+                 subject of --auth-tokens whose folders the caller may all use",
+                excerpt(&caller.subject),
+                excerpt(service_account_id)
+            ))),
+        }
+    }
+
+    /// IamTokenService.Revoke: ends an issued IAM token at once and answers its subject.
+    /// Holding the token is the right to revoke it. Revoking a revoked or expired token
+    /// answers its subject again (until it is purged); tokens of `--auth-tokens` are
+    /// revoked by removing their line. With authentication off nothing is stored, and
+    /// every token is the anonymous caller's.
+    pub async fn revoke(&self, token: &str) -> Result<String, Error> {
+        let Some(file) = &self.file else {
+            return Ok(super::call::ANONYMOUS_SUBJECT.to_string());
+        };
+        let digest = digest(token);
+        if file.callers.contains_key(&digest) {
+            return Err(Error::FailedPrecondition(
+                "the token is one of --auth-tokens: remove its line from the file to revoke it"
+                    .into(),
+            ));
+        }
+        if !is_issued_shape(token) {
+            return Err(not_valid());
+        }
+        let revoked = self
+            .store
+            .expire_token(&digest, unix_ms(SystemTime::now()))
+            .await?
+            .ok_or_else(not_valid)?;
+        self.remembered().remove(&digest);
+        Ok(revoked.subject)
+    }
+
+    /// A new IAM token of `caller` (stored) or of nobody (authentication off: not stored),
+    /// and when it expires.
+    async fn mint(&self, caller: Option<&Caller>) -> Result<(String, SystemTime), Error> {
+        let expires_at = SystemTime::now()
+            .checked_add(self.token_lifetime)
+            .ok_or_else(|| Error::Internal("--iam-token-lifetime is too long".into()))?;
+        let mut random = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut random);
+        let token = format!(
+            "t1.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+        );
+        if let Some(caller) = caller {
+            self.store
+                .put_token(&IssuedToken {
+                    sha256: digest(&token),
+                    subject: caller.subject.clone(),
+                    folders: match &caller.folders {
+                        Folders::All => None,
+                        Folders::Only(folders) => Some(folders.iter().cloned().collect()),
+                    },
+                    expires_at_ms: unix_ms(expires_at),
+                })
+                .await?;
+        }
         Ok((token, expires_at))
     }
+}
+
+/// The caller of a stored token.
+fn caller_of(token: &IssuedToken) -> Caller {
+    Caller {
+        subject: token.subject.clone(),
+        folders: match &token.folders {
+            None => Folders::All,
+            Some(folders) => Folders::Only(folders.iter().cloned().collect()),
+        },
+    }
+}
+
+/// A time in milliseconds since the epoch (the epoch itself for one before it).
+fn time_of_ms(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn seconds_since_epoch(time: SystemTime) -> f64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// UNAUTHENTICATED for a token nobody knows.
@@ -277,8 +416,78 @@ fn not_valid() -> Error {
     )
 }
 
-/// The key id (header `kid`) and issuer (claim `iss`) of a JWT, unverified.
-fn jwt_key_and_issuer(jwt: &str) -> Result<(String, String), Error> {
+/// How far a JWT's times may disagree with this server's clock.
+pub const JWT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The longest a JWT may be valid for (`exp` after `iat`), as in Yandex Cloud: one hour.
+pub const JWT_MAX_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// What this server reads of a JWT, unverified: the key id (header `kid`), the issuer
+/// (`iss`) and its times in seconds since the epoch (`exp` required, `iat` and `nbf`
+/// optional).
+#[derive(Debug, Clone, PartialEq)]
+struct JwtClaims {
+    key_id: String,
+    issuer: String,
+    expires_at: f64,
+    issued_at: Option<f64>,
+    not_before: Option<f64>,
+}
+
+impl JwtClaims {
+    /// UNAUTHENTICATED unless the JWT is valid at `now` (seconds since the epoch), within
+    /// [`JWT_CLOCK_SKEW`]: not expired, not issued or valid only in the future, and valid
+    /// for at most [`JWT_MAX_LIFETIME`].
+    fn check_times(&self, now: f64) -> Result<(), Error> {
+        let skew = JWT_CLOCK_SKEW.as_secs_f64();
+        let refuse = |why: String| Err(Error::Unauthenticated(format!("the JWT {why}")));
+        if self.expires_at + skew < now {
+            return refuse(format!(
+                "expired at {} (its exp); sign a new one",
+                rfc3339(self.expires_at)
+            ));
+        }
+        if let Some(issued_at) = self.issued_at {
+            if issued_at - skew > now {
+                return refuse(format!(
+                    "is issued in the future, at {} (its iat); check the clock",
+                    rfc3339(issued_at)
+                ));
+            }
+            if self.expires_at < issued_at {
+                return refuse("expires (exp) before it is issued (iat)".into());
+            }
+            if self.expires_at - issued_at > JWT_MAX_LIFETIME.as_secs_f64() {
+                return refuse(format!(
+                    "is valid for more than {} seconds (exp - iat)",
+                    JWT_MAX_LIFETIME.as_secs()
+                ));
+            }
+        }
+        if let Some(not_before) = self.not_before {
+            if not_before - skew > now {
+                return refuse(format!(
+                    "is not valid before {} (its nbf)",
+                    rfc3339(not_before)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seconds since the epoch as an RFC 3339 time (the epoch itself for nonsense).
+fn rfc3339(seconds: f64) -> String {
+    let since_epoch = Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or_default();
+    let time = SystemTime::UNIX_EPOCH
+        .checked_add(since_epoch)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// Reads a JWT's key id, issuer and times, unverified; INVALID_ARGUMENT if it is not a
+/// JWT or lacks one of them.
+fn jwt_claims(jwt: &str) -> Result<JwtClaims, Error> {
     let malformed = |why: &str| Error::invalid_field("jwt", format!("is not a JWT: {why}"));
     let mut parts = jwt.split('.');
     let (Some(header), Some(payload), Some(_signature), None) =
@@ -301,10 +510,24 @@ fn jwt_key_and_issuer(jwt: &str) -> Result<(String, String), Error> {
     };
     let header = decode(header, "header")?;
     let payload = decode(payload, "payload")?;
-    Ok((
-        text(&header, "kid", "header")?,
-        text(&payload, "iss", "payload")?,
-    ))
+    let time = |name: &str| -> Result<Option<f64>, Error> {
+        match payload.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_f64()
+                .filter(|seconds| seconds.is_finite())
+                .map(Some)
+                .ok_or_else(|| malformed(&format!("its {name} is not a number of seconds"))),
+        }
+    };
+    Ok(JwtClaims {
+        key_id: text(&header, "kid", "header")?,
+        issuer: text(&payload, "iss", "payload")?,
+        expires_at: time("exp")?
+            .ok_or_else(|| malformed("its payload has no exp (when it expires)"))?,
+        issued_at: time("iat")?,
+        not_before: time("nbf")?,
+    })
 }
 
 #[cfg(test)]
@@ -366,17 +589,82 @@ mod tests {
     }
 
     #[test]
-    fn a_jwt_gives_its_key_id_and_issuer() {
+    fn a_jwt_gives_its_key_id_issuer_and_times() {
         let part = |json: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json);
         let jwt = format!(
             "{}.{}.signature",
             part(r#"{"typ":"JWT","alg":"PS256","kid":"key-1"}"#),
-            part(r#"{"iss":"sa-1","aud":"https://iam.api.cloud.yandex.net/iam/v1/tokens"}"#)
+            part(
+                r#"{"iss":"sa-1","aud":"https://iam.api.cloud.yandex.net/iam/v1/tokens","iat":1000,"exp":1360}"#
+            )
         );
         assert_eq!(
-            jwt_key_and_issuer(&jwt).unwrap(),
-            ("key-1".to_string(), "sa-1".to_string())
+            jwt_claims(&jwt).unwrap(),
+            JwtClaims {
+                key_id: "key-1".into(),
+                issuer: "sa-1".into(),
+                expires_at: 1360.0,
+                issued_at: Some(1000.0),
+                not_before: None,
+            }
         );
-        assert!(jwt_key_and_issuer("not-a-jwt").is_err());
+        assert!(jwt_claims("not-a-jwt").is_err());
+        let without_exp = format!(
+            "{}.{}.signature",
+            part(r#"{"kid":"key-1"}"#),
+            part(r#"{"iss":"sa-1"}"#)
+        );
+        let error = jwt_claims(&without_exp).unwrap_err();
+        assert!(error.message().contains("no exp"), "{error}");
+    }
+
+    fn claims(issued_at: Option<f64>, expires_at: f64, not_before: Option<f64>) -> JwtClaims {
+        JwtClaims {
+            key_id: "key-1".into(),
+            issuer: "sa-1".into(),
+            expires_at,
+            issued_at,
+            not_before,
+        }
+    }
+
+    #[test]
+    fn a_jwt_is_refused_outside_its_times_with_a_little_clock_skew() {
+        let now = 1_700_000_000.0;
+        let skew = JWT_CLOCK_SKEW.as_secs_f64();
+        let accepted = [
+            claims(Some(now - 10.0), now + 300.0, None),
+            // within the skew either way
+            claims(Some(now + skew - 1.0), now + 300.0, Some(now + skew - 1.0)),
+            claims(Some(now - 3000.0), now - skew + 1.0, None),
+            claims(None, now + 10.0, None),
+        ];
+        for claims in accepted {
+            assert_eq!(claims.check_times(now), Ok(()), "{claims:?}");
+        }
+        let refused = [
+            (claims(Some(now - 7200.0), now - 3600.0, None), "expired at"),
+            (claims(None, now - skew - 1.0, None), "expired at"),
+            (
+                claims(Some(now + skew + 1.0), now + 600.0, None),
+                "issued in the future",
+            ),
+            (claims(Some(now), now - 1.0, None), "before it is issued"),
+            (
+                claims(Some(now), now + 7200.0, None),
+                "more than 3600 seconds",
+            ),
+            (
+                claims(None, now + 600.0, Some(now + skew + 1.0)),
+                "not valid before",
+            ),
+        ];
+        for (claims, why) in refused {
+            let error = claims.check_times(now).unwrap_err();
+            assert!(
+                matches!(&error, Error::Unauthenticated(message) if message.contains(why)),
+                "{claims:?}: {error}"
+            );
+        }
     }
 }

@@ -77,15 +77,18 @@ fn noun(kind: ResourceKind) -> &'static str {
     }
 }
 
-/// The resource of a change: NOT_FOUND if it does not exist, PERMISSION_DENIED if its
-/// folder may not be changed by the caller (see [`check_changeable`]).
+/// The resource of a change: NOT_FOUND if it does not exist or is in a folder the caller
+/// may not use (as `Catalog::get`), PERMISSION_DENIED if its folder is read-only (see
+/// [`check_changeable`]).
 pub(super) fn changeable(
     caller: &Caller,
     kind: ResourceKind,
     id: &str,
     current: Option<Current>,
 ) -> Result<Current, Error> {
-    let current = current.ok_or_else(|| super::not_found(kind, id))?;
+    let current = current
+        .filter(|current| caller.may_use(current.resource.folder_id()))
+        .ok_or_else(|| super::not_found(kind, id))?;
     check_changeable(caller, current.resource.folder_id())?;
     Ok(current)
 }

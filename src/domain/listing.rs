@@ -245,16 +245,14 @@ impl Catalog {
                 _ => return Err(Error::invalid_field("page_token", "is damaged")),
             }
         };
-        // A resource that exists must be in a folder the caller may use; then, as for a
-        // resource that is gone, the caller sees the operations recorded in its folders
-        // (a disk that moved has operations in both), as OperationService.Get would.
-        let exists = match self.store.resource(kind, id).await? {
-            Some(resource) => {
-                call.caller.check_folder(resource.folder_id())?;
-                true
-            }
-            None => false,
-        };
+        // A resource in a folder the caller may not use is, to the caller, one that does not
+        // exist (as for Get). Either way the caller sees the operations recorded in its
+        // folders (a disk that moved has operations in both), as OperationService.Get would.
+        let exists = self
+            .store
+            .resource(kind, id)
+            .await?
+            .is_some_and(|resource| call.caller.may_use(resource.folder_id()));
         let folders = call.caller.folder_list();
         let mut page = self
             .store

@@ -95,7 +95,7 @@ impl Catalog {
         Ok(Catalog {
             store,
             executor,
-            validator,
+            validator: validator.with_domain_rules(domain_rules(&offerings)),
             offerings,
             page_tokens: page_token::PageTokens::new(&key),
         })
@@ -136,21 +136,19 @@ impl Catalog {
         &self.validator
     }
 
-    /// The resource of the given kind, or NOT_FOUND; PERMISSION_DENIED if it is in a
-    /// folder the caller may not use.
+    /// The resource of the given kind, or NOT_FOUND: also when it is in a folder the
+    /// caller may not use, so that an answer never tells whether an id exists elsewhere.
     pub async fn get(
         &self,
         call: &CallContext,
         kind: ResourceKind,
         id: &str,
     ) -> Result<Resource, Error> {
-        let resource = self
-            .store
+        self.store
             .resource(kind, id)
             .await?
-            .ok_or_else(|| not_found(kind, id))?;
-        call.caller.check_folder(resource.folder_id())?;
-        Ok(resource)
+            .filter(|resource| call.caller.may_use(resource.folder_id()))
+            .ok_or_else(|| not_found(kind, id))
     }
 
     /// The resource of kind `K`, as its message (see [`Catalog::get`]).
@@ -169,16 +167,15 @@ impl Catalog {
         })
     }
 
-    /// The operation with the given id, or NOT_FOUND; PERMISSION_DENIED if its resource is
-    /// in a folder the caller may not use.
+    /// The operation with the given id, or NOT_FOUND: also when its resource is in a
+    /// folder the caller may not use (as [`Catalog::get`]).
     pub async fn operation(&self, call: &CallContext, id: &str) -> Result<Operation, Error> {
-        let record = self
-            .store
+        self.store
             .operation(id)
             .await?
-            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))?;
-        call.caller.check_folder(&record.target.folder_id)?;
-        Ok(record.operation)
+            .filter(|record| call.caller.may_use(&record.target.folder_id))
+            .map(|record| record.operation)
+            .ok_or_else(|| Error::NotFound(format!("Operation {} not found", excerpt(id))))
     }
 
     /// Cancels an operation (see [`Executor::cancel`]), if the caller may see it.
@@ -251,6 +248,64 @@ impl Catalog {
         self.executor.start(record);
         Ok(operation)
     }
+}
+
+/// The rules the domain checks itself about single fields, for documents that describe
+/// the API (see [`validation::DomainRule`]): the offered zones and disk types, the block
+/// sizes, and the shapes of an access binding's role and subject.
+fn domain_rules(offerings: &Offerings) -> Vec<validation::DomainRule> {
+    use validation::DomainRule;
+    let values = |message, field, values: Vec<String>| DomainRule {
+        message,
+        field,
+        values: Some(values),
+        pattern: None,
+    };
+    let pattern = |message, field, pattern: &str| DomainRule {
+        message,
+        field,
+        values: None,
+        pattern: Some(pattern.to_string()),
+    };
+    let disk_types = std::iter::once(String::new())
+        .chain(offerings.disk_types.iter().cloned())
+        .collect();
+    vec![
+        values(
+            "yandex.cloud.compute.v1.CreateDiskRequest",
+            "zone_id",
+            offerings.zones.clone(),
+        ),
+        values(
+            "yandex.cloud.compute.v1.RelocateDiskRequest",
+            "destination_zone_id",
+            offerings.zones.clone(),
+        ),
+        values(
+            "yandex.cloud.compute.v1.CreateDiskRequest",
+            "type_id",
+            disk_types,
+        ),
+        values(
+            "yandex.cloud.compute.v1.CreateDiskRequest",
+            "block_size",
+            disk::block_sizes().map(|size| size.to_string()).collect(),
+        ),
+        values(
+            "yandex.cloud.access.Subject",
+            "type",
+            access::SUBJECT_TYPES
+                .iter()
+                .map(|t| t.to_string())
+                .collect(),
+        ),
+        pattern(
+            "yandex.cloud.access.AccessBinding",
+            "role_id",
+            access::ID_PATTERN,
+        ),
+        pattern("yandex.cloud.access.Subject", "id", access::ID_PATTERN),
+    ]
 }
 
 /// NOT_FOUND for a resource of `kind` that does not exist.

@@ -63,6 +63,26 @@ pub struct Constraints {
     pub size: Option<(Option<i128>, Option<i128>)>,
     pub key_length: Option<(Option<i128>, Option<i128>)>,
     pub key_pattern: Option<String>,
+    /// The only values the domain accepts (see [`DomainRule`]), as text.
+    pub values: Option<Vec<String>>,
+    /// Whether the field left unset breaks a rule: it is `required`, or its default
+    /// value (empty, zero, no entries) is outside its length, pattern, value or size.
+    pub must_be_set: bool,
+}
+
+/// A rule about one field that the domain checks itself rather than a proto option states
+/// (a value list of the server's settings, an id's shape), so that documents describing
+/// the API state it too: [`Validator::with_domain_rules`] adds it to the field's
+/// [`Constraints`]. The validator does not check it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRule {
+    /// The message's full name and the field's proto name.
+    pub message: &'static str,
+    pub field: &'static str,
+    /// The only values accepted, as text (numbers in decimal).
+    pub values: Option<Vec<String>>,
+    /// A pattern every value matches (for a field whose proto states none).
+    pub pattern: Option<String>,
 }
 
 /// An inclusive numeric range parsed from a rule such as `<=50`, `1-63`, `20` or `>0`.
@@ -227,6 +247,8 @@ impl MessagePlan {
 #[derive(Debug, Clone)]
 pub struct Validator {
     plans: Arc<HashMap<String, MessagePlan, foldhash::fast::RandomState>>,
+    /// The domain's rules, by `message.field`: documented, not checked here.
+    domain_rules: Arc<HashMap<String, DomainRule>>,
 }
 
 struct Extensions {
@@ -265,11 +287,27 @@ impl Validator {
         }
         Ok(Validator {
             plans: Arc::new(plans),
+            domain_rules: Arc::default(),
         })
     }
 
+    /// The validator with the domain's own rules added to the constraints it reports (see
+    /// [`DomainRule`]).
+    pub fn with_domain_rules(self, rules: Vec<DomainRule>) -> Validator {
+        Validator {
+            domain_rules: Arc::new(
+                rules
+                    .into_iter()
+                    .map(|rule| (format!("{}.{}", rule.message, rule.field), rule))
+                    .collect(),
+            ),
+            ..self
+        }
+    }
+
     /// The rules of one field as data, for documents that describe the API (the
-    /// OpenAPI schema); `None` for a field without rules.
+    /// OpenAPI schema): its proto options and the domain's rules about it; `None` for a
+    /// field without rules.
     pub fn constraints(&self, message: &str, field: &str) -> Option<Constraints> {
         let rules = self
             .plans
@@ -278,10 +316,15 @@ impl Validator {
             .iter()
             .find(|rules| rules.name == field)?;
         let range = |bounds: &Option<Bounds>| bounds.as_ref().map(|b| (b.min, b.max));
+        let domain = self.domain_rules.get(&format!("{message}.{field}"));
         let constraints = Constraints {
             required: rules.required,
             length: range(&rules.length),
-            pattern: rules.pattern.as_ref().map(|pattern| pattern.source.clone()),
+            pattern: rules
+                .pattern
+                .as_ref()
+                .map(|pattern| pattern.source.clone())
+                .or_else(|| domain.and_then(|rule| rule.pattern.clone())),
             value: range(&rules.value),
             size: range(&rules.size),
             key_length: range(&rules.key_length),
@@ -289,8 +332,17 @@ impl Validator {
                 .key_pattern
                 .as_ref()
                 .map(|pattern| pattern.source.clone()),
+            values: domain.and_then(|rule| rule.values.clone()),
+            must_be_set: rules.unset_violation.is_some(),
         };
         (constraints != Constraints::default()).then_some(constraints)
+    }
+
+    /// Whether the oneof `oneof` of `message` is `exactly_one`; `None` for an unknown
+    /// message.
+    pub fn exactly_one(&self, message: &str, oneof: &str) -> Option<bool> {
+        let plan = self.plans.get(message)?;
+        Some(plan.exactly_one.iter().any(|group| group.name == oneof))
     }
 
     /// The validator of imageplane's own API.

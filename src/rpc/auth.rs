@@ -12,28 +12,34 @@ use std::sync::Arc;
 /// Decides who calls (see the module documentation).
 pub struct Authenticator {
     identities: Arc<Identities>,
-    /// Path prefixes of the services that need no token (`/package.Service/`).
+    /// The gRPC paths that need no token: a service's (`/package.Service/`, a prefix) or
+    /// one method's (`/package.Service/Method`, exactly).
     open_paths: Vec<String>,
 }
 
 impl Authenticator {
-    /// `open_services`: the full names of the services that need no token.
-    pub fn new<'a>(
-        identities: Arc<Identities>,
-        open_services: impl IntoIterator<Item = &'a str>,
-    ) -> Authenticator {
+    /// `open_paths`: the gRPC paths that need no token (see the field).
+    pub fn new(identities: Arc<Identities>, open_paths: Vec<String>) -> Authenticator {
         Authenticator {
             identities,
-            open_paths: open_services
-                .into_iter()
-                .map(|service| format!("/{service}/"))
-                .collect(),
+            open_paths,
         }
+    }
+
+    /// Whether a call at `path` needs no token.
+    fn is_open(&self, path: &str) -> bool {
+        self.open_paths.iter().any(|open| {
+            if open.ends_with('/') {
+                path.starts_with(open.as_str())
+            } else {
+                path == open
+            }
+        })
     }
 
     /// The caller of an RPC at `path` with these headers, or UNAUTHENTICATED.
     pub async fn caller(&self, path: &str, headers: &HeaderMap) -> Result<Caller, Error> {
-        if !self.identities.is_on() || self.open_paths.iter().any(|open| path.starts_with(open)) {
+        if !self.identities.is_on() || self.is_open(path) {
             return Ok(Caller::anonymous());
         }
         self.identities.caller(bearer_token(headers)?).await

@@ -30,7 +30,6 @@ use crate::work::import::ImportSettings;
 use access_log::{AccessLog, AccessLogLayer};
 use dispatch::Dispatch;
 use listener::ConnectionLimits;
-use services::Access;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -283,7 +282,7 @@ async fn build_service(
     }
     let authenticator = Arc::new(Authenticator::new(
         Arc::clone(&identities),
-        services::names(|service| service.access == Access::Open),
+        services::open_paths(),
     ));
     let health = HealthReporter::new();
     for name in services::names(|service| service.reported) {

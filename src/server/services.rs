@@ -28,6 +28,8 @@ pub enum Access {
     Open,
     /// A caller with a token, when authentication is on.
     Token,
+    /// Anyone, except for these methods, which need a token as [`Access::Token`].
+    OpenExcept(&'static [&'static str]),
 }
 
 /// What building the services needs.
@@ -157,8 +159,9 @@ pub const SERVICES: &[Service] = &[
             },
         )
     },
+    // A token for a service account is made for a caller who has a token of its own.
     Service {
-        access: Access::Open,
+        access: Access::OpenExcept(&["CreateForServiceAccount"]),
         ..api(
             <pb::yandex::cloud::iam::v1::iam_token_service_server::IamTokenServiceServer<IamApi>>::NAME,
             |parts, routes| {
@@ -208,6 +211,26 @@ pub fn names(which: fn(&Service) -> bool) -> impl Iterator<Item = &'static str> 
         .iter()
         .filter(move |service| which(service))
         .map(|service| service.name)
+}
+
+/// The gRPC paths that need no token: `/package.Service/` for an open service (a prefix),
+/// `/package.Service/Method` for an open method of a service that is open but for some.
+pub fn open_paths() -> Vec<String> {
+    let pool = pb::descriptor_pool();
+    SERVICES
+        .iter()
+        .flat_map(|service| match service.access {
+            Access::Open => vec![format!("/{}/", service.name)],
+            Access::Token => Vec::new(),
+            Access::OpenExcept(closed) => pool
+                .get_service_by_name(service.name)
+                .expect("a served service is in the descriptor pool")
+                .methods()
+                .filter(|method| !closed.contains(&method.name()))
+                .map(|method| format!("/{}/{}", service.name, method.name()))
+                .collect(),
+        })
+        .collect()
 }
 
 /// A plain document: a path that is not an RPC, answered to GET without a token.

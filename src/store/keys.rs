@@ -86,6 +86,42 @@ impl Keys for SqlStore {
             .await
     }
 
+    async fn expire_token(
+        &self,
+        sha256: &str,
+        at_ms: i64,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        let sha256 = sha256.to_string();
+        self.database
+            .write(Box::new(move |tx| {
+                Box::pin(async move {
+                    tx.execute(
+                        "UPDATE iam_tokens SET expires_at_ms = $2
+                         WHERE token_sha256 = $1 AND expires_at_ms > $2",
+                        vec![sha256.clone().into(), at_ms.into()],
+                    )
+                    .await?;
+                    let mut rows = tx
+                        .query(
+                            "SELECT subject, folders, expires_at_ms FROM iam_tokens
+                             WHERE token_sha256 = $1",
+                            vec![sha256.clone().into()],
+                        )
+                        .await?;
+                    let Some(row) = rows.first_mut() else {
+                        return Ok(None);
+                    };
+                    Ok(Some(IssuedToken {
+                        sha256,
+                        subject: row.text(0)?,
+                        folders: IssuedToken::folders_from_column(&row.text(1)?),
+                        expires_at_ms: row.i64(2)?,
+                    }))
+                })
+            }))
+            .await
+    }
+
     async fn purge_keys_and_tokens(
         &self,
         keys_before_ms: i64,

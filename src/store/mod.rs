@@ -399,6 +399,14 @@ pub trait Keys: Send + Sync {
     /// The issued IAM token with this SHA-256, if any (expired ones too, until purged).
     async fn token(&self, sha256: &str) -> Result<Option<IssuedToken>, StoreError>;
 
+    /// Ends the issued IAM token with this SHA-256 at `at_ms` (a revocation; one that
+    /// ended earlier keeps its end) and answers it as it is now, if it is stored.
+    async fn expire_token(
+        &self,
+        sha256: &str,
+        at_ms: i64,
+    ) -> Result<Option<IssuedToken>, StoreError>;
+
     /// Deletes up to `limit` idempotency keys stored before `keys_before_ms` and up to
     /// `limit` IAM tokens that expired before `tokens_before_ms`; returns how many.
     async fn purge_keys_and_tokens(

@@ -350,5 +350,16 @@ def iam_token_for_jwt(jwt: str) -> Rpc:
                "POST", "/iam/v1/tokens", {"jwt": jwt})
 
 
+def iam_token_for_service_account(service_account_id: str) -> Rpc:
+    return Rpc("iam.CreateForServiceAccount",
+               iam_token_service_pb2.CreateIamTokenForServiceAccountRequest(service_account_id=service_account_id),
+               "POST", "/iam/v1/tokens:createForServiceAccount", {"serviceAccountId": service_account_id})
+
+
+def revoke_iam_token(iam_token: str) -> Rpc:
+    return Rpc("iam.Revoke", iam_token_service_pb2.RevokeIamTokenRequest(iam_token=iam_token),
+               "POST", "/iam/v1/tokens:revoke", {"iamToken": iam_token})
+
+
 def list_endpoints() -> Rpc:
     return Rpc("endpoints.List", api_endpoint_service_pb2.ListApiEndpointsRequest(), "GET", "/endpoints")

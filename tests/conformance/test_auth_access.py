@@ -25,6 +25,7 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from calls import (
+    NOT_FOUND,
     PERMISSION_DENIED,
     PUBLIC_FOLDER,
     TRANSPORTS,
@@ -42,6 +43,7 @@ from calls import (
     get_operation,
     iam_token_for,
     iam_token_for_jwt,
+    iam_token_for_service_account,
     latest_public_image,
     list_access_bindings_of,
     list_endpoints,
@@ -49,6 +51,7 @@ from calls import (
     list_operations_of,
     listed_ids,
     move_disk,
+    revoke_iam_token,
     set_access_bindings_of,
     update_name_of,
 )
@@ -214,6 +217,42 @@ def test_an_issued_token_expires(short_lived, transport):
     check_www_authenticate(expired)
 
 
+def unsigned_jwt(key_id: str, issuer: str, issued: int, expires: int) -> str:
+    """A service account's JWT (the server does not check signatures), its times in
+    seconds from now."""
+    part = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")  # noqa: E731
+    now = int(time.time())
+    return (f"{part({'alg': 'PS256', 'typ': 'JWT', 'kid': key_id})}."
+            f"{part({'iss': issuer, 'iat': now + issued, 'exp': now + expires})}.c2lnbmF0dXJl")
+
+
+def test_a_jwt_is_exchanged_only_within_its_times(plain_authed, transport):
+    alice = plain_authed.identities["alice"]
+    wire = Wire(plain_authed, transport)
+    wire.call(iam_token_for_jwt(unsigned_jwt(alice.token, alice.subject, -5, 300))).ok()
+    for jwt, why in [(unsigned_jwt(alice.token, alice.subject, -86_400, -86_000), "expired at"),
+                     (unsigned_jwt(alice.token, alice.subject, 3_600, 3_900), "issued in the future")]:
+        refused = wire.call(iam_token_for_jwt(jwt)).expect(UNAUTHENTICATED, why)
+        assert jwt not in refused.message
+
+
+def test_a_token_made_for_a_service_account_and_revoked(plain_authed, transport):
+    alice, bob = plain_authed.identities["alice"], plain_authed.identities["bob"]
+    wire = Wire(plain_authed, transport)
+    # bob may use every folder, so he may have a token of alice's (a subject of the file) ...
+    made = wire.call(iam_token_for_service_account(alice.subject), token=bob.token).ok()["iamToken"]
+    wire.call(list_of("disks", alice.folders[1]), token=made).ok()
+    wire.call(list_of("disks", unique_folder()), token=made).expect(PERMISSION_DENIED)
+    # ... alice may not have bob's, which reaches further, nor one of an unknown account ...
+    wire.call(iam_token_for_service_account(bob.subject), token=alice.token).expect(PERMISSION_DENIED)
+    wire.call(iam_token_for_service_account(fake_id()), token=alice.token).expect(PERMISSION_DENIED)
+    # ... and without a token nobody may.
+    wire.call(iam_token_for_service_account(alice.subject)).expect(UNAUTHENTICATED)
+    # Revoking needs only the token; it is refused at once after.
+    assert wire.call(revoke_iam_token(made)).ok()["subjectId"] == alice.subject
+    wire.call(list_of("disks", alice.folders[1]), token=made).expect(UNAUTHENTICATED, "revoked")
+
+
 # --------------------------------------------------- 4: issued tokens are stored
 
 def test_issued_tokens_survive_a_restart(tmp_path):
@@ -329,21 +368,30 @@ def test_listing_a_folder_that_is_not_yours_is_denied(plain_authed, transport, b
             wire.call(list_of(kind, folder), token=alice.token).expect(PERMISSION_DENIED, folder)
 
 
-def test_another_folders_resources_are_out_of_reach(plain_authed, transport, bob_world):
+def test_another_folders_resources_are_out_of_reach_and_answered_as_ids_that_do_not_exist(
+        plain_authed, transport, bob_world):
     alice, bob = plain_authed.identities["alice"], plain_authed.identities["bob"]
     wire = Wire(plain_authed, transport)
-    for kind in ALL_KINDS:
-        resource_id = bob_world["ids"][kind]
+
+    def rpcs_on(kind: str, resource_id: str) -> list[Rpc]:
         rpcs = [
             get_of(kind, resource_id),
-            update_name_of(kind, resource_id, unique_name("stolen")),
+            update_name_of(kind, resource_id, "stolen"),
             delete_of(kind, resource_id),
             list_operations_of(kind, resource_id),
         ]
         if kind in COMPUTE_KINDS:
             rpcs += [list_access_bindings_of(kind, resource_id), set_access_bindings_of(kind, resource_id)]
-        for rpc in rpcs:
-            wire.call(rpc, token=alice.token).expect(PERMISSION_DENIED)
+        return rpcs
+
+    for kind in ALL_KINDS:
+        resource_id, made_up = bob_world["ids"][kind], fake_id()
+        for hidden, missing in zip(rpcs_on(kind, resource_id), rpcs_on(kind, made_up)):
+            got = wire.call(hidden, token=alice.token).expect(NOT_FOUND, resource_id)
+            absent = wire.call(missing, token=alice.token).expect(NOT_FOUND, made_up)
+            # one answer, whether the id exists in a folder she may not use or nowhere
+            assert got.message.replace(resource_id, "ID") == absent.message.replace(made_up, "ID"), (
+                got.describe(), absent.describe())
     # bob's resources are as he made them
     for kind in ALL_KINDS:
         resource_id = bob_world["ids"][kind]
@@ -364,9 +412,9 @@ def test_another_folders_operations_cannot_be_read_or_cancelled(slow_authed, tra
     operation = wire.call(create_disk(folder, unique_name("slow")), token=bob.token).ok()
     assert operation["done"] is False, operation
     try:
-        wire.call(get_operation(operation["id"]), token=alice.token).expect(PERMISSION_DENIED)
-        wire.call(cancel_operation(operation["id"]), token=alice.token).expect(PERMISSION_DENIED)
-        wire.call(get_of("disks", operation["metadata"]["diskId"]), token=alice.token).expect(PERMISSION_DENIED)
+        wire.call(get_operation(operation["id"]), token=alice.token).expect(NOT_FOUND, operation["id"])
+        wire.call(cancel_operation(operation["id"]), token=alice.token).expect(NOT_FOUND, operation["id"])
+        wire.call(get_of("disks", operation["metadata"]["diskId"]), token=alice.token).expect(NOT_FOUND)
         # still running, not cancelled
         current = wire.call(get_operation(operation["id"]), token=bob.token).ok()
         assert current["done"] is False and "error" not in current, current
@@ -494,7 +542,9 @@ def test_tokens_never_appear_in_the_log(plain_authed):
     password = f"hunter2-{uuid.uuid4().hex}"
     basic = base64.b64encode(f"alice:{password}".encode()).decode()
     part = lambda obj: base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")  # noqa: E731
-    jwt = f"{part({'alg': 'PS256', 'typ': 'JWT', 'kid': alice.token})}.{part({'iss': 'not-alice'})}.c2lnbmF0dXJl"
+    now = int(time.time())
+    jwt = (f"{part({'alg': 'PS256', 'typ': 'JWT', 'kid': alice.token})}."
+           f"{part({'iss': 'not-alice', 'iat': now, 'exp': now + 300})}.c2lnbmF0dXJl")
     secrets.update({"an unknown bearer": unknown, "an unlisted OAuth token": unlisted,
                     "a Basic password": password, "Basic credentials": basic, "a JWT": jwt})
     for transport in TRANSPORTS:
