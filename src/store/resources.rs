@@ -27,12 +27,20 @@ impl Resources for SqlStore {
         let row = ResourceRow::from_resource(&resource);
         let operation_row = OperationRow::from_record(&operation);
         let source = operation.work.source().map(str::to_string);
-        if claim.is_none() && source.is_none() && self.database.dialect().writable_ctes {
-            // PostgreSQL: the resource and its operation in one statement, committed alone.
+        if claim.is_none() && self.database.dialect().writable_ctes {
+            // PostgreSQL: the resource and its operation in one statement, committed alone,
+            // with its source's check (`check_source_ready`) in it.
             let inserted = self
                 .database
                 .write_one_statement(Box::new(move |tx| {
-                    Box::pin(insert_created(tx, row, operation_row, owner, lease_ms))
+                    Box::pin(insert_created(
+                        tx,
+                        row,
+                        operation_row,
+                        source,
+                        owner,
+                        lease_ms,
+                    ))
                 }))
                 .await?;
             return match inserted {
@@ -285,24 +293,63 @@ async fn insert_created(
     tx: &dyn Tx,
     row: ResourceRow,
     operation: OperationRow,
+    source: Option<String>,
     owner: String,
     lease_ms: i64,
 ) -> Result<bool, StoreError> {
-    let sql = format!(
-        "WITH inserted AS (
-             INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
-                 created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
-             RETURNING id)
-         INSERT INTO operations {OPERATION_INSERT_COLUMNS}
-         SELECT $10, $11, $12, $13, $14, $15, $16, {} + $17, $18, $19, $20, $21, $22
-         FROM inserted",
-        tx.dialect().now_ms
-    );
+    let now_ms = tx.dialect().now_ms;
     let mut parameters = resource_values(row);
     parameters.extend(operation_values(operation, &owner, lease_ms));
-    Ok(tx.execute(&sql, parameters).await? == 1)
+    let Some(source) = source else {
+        let sql = format!(
+            "WITH inserted AS (
+                 INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                     created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
+                 RETURNING id)
+             INSERT INTO operations {OPERATION_INSERT_COLUMNS}
+             SELECT $10, $11, $12, $13, $14, $15, $16, {now_ms} + $17, $18, $19, $20, $21, $22
+             FROM inserted"
+        );
+        return Ok(tx.execute(&sql, parameters).await? == 1);
+    };
+    // A copy: its source's row locked as `check_source_ready` locks it, and nothing
+    // inserted unless it is READY; the source's state comes back to say why.
+    let sql = format!(
+        "WITH source AS (
+             SELECT kind, status FROM resources WHERE id = $23{}),
+         inserted AS (
+             INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                 created_at_ms)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
+             WHERE EXISTS (SELECT 1 FROM source WHERE status = {})
+             ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
+             RETURNING id),
+         created AS (
+             INSERT INTO operations {OPERATION_INSERT_COLUMNS}
+             SELECT $10, $11, $12, $13, $14, $15, $16, {now_ms} + $17, $18, $19, $20, $21, $22
+             FROM inserted
+             RETURNING id)
+         SELECT (SELECT count(*) FROM created), source.kind, source.status
+         FROM (SELECT 1) AS one LEFT JOIN source ON true",
+        tx.dialect().for_share,
+        status::READY
+    );
+    parameters.push(source.clone().into());
+    let mut rows = tx.query(&sql, parameters).await?;
+    let Some(row) = rows.first_mut() else {
+        return Err(StoreError::Backend("a create answered no row".into()));
+    };
+    if row.i64(0)? == 1 {
+        return Ok(true);
+    }
+    let state = match row.optional_i32(1)? {
+        None => None,
+        Some(kind) => Some((kind, row.i32(2)?)),
+    };
+    source_ready(&source, state)?;
+    Ok(false)
 }
 
 /// The columns an operation is inserted with, in the order of [`operation_values`].
@@ -439,14 +486,24 @@ async fn check_source_ready(tx: &dyn Tx, source: Option<&str>) -> Result<(), Sto
         tx.dialect().for_share
     );
     let mut rows = tx.query(&select, vec![id.into()]).await?;
-    let Some(row) = rows.first_mut() else {
+    let state = match rows.first_mut() {
+        None => None,
+        Some(row) => Some((row.i32(0)?, row.i32(1)?)),
+    };
+    source_ready(id, state)
+}
+
+/// Refuses a source that is gone (`state` is `None`) or whose status is not READY;
+/// `state` is its kind's and its status's numbers.
+fn source_ready(id: &str, state: Option<(i32, i32)>) -> Result<(), StoreError> {
+    let Some((kind, status)) = state else {
         return Err(StoreError::Refused(Error::NotFound(format!(
             "{}, the source, no longer exists",
             excerpt(id)
         ))));
     };
-    let kind = ResourceKind::from_code(row.i32(0)?).map_or("Resource", ResourceKind::display_name);
-    let state = match row.i32(1)? {
+    let kind = ResourceKind::from_code(kind).map_or("Resource", ResourceKind::display_name);
+    let state = match status {
         status::READY => return Ok(()),
         status::DELETING => "is being deleted",
         _ => "is not ready",

@@ -162,6 +162,17 @@ impl Row {
         }
     }
 
+    pub fn optional_i32(&mut self, column: usize) -> Result<Option<i32>, StoreError> {
+        match self.take(column) {
+            Value::Null => Ok(None),
+            Value::I32(number) => Ok(Some(number)),
+            Value::I64(number) => i32::try_from(number)
+                .map(Some)
+                .map_err(|_| Row::mismatch(column, "a 32-bit integer", &Value::I64(number))),
+            other => Err(Row::mismatch(column, "an integer or NULL", &other)),
+        }
+    }
+
     /// A boolean: PostgreSQL's BOOLEAN, or SQLite's 0 and 1.
     pub fn bool(&mut self, column: usize) -> Result<bool, StoreError> {
         match self.take(column) {
