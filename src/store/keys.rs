@@ -2,6 +2,7 @@
 //! `resources`), issued IAM tokens by digest, and the key that signs page tokens.
 
 use super::sql::limit as limit_value;
+use super::sql::Tx;
 use super::{IssuedToken, Keys, SqlStore, StoreError, StoredKey};
 use async_trait::async_trait;
 
@@ -64,24 +65,7 @@ impl Keys for SqlStore {
         let sha256 = sha256.to_string();
         self.database
             .read(Box::new(move |tx| {
-                Box::pin(async move {
-                    let mut rows = tx
-                        .query(
-                            "SELECT subject, folders, expires_at_ms FROM iam_tokens
-                             WHERE token_sha256 = $1",
-                            vec![sha256.clone().into()],
-                        )
-                        .await?;
-                    let Some(row) = rows.first_mut() else {
-                        return Ok(None);
-                    };
-                    Ok(Some(IssuedToken {
-                        sha256,
-                        subject: row.text(0)?,
-                        folders: IssuedToken::folders_from_column(&row.text(1)?),
-                        expires_at_ms: row.i64(2)?,
-                    }))
-                })
+                Box::pin(async move { select_token(tx, sha256).await })
             }))
             .await
     }
@@ -101,22 +85,7 @@ impl Keys for SqlStore {
                         vec![sha256.clone().into(), at_ms.into()],
                     )
                     .await?;
-                    let mut rows = tx
-                        .query(
-                            "SELECT subject, folders, expires_at_ms FROM iam_tokens
-                             WHERE token_sha256 = $1",
-                            vec![sha256.clone().into()],
-                        )
-                        .await?;
-                    let Some(row) = rows.first_mut() else {
-                        return Ok(None);
-                    };
-                    Ok(Some(IssuedToken {
-                        sha256,
-                        subject: row.text(0)?,
-                        folders: IssuedToken::folders_from_column(&row.text(1)?),
-                        expires_at_ms: row.i64(2)?,
-                    }))
+                    select_token(tx, sha256).await
                 })
             }))
             .await
@@ -176,4 +145,23 @@ impl Keys for SqlStore {
             }))
             .await
     }
+}
+
+/// The issued token of this digest, as stored.
+async fn select_token(tx: &dyn Tx, sha256: String) -> Result<Option<IssuedToken>, StoreError> {
+    let mut rows = tx
+        .query(
+            "SELECT subject, folders, expires_at_ms FROM iam_tokens WHERE token_sha256 = $1",
+            vec![sha256.clone().into()],
+        )
+        .await?;
+    let Some(row) = rows.first_mut() else {
+        return Ok(None);
+    };
+    Ok(Some(IssuedToken {
+        sha256,
+        subject: row.text(0)?,
+        folders: IssuedToken::folders_from_column(&row.text(1)?),
+        expires_at_ms: row.i64(2)?,
+    }))
 }
