@@ -1,11 +1,22 @@
-//! The one port: gRPC and HTTP/1.1 side by side, and the connection limits that tonic's
-//! transport server used to set and imageplane's own listener sets now.
+//! The one port: gRPC and HTTP/1.1 side by side, the connection limits that tonic's
+//! transport server used to set and imageplane's own listener sets now, and the health
+//! probes (`/healthz`, `/readyz`, gRPC health) that follow the store.
 
 mod common;
 
-use common::TestServer;
+use common::{postgres, until, TestServer};
+use imageplane::domain::identity::TokenFile;
+use imageplane::server::health::{Health, Probe};
+use imageplane::server::Settings;
+use imageplane::store::{DatabaseUrl, Replica};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
 
 #[tokio::test]
 async fn http2_connections_allow_256_calls_in_flight() {
@@ -79,4 +90,174 @@ async fn http1_connections_are_kept_alive_beside_grpc_on_the_same_port() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
+}
+
+/// The gRPC health of the compute ImageService.
+async fn grpc_health(server: &TestServer) -> ServingStatus {
+    let answer = HealthClient::new(server.channel.clone())
+        .check(HealthCheckRequest {
+            service: "yandex.cloud.compute.v1.ImageService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ServingStatus::try_from(answer.status).unwrap()
+}
+
+/// The status and body of `GET path` over HTTP/1.1.
+async fn get(server: &TestServer, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{}{path}", server.address))
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn probes_answer_without_a_token_and_only_to_get_and_head() {
+    // Authentication on: the probes still need no token.
+    let server = TestServer::start_with(Settings {
+        auth_tokens: Some(TokenFile::parse("tok-admin admin\n", "tokens").unwrap()),
+        ..Settings::default()
+    })
+    .await;
+    assert_eq!(
+        get(&server, "/healthz").await,
+        (200, r#"{"status":"alive"}"#.into())
+    );
+    assert_eq!(
+        get(&server, "/readyz").await,
+        (200, r#"{"status":"ready"}"#.into())
+    );
+    // The API itself does want one.
+    assert_eq!(get(&server, "/compute/v1/images?folderId=f").await.0, 401);
+    assert_eq!(grpc_health(&server).await, ServingStatus::Serving);
+
+    let client = reqwest::Client::new();
+    let head = client
+        .head(format!("http://{}/readyz", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(head.bytes().await.unwrap().len(), 0);
+    let post = client
+        .post(format!("http://{}/healthz", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+}
+
+#[tokio::test]
+async fn a_stopping_server_is_alive_but_not_ready() {
+    let store =
+        imageplane::store::open(&DatabaseUrl::Memory, Replica::new(Duration::from_secs(30)))
+            .await
+            .unwrap();
+    let reporter = tonic_health::server::HealthReporter::new();
+    let health = Health::new(store, reporter).await;
+    assert_eq!(health.answer(Probe::Ready).await.0, 200);
+    health.stop().await;
+    let (status, body) = health.answer(Probe::Ready).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        r#"{"reason":"shutting down","status":"not ready"}"#
+    );
+    assert_eq!(health.answer(Probe::Live).await.0, 200);
+}
+
+/// A TCP proxy to `target` that can be cut (every connection dropped, new ones refused)
+/// and restored on the same port.
+struct Proxy {
+    address: std::net::SocketAddr,
+    target: String,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy {
+            address: listener.local_addr().unwrap(),
+            target,
+            tasks: Arc::default(),
+        };
+        proxy.accept(listener);
+        proxy
+    }
+
+    fn accept(&self, listener: TcpListener) {
+        let (target, tasks) = (self.target.clone(), Arc::clone(&self.tasks));
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (mut inbound, _) = listener.accept().await.unwrap();
+                let target = target.clone();
+                let piping = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(piping);
+            }
+        });
+        self.tasks.lock().unwrap().push(accepting);
+    }
+
+    /// Drops every connection and stops listening.
+    fn cut(&self) {
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+
+    /// Listens again on the same port.
+    async fn restore(&self) {
+        self.accept(TcpListener::bind(self.address).await.unwrap());
+    }
+}
+
+#[tokio::test]
+async fn readiness_follows_a_postgresql_that_goes_away_and_comes_back() {
+    let Some(base_url) = postgres::base_url("the readiness test") else {
+        return;
+    };
+    let (schema, url) = postgres::fresh_schema(&base_url, "health").await;
+    // Route the server's connections through the proxy: the URL's host:port is the one
+    // between '@' (or "//") and the next '/'.
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let (host, port) = match (config.get_hosts(), config.get_ports()) {
+        ([tokio_postgres::config::Host::Tcp(host)], [port]) => (host.clone(), *port),
+        other => panic!("a single TCP host is expected: {other:?}"),
+    };
+    let proxy = Proxy::start(format!("{host}:{port}")).await;
+    let authority = format!("{host}:{port}");
+    assert!(url.contains(&authority), "{url} names {authority}");
+    let proxied = url.replacen(&authority, &proxy.address.to_string(), 1);
+    let server = TestServer::start_with(Settings {
+        database: DatabaseUrl::Postgres(proxied),
+        ..Settings::default()
+    })
+    .await;
+    assert_eq!(get(&server, "/readyz").await.0, 200);
+    assert_eq!(grpc_health(&server).await, ServingStatus::Serving);
+
+    proxy.cut();
+    let (status, body) = get(&server, "/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("the store does not answer"), "{body}");
+    // The process is still alive, and gRPC health has followed /readyz.
+    assert_eq!(get(&server, "/healthz").await.0, 200);
+    assert_eq!(grpc_health(&server).await, ServingStatus::NotServing);
+
+    proxy.restore().await;
+    until(
+        "/readyz did not answer 200 once PostgreSQL was back",
+        || async { get(&server, "/readyz").await.0 == 200 },
+    )
+    .await;
+    assert_eq!(grpc_health(&server).await, ServingStatus::Serving);
+    drop(server);
+    postgres::drop_schema(&base_url, &schema).await;
 }

@@ -826,7 +826,12 @@ impl store::Keys for FailsOnce {
     }
 }
 
-impl Store for FailsOnce {}
+#[async_trait::async_trait]
+impl Store for FailsOnce {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+}
 
 #[tokio::test]
 async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure() {

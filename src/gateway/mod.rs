@@ -95,17 +95,18 @@ impl Gateway {
         })
     }
 
-    /// The OpenAPI 3.0 document of every route, as JSON.
+    /// The OpenAPI 3.1 document of every route, as JSON.
     pub fn openapi(&self) -> Bytes {
         self.shared.openapi.clone()
     }
 
-    /// Answers a request for a plain JSON document at `path` (GET, and HEAD without the
-    /// body); the response carries a [`RestCall`] for the access log.
+    /// Answers a request for a plain JSON document at `path` with `status` (GET, and HEAD
+    /// without the body); the response carries a [`RestCall`] for the access log.
     pub fn document(
         &self,
         method: &Method,
         path: &str,
+        status: StatusCode,
         body: Bytes,
     ) -> Response<tonic::body::Body> {
         let length = body.len();
@@ -115,7 +116,7 @@ impl Gateway {
                 rpc: "-".into(),
                 grpc_status: 0,
             };
-            (json_response(StatusCode::OK, body), call)
+            (json_response(status, body), call)
         } else {
             let rejection = Rejection::WrongMethod(vec![Method::GET, Method::HEAD]);
             let (response, grpc_status) = rejection.into_response(&self.shared.renderer);

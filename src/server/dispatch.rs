@@ -1,13 +1,14 @@
 //! One port, two protocols: a request whose content-type is `application/grpc` (or
-//! `application/grpc+proto`, ...) goes to the gRPC services; a request for a plain
-//! document (`services::documents`, e.g. `/openapi.json`) gets it; anything else goes to
-//! the REST gateway. All answer with the same body type, so one connection can carry
-//! every kind.
-
+//! `application/grpc+proto`, ...) goes to the gRPC services; a health probe (`/healthz`,
+//! `/readyz`: [`Health`]) gets its answer, and a request for a plain document
+//! (`services::documents`, e.g. `/openapi.json`) the document, neither needing a token;
+//! anything else goes to the REST gateway. All answer with the same body type, so one
+//! connection can carry every kind.
+use super::health::{Health, Probe};
 use super::services::Document;
 use crate::gateway::Gateway;
 use crate::rpc::GrpcService;
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,14 +29,21 @@ pub struct Dispatch {
     grpc: GrpcService,
     gateway: Gateway,
     documents: Arc<[Document]>,
+    health: Arc<Health>,
 }
 
 impl Dispatch {
-    pub fn new(grpc: GrpcService, gateway: Gateway, documents: Vec<Document>) -> Dispatch {
+    pub fn new(
+        grpc: GrpcService,
+        gateway: Gateway,
+        documents: Vec<Document>,
+        health: Arc<Health>,
+    ) -> Dispatch {
         Dispatch {
             grpc,
             gateway,
             documents: documents.into(),
+            health,
         }
     }
 }
@@ -56,10 +64,20 @@ impl tower::Service<Request<tonic::body::Body>> for Dispatch {
             return Box::pin(grpc.oneshot(request));
         }
         let path = request.uri().path();
+        if let Some(probe) = Probe::at(path) {
+            let (health, gateway) = (Arc::clone(&self.health), self.gateway.clone());
+            return Box::pin(async move {
+                let (status, body) = health.answer(probe).await;
+                Ok(gateway.document(request.method(), request.uri().path(), status, body))
+            });
+        }
         if let Some(document) = self.documents.iter().find(|document| document.path == path) {
-            let response = self
-                .gateway
-                .document(request.method(), path, document.body.clone());
+            let response = self.gateway.document(
+                request.method(),
+                path,
+                StatusCode::OK,
+                document.body.clone(),
+            );
             Box::pin(std::future::ready(Ok(response)))
         } else {
             let gateway = self.gateway.clone();

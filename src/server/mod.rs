@@ -11,6 +11,7 @@
 
 pub mod access_log;
 pub mod dispatch;
+pub mod health;
 pub mod listener;
 pub mod request_budget;
 pub mod services;
@@ -29,6 +30,7 @@ use crate::work::executor::{Executor, ExecutorSettings};
 use crate::work::import::ImportSettings;
 use access_log::{AccessLog, AccessLogLayer};
 use dispatch::Dispatch;
+use health::Health;
 use listener::ConnectionLimits;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -114,7 +116,7 @@ pub struct Server {
     store: Arc<dyn Store>,
     executor: Arc<Executor>,
     service: AccessLog<Dispatch>,
-    health: HealthReporter,
+    health: Arc<Health>,
 }
 
 impl Server {
@@ -171,13 +173,10 @@ impl Server {
             (None, Ok(address)) => info!(%address, "serving (plaintext)"),
             (_, Err(error)) => warn!(%error, "the listener has no address"),
         }
+        health.watch();
         let on_stop = async move {
             info!("shutting down: no new calls, finishing running ones");
-            for name in services::names(|service| service.reported) {
-                health
-                    .set_service_status(name, tonic_health::ServingStatus::NotServing)
-                    .await;
-            }
+            health.stop().await;
         };
         listener::serve_connections(
             listener,
@@ -252,14 +251,14 @@ async fn load_seeds_and_start_work(
 }
 
 /// The domain, the services of [`services::SERVICES`] behind the RPC layer, the gateway,
-/// and the access log around them all; and the health reporter.
+/// and the access log around them all; and the server's health.
 async fn build_service(
     settings: &Settings,
     validator: Validator,
     store: &Arc<dyn Store>,
     executor: &Arc<Executor>,
     local_address: SocketAddr,
-) -> Result<(AccessLog<Dispatch>, HealthReporter), Failure> {
+) -> Result<(AccessLog<Dispatch>, Arc<Health>), Failure> {
     let catalog = Arc::new(
         Catalog::new(
             Arc::clone(store),
@@ -284,16 +283,12 @@ async fn build_service(
         Arc::clone(&identities),
         services::open_paths(),
     ));
-    let health = HealthReporter::new();
-    for name in services::names(|service| service.reported) {
-        health
-            .set_service_status(name, tonic_health::ServingStatus::Serving)
-            .await;
-    }
+    let reporter = HealthReporter::new();
+    let health = Health::new(Arc::clone(store), reporter.clone()).await;
     let parts = services::Parts {
         catalog: Arc::clone(&catalog),
         identities,
-        health: health.clone(),
+        health: reporter,
         advertise_address: settings.advertise_address.clone(),
         local_address,
     };
@@ -308,7 +303,7 @@ async fn build_service(
     let gateway = Gateway::new(grpc.clone(), catalog.validator(), &rest)?;
     let documents = services::documents(&gateway);
     Ok((
-        AccessLogLayer.layer(Dispatch::new(grpc, gateway, documents)),
+        AccessLogLayer.layer(Dispatch::new(grpc, gateway, documents, Arc::clone(&health))),
         health,
     ))
 }

@@ -104,6 +104,14 @@ impl SqlStore {
 
 #[async_trait::async_trait]
 impl super::Store for SqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.database
+            .read(Box::new(|tx| {
+                Box::pin(async move { tx.query("SELECT 1", Vec::new()).await.map(drop) })
+            }))
+            .await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.database.close().await
     }

@@ -424,6 +424,9 @@ pub trait Keys: Send + Sync {
 /// The whole store.
 #[async_trait]
 pub trait Store: Resources + Operations + Leases + Keys + 'static {
+    /// Whether the database answers: one trivial read.
+    async fn ping(&self) -> Result<(), StoreError>;
+
     /// Called once on a clean stop, after the last write: leaves the database complete
     /// in its main file where the backend has more than one (SQLite's WAL).
     async fn close(&self) -> Result<(), StoreError> {
