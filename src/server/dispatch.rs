@@ -4,6 +4,7 @@
 //! (`services::documents`, e.g. `/openapi.json`) the document, neither needing a token;
 //! anything else goes to the REST gateway. All answer with the same body type, so one
 //! connection can carry every kind.
+
 use super::health::{Health, Probe};
 use super::services::Document;
 use crate::gateway::Gateway;
