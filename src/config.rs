@@ -148,6 +148,12 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_OPERATION_DELAY", default_value = "0s", value_parser = parse_operation_delay)]
     pub operation_delay: Duration,
 
+    /// Turn on the admin API (`imageplane.v1.AdminService`, REST under `/imageplane/v1/`:
+    /// reset) for test suites. With --auth-tokens, only tokens marked @admin may use it.
+    /// As an environment variable: `true` or `false`.
+    #[arg(long, env = "IMAGEPLANE_ENABLE_ADMIN")]
+    pub enable_admin: bool,
+
     /// The host:port that ApiEndpointService tells SDKs to use for every service. Default:
     /// the host and port each client used to reach this server (its `:authority`).
     #[arg(long, env = "IMAGEPLANE_ADVERTISE_ADDRESS")]

@@ -112,6 +112,7 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         auth_tokens,
         iam_token_lifetime: args.iam_token_lifetime,
         operation_delay: args.operation_delay,
+        enable_admin: args.enable_admin,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,

@@ -831,6 +831,13 @@ impl Store for FailsOnce {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
+
+    async fn reset(
+        &self,
+        seeds: Vec<imageplane::model::resource::Resource>,
+    ) -> Result<store::ResetCounts, StoreError> {
+        self.inner.reset(seeds).await
+    }
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //!
 //! Uses the domain and below; never the RPC layer, the gateway or the server.
 
+pub mod admin;
 pub mod baremetal_image;
 pub mod compute_disk;
 pub mod compute_image;

@@ -30,6 +30,9 @@ pub struct Caller {
     /// Recorded as `created_by` of the operations the call starts.
     pub subject: String,
     pub folders: Folders,
+    /// Whether it may use the admin API (when it is on): a token marked `@admin` in the
+    /// token file, or every caller when authentication is off.
+    pub admin: bool,
 }
 
 impl Caller {
@@ -38,6 +41,7 @@ impl Caller {
         Caller {
             subject: ANONYMOUS_SUBJECT.to_string(),
             folders: Folders::All,
+            admin: true,
         }
     }
 
@@ -128,6 +132,7 @@ mod tests {
         let caller = Caller {
             subject: "alice".into(),
             folders: Folders::Only(["f1".to_string()].into()),
+            admin: false,
         };
         assert!(caller.may_use("f1"));
         assert!(caller.may_use(PUBLIC_FOLDER));

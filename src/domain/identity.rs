@@ -3,8 +3,9 @@
 //!
 //! Without `--auth-tokens` every call is the anonymous caller of every folder (local
 //! development). With it, a token is a line of the file (`TOKEN SUBJECT_ID
-//! [FOLDER_ID,...]`) or an IAM token issued for one; the caller is that subject, limited
-//! to those folders when the line names some.
+//! [FOLDER_ID,...] [@admin]`) or an IAM token issued for one; the caller is that subject,
+//! limited to those folders when the line names some. Only a line marked `@admin` may use
+//! the admin API; an IAM token issued for its subject may not.
 //!
 //! Tokens are compared by their SHA-256 and never logged or stored as they are: the store
 //! keeps issued tokens by digest, with their subject, folders and expiry, so they are
@@ -24,6 +25,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+/// The mark, last on a token file's line, of a token that may use the admin API.
+pub const ADMIN_MARK: &str = "@admin";
+
 /// How long an issued IAM token lives, as in Yandex Cloud: 12 hours.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
@@ -37,9 +41,9 @@ pub struct TokenFile {
 }
 
 impl TokenFile {
-    /// Reads the file's text: one `TOKEN SUBJECT_ID [FOLDER_ID,...]` per line; blank lines
-    /// and lines starting with `#` are skipped. An error names the line (`source:N`), never
-    /// the token.
+    /// Reads the file's text: one `TOKEN SUBJECT_ID [FOLDER_ID,...] [@admin]` per line;
+    /// blank lines and lines starting with `#` are skipped. An error names the line
+    /// (`source:N`), never the token.
     pub fn parse(text: &str, source: &str) -> Result<TokenFile, String> {
         let mut callers = HashMap::new();
         for (index, line) in text.lines().enumerate() {
@@ -48,7 +52,20 @@ impl TokenFile {
                 continue;
             }
             let at = format!("{source}:{}", index + 1);
-            let fields: Vec<&str> = line.split_whitespace().collect();
+            let mut fields: Vec<&str> = line.split_whitespace().collect();
+            let admin = match fields.last() {
+                Some(&ADMIN_MARK) if fields.len() > 2 => {
+                    fields.pop();
+                    true
+                }
+                Some(mark) if mark.starts_with('@') => {
+                    return Err(format!(
+                        "{at}: {} is not a mark (the one mark is {ADMIN_MARK}, last on its line)",
+                        excerpt(mark)
+                    ))
+                }
+                _ => false,
+            };
             let (token, subject, folders) = match fields.as_slice() {
                 [token, subject] => (*token, *subject, Folders::All),
                 [token, subject, folders] => {
@@ -67,7 +84,7 @@ impl TokenFile {
                 }
                 _ => {
                     return Err(format!(
-                        "{at}: expected TOKEN SUBJECT_ID [FOLDER_ID,...], found {} fields",
+                        "{at}: expected TOKEN SUBJECT_ID [FOLDER_ID,...] [@admin], found {} fields",
                         fields.len()
                     ))
                 }
@@ -80,6 +97,7 @@ impl TokenFile {
             let caller = Caller {
                 subject: subject.to_string(),
                 folders,
+                admin,
             };
             if callers.insert(digest(token), caller).is_some() {
                 return Err(format!("{at}: the token is listed twice"));
@@ -112,6 +130,7 @@ impl TokenFile {
         Some(Caller {
             subject: subject.to_string(),
             folders: folders.map_or(Folders::All, Folders::Only),
+            admin: false,
         })
     }
 
@@ -394,6 +413,7 @@ fn caller_of(token: &IssuedToken) -> Caller {
             None => Folders::All,
             Some(folders) => Folders::Only(folders.iter().cloned().collect()),
         },
+        admin: false,
     }
 }
 
@@ -547,6 +567,7 @@ mod tests {
             Caller {
                 subject: "alice".into(),
                 folders: Folders::All,
+                admin: false,
             }
         );
         assert_eq!(

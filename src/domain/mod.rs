@@ -11,6 +11,7 @@
 //! never `rpc`, `api` or the layers above them.
 
 pub mod access;
+pub mod admin;
 mod baremetal;
 pub mod call;
 mod disk;

@@ -13,7 +13,8 @@
 //!
 //! Loading is idempotent: a resource whose id exists is left as it is. All the files are
 //! checked before anything is stored, and stored in one transaction; a bad line stops the
-//! start with a message naming its file and line.
+//! start with a message naming its file and line. The checked resources are kept
+//! ([`Seeds`]): a reset stores them again as they were at start.
 
 use super::validation::Validator;
 use super::Offerings;
@@ -229,71 +230,105 @@ impl std::fmt::Display for Place<'_> {
 /// A name's key: names are unique per kind and folder.
 type NameKey = (ResourceKind, String, String);
 
-/// Stores the resources of the public catalogue (if `public_images`) and of the given seed
-/// files (`(source, text)`): the ones whose ids do not exist yet, all in one transaction.
-/// Every line is checked first, on its own and against the lines before it (ids, and
-/// names in their kind and folder); a name that a stored resource holds is refused by
-/// the store. Returns how many were new; an error names the file and the line.
+/// The checked resources of the public catalogue and the seed files, in file order: what
+/// the store gets at start ([`Seeds::store`]) and again at each reset.
+#[derive(Debug, Clone, Default)]
+pub struct Seeds {
+    resources: Vec<Resource>,
+    /// The line of each name, to name it when the store finds the name taken.
+    names: HashMap<NameKey, String>,
+}
+
+impl Seeds {
+    /// Reads the public catalogue (if `public_images`) and the given seed files
+    /// (`(source, text)`): every line checked on its own and against the lines before it
+    /// (ids, and names in their kind and folder). An error names the file and the line.
+    pub fn read(
+        rules: Rules<'_>,
+        public_images: bool,
+        seeds: &[(String, String)],
+    ) -> Result<Seeds, String> {
+        let catalogue =
+            public_images.then_some((PUBLIC_IMAGES_SOURCE, PUBLIC_IMAGES, Origin::PublicCatalogue));
+        let files = catalogue.into_iter().chain(
+            seeds
+                .iter()
+                .map(|(source, text)| (source.as_str(), text.as_str(), Origin::User)),
+        );
+        let mut ids: HashMap<String, Place<'_>> = HashMap::new();
+        let mut names: HashMap<NameKey, Place<'_>> = HashMap::new();
+        let mut resources = Vec::new();
+        for (source, text, origin) in files {
+            for (line, resource) in parse(source, text, origin, rules)? {
+                let here = Place { source, line };
+                if let Some(earlier) = ids.insert(resource.id().to_string(), here.clone()) {
+                    return Err(format!(
+                        "{here}: id: {} is the id of {} already",
+                        excerpt(resource.id()),
+                        earlier.seen_from(&here)
+                    ));
+                }
+                if !resource.name().is_empty() {
+                    let key = (
+                        resource.kind(),
+                        resource.folder_id().to_string(),
+                        resource.name().to_string(),
+                    );
+                    if let Some(earlier) = names.insert(key, here.clone()) {
+                        return Err(format!(
+                            "{here}: {}, on {}",
+                            Error::from(StoreError::name_taken(&resource)),
+                            earlier.seen_from(&here)
+                        ));
+                    }
+                }
+                resources.push(resource);
+            }
+        }
+        let names = names
+            .into_iter()
+            .map(|(key, place)| (key, place.to_string()))
+            .collect();
+        Ok(Seeds { resources, names })
+    }
+
+    /// The resources, in file order.
+    pub fn resources(&self) -> &[Resource] {
+        &self.resources
+    }
+
+    /// Stores the resources whose ids do not exist yet, all in one transaction; a name
+    /// that a stored resource holds is refused by the store, naming the line. Returns how
+    /// many were new.
+    pub async fn store(&self, store: &dyn Store) -> Result<usize, String> {
+        if self.resources.is_empty() {
+            return Ok(0);
+        }
+        store.seed(self.resources.clone()).await.map_err(|error| {
+            let line = match &error {
+                StoreError::NameTaken {
+                    kind,
+                    folder_id,
+                    name,
+                } => self.names.get(&(*kind, folder_id.clone(), name.clone())),
+                _ => None,
+            };
+            match line {
+                Some(place) => format!("{place}: {}", Error::from(error)),
+                None => Error::from(error).to_string(),
+            }
+        })
+    }
+}
+
+/// Reads the seeds ([`Seeds::read`]) and stores them ([`Seeds::store`]).
 pub async fn load(
     store: &dyn Store,
     rules: Rules<'_>,
     public_images: bool,
     seeds: &[(String, String)],
 ) -> Result<usize, String> {
-    let catalogue =
-        public_images.then_some((PUBLIC_IMAGES_SOURCE, PUBLIC_IMAGES, Origin::PublicCatalogue));
-    let files = catalogue.into_iter().chain(
-        seeds
-            .iter()
-            .map(|(source, text)| (source.as_str(), text.as_str(), Origin::User)),
-    );
-    let mut ids: HashMap<String, Place<'_>> = HashMap::new();
-    let mut names: HashMap<NameKey, Place<'_>> = HashMap::new();
-    let mut resources = Vec::new();
-    for (source, text, origin) in files {
-        for (line, resource) in parse(source, text, origin, rules)? {
-            let here = Place { source, line };
-            if let Some(earlier) = ids.insert(resource.id().to_string(), here.clone()) {
-                return Err(format!(
-                    "{here}: id: {} is the id of {} already",
-                    excerpt(resource.id()),
-                    earlier.seen_from(&here)
-                ));
-            }
-            if !resource.name().is_empty() {
-                let key = (
-                    resource.kind(),
-                    resource.folder_id().to_string(),
-                    resource.name().to_string(),
-                );
-                if let Some(earlier) = names.insert(key, here.clone()) {
-                    return Err(format!(
-                        "{here}: {}, on {}",
-                        Error::from(StoreError::name_taken(&resource)),
-                        earlier.seen_from(&here)
-                    ));
-                }
-            }
-            resources.push(resource);
-        }
-    }
-    if resources.is_empty() {
-        return Ok(0);
-    }
-    store.seed(resources).await.map_err(|error| {
-        let line = match &error {
-            StoreError::NameTaken {
-                kind,
-                folder_id,
-                name,
-            } => names.get(&(*kind, folder_id.clone(), name.clone())),
-            _ => None,
-        };
-        match line {
-            Some(place) => format!("{place}: {}", Error::from(error)),
-            None => Error::from(error).to_string(),
-        }
-    })
+    Seeds::read(rules, public_images, seeds)?.store(store).await
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@ pub mod request_budget;
 pub mod services;
 pub mod tls;
 
+use crate::domain::admin::Admin;
 use crate::domain::identity::{Identities, TokenFile, DEFAULT_TOKEN_LIFETIME};
-use crate::domain::seed;
+use crate::domain::seed::{self, Seeds};
 use crate::domain::validation::Validator;
 use crate::domain::{Catalog, Offerings};
 use crate::gateway::Gateway;
@@ -77,6 +78,8 @@ pub struct Settings {
     pub iam_token_lifetime: Duration,
     /// TLS on the port; `None`: plaintext.
     pub tls: Option<Tls>,
+    /// Whether the admin API (`imageplane.v1.AdminService`) is on (`--enable-admin`).
+    pub enable_admin: bool,
 }
 
 /// The default `--lease-duration`.
@@ -102,6 +105,7 @@ impl Default for Settings {
             auth_tokens: None,
             iam_token_lifetime: DEFAULT_TOKEN_LIFETIME,
             tls: None,
+            enable_admin: false,
         }
     }
 }
@@ -129,14 +133,22 @@ impl Server {
             .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
         info!(database = %settings.database.display(), replica = %replica.id, "store open");
         let validator = Validator::for_api();
-        let executor = match load_seeds_and_start_work(&settings, &validator, &store).await {
-            Ok(executor) => executor,
+        let (seeds, executor) = match load_seeds_and_start_work(&settings, &validator, &store).await
+        {
+            Ok(started) => started,
             Err(error) => {
                 close(store.as_ref()).await;
                 return Err(error);
             }
         };
-        match build_service(&settings, validator, &store, &executor, local_address).await {
+        let built = build_service(
+            &settings,
+            validator,
+            (&store, &executor, seeds),
+            local_address,
+        )
+        .await;
+        match built {
             Ok((service, health)) => Ok(Server {
                 settings,
                 store,
@@ -216,28 +228,26 @@ async fn close(store: &dyn Store) {
     }
 }
 
-/// Loads the seed files and starts the background work.
+/// Loads the seed files (and returns them, for resets) and starts the background work.
 async fn load_seeds_and_start_work(
     settings: &Settings,
     validator: &Validator,
     store: &Arc<dyn Store>,
-) -> Result<Arc<Executor>, Failure> {
+) -> Result<(Arc<Seeds>, Arc<Executor>), Failure> {
     let rules = seed::Rules {
         validator,
         offerings: &settings.offerings,
     };
-    let seeded = seed::load(
-        store.as_ref(),
-        rules,
-        settings.public_images,
-        &settings.seeds,
-    )
-    .await
-    .map_err(|error| format!("seed: {error}"))?;
+    let seeds = Seeds::read(rules, settings.public_images, &settings.seeds)
+        .map_err(|error| format!("seed: {error}"))?;
+    let seeded = seeds
+        .store(store.as_ref())
+        .await
+        .map_err(|error| format!("seed: {error}"))?;
     if seeded > 0 {
         info!(count = seeded, "seeded resources");
     }
-    Ok(Executor::new(
+    let executor = Executor::new(
         Arc::clone(store),
         ExecutorSettings {
             copy_duration: settings.operation_delay,
@@ -247,7 +257,8 @@ async fn load_seeds_and_start_work(
             transition: crate::domain::transitions::conclude,
             key_retention: crate::domain::idempotency::KEY_RETENTION,
         },
-    )?)
+    )?;
+    Ok((Arc::new(seeds), executor))
 }
 
 /// The domain, the services of [`services::SERVICES`] behind the RPC layer, the gateway,
@@ -255,8 +266,7 @@ async fn load_seeds_and_start_work(
 async fn build_service(
     settings: &Settings,
     validator: Validator,
-    store: &Arc<dyn Store>,
-    executor: &Arc<Executor>,
+    (store, executor, seeds): (&Arc<dyn Store>, &Arc<Executor>, Arc<Seeds>),
     local_address: SocketAddr,
 ) -> Result<(AccessLog<Dispatch>, Arc<Health>), Failure> {
     let catalog = Arc::new(
@@ -285,8 +295,15 @@ async fn build_service(
     ));
     let reporter = HealthReporter::new();
     let health = Health::new(Arc::clone(store), reporter.clone()).await;
+    let admin = Arc::new(Admin::new(
+        settings.enable_admin,
+        Arc::clone(store),
+        Arc::clone(executor),
+        seeds,
+    ));
     let parts = services::Parts {
         catalog: Arc::clone(&catalog),
+        admin,
         identities,
         health: reporter,
         advertise_address: settings.advertise_address.clone(),

@@ -4,10 +4,11 @@
 //! REST gateway all take their lists from here, so a new service is one entry.
 
 use crate::api::{
-    baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
+    admin::AdminApi, baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
     compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
     iam::IamApi, operation::OperationApi,
 };
+use crate::domain::admin::Admin;
 use crate::domain::identity::Identities;
 use crate::domain::Catalog;
 use crate::gateway::Gateway;
@@ -35,6 +36,7 @@ pub enum Access {
 /// What building the services needs.
 pub struct Parts {
     pub catalog: Arc<Catalog>,
+    pub admin: Arc<Admin>,
     pub identities: Arc<Identities>,
     pub health: HealthReporter,
     /// `--advertise-address`, if set.
@@ -172,6 +174,22 @@ pub const SERVICES: &[Service] = &[
                             identities: Arc::clone(&parts.identities),
                         },
                     )
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                )
+            },
+        )
+    },
+    // imageplane's own: refused unless --enable-admin (the domain's `Admin::check`).
+    Service {
+        reported: false,
+        ..api(
+            <pb::imageplane::v1::admin_service_server::AdminServiceServer<AdminApi>>::NAME,
+            |parts, routes| {
+                routes.add_service(
+                    pb::imageplane::v1::admin_service_server::AdminServiceServer::new(AdminApi {
+                        catalog: Arc::clone(&parts.catalog),
+                        admin: Arc::clone(&parts.admin),
+                    })
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
                 )
             },

@@ -112,6 +112,13 @@ impl super::Store for SqlStore {
             .await
     }
 
+    async fn reset(
+        &self,
+        seeds: Vec<crate::model::resource::Resource>,
+    ) -> Result<super::ResetCounts, StoreError> {
+        self.reset_state(seeds).await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.database.close().await
     }

@@ -14,7 +14,9 @@
 //!   that is not done yet, together with its resource change, in one transaction;
 //! - a running operation is held by one replica at a time, through a lease that replica
 //!   renews; an operation whose lease ran out is an orphan that any replica may claim;
-//! - a call that fails writes nothing, and fails no other call.
+//! - a call that fails writes nothing, and fails no other call;
+//! - a reset ([`Store::reset`]) is one transaction: a reader sees the state before it or
+//!   after it.
 //!
 //! Uses `model` and the leaves only: the domain's rules come in as closures ([`Change`],
 //! [`Transition`]), so the store decides nothing itself.
@@ -32,8 +34,10 @@ mod resources;
 pub mod schema;
 pub mod sql;
 pub mod sqlite;
+mod state;
 
 pub use database::SqlStore;
+pub use state::ResetCounts;
 
 use crate::model::resource::{OperationRecord, Resource, ResourceKind, ResourceRef};
 use crate::pb::operation::Operation;
@@ -426,6 +430,11 @@ pub trait Keys: Send + Sync {
 pub trait Store: Resources + Operations + Leases + Keys + 'static {
     /// Whether the database answers: one trivial read.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Removes every resource, operation and idempotency key and stores `seeds`, in one
+    /// transaction; issued IAM tokens stay. Operations running anywhere are gone: their
+    /// replicas stop them at their next lease renewal.
+    async fn reset(&self, seeds: Vec<Resource>) -> Result<ResetCounts, StoreError>;
 
     /// Called once on a clean stop, after the last write: leaves the database complete
     /// in its main file where the backend has more than one (SQLite's WAL).

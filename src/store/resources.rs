@@ -219,42 +219,51 @@ impl Resources for SqlStore {
     }
 
     async fn seed(&self, resources: Vec<Resource>) -> Result<usize, StoreError> {
-        let rows: Vec<(ResourceRow, Resource)> = resources
-            .into_iter()
-            .map(|resource| (ResourceRow::from_resource(&resource), resource))
-            .collect();
+        let rows = seed_rows(resources);
         self.database
-            .write(Box::new(move |tx| {
-                Box::pin(async move {
-                    let mut new = 0;
-                    for (row, resource) in rows {
-                        let inserted = tx
-                            .execute(
-                                "INSERT INTO resources (id, kind, folder_id, name, os, body,
-                                     status, family, created_at_ms)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                                 ON CONFLICT (id) DO NOTHING",
-                                resource_values(row),
-                            )
-                            .await;
-                        match inserted {
-                            Ok(0) => {}
-                            Ok(_) => {
-                                new += 1;
-                                let id = resource.id().to_string();
-                                tx.wrote(&id, Some(Record::Resource(resource)));
-                            }
-                            Err(StoreError::Duplicate(_)) => {
-                                return Err(StoreError::name_taken(&resource))
-                            }
-                            Err(error) => return Err(error),
-                        }
-                    }
-                    Ok(new)
-                })
-            }))
+            .write(Box::new(move |tx| Box::pin(insert_seeds(tx, rows))))
             .await
     }
+}
+
+/// Seed resources with their rows, encoded before a job takes them (SQLite runs jobs on
+/// its one writer thread).
+pub(super) fn seed_rows(resources: Vec<Resource>) -> Vec<(ResourceRow, Resource)> {
+    resources
+        .into_iter()
+        .map(|resource| (ResourceRow::from_resource(&resource), resource))
+        .collect()
+}
+
+/// Inserts the seed resources whose ids are not stored yet; returns how many were new. A
+/// name another resource holds is [`StoreError::NameTaken`].
+pub(super) async fn insert_seeds(
+    tx: &dyn Tx,
+    rows: Vec<(ResourceRow, Resource)>,
+) -> Result<usize, StoreError> {
+    let mut new = 0;
+    for (row, resource) in rows {
+        let inserted = tx
+            .execute(
+                "INSERT INTO resources (id, kind, folder_id, name, os, body,
+                     status, family, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (id) DO NOTHING",
+                resource_values(row),
+            )
+            .await;
+        match inserted {
+            Ok(0) => {}
+            Ok(_) => {
+                new += 1;
+                let id = resource.id().to_string();
+                tx.wrote(&id, Some(Record::Resource(resource)));
+            }
+            Err(StoreError::Duplicate(_)) => return Err(StoreError::name_taken(&resource)),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(new)
 }
 
 /// A resource row's columns, in the order of the inserts' column lists.

@@ -260,6 +260,15 @@ impl Executor {
         }
     }
 
+    /// Stops the local work of every operation running here, without handing it back: a
+    /// reset is about to remove them.
+    pub fn stop_all(&self) {
+        let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
+        for id in &ids {
+            self.stop_local(id);
+        }
+    }
+
     /// Cancels an operation, as the caller read it: a running one ends with CANCELLED and
     /// its work is undone (a create's resource removed, a deleting resource READY again); a
     /// finished one is returned as it is. The operation may run in another replica: the

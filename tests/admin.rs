@@ -1,0 +1,385 @@
+//! The admin API (`imageplane.v1.AdminService`): who may call it, and what a reset leaves
+//! (the public catalogue and the seed files' resources as they were at start, nothing
+//! else), on every store and across two PostgreSQL replicas, over gRPC and REST, and
+//! while creates race it.
+
+mod common;
+
+use common::{folder, postgres, TestServer, GIB};
+use imageplane::domain::identity::TokenFile;
+use imageplane::pb::compute::{
+    CreateDiskRequest, GetDiskRequest, GetImageRequest, ListImagesRequest, UpdateImageRequest,
+};
+use imageplane::pb::imageplane::v1::admin_service_client::AdminServiceClient;
+use imageplane::pb::imageplane::v1::{ResetRequest, ResetResponse};
+use imageplane::pb::operation::GetOperationRequest;
+use imageplane::pb::yandex::cloud::iam::v1::iam_token_service_client::IamTokenServiceClient;
+use imageplane::pb::yandex::cloud::iam::v1::{create_iam_token_request, CreateIamTokenRequest};
+use imageplane::server::Settings;
+use imageplane::store::DatabaseUrl;
+use std::time::Duration;
+use tonic::{Code, Request};
+
+/// The id of the image the seed file holds.
+const SEEDED_IMAGE: &str = "fd8seededadmin000001";
+
+fn seed_file(folder_id: &str) -> (String, String) {
+    (
+        "the test's seed".into(),
+        format!(
+            r#"{{"image": {{"id": "{SEEDED_IMAGE}", "folderId": "{folder_id}", "name": "seeded", "description": "as at start"}}}}"#
+        ),
+    )
+}
+
+fn admin(server: &TestServer) -> AdminServiceClient<tonic::transport::Channel> {
+    AdminServiceClient::new(server.channel.clone())
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn the_admin_api_is_refused_unless_the_server_enables_it() {
+    let server = TestServer::start(Duration::ZERO).await;
+    let refused = admin(&server).reset(ResetRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("--enable-admin"),
+        "{}",
+        refused.message()
+    );
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/imageplane/v1/reset", server.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response.text().await.unwrap().contains("--enable-admin"));
+}
+
+#[tokio::test]
+async fn with_authentication_only_a_token_marked_admin_may_reset() {
+    let server = TestServer::start_with(Settings {
+        enable_admin: true,
+        auth_tokens: Some(
+            TokenFile::parse("tok-ops ops @admin\ntok-alice alice\n", "tokens").unwrap(),
+        ),
+        ..Settings::default()
+    })
+    .await;
+    let without = admin(&server).reset(ResetRequest {}).await.unwrap_err();
+    assert_eq!(without.code(), Code::Unauthenticated);
+    let alice = admin(&server)
+        .reset(with_token(ResetRequest {}, "tok-alice"))
+        .await
+        .unwrap_err();
+    assert_eq!(alice.code(), Code::PermissionDenied);
+    assert!(alice.message().contains("@admin"), "{}", alice.message());
+    // An IAM token issued for the admin's subject is not marked: only the file's token is.
+    let issued = IamTokenServiceClient::new(server.channel.clone())
+        .create(CreateIamTokenRequest {
+            identity: Some(
+                create_iam_token_request::Identity::YandexPassportOauthToken("tok-ops".into()),
+            ),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .iam_token;
+    let exchanged = admin(&server)
+        .reset(with_token(ResetRequest {}, &issued))
+        .await
+        .unwrap_err();
+    assert_eq!(exchanged.code(), Code::PermissionDenied);
+    admin(&server)
+        .reset(with_token(ResetRequest {}, "tok-ops"))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_token_file_marks_admin_tokens_last_on_their_line() {
+    TokenFile::parse("tok-ops ops @admin\ntok-team team f1,f2 @admin\n", "tokens").unwrap();
+    let error = TokenFile::parse("tok-ops ops @root\n", "tokens").unwrap_err();
+    assert!(
+        error.contains("tokens:1") && error.contains("@root"),
+        "{error}"
+    );
+    // Two fields and a mark: the subject cannot be missing.
+    let error = TokenFile::parse("tok-ops @admin\n", "tokens").unwrap_err();
+    assert!(error.contains("tokens:1"), "{error}");
+}
+
+/// One server, or two replicas of one PostgreSQL database (`b` calls the second).
+struct Servers {
+    name: &'static str,
+    a: TestServer,
+    b: Option<TestServer>,
+    schema: Option<(String, String)>,
+}
+
+async fn server(database: DatabaseUrl, seeded_folder: &str, delay: Duration) -> TestServer {
+    TestServer::start_with(Settings {
+        database,
+        enable_admin: true,
+        operation_delay: delay,
+        seeds: vec![seed_file(seeded_folder)],
+        ..Settings::default()
+    })
+    .await
+}
+
+/// Servers on every store whose copies take `delay`, seeded with one image in
+/// `seeded_folder`.
+async fn every_store(seeded_folder: &str, delay: Duration) -> Vec<Servers> {
+    let directory = common::process::temp_dir("admin");
+    let mut servers = vec![
+        Servers {
+            name: "memory",
+            a: server(DatabaseUrl::Memory, seeded_folder, delay).await,
+            b: None,
+            schema: None,
+        },
+        Servers {
+            name: "sqlite",
+            a: server(
+                DatabaseUrl::Sqlite(directory.join("imageplane.sqlite3")),
+                seeded_folder,
+                delay,
+            )
+            .await,
+            b: None,
+            schema: None,
+        },
+    ];
+    if let Some(base_url) = postgres::base_url("the reset tests") {
+        let (schema, url) = postgres::fresh_schema(&base_url, "admin").await;
+        servers.push(Servers {
+            name: "postgres, two replicas",
+            a: server(DatabaseUrl::Postgres(url.clone()), seeded_folder, delay).await,
+            b: Some(server(DatabaseUrl::Postgres(url), seeded_folder, delay).await),
+            schema: Some((base_url, schema)),
+        });
+    }
+    servers
+}
+
+impl Servers {
+    fn b(&self) -> &TestServer {
+        self.b.as_ref().unwrap_or(&self.a)
+    }
+
+    async fn clean_up(self) {
+        if let Some((base_url, schema)) = &self.schema {
+            drop(self.a);
+            drop(self.b);
+            postgres::drop_schema(base_url, schema).await;
+        }
+    }
+}
+
+fn disk_in(folder_id: &str, name: &str) -> CreateDiskRequest {
+    CreateDiskRequest {
+        folder_id: folder_id.into(),
+        name: name.into(),
+        zone_id: "ru-central1-a".into(),
+        size: GIB,
+        ..Default::default()
+    }
+}
+
+async fn public_image_count(server: &TestServer) -> usize {
+    server
+        .images()
+        .list(ListImagesRequest {
+            folder_id: "standard-images".into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .images
+        .len()
+}
+
+#[tokio::test]
+async fn a_reset_leaves_the_catalogue_and_the_seeds_as_at_start_and_nothing_else() {
+    let seeded_folder = folder();
+    // Copies take an hour: the created disk's operation is still running at the reset.
+    for servers in every_store(&seeded_folder, Duration::from_secs(3600)).await {
+        let name = servers.name;
+        let public_images = public_image_count(&servers.a).await;
+        assert!(public_images > 0, "{name}");
+        let folder_id = folder();
+        let running = servers
+            .a
+            .disks()
+            .create(disk_in(&folder_id, "running"))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut keyed = Request::new(disk_in(&folder_id, "keyed"));
+        keyed
+            .metadata_mut()
+            .insert("idempotency-key", "key-before-reset".parse().unwrap());
+        let keyed = servers.a.disks().create(keyed).await.unwrap().into_inner();
+        servers
+            .a
+            .images()
+            .update(UpdateImageRequest {
+                image_id: SEEDED_IMAGE.into(),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["description".into()],
+                }),
+                description: "changed".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+
+        // Through the other replica, where there is one.
+        let counts: ResetResponse = admin(servers.b())
+            .reset(ResetRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(counts.operations_removed, 3, "{name}: {counts:?}");
+        assert_eq!(
+            counts.resources_seeded as usize,
+            public_images + 1,
+            "{name}: {counts:?}"
+        );
+        assert_eq!(
+            counts.resources_removed as usize,
+            public_images + 1 + 2,
+            "{name}: {counts:?}"
+        );
+
+        // Every replica sees the state after the reset.
+        for server in [&servers.a, servers.b()] {
+            for operation in [&running, &keyed] {
+                let gone = server
+                    .operations()
+                    .get(GetOperationRequest {
+                        operation_id: operation.id.clone(),
+                    })
+                    .await
+                    .unwrap_err();
+                assert_eq!(gone.code(), Code::NotFound, "{name}");
+            }
+            let disk_id =
+                common::metadata::<imageplane::pb::compute::CreateDiskMetadata>(&running).disk_id;
+            let gone = server
+                .disks()
+                .get(GetDiskRequest { disk_id })
+                .await
+                .unwrap_err();
+            assert_eq!(gone.code(), Code::NotFound, "{name}");
+            let seeded = server
+                .images()
+                .get(GetImageRequest {
+                    image_id: SEEDED_IMAGE.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(seeded.description, "as at start", "{name}");
+            assert_eq!(public_image_count(server).await, public_images, "{name}");
+        }
+
+        // The key is forgotten: the same key and request start a new operation.
+        let mut again = Request::new(disk_in(&folder_id, "keyed"));
+        again
+            .metadata_mut()
+            .insert("idempotency-key", "key-before-reset".parse().unwrap());
+        let again = servers.a.disks().create(again).await.unwrap().into_inner();
+        assert_ne!(again.id, keyed.id, "{name}");
+        // And a name freed by the reset can be taken again.
+        servers
+            .a
+            .disks()
+            .create(disk_in(&folder_id, "running"))
+            .await
+            .unwrap();
+        servers.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn a_create_racing_a_reset_is_kept_whole_or_removed_whole() {
+    const CREATES: usize = 64;
+    for servers in every_store(&folder(), Duration::ZERO).await {
+        let name = servers.name;
+        let folder_id = folder();
+        let creates = (0..CREATES).map(|index| {
+            let mut disks = servers.a.disks();
+            let request = disk_in(&folder_id, &format!("racer-{index}"));
+            // Eight at a time, a millisecond apart, around the reset.
+            let wave = Duration::from_millis(index as u64 / 8);
+            async move {
+                tokio::time::sleep(wave).await;
+                disks.create(request).await
+            }
+        });
+        let reset = async {
+            tokio::time::sleep(Duration::from_millis(4)).await;
+            admin(servers.b()).reset(ResetRequest {}).await
+        };
+        let (created, reset) = tokio::join!(futures_util::future::join_all(creates), reset);
+        reset.unwrap();
+        let (mut kept, mut removed) = (0, 0);
+        for created in created {
+            let operation = created.unwrap().into_inner();
+            let disk_id =
+                common::metadata::<imageplane::pb::compute::CreateDiskMetadata>(&operation).disk_id;
+            let found_operation = servers
+                .a
+                .operations()
+                .get(GetOperationRequest {
+                    operation_id: operation.id.clone(),
+                })
+                .await;
+            let found_disk = servers.a.disks().get(GetDiskRequest { disk_id }).await;
+            match (found_operation, found_disk) {
+                (Ok(_), Ok(_)) => kept += 1,
+                (Err(a), Err(b)) if a.code() == Code::NotFound && b.code() == Code::NotFound => {
+                    removed += 1
+                }
+                (operation, disk) => {
+                    panic!("{name}: half of a create survived: {operation:?} {disk:?}")
+                }
+            }
+        }
+        assert_eq!(kept + removed, CREATES, "{name}");
+        eprintln!("{name}: {kept} creates kept, {removed} removed by the reset");
+        servers.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn a_reset_over_rest_takes_no_body_or_an_empty_one() {
+    let server = server(DatabaseUrl::Memory, &folder(), Duration::ZERO).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/imageplane/v1/reset", server.address);
+    for body in [None, Some("{}")] {
+        let mut request = client.post(&url);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let counts: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert!(counts["resourcesSeeded"].as_str().is_some(), "{counts}");
+        assert_eq!(counts["operationsRemoved"], "0", "{counts}");
+    }
+}
