@@ -26,7 +26,7 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
     let executor = Executor::new(
         Arc::clone(&store),
         ExecutorSettings {
-            copy_duration: Duration::ZERO,
+            timing: imageplane::work::timing::Timing::default(),
             lease: imageplane::server::DEFAULT_LEASE,
             retention: imageplane::server::DEFAULT_RETENTION,
             import: Default::default(),

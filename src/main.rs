@@ -10,6 +10,7 @@ use imageplane::server::tls::{Tls, TlsSource};
 use imageplane::server::{Server, Settings};
 use imageplane::store::DatabaseUrl;
 use imageplane::work::import::ImportSettings;
+use imageplane::work::timing::Timing;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -111,7 +112,8 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         seeds,
         auth_tokens,
         iam_token_lifetime: args.iam_token_lifetime,
-        operation_delay: args.operation_delay,
+        operation_timing: Timing::parse(&args.operation_delay)
+            .map_err(|error| format!("--operation-delay: {error}"))?,
         enable_admin: args.enable_admin,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,

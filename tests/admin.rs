@@ -1,22 +1,30 @@
-//! The admin API (`imageplane.v1.AdminService`): who may call it, and what a reset leaves
+//! The admin API (`imageplane.v1.AdminService`): who may call it; what a reset leaves
 //! (the public catalogue and the seed files' resources as they were at start, nothing
 //! else), on every store and across two PostgreSQL replicas, over gRPC and REST, and
-//! while creates race it.
+//! while creates race it; operation delays, held (`manual`) operations and finishing
+//! them, across a restart and across replicas.
 
 mod common;
 
-use common::{folder, postgres, TestServer, GIB};
+use common::http_fixture::HttpFixture;
+use common::process::ServerProcess;
+use common::{error_of, folder, postgres, TestServer, GIB};
 use imageplane::domain::identity::TokenFile;
 use imageplane::pb::compute::{
-    CreateDiskRequest, GetDiskRequest, GetImageRequest, ListImagesRequest, UpdateImageRequest,
+    create_image_request, disk, CreateDiskMetadata, CreateDiskRequest, CreateImageRequest,
+    CreateSnapshotRequest, DeleteDiskRequest, Disk, GetDiskRequest, GetImageRequest,
+    ListImagesRequest, UpdateImageRequest,
 };
 use imageplane::pb::imageplane::v1::admin_service_client::AdminServiceClient;
-use imageplane::pb::imageplane::v1::{ResetRequest, ResetResponse};
-use imageplane::pb::operation::GetOperationRequest;
+use imageplane::pb::imageplane::v1::{
+    FinishOperationRequest, OperationError, ResetRequest, ResetResponse,
+};
+use imageplane::pb::operation::{CancelOperationRequest, GetOperationRequest, Operation};
 use imageplane::pb::yandex::cloud::iam::v1::iam_token_service_client::IamTokenServiceClient;
 use imageplane::pb::yandex::cloud::iam::v1::{create_iam_token_request, CreateIamTokenRequest};
 use imageplane::server::Settings;
 use imageplane::store::DatabaseUrl;
+use imageplane::work::timing::Timing;
 use std::time::Duration;
 use tonic::{Code, Request};
 
@@ -103,19 +111,6 @@ async fn with_authentication_only_a_token_marked_admin_may_reset() {
         .unwrap();
 }
 
-#[test]
-fn a_token_file_marks_admin_tokens_last_on_their_line() {
-    TokenFile::parse("tok-ops ops @admin\ntok-team team f1,f2 @admin\n", "tokens").unwrap();
-    let error = TokenFile::parse("tok-ops ops @root\n", "tokens").unwrap_err();
-    assert!(
-        error.contains("tokens:1") && error.contains("@root"),
-        "{error}"
-    );
-    // Two fields and a mark: the subject cannot be missing.
-    let error = TokenFile::parse("tok-ops @admin\n", "tokens").unwrap_err();
-    assert!(error.contains("tokens:1"), "{error}");
-}
-
 /// One server, or two replicas of one PostgreSQL database (`b` calls the second).
 struct Servers {
     name: &'static str,
@@ -128,7 +123,7 @@ async fn server(database: DatabaseUrl, seeded_folder: &str, delay: Duration) -> 
     TestServer::start_with(Settings {
         database,
         enable_admin: true,
-        operation_delay: delay,
+        operation_timing: Timing::uniform(delay),
         seeds: vec![seed_file(seeded_folder)],
         ..Settings::default()
     })
@@ -274,8 +269,7 @@ async fn a_reset_leaves_the_catalogue_and_the_seeds_as_at_start_and_nothing_else
                     .unwrap_err();
                 assert_eq!(gone.code(), Code::NotFound, "{name}");
             }
-            let disk_id =
-                common::metadata::<imageplane::pb::compute::CreateDiskMetadata>(&running).disk_id;
+            let disk_id = common::metadata::<CreateDiskMetadata>(&running).disk_id;
             let gone = server
                 .disks()
                 .get(GetDiskRequest { disk_id })
@@ -337,8 +331,7 @@ async fn a_create_racing_a_reset_is_kept_whole_or_removed_whole() {
         let (mut kept, mut removed) = (0, 0);
         for created in created {
             let operation = created.unwrap().into_inner();
-            let disk_id =
-                common::metadata::<imageplane::pb::compute::CreateDiskMetadata>(&operation).disk_id;
+            let disk_id = common::metadata::<CreateDiskMetadata>(&operation).disk_id;
             let found_operation = servers
                 .a
                 .operations()
@@ -382,4 +375,361 @@ async fn a_reset_over_rest_takes_no_body_or_an_empty_one() {
         assert!(counts["resourcesSeeded"].as_str().is_some(), "{counts}");
         assert_eq!(counts["operationsRemoved"], "0", "{counts}");
     }
+}
+
+/// A server on `database` whose work takes the delays of `timing` (its text form).
+async fn timed_server(database: DatabaseUrl, timing: &str) -> TestServer {
+    TestServer::start_with(Settings {
+        database,
+        enable_admin: true,
+        operation_timing: Timing::parse(timing).unwrap(),
+        ..Settings::default()
+    })
+    .await
+}
+
+fn finish(operation_id: &str, error: Option<(i32, &str)>) -> FinishOperationRequest {
+    FinishOperationRequest {
+        operation_id: operation_id.into(),
+        error: error.map(|(code, message)| OperationError {
+            code,
+            message: message.into(),
+        }),
+    }
+}
+
+async fn operation(server: &TestServer, id: &str) -> Operation {
+    server
+        .operations()
+        .get(GetOperationRequest {
+            operation_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
+    let server = timed_server(DatabaseUrl::Memory, "create-disk=manual,delete-disk=manual").await;
+    let folder_id = folder();
+    let held = server
+        .disks()
+        .create(disk_in(&folder_id, "held"))
+        .await
+        .unwrap()
+        .into_inner();
+    let disk_id = common::metadata::<CreateDiskMetadata>(&held).disk_id;
+    // Held: still running well after any delay would have passed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!operation(&server, &held.id).await.done);
+    let disk = server
+        .disks()
+        .get(GetDiskRequest {
+            disk_id: disk_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(disk.status, disk::Status::Creating as i32);
+
+    // Finished without an error: done, its disk READY.
+    let done = admin(&server)
+        .finish_operation(finish(&held.id, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(done.done);
+    let disk: Disk = server.wait_for(&done).await;
+    assert_eq!(disk.status, disk::Status::Ready as i32);
+    let again = admin(&server)
+        .finish_operation(finish(&held.id, None))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::FailedPrecondition);
+
+    // Finished with an error: failed with it, the create undone.
+    let failing = server
+        .disks()
+        .create(disk_in(&folder_id, "failing"))
+        .await
+        .unwrap()
+        .into_inner();
+    let failed = admin(&server)
+        .finish_operation(finish(&failing.id, Some((9, "no quota left"))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(error_of(&failed), (9, "no quota left".to_string()));
+    let gone = server
+        .disks()
+        .get(GetDiskRequest {
+            disk_id: common::metadata::<CreateDiskMetadata>(&failing).disk_id,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+
+    // A held delete: the disk is DELETING until the finish.
+    let deleting = server
+        .disks()
+        .delete(DeleteDiskRequest {
+            disk_id: disk_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!operation(&server, &deleting.id).await.done);
+    admin(&server)
+        .finish_operation(finish(&deleting.id, None))
+        .await
+        .unwrap();
+    let gone = server
+        .disks()
+        .get(GetDiskRequest { disk_id })
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+
+    // What cannot be finished.
+    for (request, code) in [
+        (finish("oprnosuchoperation00", None), Code::NotFound),
+        (finish(&deleting.id, None), Code::FailedPrecondition),
+        (finish("", None), Code::InvalidArgument),
+    ] {
+        let refused = admin(&server).finish_operation(request).await.unwrap_err();
+        assert_eq!(refused.code(), code, "{refused:?}");
+    }
+    let running = server
+        .disks()
+        .create(disk_in(&folder_id, "running"))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = admin(&server)
+        .finish_operation(finish(&running.id, Some((0, "not a failure"))))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().contains("error.code"), "{refused:?}");
+}
+
+#[tokio::test]
+async fn a_finish_over_rest_takes_no_body_or_an_error() {
+    let server = timed_server(DatabaseUrl::Memory, "create-disk=manual").await;
+    let folder_id = folder();
+    let client = reqwest::Client::new();
+    let finish_url = |id: &str| {
+        format!(
+            "http://{}/imageplane/v1/operations/{id}:finish",
+            server.address
+        )
+    };
+    let first = server
+        .disks()
+        .create(disk_in(&folder_id, "first"))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = client.post(finish_url(&first.id)).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let ended: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(ended["done"], true, "{ended}");
+    assert!(ended["response"]["id"].is_string(), "{ended}");
+
+    let second = server
+        .disks()
+        .create(disk_in(&folder_id, "second"))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = client
+        .post(finish_url(&second.id))
+        .header("content-type", "application/json")
+        .body(r#"{"error": {"code": 9, "message": "no quota left"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let ended: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(ended["error"]["code"], 9, "{ended}");
+    assert_eq!(ended["error"]["message"], "no quota left", "{ended}");
+}
+
+#[tokio::test]
+async fn delays_set_at_run_time_apply_to_work_started_after() {
+    let server = timed_server(DatabaseUrl::Memory, "0s").await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/imageplane/v1/operationTiming", server.address);
+    let timing: serde_json::Value =
+        serde_json::from_str(&client.get(&url).send().await.unwrap().text().await.unwrap())
+            .unwrap();
+    assert_eq!(timing["defaultDelay"], "0s", "{timing}");
+
+    let folder_id = folder();
+    let before = server
+        .disks()
+        .create(disk_in(&folder_id, "before"))
+        .await
+        .unwrap()
+        .into_inner();
+    let response = client
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"defaultDelay": "0s", "kinds": {"create-disk": "manual"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let timing: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+    assert_eq!(timing["kinds"]["create-disk"], "manual", "{timing}");
+
+    // Started before: not held. Started after: held; other kinds are not.
+    server.wait(&before).await;
+    let after = server
+        .disks()
+        .create(disk_in(&folder_id, "after"))
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!operation(&server, &after.id).await.done);
+    let snapshot = server
+        .snapshots()
+        .create(CreateSnapshotRequest {
+            folder_id: folder_id.clone(),
+            disk_id: common::metadata::<CreateDiskMetadata>(&before).disk_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    server.wait(&snapshot).await;
+
+    let refused = client
+        .put(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"kinds": {"create-vm": "1s"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("create-vm"));
+}
+
+#[tokio::test]
+async fn a_held_operation_stays_held_across_a_restart_and_a_replica_finishes_it() {
+    // The binary on SQLite: held, stopped, started again on the same file: still held.
+    let directory = common::process::temp_dir("held");
+    let database = format!("sqlite:{}", directory.join("imageplane.sqlite3").display());
+    let flags = [
+        "--database-url",
+        &database,
+        "--enable-admin",
+        "--operation-delay",
+        "create-disk=manual",
+    ];
+    let client = reqwest::Client::new();
+    let mut server = ServerProcess::start(&flags, directory.join("first.log"));
+    let created: serde_json::Value = serde_json::from_str(
+        &client
+            .post(format!("{}/compute/v1/disks", server.url()))
+            .header("content-type", "application/json")
+            .body(
+                r#"{"folderId": "f1", "name": "held", "zoneId": "ru-central1-a", "size": "4194304"}"#,
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let id = created["id"].as_str().expect("an operation").to_string();
+    server.terminate();
+    let server = ServerProcess::start(&flags, directory.join("second.log"));
+    let get_operation = || async {
+        let text = client
+            .get(format!("{}/operations/{id}", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(get_operation().await["done"], false);
+    let finished = client
+        .post(format!(
+            "{}/imageplane/v1/operations/{id}:finish",
+            server.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(finished.status(), 200);
+    assert_eq!(get_operation().await["done"], true);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&directory);
+
+    // PostgreSQL: held on one replica, finished through the other.
+    let Some(base_url) = postgres::base_url("the held-operation replica test") else {
+        return;
+    };
+    let (schema, url) = postgres::fresh_schema(&base_url, "held").await;
+    let a = timed_server(DatabaseUrl::Postgres(url.clone()), "create-disk=manual").await;
+    let b = timed_server(DatabaseUrl::Postgres(url), "create-disk=manual").await;
+    let held = a
+        .disks()
+        .create(disk_in(&folder(), "held"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ended = admin(&b)
+        .finish_operation(finish(&held.id, Some((14, "try again"))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(error_of(&ended), (14, "try again".to_string()));
+    assert!(operation(&a, &held.id).await.done);
+    drop((a, b));
+    postgres::drop_schema(&base_url, &schema).await;
+}
+
+#[tokio::test]
+async fn an_import_ends_no_sooner_than_its_delay() {
+    let fixture = HttpFixture::start().await;
+    fixture.add("disk.raw", vec![42u8; 100_000]);
+    let server = timed_server(DatabaseUrl::Memory, "import-image=1h").await;
+    let importing = server
+        .images()
+        .create(CreateImageRequest {
+            folder_id: folder(),
+            source: Some(create_image_request::Source::Uri(
+                fixture.url("/files/disk.raw"),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    common::until("the import did not fetch its file", || async {
+        fixture.requests() > 0
+    })
+    .await;
+    // 100 KB from loopback: fetched long before this, and still running.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!operation(&server, &importing.id).await.done);
+    let cancelled = server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: importing.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(error_of(&cancelled).0, Code::Cancelled as i32);
 }

@@ -506,7 +506,7 @@ async fn starting_a_running_import_again_does_not_fetch_it_twice() {
     let executor = Executor::new(
         Arc::clone(&store),
         ExecutorSettings {
-            copy_duration: Duration::ZERO,
+            timing: imageplane::work::timing::Timing::default(),
             lease: Duration::from_secs(10),
             retention: Duration::from_secs(3600),
             import: ImportSettings::default(),

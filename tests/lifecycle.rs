@@ -20,6 +20,7 @@ use imageplane::pb::yandex::cloud::access::{
     ListAccessBindingsRequest, SetAccessBindingsRequest, Subject, UpdateAccessBindingsRequest,
 };
 use imageplane::server::Settings;
+use imageplane::work::timing::Timing;
 use std::collections::HashSet;
 use std::time::Duration;
 use tonic::Code;
@@ -502,7 +503,7 @@ async fn slow_server_with_a_ready_disk(folder_id: &str, name: &str) -> (TestServ
         r#"{{"disk": {{"id": "{SEEDED_DISK_ID}", "folderId": "{folder_id}", "name": "{name}", "zoneId": "ru-central1-a", "size": "{GIB}"}}}}"#
     );
     let server = TestServer::start_with(Settings {
-        operation_delay: Duration::from_secs(60),
+        operation_timing: Timing::uniform(Duration::from_secs(60)),
         seeds: vec![("the test's seed".into(), seed)],
         ..Settings::default()
     })

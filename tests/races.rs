@@ -15,6 +15,7 @@ use imageplane::pb::compute::{
 use imageplane::pb::operation::{operation, CancelOperationRequest, Operation};
 use imageplane::server::Settings;
 use imageplane::store::DatabaseUrl;
+use imageplane::work::timing::Timing;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -48,7 +49,7 @@ impl Racers {
 async fn server(database: DatabaseUrl) -> TestServer {
     TestServer::start_with(Settings {
         database,
-        operation_delay: DELAY,
+        operation_timing: Timing::uniform(DELAY),
         ..Settings::default()
     })
     .await

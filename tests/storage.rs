@@ -853,7 +853,7 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
         let executor = Executor::new(
             Arc::clone(&store),
             ExecutorSettings {
-                copy_duration: Duration::ZERO,
+                timing: imageplane::work::timing::Timing::default(),
                 lease,
                 retention: Duration::from_secs(3600),
                 import: Default::default(),

@@ -1,5 +1,6 @@
 //! The rules of imageplane's own admin API (`imageplane.v1.AdminService`), which lets a
-//! test suite control the emulator: who may use it, and what a reset does.
+//! test suite control the emulator: who may use it, what a reset does, the delays of
+//! background work, and ending an operation at will.
 //!
 //! The API is off unless the server runs with `--enable-admin`; then, with authentication
 //! on, only a token marked `@admin` in the token file may use it (`Caller::admin`).
@@ -7,8 +8,12 @@
 use super::call::{CallContext, Caller};
 use super::seed::Seeds;
 use crate::error::{excerpt, Error};
-use crate::store::{ResetCounts, Store};
+use crate::model::resource::Work;
+use crate::pb::google::rpc::Status;
+use crate::pb::operation::Operation;
+use crate::store::{Outcome, ResetCounts, Store};
 use crate::work::executor::Executor;
+use crate::work::timing::Timing;
 use std::sync::Arc;
 use tracing::info;
 
@@ -68,5 +73,59 @@ impl Admin {
             "reset"
         );
         Ok(counts)
+    }
+
+    /// The delays of background work in force.
+    pub fn timing(&self, call: &CallContext) -> Result<Timing, Error> {
+        self.check(&call.caller)?;
+        Ok(self.executor.timing())
+    }
+
+    /// Sets the delays from their text form (`Timing::parse`): work started from now on
+    /// takes them. INVALID_ARGUMENT, naming the item, for a bad one.
+    pub fn set_timing(&self, call: &CallContext, text: &str) -> Result<Timing, Error> {
+        self.check(&call.caller)?;
+        let timing = Timing::parse(text).map_err(Error::InvalidArgument)?;
+        self.executor.set_timing(timing.clone());
+        Ok(timing)
+    }
+
+    /// Ends a running operation now: done as its work would end, or failed with `error`
+    /// (see `AdminService.FinishOperation`, whose proto bounds its code to 1-16).
+    pub async fn finish(
+        &self,
+        call: &CallContext,
+        operation_id: &str,
+        error: Option<Status>,
+    ) -> Result<Operation, Error> {
+        self.check(&call.caller)?;
+        let not_found =
+            || Error::NotFound(format!("Operation {} not found", excerpt(operation_id)));
+        let record = self
+            .store
+            .operation(operation_id)
+            .await?
+            .ok_or_else(not_found)?;
+        if record.operation.done {
+            return Err(Error::FailedPrecondition(format!(
+                "operation {operation_id} has ended already"
+            )));
+        }
+        let outcome = match (error, &record.work) {
+            (Some(error), _) => Outcome::Failed(error),
+            (None, Work::Copy { .. } | Work::Delete) => Outcome::Done,
+            (None, Work::ImportUri { .. }) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "operation {operation_id} is an import: it ends done when its transfer \
+                     does; finish it with an error, or cancel it"
+                )))
+            }
+            (None, Work::Change(_)) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "operation {operation_id} is a change, done when stored"
+                )))
+            }
+        };
+        self.executor.end_now(operation_id, outcome).await
     }
 }

@@ -58,6 +58,11 @@ impl TokenFile {
                     fields.pop();
                     true
                 }
+                Some(&ADMIN_MARK) => {
+                    return Err(format!(
+                        "{at}: expected TOKEN SUBJECT_ID [FOLDER_ID,...] {ADMIN_MARK}, found no subject"
+                    ))
+                }
                 Some(mark) if mark.starts_with('@') => {
                     return Err(format!(
                         "{at}: {} is not a mark (the one mark is {ADMIN_MARK}, last on its line)",
@@ -574,14 +579,25 @@ mod tests {
             file.callers[&digest("secret-b")].folders,
             Folders::Only(["f1".to_string(), "f2".to_string()].into())
         );
+        let marked = TokenFile::parse("t-all ops @admin\nt-some ops f1 @admin\n", "t").unwrap();
+        assert!(marked.callers.values().all(|caller| caller.admin));
+        assert_eq!(
+            marked.callers[&digest("t-some")].folders,
+            Folders::Only(["f1".to_string()].into())
+        );
         for (text, expected) in [
             (
                 "only-a-token\n",
-                "tokens.txt:1: expected TOKEN SUBJECT_ID [FOLDER_ID,...], found 1 fields",
+                "tokens.txt:1: expected TOKEN SUBJECT_ID [FOLDER_ID,...] [@admin], found 1 fields",
             ),
             (
                 "a b c d\n",
-                "tokens.txt:1: expected TOKEN SUBJECT_ID [FOLDER_ID,...], found 4 fields",
+                "tokens.txt:1: expected TOKEN SUBJECT_ID [FOLDER_ID,...] [@admin], found 4 fields",
+            ),
+            ("t s @root\n", "tokens.txt:1: \"@root\" is not a mark"),
+            (
+                "t @admin\n",
+                "tokens.txt:1: expected TOKEN SUBJECT_ID [FOLDER_ID,...] @admin, found no subject",
             ),
             ("t s f1,,f2\n", "tokens.txt:1: a folder id is empty"),
             ("t s f1,*\n", "tokens.txt:1: \"*\" is not a folder id"),

@@ -225,7 +225,7 @@ impl Catalog {
             target: resource.reference(),
             work,
         };
-        if matches!(record.work, Work::Copy { .. }) && self.executor.copies_are_instant() {
+        if self.executor.is_instant(&record) {
             // A copy without a duration has no background part: it is stored finished, as
             // its ending decides, in the create's own transaction (one commit, not two).
             // The caller is still answered with the operation as started, as every create

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -54,6 +55,8 @@ pub struct Health {
     store: Arc<dyn Store>,
     reporter: HealthReporter,
     stopping: AtomicBool,
+    /// Cancelled on stop: ends the watch at once (it holds the store).
+    stopped: CancellationToken,
     /// What gRPC health reports now (`None` before the first report).
     reported: Mutex<Option<bool>>,
 }
@@ -65,6 +68,7 @@ impl Health {
             store,
             reporter,
             stopping: AtomicBool::new(false),
+            stopped: CancellationToken::new(),
             reported: Mutex::new(None),
         });
         health.report(true).await;
@@ -106,6 +110,7 @@ impl Health {
     /// From now on, not ready: the server is stopping.
     pub async fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
+        self.stopped.cancel();
         self.report(false).await;
     }
 
@@ -116,8 +121,11 @@ impl Health {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(WATCH_INTERVAL);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            while !health.stopping.load(Ordering::Acquire) {
-                ticks.tick().await;
+            loop {
+                tokio::select! {
+                    () = health.stopped.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
                 if let Some(why) = health.not_ready().await {
                     if !health.stopping.load(Ordering::Acquire) {
                         tracing::warn!(%why, "not ready");

@@ -29,6 +29,7 @@ use crate::rpc::GrpcService;
 use crate::store::{self, DatabaseUrl, Replica, Store};
 use crate::work::executor::{Executor, ExecutorSettings};
 use crate::work::import::ImportSettings;
+use crate::work::timing::Timing;
 use access_log::{AccessLog, AccessLogLayer};
 use dispatch::Dispatch;
 use health::Health;
@@ -46,8 +47,8 @@ use tracing::{info, warn};
 /// What the server needs besides its listener.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How long the background work of a copy takes.
-    pub operation_delay: Duration,
+    /// How long each kind of background work takes (`--operation-delay`).
+    pub operation_timing: Timing,
     /// What ApiEndpointService advertises; `None` means the bound address.
     pub advertise_address: Option<String>,
     /// Longest time one RPC may take; zero means no server-side deadline.
@@ -90,7 +91,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
-            operation_delay: Duration::ZERO,
+            operation_timing: Timing::default(),
             advertise_address: None,
             request_timeout: Duration::ZERO,
             shutdown_grace: Duration::from_secs(5),
@@ -250,7 +251,7 @@ async fn load_seeds_and_start_work(
     let executor = Executor::new(
         Arc::clone(store),
         ExecutorSettings {
-            copy_duration: settings.operation_delay,
+            timing: settings.operation_timing.clone(),
             lease: settings.lease,
             retention: settings.operation_retention,
             import: settings.import.clone(),

@@ -4,13 +4,15 @@
 //! Two kinds of background work (changes are done when stored and never run here):
 //! - timed work: a copy (an image from an image, disk or snapshot; a snapshot; a disk) or
 //!   a delete has nothing to move in this server: its result is fixed when it is asked for
-//!   and it only takes `--operation-delay` from the operation's creation. One scheduler
+//!   and it only takes its kind's delay ([`Timing`], `--operation-delay`) from the
+//!   operation's creation, or is held until [`Executor::finish`] ends it (`manual`). One scheduler
 //!   task keeps all pending timed work in a timer queue and hands the due ones to the
 //!   store in batches. No task per operation: under load that is what keeps the cost of a
 //!   create close to the cost of the RPC itself (see the benchmark in the README).
 //! - an import from a URI runs in a task of its own with a cancellation token (the
 //!   transfer must stop at once when cancelled: the token drops the import's future, and
-//!   with it the connection). [`crate::work::import`] does the transfer and measures the image.
+//!   with it the connection). [`crate::work::import`] does the transfer and measures the image;
+//!   the operation ends when the transfer is done, and not before its kind's delay.
 //!
 //! Ending is one store call, `Store::conclude`, that sets the operation done together
 //! with its resource as the domain's transitions decide (`ExecutorSettings::transition`: READY,
@@ -38,6 +40,7 @@ use crate::pb::operation::Operation;
 use crate::store::codec::unix_ms;
 use crate::store::{Ending, Finished, Outcome, Store, StoreError, Transition};
 use crate::work::import::{ImportSettings, Importer};
+use crate::work::timing::{Delay, Timing};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -75,6 +78,8 @@ enum Running {
     /// An import task: its token, and a number that tells this task from a later one
     /// for the same operation.
     Import(CancellationToken, u64),
+    /// A copy or a delete of a kind whose delay is `manual`: held until [`Executor::finish`].
+    Held,
 }
 
 /// The operations running in this replica, by id.
@@ -89,8 +94,9 @@ fn lock(running: &RunningSet) -> std::sync::MutexGuard<'_, HashMap<String, Runni
 /// How the executor runs work and keeps it.
 #[derive(Debug, Clone)]
 pub struct ExecutorSettings {
-    /// How long a copy takes, from the operation's creation.
-    pub copy_duration: Duration,
+    /// How long each kind of work takes, from the operation's creation, at start (the admin
+    /// API may change it: [`Executor::set_timing`]).
+    pub timing: Timing,
     /// How long this replica's claim on a running operation lasts without renewal.
     pub lease: Duration,
     /// How long finished operations are kept.
@@ -110,6 +116,8 @@ pub struct Executor {
     importer: Importer,
     copies: mpsc::UnboundedSender<Command>,
     running: RunningSet,
+    /// The delays in force: they apply to work started after they are set.
+    timing: Mutex<Timing>,
     stop_keeper: CancellationToken,
     /// The keeper and the purger, awaited on shutdown.
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
@@ -130,6 +138,7 @@ impl Executor {
         ));
         let executor = Arc::new(Executor {
             store,
+            timing: Mutex::new(settings.timing.clone()),
             settings,
             importer,
             copies,
@@ -147,10 +156,33 @@ impl Executor {
         Ok(executor)
     }
 
-    /// Whether a copy takes no time (`--operation-delay 0s`, the default): then it has no
+    /// The delays in force.
+    pub fn timing(&self) -> Timing {
+        self.timing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Sets the delays of work started from now on (work already running keeps its own).
+    pub fn set_timing(&self, timing: Timing) {
+        info!(timing = %timing, "operation delays set");
+        *self
+            .timing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = timing;
+    }
+
+    /// The delay of a record's work now; `None` for a change.
+    fn delay_of(&self, record: &OperationRecord) -> Option<Delay> {
+        self.timing().of_work(&record.work, record.target.kind)
+    }
+
+    /// Whether a copy takes no time (its kind's delay is 0s, the default): then it has no
     /// background part, and the domain stores it finished (`Catalog::launch`).
-    pub fn copies_are_instant(&self) -> bool {
-        self.settings.copy_duration.is_zero()
+    pub fn is_instant(&self, record: &OperationRecord) -> bool {
+        matches!(record.work, Work::Copy { .. })
+            && self.delay_of(record) == Some(Delay::After(Duration::ZERO))
     }
 
     /// Refuses, at create time, a URI whose host imports may not fetch.
@@ -163,7 +195,9 @@ impl Executor {
     /// this replica still runs, when a renewal came late).
     pub fn start(self: &Arc<Executor>, record: OperationRecord) {
         let id = record.operation.id.clone();
+        let delay = self.delay_of(&record);
         let entry = match &record.work {
+            Work::Copy { .. } | Work::Delete if delay == Some(Delay::Manual) => Running::Held,
             Work::Copy { .. } | Work::Delete => Running::Timed,
             Work::ImportUri { .. } => Running::Import(CancellationToken::new(), rand::random()),
             Work::Change(_) => {
@@ -181,8 +215,9 @@ impl Executor {
             running.insert(id.clone(), entry.clone());
         }
         match entry {
+            Running::Held => info!(operation_id = %id, "held until finished through the admin API"),
             Running::Timed => {
-                let due = self.due_at(&record);
+                let due = due_at(&record, after(delay));
                 if self
                     .copies
                     .send(Command::Due(Box::new(record), due))
@@ -193,25 +228,7 @@ impl Executor {
                     warn!(operation_id = %id, "the scheduler has stopped");
                 }
             }
-            Running::Import(token, task) => self.start_import(record, token, task),
-        }
-    }
-
-    /// When timed work is due: its creation plus the copy duration (resumed work may be
-    /// due at once).
-    fn due_at(&self, record: &OperationRecord) -> tokio::time::Instant {
-        let now = tokio::time::Instant::now();
-        let created = record
-            .operation
-            .created_at
-            .and_then(|at| SystemTime::try_from(at).ok())
-            .unwrap_or_else(SystemTime::now);
-        let due = created
-            .checked_add(self.settings.copy_duration)
-            .unwrap_or(created);
-        match due.duration_since(SystemTime::now()) {
-            Ok(remaining) => now + remaining,
-            Err(_) => now,
+            Running::Import(token, task) => self.start_import(record, token, task, after(delay)),
         }
     }
 
@@ -221,14 +238,21 @@ impl Executor {
         record: OperationRecord,
         token: CancellationToken,
         task: u64,
+        delay: Duration,
     ) {
         let executor = Arc::clone(self);
         let span = tracing::info_span!("operation", id = %record.operation.id);
         tokio::spawn(
             async move {
+                let work = async {
+                    let outcome = executor.importer.import(&record, executor.store.as_ref()).await;
+                    // Not before its kind's delay.
+                    tokio::time::sleep_until(due_at(&record, delay)).await;
+                    outcome
+                };
                 let outcome = tokio::select! {
                     _ = token.cancelled() => None,
-                    outcome = executor.importer.import(&record, executor.store.as_ref()) => Some(outcome),
+                    outcome = work => Some(outcome),
                 };
                 match outcome {
                     Some(Ok(measured)) => {
@@ -256,7 +280,7 @@ impl Executor {
                 let _ = self.copies.send(Command::Forget(operation_id.to_string()));
             }
             Some(Running::Import(token, _)) => token.cancel(),
-            None => {}
+            Some(Running::Held) | None => {}
         }
     }
 
@@ -278,18 +302,19 @@ impl Executor {
         if operation.done {
             return Ok(operation);
         }
-        let operation_id = operation.id.as_str();
-        let not_found = || {
-            Error::NotFound(format!(
-                "Operation {} not found",
-                crate::error::excerpt(operation_id)
-            ))
-        };
-        let cancelled =
-            Error::Cancelled(format!("Operation {operation_id} was cancelled")).to_rpc_status();
+        let cancelled = Error::Cancelled(format!("Operation {} was cancelled", operation.id));
+        self.end_now(&operation.id, Outcome::Failed(cancelled.to_rpc_status()))
+            .await
+    }
+
+    /// Ends a running operation now with `outcome`, wherever it runs, and stops its work
+    /// here: a cancel, or the admin API's finish. Whichever ending reaches the store first
+    /// wins (its compare-and-set on `done`); returns the operation as it ended, perhaps
+    /// by another ending. NOT_FOUND if the store has no such operation.
+    pub async fn end_now(&self, operation_id: &str, outcome: Outcome) -> Result<Operation, Error> {
         let ending = Ending {
             operation_id: operation_id.to_string(),
-            outcome: Outcome::Failed(cancelled),
+            outcome,
         };
         let ended = self
             .store
@@ -299,11 +324,17 @@ impl Executor {
             .unwrap_or(Ok(Finished::Unknown))?;
         let operation = match ended {
             Finished::Applied(operation) => {
-                info!(operation_id, "cancelled");
+                let failed = matches!(ending_kind(&operation), Some(code) if code != 0);
+                info!(operation_id, failed, "ended before its work did, as asked");
                 *operation
             }
             Finished::AlreadyDone(operation) => *operation,
-            Finished::Unknown => return Err(not_found()),
+            Finished::Unknown => {
+                return Err(Error::NotFound(format!(
+                    "Operation {} not found",
+                    crate::error::excerpt(operation_id)
+                )))
+            }
         };
         self.stop_local(operation_id);
         Ok(operation)
@@ -415,6 +446,40 @@ impl Executor {
         if total > 0 {
             info!(count = total, "purged {what}");
         }
+    }
+}
+
+/// The status code an ended operation carries: 0 for a response, `None` while running.
+fn ending_kind(operation: &Operation) -> Option<i32> {
+    use crate::pb::operation::operation::Result;
+    match &operation.result {
+        Some(Result::Error(status)) => Some(status.code),
+        Some(Result::Response(_)) => Some(0),
+        None => None,
+    }
+}
+
+/// A delay as a duration (a held operation has none: it is never scheduled).
+fn after(delay: Option<Delay>) -> Duration {
+    match delay {
+        Some(Delay::After(duration)) => duration,
+        Some(Delay::Manual) | None => Duration::ZERO,
+    }
+}
+
+/// When work is due: its operation's creation plus `delay` (resumed work may be due at
+/// once).
+fn due_at(record: &OperationRecord, delay: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    let created = record
+        .operation
+        .created_at
+        .and_then(|at| SystemTime::try_from(at).ok())
+        .unwrap_or_else(SystemTime::now);
+    let due = created.checked_add(delay).unwrap_or(created);
+    match due.duration_since(SystemTime::now()) {
+        Ok(remaining) => now + remaining,
+        Err(_) => now,
     }
 }
 

@@ -27,10 +27,10 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server whose copies take `operation_delay`.
+    /// Starts a server whose background work (copies, deletes) takes `operation_delay`.
     pub async fn start(operation_delay: Duration) -> TestServer {
         TestServer::start_with(Settings {
-            operation_delay,
+            operation_timing: imageplane::work::timing::Timing::uniform(operation_delay),
             ..Settings::default()
         })
         .await

@@ -1,0 +1,280 @@
+//! How long each kind of background work takes before its operation ends
+//! (`--operation-delay`, and the admin API's SetOperationTiming at run time): a default,
+//! and a delay per kind of work, where a kind is the kebab-case name of what runs
+//! (`create-image`, `import-image`, `delete-disk`, ...: [`KINDS`]). A delay is a duration
+//! from the operation's creation, or `manual`: the operation is held running until the
+//! admin API finishes it (`FinishOperation`); imports cannot be held (a `manual` default
+//! leaves them without a delay). Changes (updates, moves, access bindings) are done when
+//! stored and take no delay.
+//!
+//! The text form, for the flag and the API alike: comma-separated items, each `DURATION`
+//! or `manual` (the default) or `KIND=DURATION` / `KIND=manual`; e.g.
+//! `1s,create-disk=manual,import-image=0s`.
+
+use crate::model::resource::{ResourceKind, Work};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// The longest delay: a year (the scheduler's timers reach about two).
+pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The word for a held operation.
+pub const MANUAL: &str = "manual";
+
+/// Every kind of background work, as delays name it.
+pub const KINDS: &[&str] = &[
+    "create-image",
+    "create-snapshot",
+    "create-disk",
+    "import-image",
+    "import-baremetal-image",
+    "delete-image",
+    "delete-snapshot",
+    "delete-disk",
+    "delete-baremetal-image",
+];
+
+/// The kinds that cannot be held: an import ends with what its transfer found.
+const NOT_MANUAL: &[&str] = &["import-image", "import-baremetal-image"];
+
+/// How long one kind of work takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delay {
+    /// Ends this long after the operation's creation (an import: when its transfer is
+    /// done, and not before then).
+    After(Duration),
+    /// Held running until the admin API finishes it.
+    Manual,
+}
+
+impl Delay {
+    fn parse(text: &str) -> Result<Delay, String> {
+        if text == MANUAL {
+            return Ok(Delay::Manual);
+        }
+        let duration = humantime::parse_duration(text).map_err(|error| {
+            format!("{text:?} is neither a duration (such as 500ms, 2s, 5m) nor {MANUAL}: {error}")
+        })?;
+        if duration > MAX_DELAY {
+            return Err(format!("{text:?} is longer than 365days"));
+        }
+        Ok(Delay::After(duration))
+    }
+}
+
+impl fmt::Display for Delay {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Delay::After(duration) => {
+                write!(formatter, "{}", humantime::format_duration(*duration))
+            }
+            Delay::Manual => formatter.write_str(MANUAL),
+        }
+    }
+}
+
+/// The delays of every kind of work (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timing {
+    default: Delay,
+    kinds: BTreeMap<&'static str, Delay>,
+}
+
+impl Default for Timing {
+    /// Every kind of work ends at once.
+    fn default() -> Timing {
+        Timing::uniform(Duration::ZERO)
+    }
+}
+
+impl Timing {
+    /// The same delay for every kind of work.
+    pub fn uniform(delay: Duration) -> Timing {
+        Timing {
+            default: Delay::After(delay),
+            kinds: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the text form; an error names the item and the rule.
+    pub fn parse(text: &str) -> Result<Timing, String> {
+        let mut default = None;
+        let mut kinds = BTreeMap::new();
+        for item in text.split(',').map(str::trim) {
+            match item.split_once('=') {
+                None if item.is_empty() => {
+                    return Err("an item is empty (items are comma-separated)".into())
+                }
+                None => {
+                    if default.is_some() {
+                        return Err(format!(
+                            "{item:?}: the default is given twice (one item without KIND=)"
+                        ));
+                    }
+                    let delay = Delay::parse(item)?;
+                    default = Some(delay);
+                }
+                Some((kind, delay)) => {
+                    let kind = kind.trim();
+                    let Some(known) = KINDS.iter().find(|known| **known == kind) else {
+                        return Err(format!(
+                            "{kind:?} is not a kind of work: one of {}",
+                            KINDS.join(", ")
+                        ));
+                    };
+                    let delay = Delay::parse(delay.trim())?;
+                    if delay == Delay::Manual && NOT_MANUAL.contains(known) {
+                        return Err(format!(
+                            "{kind}={MANUAL}: an import cannot be held (it ends with what its \
+                             transfer found); give it a duration"
+                        ));
+                    }
+                    if kinds.insert(*known, delay).is_some() {
+                        return Err(format!("{kind:?} is given twice"));
+                    }
+                }
+            }
+        }
+        Ok(Timing {
+            default: default.unwrap_or(Delay::After(Duration::ZERO)),
+            kinds,
+        })
+    }
+
+    /// The delay of every kind that has none of its own.
+    pub fn default_delay(&self) -> Delay {
+        self.default
+    }
+
+    /// The kinds that have a delay of their own.
+    pub fn kinds(&self) -> impl Iterator<Item = (&'static str, Delay)> + '_ {
+        self.kinds.iter().map(|(kind, delay)| (*kind, *delay))
+    }
+
+    /// The delay of a kind of work ([`KINDS`]). A `manual` default leaves imports, which
+    /// cannot be held, without a delay.
+    pub fn of(&self, kind: &str) -> Delay {
+        match self.kinds.get(kind) {
+            Some(delay) => *delay,
+            None if self.default == Delay::Manual && NOT_MANUAL.contains(&kind) => {
+                Delay::After(Duration::ZERO)
+            }
+            None => self.default,
+        }
+    }
+
+    /// The delay of an operation's work; `None` for a change, which is done when stored.
+    pub fn of_work(&self, work: &Work, resource: ResourceKind) -> Option<Delay> {
+        kind_of(work, resource).map(|kind| self.of(kind))
+    }
+}
+
+impl fmt::Display for Timing {
+    /// The text form [`Timing::parse`] reads: the default, then each kind that has its own.
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.default)?;
+        for (kind, delay) in &self.kinds {
+            write!(formatter, ",{kind}={delay}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The kind of an operation's work ([`KINDS`]); `None` for a change.
+pub fn kind_of(work: &Work, resource: ResourceKind) -> Option<&'static str> {
+    let noun = match resource {
+        ResourceKind::ComputeImage => "image",
+        ResourceKind::Snapshot => "snapshot",
+        ResourceKind::Disk => "disk",
+        ResourceKind::BaremetalImage => "baremetal-image",
+    };
+    let verb = match work {
+        Work::Copy { .. } => "create",
+        Work::ImportUri { .. } => "import",
+        Work::Delete => "delete",
+        Work::Change(_) => return None,
+    };
+    KINDS.iter().copied().find(|kind| {
+        kind.strip_prefix(verb)
+            .and_then(|rest| rest.strip_prefix('-'))
+            == Some(noun)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_form_reads_a_default_and_kinds_and_writes_itself_back() {
+        let timing = Timing::parse("1s,create-disk=manual,import-image=250ms").unwrap();
+        assert_eq!(timing.of("create-disk"), Delay::Manual);
+        assert_eq!(
+            timing.of("import-image"),
+            Delay::After(Duration::from_millis(250))
+        );
+        assert_eq!(
+            timing.of("delete-disk"),
+            Delay::After(Duration::from_secs(1))
+        );
+        assert_eq!(Timing::parse(&timing.to_string()).unwrap(), timing);
+        assert_eq!(Timing::parse("0s").unwrap(), Timing::default());
+        assert_eq!(
+            Timing::parse("create-image=2s").unwrap().of("create-disk"),
+            Delay::After(Duration::ZERO)
+        );
+        let held = Timing::parse("manual").unwrap();
+        assert_eq!(held.of("delete-image"), Delay::Manual);
+        assert_eq!(held.of("import-image"), Delay::After(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_bad_item_is_refused_naming_it() {
+        for (text, expected) in [
+            (
+                "create-vm=1s",
+                "\"create-vm\" is not a kind of work: one of create-image",
+            ),
+            ("update-image=1s", "\"update-image\" is not a kind of work"),
+            ("create-disk=soon", "\"soon\" is neither a duration"),
+            ("import-image=manual", "an import cannot be held"),
+            ("1s,2s", "the default is given twice"),
+            (
+                "create-disk=1s,create-disk=2s",
+                "\"create-disk\" is given twice",
+            ),
+            ("1s,,create-disk=1s", "an item is empty"),
+            ("400days", "longer than 365days"),
+        ] {
+            let error = Timing::parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_kind_of_background_work_has_a_name() {
+        use crate::model::resource::ResourceKind::*;
+        let uri = || Work::ImportUri { uri: "u".into() };
+        let copy = || Work::Copy { source: None };
+        assert_eq!(kind_of(&copy(), ComputeImage), Some("create-image"));
+        assert_eq!(kind_of(&copy(), Disk), Some("create-disk"));
+        assert_eq!(kind_of(&copy(), Snapshot), Some("create-snapshot"));
+        assert_eq!(kind_of(&uri(), ComputeImage), Some("import-image"));
+        assert_eq!(
+            kind_of(&uri(), BaremetalImage),
+            Some("import-baremetal-image")
+        );
+        assert_eq!(
+            kind_of(&Work::Delete, BaremetalImage),
+            Some("delete-baremetal-image")
+        );
+        assert_eq!(
+            kind_of(
+                &Work::Change(crate::model::resource::ChangeKind::Update),
+                Disk
+            ),
+            None
+        );
+    }
+}
