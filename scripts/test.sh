@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of imageplane: formatting and lints, the Rust unit and integration
 # tests, then the conformance suite (the official yandexcloud Python SDK, the official
-# Node.js SDK, grpcurl, curl, schemathesis and the README's tour against the real binary),
-# installing what it needs into .venv/ and tests/conformance/node/node_modules/ on first
-# use, and the Debian packages below when it runs as root with apt-get.
+# Node.js SDK, grpcurl, curl, schemathesis, the README's tour and the container image
+# against the real binary), installing what it needs into .venv/ and
+# tests/conformance/node/node_modules/ on first use, and the Debian packages below (and
+# Docker, through scripts/ensure-docker.sh) when it runs as root with apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -74,6 +75,14 @@ if [[ ! -d "$node_dir/node_modules" ]] || ! cmp -s "$node_dir/package-lock.json"
     echo "== npm ci in $node_dir"
     (cd "$node_dir" && npm ci --no-audit --no-fund)
     cp "$node_dir/package-lock.json" "$node_dir/node_modules/.imageplane-package-lock.json"
+fi
+# The container image test (test_container.py) needs Docker. As root with apt-get (CI),
+# scripts/ensure-docker.sh installs and starts it, and the test must run: a Docker that
+# cannot start fails the run. Elsewhere it runs when Docker is usable and is skipped,
+# saying so, when not.
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    scripts/ensure-docker.sh
+    export IMAGEPLANE_REQUIRE_DOCKER=1
 fi
 IMAGEPLANE_BIN="$PWD/target/debug/imageplane" "$venv/bin/python" -m pytest tests/conformance -q -p no:cacheprovider
 postgres_warning
