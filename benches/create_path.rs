@@ -32,6 +32,7 @@ async fn setup() -> (Arc<Catalog>, CreateImageRequest) {
             import: Default::default(),
             transition: imageplane::domain::transitions::conclude,
             key_retention: imageplane::domain::idempotency::KEY_RETENTION,
+            faults: Default::default(),
         },
     )
     .unwrap();

@@ -22,6 +22,7 @@ pub mod model;
 
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod ids;
 pub mod pb;
 pub mod redact;

@@ -512,6 +512,7 @@ async fn starting_a_running_import_again_does_not_fetch_it_twice() {
             import: ImportSettings::default(),
             transition: imageplane::domain::transitions::conclude,
             key_retention: imageplane::domain::idempotency::KEY_RETENTION,
+            faults: Default::default(),
         },
     )
     .unwrap();

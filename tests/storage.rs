@@ -859,6 +859,7 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
                 import: Default::default(),
                 transition: imageplane::domain::transitions::conclude,
                 key_retention: imageplane::domain::idempotency::KEY_RETENTION,
+                faults: Default::default(),
             },
         )
         .unwrap();

@@ -1,11 +1,14 @@
 //! imageplane.v1.AdminService: imageplane's own service for test suites (reset, operation
-//! delays, finishing operations), adapted to [`Admin`], which holds its rules.
+//! delays, finishing operations, faults), adapted to [`Admin`], which holds its rules.
 
-use crate::domain::admin::Admin;
+use crate::domain::admin::{Admin, FaultRequest};
 use crate::domain::Catalog;
+use crate::faults::{Firing, Rule, Target};
 use crate::pb::imageplane::v1::admin_service_server::AdminService;
 use crate::pb::imageplane::v1::{
-    FinishOperationRequest, GetOperationTimingRequest, OperationTiming, ResetRequest, ResetResponse,
+    fault, ClearFaultsRequest, ClearFaultsResponse, DeleteFaultRequest, DeleteFaultResponse, Fault,
+    FinishOperationRequest, GetOperationTimingRequest, ListFaultsRequest, ListFaultsResponse,
+    OperationTiming, ResetRequest, ResetResponse,
 };
 use crate::pb::operation::Operation;
 use crate::work::timing::Timing;
@@ -48,6 +51,51 @@ fn timing_text(message: &OperationTiming) -> String {
         )
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// A fault rule as the API spells it.
+fn fault_message(rule: &Rule) -> Fault {
+    let (times, probability) = match rule.firing {
+        Firing::Times(left) => (i64::try_from(left).unwrap_or(i64::MAX), 0.0),
+        Firing::Always => (0, 0.0),
+        Firing::Probability(probability) => (0, probability),
+    };
+    Fault {
+        id: rule.id.clone(),
+        target: Some(match &rule.target {
+            Target::Method(path) => fault::Target::Method(path.trim_start_matches('/').into()),
+            Target::Operation(kind) => fault::Target::Operation(kind.clone()),
+        }),
+        code: rule
+            .code
+            .map(|code| code.name().to_string())
+            .unwrap_or_default(),
+        message: rule.message.clone(),
+        times,
+        probability,
+        delay: match rule.delay.is_zero() {
+            true => String::new(),
+            false => humantime::format_duration(rule.delay).to_string(),
+        },
+    }
+}
+
+/// The domain's request for a fault rule.
+fn fault_request(fault: Fault) -> FaultRequest {
+    let (method, operation) = match fault.target {
+        Some(fault::Target::Method(method)) => (Some(method), None),
+        Some(fault::Target::Operation(kind)) => (None, Some(kind)),
+        None => (None, None),
+    };
+    FaultRequest {
+        method,
+        operation,
+        code: fault.code,
+        message: fault.message,
+        times: fault.times,
+        probability: fault.probability,
+        delay: fault.delay,
+    }
 }
 
 #[tonic::async_trait]
@@ -99,6 +147,55 @@ impl AdminService for AdminApi {
                 details: Vec::new(),
             });
             self.admin.finish(&call, &request.operation_id, error).await
+        })
+        .await
+    }
+
+    async fn add_fault(&self, request: Request<Fault>) -> Result<Response<Fault>, Status> {
+        super::answer(&self.catalog, request, |call, request| async move {
+            Ok(fault_message(
+                &self.admin.add_fault(&call, fault_request(request))?,
+            ))
+        })
+        .await
+    }
+
+    async fn list_faults(
+        &self,
+        request: Request<ListFaultsRequest>,
+    ) -> Result<Response<ListFaultsResponse>, Status> {
+        super::answer(&self.catalog, request, |call, _| async move {
+            Ok(ListFaultsResponse {
+                faults: self
+                    .admin
+                    .faults(&call)?
+                    .iter()
+                    .map(fault_message)
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    async fn delete_fault(
+        &self,
+        request: Request<DeleteFaultRequest>,
+    ) -> Result<Response<DeleteFaultResponse>, Status> {
+        super::answer(&self.catalog, request, |call, request| async move {
+            self.admin.delete_fault(&call, &request.fault_id)?;
+            Ok(DeleteFaultResponse {})
+        })
+        .await
+    }
+
+    async fn clear_faults(
+        &self,
+        request: Request<ClearFaultsRequest>,
+    ) -> Result<Response<ClearFaultsResponse>, Status> {
+        super::answer(&self.catalog, request, |call, _| async move {
+            Ok(ClearFaultsResponse {
+                removed: count(self.admin.clear_faults(&call)? as u64),
+            })
         })
         .await
     }

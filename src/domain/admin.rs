@@ -1,20 +1,22 @@
 //! The rules of imageplane's own admin API (`imageplane.v1.AdminService`), which lets a
 //! test suite control the emulator: who may use it, what a reset does, the delays of
-//! background work, and ending an operation at will.
+//! background work, ending an operation at will, and which faults may be injected.
 //!
 //! The API is off unless the server runs with `--enable-admin`; then, with authentication
 //! on, only a token marked `@admin` in the token file may use it (`Caller::admin`).
 
 use super::call::{CallContext, Caller};
 use super::seed::Seeds;
-use crate::error::{excerpt, Error};
+use crate::error::{excerpt, Code, Error};
+use crate::faults::{Faults, Firing, Rule, Target};
 use crate::model::resource::Work;
 use crate::pb::google::rpc::Status;
 use crate::pb::operation::Operation;
 use crate::store::{Outcome, ResetCounts, Store};
 use crate::work::executor::Executor;
-use crate::work::timing::Timing;
+use crate::work::timing::{Timing, KINDS};
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::info;
 
 /// See the module documentation.
@@ -24,6 +26,25 @@ pub struct Admin {
     executor: Arc<Executor>,
     /// What a reset stores again: the seeds as read at start.
     seeds: Arc<Seeds>,
+    faults: Arc<Faults>,
+}
+
+/// The longest delay a fault rule may add to a call.
+pub const MAX_FAULT_DELAY: Duration = Duration::from_secs(3600);
+
+/// The service whose methods no fault rule may target.
+const ADMIN_SERVICE: &str = "imageplane.v1.AdminService";
+
+/// A fault rule as asked for, before it is checked.
+#[derive(Debug, Clone, Default)]
+pub struct FaultRequest {
+    pub method: Option<String>,
+    pub operation: Option<String>,
+    pub code: String,
+    pub message: String,
+    pub times: i64,
+    pub probability: f64,
+    pub delay: String,
 }
 
 impl Admin {
@@ -33,12 +54,14 @@ impl Admin {
         store: Arc<dyn Store>,
         executor: Arc<Executor>,
         seeds: Arc<Seeds>,
+        faults: Arc<Faults>,
     ) -> Admin {
         Admin {
             enabled,
             store,
             executor,
             seeds,
+            faults,
         }
     }
 
@@ -128,4 +151,166 @@ impl Admin {
         };
         self.executor.end_now(operation_id, outcome).await
     }
+
+    /// Checks a fault rule and adds it; INVALID_ARGUMENT names the field and its rule.
+    pub fn add_fault(&self, call: &CallContext, request: FaultRequest) -> Result<Rule, Error> {
+        self.check(&call.caller)?;
+        let rule = fault_rule(request)?;
+        self.faults.add(rule.clone());
+        tracing::info!(fault_id = %rule.id, target = ?rule.target, "fault rule added");
+        Ok(rule)
+    }
+
+    /// The fault rules in force.
+    pub fn faults(&self, call: &CallContext) -> Result<Vec<Rule>, Error> {
+        self.check(&call.caller)?;
+        Ok(self.faults.list())
+    }
+
+    /// Removes a fault rule; NOT_FOUND if there is none of that id.
+    pub fn delete_fault(&self, call: &CallContext, id: &str) -> Result<(), Error> {
+        self.check(&call.caller)?;
+        match self.faults.remove(id) {
+            true => Ok(()),
+            false => Err(Error::NotFound(format!("Fault {} not found", excerpt(id)))),
+        }
+    }
+
+    /// Removes every fault rule; how many there were.
+    pub fn clear_faults(&self, call: &CallContext) -> Result<usize, Error> {
+        self.check(&call.caller)?;
+        Ok(self.faults.clear())
+    }
+}
+
+/// A fault rule from its request, every field checked.
+fn fault_rule(request: FaultRequest) -> Result<Rule, Error> {
+    let code = match request.code.as_str() {
+        "" => None,
+        name => match Code::from_name(name) {
+            Some(Code::Ok) | None => {
+                return Err(Error::invalid_field(
+                    "code",
+                    format!(
+                        "{} is not a failure code: one of CANCELLED, UNKNOWN, \
+                         INVALID_ARGUMENT, ..., UNAVAILABLE, DATA_LOSS, UNAUTHENTICATED \
+                         (google.rpc.Code names)",
+                        excerpt(name)
+                    ),
+                ))
+            }
+            code => code,
+        },
+    };
+    let delay = match request.delay.as_str() {
+        "" => Duration::ZERO,
+        text => {
+            let delay = humantime::parse_duration(text).map_err(|error| {
+                Error::invalid_field(
+                    "delay",
+                    format!("{} is not a duration: {error}", excerpt(text)),
+                )
+            })?;
+            if delay > MAX_FAULT_DELAY {
+                return Err(Error::invalid_field("delay", "must be at most 1h"));
+            }
+            delay
+        }
+    };
+    let target = match (request.method, request.operation) {
+        (Some(method), None) => {
+            let path = format!("/{}", method.trim_start_matches('/'));
+            let (service, name) = path[1..].split_once('/').unwrap_or((&path[1..], ""));
+            let known = crate::pb::descriptor_pool()
+                .get_service_by_name(service)
+                .is_some_and(|service| service.methods().any(|method| method.name() == name));
+            if !known {
+                return Err(Error::invalid_field(
+                    "method",
+                    format!(
+                        "{} is not a method of the API (PACKAGE.SERVICE/METHOD, e.g. \
+                         yandex.cloud.compute.v1.ImageService/Get)",
+                        excerpt(&method)
+                    ),
+                ));
+            }
+            if service == ADMIN_SERVICE {
+                return Err(Error::invalid_field(
+                    "method",
+                    "the admin API's own methods take no faults",
+                ));
+            }
+            if code.is_none() && delay.is_zero() {
+                return Err(Error::invalid_field(
+                    "code",
+                    "a method's fault needs a code, a delay, or both",
+                ));
+            }
+            Target::Method(path)
+        }
+        (None, Some(kind)) => {
+            if !KINDS.contains(&kind.as_str()) {
+                return Err(Error::invalid_field(
+                    "operation",
+                    format!(
+                        "{} is not a kind of work: one of {}",
+                        excerpt(&kind),
+                        KINDS.join(", ")
+                    ),
+                ));
+            }
+            if code.is_none() {
+                return Err(Error::invalid_field(
+                    "code",
+                    "an operation's fault needs the code it ends with",
+                ));
+            }
+            if !delay.is_zero() {
+                return Err(Error::invalid_field(
+                    "delay",
+                    "an operation's fault takes no delay: set the kind's delay instead \
+                     (SetOperationTiming)",
+                ));
+            }
+            Target::Operation(kind)
+        }
+        _ => {
+            return Err(Error::InvalidArgument(
+                "a fault names either a method or an operation".into(),
+            ))
+        }
+    };
+    let firing = if request.probability != 0.0 {
+        if request.times != 0 {
+            return Err(Error::InvalidArgument(
+                "a fault fires either `times` times or with a `probability`, not both".into(),
+            ));
+        }
+        if !(request.probability > 0.0 && request.probability <= 1.0) {
+            return Err(Error::invalid_field(
+                "probability",
+                "must be above 0 and at most 1",
+            ));
+        }
+        Firing::Probability(request.probability)
+    } else {
+        match u64::try_from(request.times) {
+            Ok(0) => Firing::Always,
+            Ok(times) => Firing::Times(times),
+            Err(_) => {
+                return Err(Error::invalid_field(
+                    "times",
+                    "must be 0 (every time) or more",
+                ))
+            }
+        }
+    };
+    Ok(Rule {
+        id: crate::ids::new_id("flt"),
+        target,
+        code,
+        message: request.message,
+        delay,
+        firing,
+    })
 }

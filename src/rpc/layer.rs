@@ -1,7 +1,9 @@
 //! The layer around every RPC, whether it arrived over gRPC or through the REST gateway
 //! (which calls the same gRPC services in-process): it decides who calls (`auth`), builds
 //! the call's [`CallContext`] into the request's extensions for the API adapters, and
-//! enforces the deadline. A call without valid credentials ends here, UNAUTHENTICATED.
+//! enforces the deadline. A call without valid credentials ends here, UNAUTHENTICATED. A
+//! fault rule of the admin API ([`Faults`]) that fires for the method delays the call or
+//! answers its error here, before the adapter.
 //! An UNIMPLEMENTED answer leaves saying which method is not served
 //! ([`explain_unimplemented`]).
 //!
@@ -11,6 +13,7 @@
 //! `grpc-timeout`; imageplane serves its own connections (see `listener`), so it is here.
 
 use crate::domain::call::CallContext;
+use crate::faults::Faults;
 use crate::rpc::auth::Authenticator;
 use http::{HeaderMap, Request, Response};
 use std::future::Future;
@@ -26,6 +29,7 @@ pub struct RpcLayer {
     /// client sends as `grpc-timeout` still applies).
     pub timeout: Option<Duration>,
     pub authenticator: Arc<Authenticator>,
+    pub faults: Arc<Faults>,
 }
 
 impl<S> tower::Layer<S> for RpcLayer {
@@ -36,6 +40,7 @@ impl<S> tower::Layer<S> for RpcLayer {
             inner,
             timeout: self.timeout,
             authenticator: Arc::clone(&self.authenticator),
+            faults: Arc::clone(&self.faults),
         }
     }
 }
@@ -46,6 +51,7 @@ pub struct RpcService<S> {
     inner: S,
     timeout: Option<Duration>,
     authenticator: Arc<Authenticator>,
+    faults: Arc<Faults>,
 }
 
 /// The host and port a client used to reach the server: the URI's authority (HTTP/2's
@@ -154,6 +160,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let deadline = deadline(self.timeout, request.headers());
         let authenticator = Arc::clone(&self.authenticator);
+        let faults = Arc::clone(&self.faults);
         // The service that was polled ready handles this call; a clone takes its place.
         let ready = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, ready);
@@ -166,6 +173,13 @@ where
                     Ok(caller) => caller,
                     Err(error) => return Ok(tonic::Status::from(error).into_http()),
                 };
+                if let Some(injected) = faults.on_call(&path) {
+                    tokio::time::sleep(injected.delay).await;
+                    if let Some(status) = injected.error {
+                        let code = tonic::Code::from_i32(status.code);
+                        return Ok(tonic::Status::new(code, status.message).into_http());
+                    }
+                }
                 let headers = request.headers();
                 let context = CallContext {
                     caller,

@@ -22,6 +22,7 @@ use crate::domain::identity::{Identities, TokenFile, DEFAULT_TOKEN_LIFETIME};
 use crate::domain::seed::{self, Seeds};
 use crate::domain::validation::Validator;
 use crate::domain::{Catalog, Offerings};
+use crate::faults::Faults;
 use crate::gateway::Gateway;
 use crate::rpc::auth::Authenticator;
 use crate::rpc::layer::RpcLayer;
@@ -134,18 +135,18 @@ impl Server {
             .map_err(|error| format!("cannot open {}: {error}", settings.database.display()))?;
         info!(database = %settings.database.display(), replica = %replica.id, "store open");
         let validator = Validator::for_api();
-        let (seeds, executor) = match load_seeds_and_start_work(&settings, &validator, &store).await
-        {
-            Ok(started) => started,
-            Err(error) => {
-                close(store.as_ref()).await;
-                return Err(error);
-            }
-        };
+        let (seeds, faults, executor) =
+            match load_seeds_and_start_work(&settings, &validator, &store).await {
+                Ok(started) => started,
+                Err(error) => {
+                    close(store.as_ref()).await;
+                    return Err(error);
+                }
+            };
         let built = build_service(
             &settings,
             validator,
-            (&store, &executor, seeds),
+            (&store, &executor, seeds, faults),
             local_address,
         )
         .await;
@@ -229,12 +230,14 @@ async fn close(store: &dyn Store) {
     }
 }
 
-/// Loads the seed files (and returns them, for resets) and starts the background work.
+/// Loads the seed files (and returns them, for resets) and starts the background work,
+/// which asks the fault rules (returned, for the RPC layer and the admin API).
 async fn load_seeds_and_start_work(
     settings: &Settings,
     validator: &Validator,
     store: &Arc<dyn Store>,
-) -> Result<(Arc<Seeds>, Arc<Executor>), Failure> {
+) -> Result<(Arc<Seeds>, Arc<Faults>, Arc<Executor>), Failure> {
+    let faults = Arc::new(Faults::default());
     let rules = seed::Rules {
         validator,
         offerings: &settings.offerings,
@@ -257,9 +260,10 @@ async fn load_seeds_and_start_work(
             import: settings.import.clone(),
             transition: crate::domain::transitions::conclude,
             key_retention: crate::domain::idempotency::KEY_RETENTION,
+            faults: Arc::clone(&faults),
         },
     )?;
-    Ok((Arc::new(seeds), executor))
+    Ok((Arc::new(seeds), faults, executor))
 }
 
 /// The domain, the services of [`services::SERVICES`] behind the RPC layer, the gateway,
@@ -267,7 +271,7 @@ async fn load_seeds_and_start_work(
 async fn build_service(
     settings: &Settings,
     validator: Validator,
-    (store, executor, seeds): (&Arc<dyn Store>, &Arc<Executor>, Arc<Seeds>),
+    (store, executor, seeds, faults): (&Arc<dyn Store>, &Arc<Executor>, Arc<Seeds>, Arc<Faults>),
     local_address: SocketAddr,
 ) -> Result<(AccessLog<Dispatch>, Arc<Health>), Failure> {
     let catalog = Arc::new(
@@ -301,6 +305,7 @@ async fn build_service(
         Arc::clone(store),
         Arc::clone(executor),
         seeds,
+        Arc::clone(&faults),
     ));
     let parts = services::Parts {
         catalog: Arc::clone(&catalog),
@@ -314,6 +319,7 @@ async fn build_service(
         RpcLayer {
             timeout: (!settings.request_timeout.is_zero()).then_some(settings.request_timeout),
             authenticator,
+            faults,
         }
         .layer(services::routes(&parts).prepare()),
     );

@@ -35,12 +35,13 @@
 //! error.
 
 use crate::error::Error;
+use crate::faults::Faults;
 use crate::model::resource::{OperationRecord, Work};
 use crate::pb::operation::Operation;
 use crate::store::codec::unix_ms;
 use crate::store::{Ending, Finished, Outcome, Store, StoreError, Transition};
 use crate::work::import::{ImportSettings, Importer};
-use crate::work::timing::{Delay, Timing};
+use crate::work::timing::{kind_of, Delay, Timing};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -107,6 +108,8 @@ pub struct ExecutorSettings {
     pub transition: Transition,
     /// How long idempotency keys are kept (`domain::idempotency::KEY_RETENTION`).
     pub key_retention: Duration,
+    /// The fault rules of the admin API: an operation of a kind a rule targets ends failed.
+    pub faults: Arc<Faults>,
 }
 
 /// Runs and cancels operations.
@@ -133,6 +136,7 @@ impl Executor {
         tokio::spawn(schedule_copies(
             Arc::clone(&store),
             settings.transition,
+            Arc::clone(&settings.faults),
             Arc::clone(&running),
             commands,
         ));
@@ -180,9 +184,12 @@ impl Executor {
 
     /// Whether a copy takes no time (its kind's delay is 0s, the default): then it has no
     /// background part, and the domain stores it finished (`Catalog::launch`).
+    /// A copy that a fault rule targets is not: the executor ends it, asking the rules.
     pub fn is_instant(&self, record: &OperationRecord) -> bool {
         matches!(record.work, Work::Copy { .. })
             && self.delay_of(record) == Some(Delay::After(Duration::ZERO))
+            && !kind_of(&record.work, record.target.kind)
+                .is_some_and(|kind| self.settings.faults.targets_operation(kind))
     }
 
     /// Refuses, at create time, a URI whose host imports may not fetch.
@@ -254,9 +261,11 @@ impl Executor {
                     _ = token.cancelled() => None,
                     outcome = work => Some(outcome),
                 };
+                let injected = || fault_for(&executor.settings.faults, &record);
                 match outcome {
                     Some(Ok(measured)) => {
-                        end(executor.store.as_ref(), executor.settings.transition, &record, Outcome::Imported(Box::new(measured))).await
+                        let outcome = injected().unwrap_or(Outcome::Imported(Box::new(measured)));
+                        end(executor.store.as_ref(), executor.settings.transition, &record, outcome).await
                     }
                     Some(Err(error)) => fail(executor.store.as_ref(), executor.settings.transition, &record, error).await,
                     None => info!("import stopped"),
@@ -449,6 +458,14 @@ impl Executor {
     }
 }
 
+/// The failure a fault rule injects into an operation's ending, if one fires for its kind.
+fn fault_for(faults: &Faults, record: &OperationRecord) -> Option<Outcome> {
+    let kind = kind_of(&record.work, record.target.kind)?;
+    faults
+        .on_ending(kind, &record.operation.id)
+        .map(Outcome::Failed)
+}
+
 /// The status code an ended operation carries: 0 for a response, `None` while running.
 fn ending_kind(operation: &Operation) -> Option<i32> {
     use crate::pb::operation::operation::Result;
@@ -516,6 +533,7 @@ async fn purge_periodically(executor: Arc<Executor>) {
 async fn schedule_copies(
     store: Arc<dyn Store>,
     transition: Transition,
+    faults: Arc<Faults>,
     running: RunningSet,
     mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
@@ -526,9 +544,13 @@ async fn schedule_copies(
     // gather into the next (larger) batch instead of opening more transactions.
     let finishing = Arc::new(tokio::sync::Semaphore::new(FINISHES_IN_FLIGHT));
     let spawn_finish = |due: Vec<OperationRecord>, permit: tokio::sync::OwnedSemaphorePermit| {
-        let (store, running) = (Arc::clone(&store), Arc::clone(&running));
+        let (store, running, faults) = (
+            Arc::clone(&store),
+            Arc::clone(&running),
+            Arc::clone(&faults),
+        );
         tokio::spawn(async move {
-            end_due(store, transition, running, due).await;
+            end_due(store, transition, &faults, running, due).await;
             drop(permit);
         });
     };
@@ -585,10 +607,11 @@ async fn schedule_copies(
 }
 
 /// Ends due timed work in one store call: each copy's resource, as fixed at create time,
-/// becomes READY; each deleted resource goes.
+/// becomes READY; each deleted resource goes (unless a fault rule fails it).
 async fn end_due(
     store: Arc<dyn Store>,
     transition: Transition,
+    faults: &Faults,
     running: RunningSet,
     records: Vec<OperationRecord>,
 ) {
@@ -596,7 +619,7 @@ async fn end_due(
         .iter()
         .map(|record| Ending {
             operation_id: record.operation.id.clone(),
-            outcome: Outcome::Done,
+            outcome: fault_for(faults, record).unwrap_or(Outcome::Done),
         })
         .collect();
     let outcomes = store.conclude(endings, transition).await;

@@ -11,6 +11,7 @@ use imageplane::pb::baremetal::image_service_client::ImageServiceClient as Barem
 use imageplane::pb::compute::disk_service_client::DiskServiceClient;
 use imageplane::pb::compute::image_service_client::ImageServiceClient;
 use imageplane::pb::compute::snapshot_service_client::SnapshotServiceClient;
+use imageplane::pb::imageplane::v1::admin_service_client::AdminServiceClient;
 use imageplane::pb::operation::operation_service_client::OperationServiceClient;
 use imageplane::pb::operation::{operation, GetOperationRequest, Operation};
 use imageplane::server::{serve, Settings};
@@ -74,6 +75,9 @@ impl TestServer {
     }
     pub fn operations(&self) -> OperationServiceClient<Channel> {
         OperationServiceClient::new(self.channel.clone())
+    }
+    pub fn admin(&self) -> AdminServiceClient<Channel> {
+        AdminServiceClient::new(self.channel.clone())
     }
 
     /// Polls an operation until it is done (at most [`PATIENCE`]).

@@ -1,0 +1,238 @@
+//! Faults injected on purpose, for test suites that must see their retry and error paths
+//! run (the admin API adds and removes the rules). A rule targets either a method, whose
+//! calls then answer an error, after a delay or not, or only wait; or a kind of background
+//! work (`create-image`, ...), whose next operations then end failed. A rule fires a
+//! number of times, on every match, or with a probability.
+//!
+//! Rules live in memory, each replica its own. The RPC layer asks [`Faults::on_call`]
+//! before every call, gRPC and REST alike; the executor asks [`Faults::on_ending`] before
+//! it ends work. Both cost one atomic load while no rule is set. Every injection is logged
+//! as injected.
+
+use crate::error::Code;
+use crate::pb::google::rpc::Status;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+use tracing::warn;
+
+/// What a rule matches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Calls of a method, by its gRPC path (`/yandex.cloud.compute.v1.ImageService/Get`).
+    Method(String),
+    /// Operations of a kind of work (`work::timing::KINDS`), when their work ends.
+    Operation(String),
+}
+
+/// How often a rule fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Firing {
+    /// This many more times, then the rule is gone.
+    Times(u64),
+    /// On every match, until removed.
+    Always,
+    /// On each match with this probability (0 < p <= 1), until removed.
+    Probability(f64),
+}
+
+/// One rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub id: String,
+    pub target: Target,
+    /// The error to answer or end with; `None`: only the delay (a method rule).
+    pub code: Option<Code>,
+    pub message: String,
+    /// How long a matched call waits first (a method rule).
+    pub delay: Duration,
+    pub firing: Firing,
+}
+
+impl Rule {
+    /// The status it injects, if it injects one.
+    fn status(&self) -> Option<Status> {
+        let code = self.code?;
+        let message = match self.message.is_empty() {
+            true => format!("injected fault {}: {}", self.id, code.name()),
+            false => self.message.clone(),
+        };
+        Some(Status {
+            code: code.number(),
+            message,
+            details: Vec::new(),
+        })
+    }
+}
+
+/// What a call of a method is to suffer: a wait, then perhaps an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Injection {
+    pub delay: Duration,
+    pub error: Option<Status>,
+}
+
+/// The rules in force (see the module documentation).
+#[derive(Debug, Default)]
+pub struct Faults {
+    rules: Mutex<Vec<Rule>>,
+    /// Whether any rule is set: the fast path of every call.
+    any: AtomicBool,
+}
+
+impl Faults {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {
+        self.rules
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a rule (its id given by the caller).
+    pub fn add(&self, rule: Rule) {
+        let mut rules = self.lock();
+        rules.push(rule);
+        self.any.store(true, Ordering::Release);
+    }
+
+    /// The rules in force, in the order they were added (`Times` counts what is left).
+    pub fn list(&self) -> Vec<Rule> {
+        self.lock().clone()
+    }
+
+    /// Removes a rule; whether it was there.
+    pub fn remove(&self, id: &str) -> bool {
+        let mut rules = self.lock();
+        let before = rules.len();
+        rules.retain(|rule| rule.id != id);
+        self.any.store(!rules.is_empty(), Ordering::Release);
+        rules.len() < before
+    }
+
+    /// Removes every rule; how many there were.
+    pub fn clear(&self) -> usize {
+        let mut rules = self.lock();
+        let count = rules.len();
+        rules.clear();
+        self.any.store(false, Ordering::Release);
+        count
+    }
+
+    /// Whether a rule targets operations of `kind` (their work must then end through the
+    /// executor, where [`Faults::on_ending`] is asked).
+    pub fn targets_operation(&self, kind: &str) -> bool {
+        self.any.load(Ordering::Acquire)
+            && self
+                .lock()
+                .iter()
+                .any(|rule| rule.target == Target::Operation(kind.to_string()))
+    }
+
+    /// What a call of the method at `path` suffers, if a rule fires for it.
+    pub fn on_call(&self, path: &str) -> Option<Injection> {
+        let rule =
+            self.fire(|target| matches!(target, Target::Method(method) if method == path))?;
+        warn!(fault_id = %rule.id, method = path, code = rule.code.map(Code::name), delay = ?rule.delay, "injected fault");
+        Some(Injection {
+            delay: rule.delay,
+            error: rule.status(),
+        })
+    }
+
+    /// The status an operation of `kind` ends with instead of its work's outcome, if a rule
+    /// fires for it.
+    pub fn on_ending(&self, kind: &str, operation_id: &str) -> Option<Status> {
+        let rule = self.fire(|target| matches!(target, Target::Operation(of) if of == kind))?;
+        let status = rule.status()?;
+        warn!(fault_id = %rule.id, operation_id, kind, code = status.code, "injected fault: the operation fails");
+        Some(status)
+    }
+
+    /// The first rule that matches and fires, with `Times` counted down (and the rule
+    /// gone at zero).
+    fn fire(&self, matches: impl Fn(&Target) -> bool) -> Option<Rule> {
+        if !self.any.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut rules = self.lock();
+        let index = rules.iter().position(|rule| {
+            matches(&rule.target)
+                && match rule.firing {
+                    Firing::Probability(p) => rand::random::<f64>() < p,
+                    Firing::Times(_) | Firing::Always => true,
+                }
+        })?;
+        let fired = rules[index].clone();
+        if let Firing::Times(left) = &mut rules[index].firing {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                rules.remove(index);
+                self.any.store(!rules.is_empty(), Ordering::Release);
+            }
+        }
+        Some(fired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(id: &str, target: Target, firing: Firing) -> Rule {
+        Rule {
+            id: id.into(),
+            target,
+            code: Some(Code::Unavailable),
+            message: String::new(),
+            delay: Duration::ZERO,
+            firing,
+        }
+    }
+
+    #[test]
+    fn a_counted_rule_fires_its_times_then_is_gone() {
+        let faults = Faults::default();
+        let get = "/yandex.cloud.compute.v1.ImageService/Get";
+        faults.add(rule("f1", Target::Method(get.into()), Firing::Times(2)));
+        assert!(faults
+            .on_call("/yandex.cloud.compute.v1.ImageService/List")
+            .is_none());
+        for _ in 0..2 {
+            let injected = faults.on_call(get).unwrap();
+            assert_eq!(injected.error.unwrap().code, 14);
+        }
+        assert!(faults.on_call(get).is_none());
+        assert!(faults.list().is_empty());
+    }
+
+    #[test]
+    fn operation_rules_match_their_kind_only() {
+        let faults = Faults::default();
+        faults.add(rule(
+            "f1",
+            Target::Operation("create-disk".into()),
+            Firing::Always,
+        ));
+        assert!(faults.targets_operation("create-disk"));
+        assert!(!faults.targets_operation("create-image"));
+        assert!(faults.on_ending("create-image", "op1").is_none());
+        let status = faults.on_ending("create-disk", "op1").unwrap();
+        assert_eq!(status.message, "injected fault f1: UNAVAILABLE");
+        assert!(faults.on_ending("create-disk", "op2").is_some());
+        assert!(faults.remove("f1"));
+        assert!(!faults.remove("f1"));
+        assert!(faults.on_ending("create-disk", "op3").is_none());
+    }
+
+    #[test]
+    fn a_probability_rule_fires_about_that_often() {
+        let faults = Faults::default();
+        faults.add(rule(
+            "f1",
+            Target::Method("/m".into()),
+            Firing::Probability(0.5),
+        ));
+        let fired = (0..2000).filter(|_| faults.on_call("/m").is_some()).count();
+        // Far outside the binomial's spread (sd ~22) only if the rule were ignored.
+        assert!((800..1200).contains(&fired), "{fired}");
+    }
+}
