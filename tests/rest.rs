@@ -573,10 +573,13 @@ fn routes_of_the_protos() -> BTreeSet<Route> {
     )
     .unwrap();
     let mut files = Vec::new();
-    proto_files(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/yandex"),
-        &mut files,
-    );
+    // The API's and imageplane's own (the admin API).
+    for dir in ["proto/yandex", "proto/imageplane"] {
+        proto_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir),
+            &mut files,
+        );
+    }
     let mut routes = BTreeSet::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -647,7 +650,12 @@ async fn every_route_of_the_protos_is_in_the_document_and_reaches_its_rpc() {
         "ListSnapshotSchedules has no REST route"
     );
 
-    let server = TestServer::start(Duration::ZERO).await;
+    // With the admin API on, so that its routes reach their RPCs too.
+    let server = TestServer::start_with(imageplane::server::Settings {
+        enable_admin: true,
+        ..Default::default()
+    })
+    .await;
     let document = Rest::http1(&server).get("/openapi.json").await.body;
     let listed: BTreeSet<Route> = document["paths"]
         .as_object()
