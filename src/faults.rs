@@ -7,7 +7,7 @@
 //! Rules live in memory, each replica its own. The RPC layer asks [`Faults::on_call`]
 //! before every call, gRPC and REST alike; the executor asks [`Faults::on_ending`] before
 //! it ends work. Both cost one atomic load while no rule is set. Every injection is logged
-//! as injected.
+//! as injected and counted in the metrics.
 
 use crate::error::Code;
 use crate::pb::google::rpc::Status;
@@ -131,6 +131,7 @@ impl Faults {
     pub fn on_call(&self, path: &str) -> Option<Injection> {
         let rule =
             self.fire(|target| matches!(target, Target::Method(method) if method == path))?;
+        count_injected(path);
         warn!(fault_id = %rule.id, method = path, code = rule.code.map(Code::name), delay = ?rule.delay, "injected fault");
         Some(Injection {
             delay: rule.delay,
@@ -143,6 +144,7 @@ impl Faults {
     pub fn on_ending(&self, kind: &str, operation_id: &str) -> Option<Status> {
         let rule = self.fire(|target| matches!(target, Target::Operation(of) if of == kind))?;
         let status = rule.status()?;
+        count_injected(kind);
         warn!(fault_id = %rule.id, operation_id, kind, code = status.code, "injected fault: the operation fails");
         Some(status)
     }
@@ -171,6 +173,16 @@ impl Faults {
         }
         Some(fired)
     }
+}
+
+/// Counts an injection in the metrics, by what the rule targets.
+fn count_injected(target: &str) {
+    crate::metrics::global()
+        .faults_injected
+        .get_or_create(&crate::metrics::TargetLabel {
+            target: target.to_string(),
+        })
+        .inc();
 }
 
 #[cfg(test)]

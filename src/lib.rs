@@ -24,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod faults;
 pub mod ids;
+pub mod metrics;
 pub mod pb;
 pub mod redact;
 pub mod telemetry;

@@ -238,9 +238,13 @@ impl Catalog {
                 operation: finished,
                 ..record
             };
+            let kind = crate::work::timing::kind_of(&record.work, record.target.kind);
             self.store
                 .create(*ready, record, call.claim.as_ref())
                 .await?;
+            if let Some(kind) = kind {
+                crate::metrics::global().operation_ended(kind, "OK", std::time::Duration::ZERO);
+            }
             return Ok(operation);
         }
         self.store

@@ -100,14 +100,15 @@ impl Gateway {
         self.shared.openapi.clone()
     }
 
-    /// Answers a request for a plain JSON document at `path` with `status` (GET, and HEAD
-    /// without the body); the response carries a [`RestCall`] for the access log.
+    /// Answers a request for a plain document at `path` with `status` and `content_type`
+    /// (GET, and HEAD without the body); the response carries a [`RestCall`] for the access
+    /// log.
     pub fn document(
         &self,
         method: &Method,
         path: &str,
         status: StatusCode,
-        body: Bytes,
+        (content_type, body): (&'static str, Bytes),
     ) -> Response<tonic::body::Body> {
         let length = body.len();
         let (mut response, call) = if method == Method::GET || method == Method::HEAD {
@@ -116,7 +117,12 @@ impl Gateway {
                 rpc: "-".into(),
                 grpc_status: 0,
             };
-            (json_response(status, body), call)
+            let mut response = json_response(status, body);
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(content_type),
+            );
+            (response, call)
         } else {
             let rejection = Rejection::WrongMethod(vec![Method::GET, Method::HEAD]);
             let (response, grpc_status) = rejection.into_response(&self.shared.renderer);

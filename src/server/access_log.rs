@@ -12,7 +12,8 @@
 //! measurable throughput): a gRPC status is read from the response headers, where tonic puts
 //! it for every failed unary call; a successful one carries it in the trailers, and is
 //! logged as 0. The REST gateway reports its route and status in a
-//! [`RestCall`](crate::gateway::RestCall) extension.
+//! [`RestCall`](crate::gateway::RestCall) extension. Each call is counted in the metrics
+//! ([`crate::metrics`]) with its latency.
 
 use super::dispatch::is_grpc;
 use crate::gateway::RestCall;
@@ -112,12 +113,19 @@ where
                         .and_then(|value| value.to_str().ok())
                         .and_then(|value| value.parse::<i32>().ok())
                         .unwrap_or(0);
+                    count("grpc", &rpc, grpc_status, started.elapsed());
                     info!(
                         protocol = "grpc",
                         rpc, http_status, grpc_status, latency_us, "call finished"
                     );
                 } else {
                     let call = response.extensions().get::<RestCall>();
+                    count(
+                        "rest",
+                        call.map_or("-", |call| &call.rpc),
+                        call.map_or(0, |call| call.grpc_status),
+                        started.elapsed(),
+                    );
                     info!(
                         protocol = "rest",
                         rpc = call.map_or("-", |call| &call.rpc),
@@ -134,4 +142,29 @@ where
             .instrument(span),
         )
     }
+}
+
+/// Counts a finished call in the metrics: by protocol, its RPC's service and method (those
+/// the server knows; `unknown` for a REST call that reached none), and its code.
+fn count(protocol: &'static str, rpc: &str, grpc_status: i32, took: std::time::Duration) {
+    let metrics = crate::metrics::global();
+    let (service, method) = crate::metrics::method_labels(rpc);
+    let code = crate::error::Code::from_number(grpc_status).name();
+    metrics
+        .call_seconds
+        .get_or_create(&crate::metrics::LatencyLabels {
+            protocol,
+            service: service.clone(),
+            method: method.clone(),
+        })
+        .observe(took.as_secs_f64());
+    metrics
+        .calls
+        .get_or_create(&crate::metrics::CallLabels {
+            protocol,
+            service,
+            method,
+            code,
+        })
+        .inc();
 }

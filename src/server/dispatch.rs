@@ -1,7 +1,8 @@
 //! One port, two protocols: a request whose content-type is `application/grpc` (or
 //! `application/grpc+proto`, ...) goes to the gRPC services; a health probe (`/healthz`,
-//! `/readyz`: [`Health`]) gets its answer, and a request for a plain document
-//! (`services::documents`, e.g. `/openapi.json`) the document, neither needing a token;
+//! `/readyz`: [`Health`]) gets its answer, `/metrics` the Prometheus page, and a request
+//! for a plain document (`services::documents`, e.g. `/openapi.json`) the document, none
+//! needing a token;
 //! anything else goes to the REST gateway. All answer with the same body type, so one
 //! connection can carry every kind.
 
@@ -9,6 +10,7 @@ use super::health::{Health, Probe};
 use super::services::Document;
 use crate::gateway::Gateway;
 use crate::rpc::GrpcService;
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::future::Future;
@@ -16,6 +18,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::ServiceExt;
+
+/// Where the Prometheus metrics are served (no token).
+pub const METRICS_PATH: &str = "/metrics";
+/// The content type of JSON documents and probes.
+const JSON: &str = "application/json";
+/// The content type of the metrics page.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Whether a request speaks gRPC, by its content-type.
 pub fn is_grpc(headers: &HeaderMap) -> bool {
@@ -69,15 +78,23 @@ impl tower::Service<Request<tonic::body::Body>> for Dispatch {
             let (health, gateway) = (Arc::clone(&self.health), self.gateway.clone());
             return Box::pin(async move {
                 let (status, body) = health.answer(probe).await;
-                Ok(gateway.document(request.method(), request.uri().path(), status, body))
+                let path = request.uri().path();
+                Ok(gateway.document(request.method(), path, status, (JSON, body)))
             });
+        }
+        if path == METRICS_PATH {
+            let page = Bytes::from(crate::metrics::global().render());
+            let response =
+                self.gateway
+                    .document(request.method(), path, StatusCode::OK, (OPENMETRICS, page));
+            return Box::pin(std::future::ready(Ok(response)));
         }
         if let Some(document) = self.documents.iter().find(|document| document.path == path) {
             let response = self.gateway.document(
                 request.method(),
                 path,
                 StatusCode::OK,
-                document.body.clone(),
+                (JSON, document.body.clone()),
             );
             Box::pin(std::future::ready(Ok(response)))
         } else {

@@ -134,6 +134,17 @@ pub async fn serve_connections<S, B>(
     let limits = Arc::new(limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let total_buffer = Arc::new(Budget::new(limits.total_buffer, "the server's"));
+    let (sampled_permits, sampled_buffer) =
+        (Arc::downgrade(&permits), Arc::downgrade(&total_buffer));
+    let max_connections = limits.max_connections;
+    crate::metrics::global().sample_with(move |metrics| {
+        if let (Some(permits), Some(buffer)) = (sampled_permits.upgrade(), sampled_buffer.upgrade())
+        {
+            let open = max_connections.saturating_sub(permits.available_permits());
+            metrics.open_connections.set(open as i64);
+            metrics.request_body_bytes.set(buffer.used() as i64);
+        }
+    });
     let (stopping, stop_signal) = watch::channel(false);
     let close_now = CancellationToken::new();
     let mut backoff = FIRST_ACCEPT_BACKOFF;

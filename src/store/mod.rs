@@ -25,6 +25,7 @@ pub mod codec;
 pub mod database;
 mod keys;
 mod leases;
+pub mod metered;
 pub mod migrations;
 mod operations;
 pub mod postgres;
@@ -523,7 +524,8 @@ pub async fn check(url: &DatabaseUrl) -> Result<CheckReport, StoreError> {
     }
 }
 
-/// Opens the store the URL names, applying its schema migrations.
+/// Opens the store the URL names, applying its schema migrations; its calls are timed
+/// into the metrics ([`metered`]).
 pub async fn open(url: &DatabaseUrl, replica: Replica) -> Result<Arc<dyn Store>, StoreError> {
     let database = match url {
         DatabaseUrl::Memory => database::Database::Sqlite(sqlite::Sqlite::open_ephemeral().await?),
@@ -532,5 +534,6 @@ pub async fn open(url: &DatabaseUrl, replica: Replica) -> Result<Arc<dyn Store>,
             database::Database::Postgres(postgres::Postgres::connect(url).await?)
         }
     };
-    Ok(Arc::new(SqlStore::new(database, replica).await?))
+    let store: Arc<dyn Store> = Arc::new(SqlStore::new(database, replica).await?);
+    Ok(Arc::new(metered::Metered(store)))
 }

@@ -133,6 +133,12 @@ impl Executor {
         let importer = Importer::new(settings.import.clone())?;
         let (copies, commands) = mpsc::unbounded_channel();
         let running = RunningSet::default();
+        let sampled = Arc::downgrade(&running);
+        crate::metrics::global().sample_with(move |metrics| {
+            if let Some(running) = sampled.upgrade() {
+                metrics.running_operations.set(lock(&running).len() as i64);
+            }
+        });
         tokio::spawn(schedule_copies(
             Arc::clone(&store),
             settings.transition,
@@ -321,6 +327,8 @@ impl Executor {
     /// wins (its compare-and-set on `done`); returns the operation as it ended, perhaps
     /// by another ending. NOT_FOUND if the store has no such operation.
     pub async fn end_now(&self, operation_id: &str, outcome: Outcome) -> Result<Operation, Error> {
+        // Read first for the metrics (a cancel or a finish is rare).
+        let record = self.store.operation(operation_id).await?;
         let ending = Ending {
             operation_id: operation_id.to_string(),
             outcome,
@@ -333,6 +341,9 @@ impl Executor {
             .unwrap_or(Ok(Finished::Unknown))?;
         let operation = match ended {
             Finished::Applied(operation) => {
+                if let Some(record) = &record {
+                    count_ended(record, &Ok(Finished::Applied(operation.clone())));
+                }
                 let failed = matches!(ending_kind(&operation), Some(code) if code != 0);
                 info!(operation_id, failed, "ended before its work did, as asked");
                 *operation
@@ -456,6 +467,22 @@ impl Executor {
             info!(count = total, "purged {what}");
         }
     }
+}
+
+/// Counts an operation this call ended in the metrics: its kind, its code, how long it ran.
+fn count_ended(record: &OperationRecord, finished: &Result<Finished, StoreError>) {
+    let (Ok(Finished::Applied(operation)), Some(kind)) =
+        (finished, kind_of(&record.work, record.target.kind))
+    else {
+        return;
+    };
+    let code = crate::error::Code::from_number(ending_kind(operation).unwrap_or(0)).name();
+    let took = operation
+        .created_at
+        .and_then(|at| SystemTime::try_from(at).ok())
+        .and_then(|created| SystemTime::now().duration_since(created).ok())
+        .unwrap_or_default();
+    crate::metrics::global().operation_ended(kind, code, took);
 }
 
 /// The failure a fault rule injects into an operation's ending, if one fires for its kind.
@@ -638,7 +665,10 @@ async fn end_due(
                 %error,
                 "could not end the operation; it is retried when its lease runs out"
             ),
-            finished => log_finished(&record.operation.id, finished),
+            finished => {
+                count_ended(record, &finished);
+                log_finished(&record.operation.id, finished)
+            }
         }
     }
     let mut running = lock(&running);
@@ -670,13 +700,18 @@ async fn end(
                 operation_id: record.operation.id.clone(),
                 outcome: Outcome::Failed(error.to_rpc_status()),
             };
-            let retried = store.conclude(vec![ending], transition).await.pop();
-            log_finished(
-                &record.operation.id,
-                retried.unwrap_or(Ok(Finished::Unknown)),
-            );
+            let retried = store
+                .conclude(vec![ending], transition)
+                .await
+                .pop()
+                .unwrap_or(Ok(Finished::Unknown));
+            count_ended(record, &retried);
+            log_finished(&record.operation.id, retried);
         }
-        ended => log_finished(&record.operation.id, ended),
+        ended => {
+            count_ended(record, &ended);
+            log_finished(&record.operation.id, ended)
+        }
     }
 }
 

@@ -182,6 +182,10 @@ impl Importer {
                     .map_err(|_| Error::Internal("the import queue is closed".into()))?
             }
         };
+        let in_flight = &crate::metrics::global().imports_in_flight;
+        in_flight.inc();
+        // Counted down however the import ends, cancelled (dropped) included.
+        let _in_flight = down_on_drop(in_flight);
         let fetched = tokio::time::timeout(self.settings.timeout, self.fetch(record, uri, store))
             .await
             .map_err(|_| {
@@ -498,6 +502,9 @@ impl Transfer {
 
     fn take(&mut self, chunk: &[u8]) {
         self.received += chunk.len() as u64;
+        crate::metrics::global()
+            .import_bytes
+            .inc_by(chunk.len() as u64);
         self.sniffer.feed(chunk);
         if let Some(digest) = self.digest.as_mut() {
             digest.update(chunk);
@@ -661,6 +668,17 @@ async fn report_progress(
     {
         warn!(operation_id = %record.operation.id, %error, "could not record import progress");
     }
+}
+
+/// Decrements `gauge` when dropped.
+fn down_on_drop(gauge: &prometheus_client::metrics::gauge::Gauge) -> impl Drop + '_ {
+    struct Down<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            self.0.dec();
+        }
+    }
+    Down(gauge)
 }
 
 #[cfg(test)]
