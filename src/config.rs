@@ -1,7 +1,13 @@
-//! The command line: every flag of `imageplane serve`, each with an environment fallback.
+//! The command line: every flag of `imageplane serve`, each with an environment fallback,
+//! and a TOML file (`--config FILE`) that may carry any of them: a flag on the command
+//! line wins over its environment variable, which wins over the file, which wins over the
+//! default. An unknown key or a bad value in the file stops the start naming the file, the
+//! line and the key ([`parse`]).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::parser::ValueSource;
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
@@ -45,6 +51,12 @@ pub enum LogFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A TOML file of settings: each key is a flag's name without `--` (`listen`,
+    /// `database-url`, `operation-delay`, ...) and its value; flags and environment
+    /// variables given as well win over it. See docs/configuration.md.
+    #[arg(long, env = "IMAGEPLANE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Address to listen on (host:port; port 0 picks a free port).
     #[arg(long, env = "IMAGEPLANE_LISTEN", default_value = "127.0.0.1:9090")]
     pub listen: String,
@@ -290,4 +302,251 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         return Err("must be greater than zero".into());
     }
     Ok(bytes)
+}
+
+/// The command line of this process, with `serve`'s `--config` file read in; on a
+/// mistake, prints it and exits with status 2, as clap does for its own.
+pub fn parse() -> Cli {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    match parse_from(args) {
+        Ok(cli) => cli,
+        Err(Mistake::Clap(error)) => error.exit(),
+        Err(Mistake::Config(message)) => {
+            eprintln!("imageplane: {message}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// Why a command line was refused.
+#[derive(Debug)]
+pub enum Mistake {
+    /// clap's own error (a flag, `--help`, `--version`).
+    Clap(clap::Error),
+    /// The config file: its path, line and key, and what is wrong.
+    Config(String),
+}
+
+/// [`parse`] over the given arguments (the first is the program's name).
+pub fn parse_from(mut args: Vec<OsString>) -> Result<Cli, Mistake> {
+    let command = Cli::command();
+    let matches = command
+        .clone()
+        .try_get_matches_from(&args)
+        .map_err(Mistake::Clap)?;
+    let Some(("serve", serve)) = matches.subcommand() else {
+        return Cli::from_arg_matches(&matches).map_err(Mistake::Clap);
+    };
+    let Some(path) = serve.get_one::<PathBuf>("config").cloned() else {
+        return Cli::from_arg_matches(&matches).map_err(Mistake::Clap);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|error| Mistake::Config(format!("--config {}: {error}", path.display())))?;
+    let serve_command = command
+        .find_subcommand("serve")
+        .expect("serve is a subcommand")
+        .clone();
+    let from_file = config_args(&path, &text, &serve_command, |id| {
+        matches!(
+            serve.value_source(id),
+            None | Some(ValueSource::DefaultValue)
+        )
+    })?;
+    args.extend(from_file.args);
+    Cli::try_parse_from(&args).map_err(|error| {
+        // A value from the file that clap refuses: name its line and key.
+        let invalid = match error.get(clap::error::ContextKind::InvalidArg) {
+            Some(clap::error::ContextValue::String(arg)) => Some(arg.clone()),
+            _ => None,
+        };
+        let from = invalid.and_then(|arg| {
+            from_file
+                .lines
+                .iter()
+                .find(|(key, _)| arg.starts_with(&format!("--{key} ")) || arg == format!("--{key}"))
+        });
+        match from {
+            Some((key, line)) => Mistake::Config(format!(
+                "{}:{line}: {key}: {}",
+                path.display(),
+                error
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_start_matches("error: ")
+            )),
+            None => Mistake::Clap(error),
+        }
+    })
+}
+
+/// What a config file adds to the command line.
+struct FromFile {
+    /// `--key value` for each key the file sets and nothing else does.
+    args: Vec<OsString>,
+    /// Each key the file sets, with its line.
+    lines: Vec<(String, usize)>,
+}
+
+/// The flags a config file's `text` sets for `serve`, leaving out those that `unset`
+/// says were given otherwise (on the command line, or in the environment).
+fn config_args(
+    path: &Path,
+    text: &str,
+    serve: &clap::Command,
+    unset: impl Fn(&str) -> bool,
+) -> Result<FromFile, Mistake> {
+    let at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+    let table: std::collections::BTreeMap<toml::Spanned<String>, toml::Spanned<toml::Value>> =
+        toml::from_str(text).map_err(|error| {
+            let line = error.span().map(|span| at(span.start)).unwrap_or(1);
+            Mistake::Config(format!(
+                "{}:{line}: not a valid TOML file: {}",
+                path.display(),
+                error.message()
+            ))
+        })?;
+    let mut from_file = FromFile {
+        args: Vec::new(),
+        lines: Vec::new(),
+    };
+    for (key, value) in table {
+        let line = at(key.span().start);
+        let name = key.get_ref();
+        let mistake =
+            |what: String| Mistake::Config(format!("{}:{line}: {name}: {what}", path.display()));
+        let Some(arg) = serve
+            .get_arguments()
+            .find(|arg| arg.get_long() == Some(name) && name != "config")
+        else {
+            return Err(mistake(
+                "not a setting: a key is a flag of `imageplane serve` without `--` (see \
+                 `imageplane serve --help`)"
+                    .into(),
+            ));
+        };
+        from_file.lines.push((name.clone(), line));
+        if !unset(arg.get_id().as_str()) {
+            continue;
+        }
+        let flag = format!("--{name}");
+        match (arg.get_action(), value.get_ref()) {
+            (ArgAction::SetTrue, toml::Value::Boolean(true)) => from_file.args.push(flag.into()),
+            (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
+            (ArgAction::SetTrue, _) => return Err(mistake("must be true or false".into())),
+            (_, toml::Value::Array(items)) => {
+                let items = items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| mistake("a list holds strings or numbers only".into()))?;
+                for item in items {
+                    from_file.args.push(flag.clone().into());
+                    from_file.args.push(item.into());
+                }
+            }
+            (_, value) => {
+                let value = scalar(value)
+                    .ok_or_else(|| mistake("must be a string, a number or a boolean".into()))?;
+                from_file.args.push(flag.into());
+                from_file.args.push(value.into());
+            }
+        }
+    }
+    Ok(from_file)
+}
+
+/// A TOML value as a flag's text, if it is a string, a number or a boolean.
+fn scalar(value: &toml::Value) -> Option<String> {
+    match value {
+        toml::Value::String(text) => Some(text.clone()),
+        toml::Value::Integer(number) => Some(number.to_string()),
+        toml::Value::Float(number) => Some(number.to_string()),
+        toml::Value::Boolean(flag) => Some(flag.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `imageplane serve` with `args`, reading `text` as its config file.
+    fn serve_with(text: &str, args: &[&str]) -> Result<ServeArgs, Mistake> {
+        let path =
+            std::env::temp_dir().join(format!("imageplane-config-{}.toml", rand::random::<u64>()));
+        std::fs::write(&path, text).unwrap();
+        let mut line: Vec<OsString> = vec![
+            "imageplane".into(),
+            "serve".into(),
+            "--config".into(),
+            path.clone().into(),
+        ];
+        line.extend(args.iter().map(OsString::from));
+        let parsed = parse_from(line);
+        let _ = std::fs::remove_file(&path);
+        match parsed?.command {
+            Command::Serve(args) => Ok(*args),
+            Command::Check(_) => unreachable!(),
+        }
+    }
+
+    fn mistake(text: &str) -> String {
+        match serve_with(text, &[]) {
+            Err(Mistake::Config(message)) => message,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_config_file_sets_flags_and_the_command_line_wins() {
+        let text = "listen = \"0.0.0.0:7000\"\nmax-connections = 50\nenable-admin = true\n\
+                    zones = [\"z-a\", \"z-b\"]\noperation-delay = \"1s,create-disk=manual\"\n";
+        let args = serve_with(text, &[]).unwrap();
+        assert_eq!(args.listen, "0.0.0.0:7000");
+        assert_eq!(args.max_connections, 50);
+        assert!(args.enable_admin);
+        assert_eq!(args.zones, ["z-a", "z-b"]);
+        assert_eq!(args.operation_delay, "1s,create-disk=manual");
+        // Untouched flags keep their defaults.
+        assert_eq!(args.data_dir, PathBuf::from("./imageplane-data"));
+        let args =
+            serve_with(text, &["--listen", "127.0.0.1:0", "--max-connections", "7"]).unwrap();
+        assert_eq!(
+            (args.listen.as_str(), args.max_connections),
+            ("127.0.0.1:0", 7)
+        );
+    }
+
+    #[test]
+    fn an_environment_variable_wins_over_the_file() {
+        // Only this test reads the variable.
+        std::env::set_var("IMAGEPLANE_DISK_TYPES", "from-env");
+        let args = serve_with("disk-types = [\"from-file\"]\n", &[]).unwrap();
+        std::env::remove_var("IMAGEPLANE_DISK_TYPES");
+        assert_eq!(args.disk_types, ["from-env"]);
+    }
+
+    #[test]
+    fn a_bad_key_or_value_names_the_file_line_and_key() {
+        let message = mistake("listen = \"127.0.0.1:0\"\n\n lisen = 1\n");
+        assert!(message.ends_with(":3: lisen: not a setting: a key is a flag of `imageplane serve` without `--` (see `imageplane serve --help`)"), "{message}");
+        let message = mistake("max-connections = \"many\"\n");
+        assert!(
+            message.contains(":1: max-connections: invalid value 'many'"),
+            "{message}"
+        );
+        let message = mistake("enable-admin = \"yes\"\n");
+        assert!(
+            message.contains(":1: enable-admin: must be true or false"),
+            "{message}"
+        );
+        let message = mistake("# a comment\nlisten = \n");
+        assert!(message.contains(":2: not a valid TOML file"), "{message}");
+        let message = mistake("[serve]\nlisten = \"x\"\n");
+        assert!(message.contains(":1: serve: not a setting"), "{message}");
+        let message = mistake("config = \"other.toml\"\n");
+        assert!(message.contains(":1: config: not a setting"), "{message}");
+    }
 }

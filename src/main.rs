@@ -1,8 +1,7 @@
 //! The `imageplane` command: parses flags, sets up logging, binds the listener, prints
 //! `imageplane listening on ADDR` on stdout once ready, and serves until SIGTERM or SIGINT.
 
-use clap::Parser;
-use imageplane::config::{CheckArgs, Cli, Command, ServeArgs};
+use imageplane::config::{CheckArgs, Command, ServeArgs};
 use imageplane::domain::identity::TokenFile;
 use imageplane::domain::Offerings;
 use imageplane::server::listener::ConnectionLimits;
@@ -21,7 +20,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = imageplane::config::parse();
     match cli.command {
         Command::Serve(args) => match run(*args).await {
             Ok(()) => ExitCode::SUCCESS,

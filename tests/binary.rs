@@ -357,3 +357,70 @@ fn a_bad_token_file_stops_the_start_naming_the_line_but_not_the_token() {
     );
     let _ = std::fs::remove_dir_all(&data_dir);
 }
+
+/// The TOML example in docs/configuration.md: it names every flag of `serve` (set, or
+/// commented out), and the binary starts with it as it is.
+#[test]
+fn the_documented_config_file_names_every_flag_and_starts_the_server() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let example = doc
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML example");
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_imageplane"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    let flags: Vec<&str> = help
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .map(|rest| rest.split([' ', '<']).next().unwrap())
+        .filter(|flag| !["config", "help"].contains(flag))
+        .collect();
+    assert!(flags.len() > 30, "{flags:?}");
+    for flag in &flags {
+        let set = format!("\n{flag} = ");
+        let unset = format!("\n# {flag} = ");
+        assert!(
+            example.contains(&set) || example.contains(&unset),
+            "the example does not name {flag}"
+        );
+    }
+    let directory = common::process::temp_dir("config-example");
+    let file = directory.join("imageplane.toml");
+    // The example as it is, on a port of its own and a directory of its own.
+    let text = example
+        .replace("listen = \"127.0.0.1:9090\"", "listen = \"127.0.0.1:0\"")
+        .replace(
+            "data-dir = \"./imageplane-data\"",
+            &format!(
+                "data-dir = {:?}",
+                directory.join("data").display().to_string()
+            ),
+        );
+    std::fs::write(&file, text).unwrap();
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_imageplane"))
+        .args(["serve", "--config", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        line.starts_with("imageplane listening on 127.0.0.1:"),
+        "{line:?}"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
