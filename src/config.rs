@@ -170,6 +170,13 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_ENABLE_ADMIN")]
     pub enable_admin: bool,
 
+    /// Make ids, and the times that stamp resources and operations (from
+    /// 2026-01-01T00:00:00Z, a millisecond a reading), come from a sequence seeded with
+    /// this number, so that the same calls in the same order answer the same ids, times
+    /// and page tokens on every run. For tests; not for several replicas.
+    #[arg(long, env = "IMAGEPLANE_DETERMINISTIC_IDS")]
+    pub deterministic_ids: Option<u64>,
+
     /// The host:port that ApiEndpointService tells SDKs to use for every service. Default:
     /// the host and port each client used to reach this server (its `:authority`).
     #[arg(long, env = "IMAGEPLANE_ADVERTISE_ADDRESS")]

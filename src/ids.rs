@@ -5,9 +5,76 @@
 //! Time first, so that IDs of one kind sort by creation: new rows land at the end of the
 //! databases' primary-key B-trees instead of on random pages, which keeps the pages one
 //! commit writes few (the embedded store's group commit writes each dirty page to the WAL).
+//!
+//! With `--deterministic-ids SEED` ([`make_deterministic`]) the random characters come from
+//! a generator seeded with SEED, and the time, in ids and in the timestamps that stamp
+//! resources and operations ([`now`]), from a clock that starts at
+//! [`DETERMINISTIC_START`] and advances one millisecond a reading: the same calls, made in
+//! the same order, answer the same ids and times on every run.
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime};
+
+/// Where the deterministic clock starts: 2026-01-01T00:00:00Z.
+pub const DETERMINISTIC_START: u64 = 1_767_225_600;
+
+/// The seeded sequence of `--deterministic-ids`.
+struct Sequence {
+    seed: u64,
+    rng: rand::rngs::StdRng,
+    /// Milliseconds since [`DETERMINISTIC_START`] at the last reading.
+    clock_ms: u64,
+}
+
+static SEQUENCE: OnceLock<Mutex<Sequence>> = OnceLock::new();
+
+/// From now on, ids and times come from the sequence of `seed` (for this process; the
+/// first call wins).
+pub fn make_deterministic(seed: u64) {
+    let _ = SEQUENCE.set(Mutex::new(Sequence {
+        seed,
+        rng: rand::rngs::StdRng::seed_from_u64(seed),
+        clock_ms: 0,
+    }));
+}
+
+/// Whether ids and times come from a seeded sequence.
+pub fn is_deterministic() -> bool {
+    SEQUENCE.get().is_some()
+}
+
+/// 32 bytes derived from the seed and `label` (a key that must repeat from run to run,
+/// such as the page tokens'), if ids are deterministic.
+pub fn deterministic_key(label: &str) -> Option<Vec<u8>> {
+    let sequence = SEQUENCE.get()?;
+    let seed = lock(sequence).seed;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(&seed.to_be_bytes());
+    digest.update(label.as_bytes());
+    Some(digest.finish().as_ref().to_vec())
+}
+
+fn lock(sequence: &Mutex<Sequence>) -> std::sync::MutexGuard<'_, Sequence> {
+    sequence
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The time that stamps a new record: the system's, or the deterministic clock's next
+/// reading.
+pub fn now() -> SystemTime {
+    match SEQUENCE.get() {
+        None => SystemTime::now(),
+        Some(sequence) => {
+            let mut sequence = lock(sequence);
+            sequence.clock_ms += 1;
+            SystemTime::UNIX_EPOCH
+                + Duration::from_secs(DETERMINISTIC_START)
+                + Duration::from_millis(sequence.clock_ms)
+        }
+    }
+}
 
 /// Digits in ASCII order, so that byte order is numeric order.
 const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
@@ -27,14 +94,31 @@ pub mod prefix {
 
 /// A new ID with the given three-letter prefix.
 pub fn new_id(prefix: &str) -> String {
+    let (at, random) = match SEQUENCE.get() {
+        None => (SystemTime::now(), rand::rng().random::<u64>()),
+        Some(sequence) => {
+            let random = lock(sequence).rng.random::<u64>();
+            (now(), random)
+        }
+    };
+    id_of(prefix, at, random)
+}
+
+/// A new ID from the system's clock and randomness, deterministic ids or not: for what
+/// a client never stores, such as request ids, so that they do not move the sequence.
+pub fn new_random_id(prefix: &str) -> String {
+    id_of(prefix, SystemTime::now(), rand::rng().random::<u64>())
+}
+
+fn id_of(prefix: &str, at: SystemTime, random: u64) -> String {
     debug_assert_eq!(prefix.len(), 3);
-    let millis = SystemTime::now()
+    let millis = at
         .duration_since(SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_SECONDS))
         .map_or(0, |elapsed| elapsed.as_millis());
     let mut id = String::with_capacity(20);
     id.push_str(prefix);
     push_base36(&mut id, millis, 8);
-    push_base36(&mut id, rand::rng().random::<u64>().into(), 9);
+    push_base36(&mut id, random.into(), 9);
     id
 }
 

@@ -71,6 +71,10 @@ async fn check(args: CheckArgs) -> ExitCode {
 
 async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     imageplane::telemetry::init(args.log_level.as_deref(), args.log_format)?;
+    if let Some(seed) = args.deterministic_ids {
+        imageplane::ids::make_deterministic(seed);
+        tracing::info!(seed, "ids and times come from a seeded sequence");
+    }
     let database = match &args.database_url {
         Some(url) => DatabaseUrl::parse(url).map_err(|error| format!("--database-url: {error}"))?,
         None => DatabaseUrl::default_in(&args.data_dir),

@@ -424,3 +424,103 @@ fn the_documented_config_file_names_every_flag_and_starts_the_server() {
     );
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+/// The bodies of a fixed sequence of REST calls to a new `memory:` server started with
+/// `flags`: creates (one held in the background by a delay), reads, a page of a list.
+async fn recorded_session(flags: &[&str]) -> Vec<String> {
+    let directory = temp_dir("deterministic");
+    let mut all_flags = vec![
+        "--database-url",
+        "memory:",
+        "--operation-delay",
+        "0s,delete-disk=1h",
+    ];
+    all_flags.extend_from_slice(flags);
+    let server = ServerProcess::start(&all_flags, directory.join("server.log"));
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.url());
+    let mut bodies = Vec::new();
+    let mut disk_ids = Vec::new();
+    for name in ["a", "b", "c"] {
+        let created = client
+            .post(url("/compute/v1/disks"))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"folderId": "f1", "name": "{name}", "zoneId": "ru-central1-a", "size": "4194304"}}"#
+            ))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let operation: serde_json::Value = serde_json::from_str(&created).unwrap();
+        disk_ids.push(
+            operation["metadata"]["diskId"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+        let done = client
+            .get(url(&format!(
+                "/operations/{}",
+                operation["id"].as_str().unwrap()
+            )))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        bodies.extend([created, done]);
+    }
+    for path in [
+        format!("/compute/v1/disks/{}", disk_ids[1]),
+        "/compute/v1/disks?folderId=f1&pageSize=2".to_string(),
+    ] {
+        bodies.push(
+            client
+                .get(url(&path))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
+    let deleting = client
+        .delete(url(&format!("/compute/v1/disks/{}", disk_ids[0])))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    bodies.push(deleting);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&directory);
+    bodies
+}
+
+#[tokio::test]
+async fn deterministic_ids_repeat_ids_times_and_page_tokens_from_run_to_run() {
+    let first = recorded_session(&["--deterministic-ids", "42"]).await;
+    let second = recorded_session(&["--deterministic-ids", "42"]).await;
+    assert_eq!(first, second);
+    assert!(
+        first[0].contains("\"createdAt\":\"2026-01-01T00:00:00"),
+        "{}",
+        first[0]
+    );
+    assert!(
+        first[7].contains("nextPageToken\":\"") && !first[7].contains("nextPageToken\":\"\""),
+        "{}",
+        first[7]
+    );
+    // Another seed, other ids; without the flag, other ids on each run.
+    let other = recorded_session(&["--deterministic-ids", "43"]).await;
+    assert_ne!(first[0], other[0]);
+    let free = recorded_session(&[]).await;
+    assert_ne!(free, recorded_session(&[]).await);
+}

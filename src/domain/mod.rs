@@ -92,7 +92,11 @@ impl Catalog {
         validator: Validator,
         offerings: Offerings,
     ) -> Result<Catalog, Error> {
-        let key = store.page_key().await?;
+        // Deterministic ids: page tokens must repeat from run to run too.
+        let key = match crate::ids::deterministic_key("page tokens") {
+            Some(key) => key,
+            None => store.page_key().await?,
+        };
         Ok(Catalog {
             store,
             executor,

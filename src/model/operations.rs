@@ -5,11 +5,10 @@ use crate::ids;
 use crate::pb::google::rpc;
 use crate::pb::operation::{operation, Operation};
 use prost_types::{Any, Timestamp};
-use std::time::SystemTime;
 
 /// The current time as a protobuf Timestamp.
 pub fn now() -> Timestamp {
-    Timestamp::from(SystemTime::now())
+    Timestamp::from(ids::now())
 }
 
 /// A new running operation (done = false) with its metadata.

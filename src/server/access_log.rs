@@ -60,7 +60,7 @@ fn request_id<B>(request: &Request<B>) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&crate::ids::new_id("req")).expect("ids are ASCII")
+            HeaderValue::from_str(&crate::ids::new_random_id("req")).expect("ids are ASCII")
         });
     id.set_sensitive(true);
     id
