@@ -124,11 +124,16 @@ fn nodelay(
 async fn start_imageplane(settings: Settings) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
+    let (announce, started) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve(listener, settings, std::future::pending())
+        let announce = move || {
+            let _ = announce.send(());
+        };
+        serve(listener, settings, std::future::pending(), announce)
             .await
             .expect("the server runs")
     });
+    started.await.expect("the server started");
     address
 }
 

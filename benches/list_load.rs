@@ -116,11 +116,16 @@ async fn start(database: DatabaseUrl, seed: String) -> (SocketAddr, Duration) {
         ..Settings::default()
     };
     let started = Instant::now();
+    let (announce, ready) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve(listener, settings, std::future::pending())
+        let announce = move || {
+            let _ = announce.send(());
+        };
+        serve(listener, settings, std::future::pending(), announce)
             .await
             .expect("the server runs")
     });
+    ready.await.expect("the server started");
     let mut client = ImageServiceClient::new(connect(address).await);
     client
         .get(GetImageRequest {

@@ -48,11 +48,16 @@ async fn start(database: DatabaseUrl) -> Channel {
         enable_admin: true,
         ..Settings::default()
     };
+    let (announce, started) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
-        serve(listener, settings, std::future::pending())
+        let announce = move || {
+            let _ = announce.send(());
+        };
+        serve(listener, settings, std::future::pending(), announce)
             .await
             .expect("server runs")
     });
+    started.await.expect("the server started");
     Channel::from_shared(format!("http://{address}"))
         .unwrap()
         .connect()

@@ -6,7 +6,7 @@ use imageplane::domain::identity::TokenFile;
 use imageplane::domain::Offerings;
 use imageplane::server::listener::ConnectionLimits;
 use imageplane::server::tls::{Tls, TlsSource};
-use imageplane::server::{Server, Settings};
+use imageplane::server::{serve, Settings};
 use imageplane::store::DatabaseUrl;
 use imageplane::work::import::ImportSettings;
 use imageplane::work::timing::Timing;
@@ -155,15 +155,17 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
             total_buffer: usize::try_from(args.total_buffer_limit).unwrap_or(usize::MAX),
         },
     };
-    // Everything that can fail at start (the store opened and migrated, seeds loaded, the
-    // services built) has, before the server says it is ready.
-    let server = Server::start(settings, address).await?;
-    // Handlers first: a SIGTERM that arrives right after the announcement must stop the
-    // server gracefully, not kill it.
+    // Handlers first: a SIGTERM that arrives while starting, or right after the
+    // announcement, must stop the server gracefully, not kill it.
     let shutdown = shutdown_signal()?;
-    println!("imageplane listening on {address}");
-    std::io::stdout().flush()?;
-    server.serve(listener, shutdown).await
+    // Everything that can fail at start (the store opened and migrated, seeds loaded, the
+    // services built) has, before the server says it is ready; meanwhile the port answers
+    // that it is starting.
+    serve(listener, settings, shutdown, move || {
+        println!("imageplane listening on {address}");
+        let _ = std::io::stdout().flush();
+    })
+    .await
 }
 
 /// The texts of the `--seed` files, as (path, text).

@@ -174,6 +174,8 @@ struct Proxy {
     address: std::net::SocketAddr,
     target: String,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Connections wait for `true` before they reach the target.
+    gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -183,6 +185,7 @@ impl Proxy {
             address: listener.local_addr().unwrap(),
             target,
             tasks: Arc::default(),
+            gate: tokio::sync::watch::channel(true).0,
         };
         proxy.accept(listener);
         proxy
@@ -190,11 +193,14 @@ impl Proxy {
 
     fn accept(&self, listener: TcpListener) {
         let (target, tasks) = (self.target.clone(), Arc::clone(&self.tasks));
+        let gate = self.gate.subscribe();
         let accepting = tokio::spawn(async move {
             loop {
                 let (mut inbound, _) = listener.accept().await.unwrap();
                 let target = target.clone();
+                let mut gate = gate.clone();
                 let piping = tokio::spawn(async move {
+                    let _ = gate.wait_for(|open| *open).await;
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                     }
@@ -203,6 +209,11 @@ impl Proxy {
             }
         });
         self.tasks.lock().unwrap().push(accepting);
+    }
+
+    /// Holds new connections (`false`) or lets them through.
+    fn hold(&self, held: bool) {
+        self.gate.send_replace(!held);
     }
 
     /// Drops every connection and stops listening.
@@ -224,17 +235,9 @@ async fn readiness_follows_a_postgresql_that_goes_away_and_comes_back() {
         return;
     };
     let (schema, url) = postgres::fresh_schema(&base_url, "health").await;
-    // Route the server's connections through the proxy: the URL's host:port is the one
-    // between '@' (or "//") and the next '/'.
-    let config: tokio_postgres::Config = url.parse().unwrap();
-    let (host, port) = match (config.get_hosts(), config.get_ports()) {
-        ([tokio_postgres::config::Host::Tcp(host)], [port]) => (host.clone(), *port),
-        other => panic!("a single TCP host is expected: {other:?}"),
-    };
-    let proxy = Proxy::start(format!("{host}:{port}")).await;
-    let authority = format!("{host}:{port}");
-    assert!(url.contains(&authority), "{url} names {authority}");
-    let proxied = url.replacen(&authority, &proxy.address.to_string(), 1);
+    let target = host_and_port(&url);
+    let proxy = Proxy::start(target).await;
+    let proxied = through(&url, &proxy);
     let server = TestServer::start_with(Settings {
         database: DatabaseUrl::Postgres(proxied),
         ..Settings::default()
@@ -259,5 +262,95 @@ async fn readiness_follows_a_postgresql_that_goes_away_and_comes_back() {
     .await;
     assert_eq!(grpc_health(&server).await, ServingStatus::Serving);
     drop(server);
+    postgres::drop_schema(&base_url, &schema).await;
+}
+
+/// The host:port a PostgreSQL URL names.
+fn host_and_port(url: &str) -> String {
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    match (config.get_hosts(), config.get_ports()) {
+        ([tokio_postgres::config::Host::Tcp(host)], [port]) => format!("{host}:{port}"),
+        other => panic!("a single TCP host is expected: {other:?}"),
+    }
+}
+
+/// A PostgreSQL URL from the test database's, its host and port replaced by `proxy`'s.
+fn through(url: &str, proxy: &Proxy) -> String {
+    let authority = host_and_port(url);
+    assert!(url.contains(&authority), "{url} names {authority}");
+    url.replacen(&authority, &proxy.address.to_string(), 1)
+}
+
+#[tokio::test]
+async fn while_it_starts_the_port_answers_that_it_is_starting() {
+    let Some(base_url) = postgres::base_url("the starting test") else {
+        return;
+    };
+    let (schema, url) = postgres::fresh_schema(&base_url, "starting").await;
+    let target = host_and_port(&url);
+    // The store cannot open until the proxy lets its connection through.
+    let proxy = Proxy::start(target).await;
+    proxy.hold(true);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (announce, announced) = tokio::sync::oneshot::channel::<()>();
+    let settings = Settings {
+        database: DatabaseUrl::Postgres(through(&url, &proxy)),
+        ..Settings::default()
+    };
+    let serving = tokio::spawn(imageplane::server::serve(
+        listener,
+        settings,
+        async {
+            let _ = stopped.await;
+        },
+        move || {
+            let _ = announce.send(());
+        },
+    ));
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let request = http.get(format!("http://{address}{path}"));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await, (200, r#"{"status":"alive"}"#.into()));
+    assert_eq!(
+        get("/readyz").await,
+        (503, r#"{"reason":"starting","status":"not ready"}"#.into())
+    );
+    let (status, body) = get("/compute/v1/disks?folderId=f1").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("starting"), "{body}");
+    let channel = tonic::transport::Channel::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let early =
+        imageplane::pb::compute::image_service_client::ImageServiceClient::new(channel.clone())
+            .get(imageplane::pb::compute::GetImageRequest {
+                image_id: "fd8nosuchimage000001".into(),
+            })
+            .await
+            .unwrap_err();
+    assert_eq!(early.code(), tonic::Code::Unavailable);
+
+    proxy.hold(false);
+    announced.await.expect("the server started");
+    assert_eq!(get("/readyz").await.0, 200);
+    // The connection made while starting now reaches the server.
+    let late = imageplane::pb::compute::image_service_client::ImageServiceClient::new(channel)
+        .get(imageplane::pb::compute::GetImageRequest {
+            image_id: "fd8nosuchimage000001".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(late.code(), tonic::Code::NotFound);
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
     postgres::drop_schema(&base_url, &schema).await;
 }

@@ -3,10 +3,10 @@
 //! its store answers), and `grpc.health.v1.Health`, whose services report NOT_SERVING
 //! whenever `/readyz` would answer 503.
 //!
-//! The server answers only once its start is complete (store open, migrations applied,
-//! seeds loaded), so a probe before then finds no answer yet, not a 503. The store is
-//! asked at each `/readyz` and every [`WATCH_INTERVAL`] for gRPC health, with at most
-//! [`PING_TIMEOUT`] to answer.
+//! Before the start is complete (store open, migrations applied, seeds loaded) the port
+//! answers for the server ([`super::starting`]): `/healthz` alive, `/readyz` 503
+//! "starting". The store is asked at each `/readyz` and every [`WATCH_INTERVAL`] for gRPC
+//! health, with at most [`PING_TIMEOUT`] to answer.
 
 use super::services;
 use crate::store::Store;

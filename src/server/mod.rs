@@ -2,8 +2,9 @@
 //! services) and serves every gRPC service, server reflection (v1 and v1alpha),
 //! grpc.health.v1 and the REST gateway on one already-bound listener until the shutdown
 //! future resolves; its submodules carry the connections: the accept loop and its limits
-//! ([`listener`], [`request_budget`], [`tls`]), the split between gRPC and REST
-//! ([`dispatch`]) and the access log ([`access_log`]). Every call passes through
+//! ([`listener`], [`request_budget`], [`tls`]), what the port answers while the server
+//! starts ([`starting`]), the split between gRPC and REST ([`dispatch`]), health
+//! ([`health`]) and the access log ([`access_log`]). Every call passes through
 //! [`AccessLogLayer`] (request id, span, access log); every RPC, whether it came over gRPC
 //! or through the gateway, through [`RpcLayer`] (caller, call context, deadline).
 //!
@@ -15,6 +16,7 @@ pub mod health;
 pub mod listener;
 pub mod request_budget;
 pub mod services;
+pub mod starting;
 pub mod tls;
 
 use crate::domain::admin::Admin;
@@ -37,7 +39,7 @@ use health::Health;
 use listener::ConnectionLimits;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tls::Tls;
 use tokio::net::TcpListener;
@@ -165,62 +167,80 @@ impl Server {
             }
         }
     }
-
-    /// Serves `listener` until `shutdown` resolves, then stops accepting calls, lets running
-    /// ones end, hands the operations still running back to the store and closes it.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Failure> {
-        let Server {
-            settings,
-            store,
-            executor,
-            service,
-            health,
-        } = self;
-        match (&settings.tls, listener.local_addr()) {
-            (Some(tls), Ok(address)) => {
-                info!(%address, certificate = %tls.cert.display(), "serving over TLS")
-            }
-            (None, Ok(address)) => info!(%address, "serving (plaintext)"),
-            (_, Err(error)) => warn!(%error, "the listener has no address"),
-        }
-        health.watch();
-        let on_stop = async move {
-            info!("shutting down: no new calls, finishing running ones");
-            health.stop().await;
-        };
-        listener::serve_connections(
-            listener,
-            settings.tls.as_ref().map(|tls| tls.acceptor.clone()),
-            service,
-            settings.connections.clone(),
-            settings.shutdown_grace,
-            shutdown,
-            on_stop,
-        )
-        .await;
-        executor.shutdown().await;
-        close(store.as_ref()).await;
-        info!("stopped");
-        Ok(())
-    }
 }
 
-/// Starts a server on an already-bound listener and serves until `shutdown` resolves
-/// (tests and benchmarks call it on port 0).
+/// Serves `listener` from now on and starts the server behind it: until the start is
+/// complete the port answers that the server is starting ([`starting`]); then `announce`
+/// runs (the binary prints its ready line) and the server answers every call. When
+/// `shutdown` resolves it stops accepting calls, lets running ones end, hands the
+/// operations still running back to the store and closes it. A failed start stops
+/// serving and returns its error. Tests and benchmarks call it on port 0.
 pub async fn serve(
     listener: TcpListener,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    announce: impl FnOnce() + Send,
 ) -> Result<(), Failure> {
     let local_address = listener.local_addr()?;
-    Server::start(settings, local_address)
-        .await?
-        .serve(listener, shutdown)
-        .await
+    let started = starting::Started::default();
+    let health_once: Arc<OnceLock<Arc<Health>>> = Arc::default();
+    let (start_failed, failed) = tokio::sync::oneshot::channel::<()>();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = failed => {}
+        }
+    };
+    let on_stop = {
+        let health_once = Arc::clone(&health_once);
+        async move {
+            info!("shutting down: no new calls, finishing running ones");
+            if let Some(health) = health_once.get() {
+                health.stop().await;
+            }
+        }
+    };
+    let connections = tokio::spawn(listener::serve_connections(
+        listener,
+        settings.tls.as_ref().map(|tls| tls.acceptor.clone()),
+        starting::Starting::new(Arc::clone(&started)),
+        settings.connections.clone(),
+        settings.shutdown_grace,
+        stop,
+        on_stop,
+    ));
+    let server = match Server::start(settings, local_address).await {
+        Ok(server) => server,
+        Err(error) => {
+            let _ = start_failed.send(());
+            let _ = connections.await;
+            return Err(error);
+        }
+    };
+    let Server {
+        settings,
+        store,
+        executor,
+        service,
+        health,
+    } = server;
+    match &settings.tls {
+        Some(tls) => {
+            info!(address = %local_address, certificate = %tls.cert.display(), "serving over TLS")
+        }
+        None => info!(address = %local_address, "serving (plaintext)"),
+    }
+    health.watch();
+    let _ = health_once.set(health);
+    let _ = started.set(service);
+    announce();
+    if let Err(error) = connections.await {
+        warn!(%error, "the connection loop ended abnormally");
+    }
+    executor.shutdown().await;
+    close(store.as_ref()).await;
+    info!("stopped");
+    Ok(())
 }
 
 /// Leaves the store complete in its files (SQLite's WAL checkpointed).

@@ -42,13 +42,20 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (announce, ready) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            serve(listener, settings, async {
+            let announce = move || {
+                let _ = announce.send(());
+            };
+            let stopped = async {
                 let _ = stopped.await;
-            })
-            .await
-            .expect("server runs");
+            };
+            serve(listener, settings, stopped, announce)
+                .await
+                .expect("server runs");
         });
+        // Started: its store open, its seeds loaded.
+        ready.await.expect("the server started");
         let channel = Channel::from_shared(format!("http://{address}"))
             .unwrap()
             .connect()
