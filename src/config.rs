@@ -311,11 +311,17 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// The command line of this process, with `serve`'s `--config` file read in; on a
-/// mistake, prints it and exits with status 2, as clap does for its own.
-pub fn parse() -> Cli {
+/// A check of a flag's text that clap does not make itself (layers above this one parse
+/// some flags: `--operation-delay`), so that a value from the config file that fails it is
+/// named with its line: the flag's name without `--`, and the check.
+pub type Check = (&'static str, fn(&str) -> Result<(), String>);
+
+/// The command line of this process, with `serve`'s `--config` file read in and `checks`
+/// made on its values; on a mistake, prints it and exits with status 2, as clap does for
+/// its own.
+pub fn parse(checks: &[Check]) -> Cli {
     let args: Vec<OsString> = std::env::args_os().collect();
-    match parse_from(args) {
+    match parse_from(args, checks) {
         Ok(cli) => cli,
         Err(Mistake::Clap(error)) => error.exit(),
         Err(Mistake::Config(message)) => {
@@ -335,7 +341,7 @@ pub enum Mistake {
 }
 
 /// [`parse`] over the given arguments (the first is the program's name).
-pub fn parse_from(mut args: Vec<OsString>) -> Result<Cli, Mistake> {
+pub fn parse_from(mut args: Vec<OsString>, checks: &[Check]) -> Result<Cli, Mistake> {
     let command = Cli::command();
     let matches = command
         .clone()
@@ -359,6 +365,15 @@ pub fn parse_from(mut args: Vec<OsString>) -> Result<Cli, Mistake> {
             None | Some(ValueSource::DefaultValue)
         )
     })?;
+    for (key, line, value) in &from_file.values {
+        for (name, check) in checks {
+            if name == key {
+                check(value).map_err(|error| {
+                    Mistake::Config(format!("{}:{line}: {key}: {error}", path.display()))
+                })?;
+            }
+        }
+    }
     args.extend(from_file.args);
     Cli::try_parse_from(&args).map_err(|error| {
         // A value from the file that clap refuses: name its line and key.
@@ -394,6 +409,8 @@ struct FromFile {
     args: Vec<OsString>,
     /// Each key the file sets, with its line.
     lines: Vec<(String, usize)>,
+    /// Each key the file sets and nothing else does, with its line and its text.
+    values: Vec<(String, usize, String)>,
 }
 
 /// The flags a config file's `text` sets for `serve`, leaving out those that `unset`
@@ -417,6 +434,7 @@ fn config_args(
     let mut from_file = FromFile {
         args: Vec::new(),
         lines: Vec::new(),
+        values: Vec::new(),
     };
     for (key, value) in table {
         let line = at(key.span().start);
@@ -456,6 +474,7 @@ fn config_args(
             (_, value) => {
                 let value = scalar(value)
                     .ok_or_else(|| mistake("must be a string, a number or a boolean".into()))?;
+                from_file.values.push((name.clone(), line, value.clone()));
                 from_file.args.push(flag.into());
                 from_file.args.push(value.into());
             }
@@ -491,7 +510,12 @@ mod tests {
             path.clone().into(),
         ];
         line.extend(args.iter().map(OsString::from));
-        let parsed = parse_from(line);
+        let checks: &[Check] = &[("operation-delay", |text| {
+            (text == "bad")
+                .then(|| Err("bad is refused".to_string()))
+                .unwrap_or(Ok(()))
+        })];
+        let parsed = parse_from(line, checks);
         let _ = std::fs::remove_file(&path);
         match parsed?.command {
             Command::Serve(args) => Ok(*args),
@@ -555,5 +579,10 @@ mod tests {
         assert!(message.contains(":1: serve: not a setting"), "{message}");
         let message = mistake("config = \"other.toml\"\n");
         assert!(message.contains(":1: config: not a setting"), "{message}");
+        let message = mistake("listen = \"127.0.0.1:0\"\noperation-delay = \"bad\"\n");
+        assert!(
+            message.ends_with(":2: operation-delay: bad is refused"),
+            "{message}"
+        );
     }
 }

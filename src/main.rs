@@ -20,7 +20,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = imageplane::config::parse();
+    // The flags whose text a layer above the command line reads, checked for the config
+    // file's line.
+    let cli =
+        imageplane::config::parse(&[("operation-delay", |text| Timing::parse(text).map(drop))]);
     match cli.command {
         Command::Serve(args) => match run(*args).await {
             Ok(()) => ExitCode::SUCCESS,
