@@ -510,10 +510,9 @@ mod tests {
             path.clone().into(),
         ];
         line.extend(args.iter().map(OsString::from));
-        let checks: &[Check] = &[("operation-delay", |text| {
-            (text == "bad")
-                .then(|| Err("bad is refused".to_string()))
-                .unwrap_or(Ok(()))
+        let checks: &[Check] = &[("operation-delay", |text| match text {
+            "bad" => Err("bad is refused".to_string()),
+            _ => Ok(()),
         })];
         let parsed = parse_from(line, checks);
         let _ = std::fs::remove_file(&path);
