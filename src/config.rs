@@ -5,7 +5,7 @@
 //! line and the key ([`parse`]).
 
 use clap::parser::ValueSource;
-use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -343,15 +343,21 @@ pub enum Mistake {
 /// [`parse`] over the given arguments (the first is the program's name).
 pub fn parse_from(mut args: Vec<OsString>, checks: &[Check]) -> Result<Cli, Mistake> {
     let command = Cli::command();
-    let matches = command
+    // A first look for `--config`, tolerant: a flag that another needs may be in the file
+    // (clap checks everything on the command line as it will be, below).
+    let probe = command
         .clone()
-        .try_get_matches_from(&args)
-        .map_err(Mistake::Clap)?;
-    let Some(("serve", serve)) = matches.subcommand() else {
-        return Cli::from_arg_matches(&matches).map_err(Mistake::Clap);
+        .ignore_errors(true)
+        .mut_subcommand("serve", |serve| serve.ignore_errors(true))
+        .try_get_matches_from(&args);
+    let serve = match &probe {
+        Ok(matches) => matches.subcommand_matches("serve"),
+        Err(_) => None,
     };
-    let Some(path) = serve.get_one::<PathBuf>("config").cloned() else {
-        return Cli::from_arg_matches(&matches).map_err(Mistake::Clap);
+    let Some((serve, path)) =
+        serve.and_then(|serve| Some((serve, serve.get_one::<PathBuf>("config")?.clone())))
+    else {
+        return Cli::try_parse_from(&args).map_err(Mistake::Clap);
     };
     let text = std::fs::read_to_string(&path)
         .map_err(|error| Mistake::Config(format!("--config {}: {error}", path.display())))?;
@@ -458,6 +464,7 @@ fn config_args(
         let flag = format!("--{name}");
         match (arg.get_action(), value.get_ref()) {
             (ArgAction::SetTrue, toml::Value::Boolean(true)) => from_file.args.push(flag.into()),
+            // `--flag=value`, so that a value that starts with `-` is not taken for a flag.
             (ArgAction::SetTrue, toml::Value::Boolean(false)) => {}
             (ArgAction::SetTrue, _) => return Err(mistake("must be true or false".into())),
             (_, toml::Value::Array(items)) => {
@@ -467,16 +474,14 @@ fn config_args(
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| mistake("a list holds strings or numbers only".into()))?;
                 for item in items {
-                    from_file.args.push(flag.clone().into());
-                    from_file.args.push(item.into());
+                    from_file.args.push(format!("{flag}={item}").into());
                 }
             }
             (_, value) => {
                 let value = scalar(value)
                     .ok_or_else(|| mistake("must be a string, a number or a boolean".into()))?;
-                from_file.values.push((name.clone(), line, value.clone()));
-                from_file.args.push(flag.into());
-                from_file.args.push(value.into());
+                from_file.args.push(format!("{flag}={value}").into());
+                from_file.values.push((name.clone(), line, value));
             }
         }
     }
@@ -547,6 +552,17 @@ mod tests {
             (args.listen.as_str(), args.max_connections),
             ("127.0.0.1:0", 7)
         );
+    }
+
+    #[test]
+    fn a_flag_another_needs_may_come_from_the_file() {
+        // --tls-key requires --tls-cert: one on the command line, one in the file.
+        let args = serve_with("tls-cert = \"cert.pem\"\n", &["--tls-key", "key.pem"]).unwrap();
+        assert_eq!(args.tls_cert, Some(PathBuf::from("cert.pem")));
+        assert_eq!(args.tls_key, Some(PathBuf::from("key.pem")));
+        // A value that starts with `-` is a value.
+        let args = serve_with("advertise-address = \"-odd:1\"\n", &[]).unwrap();
+        assert_eq!(args.advertise_address.as_deref(), Some("-odd:1"));
     }
 
     #[test]

@@ -16,6 +16,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tracing::warn;
 
+/// The most rules set at once: every call of a method looks through them.
+pub const MAX_RULES: usize = 1000;
+
 /// What a rule matches.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
@@ -87,11 +90,16 @@ impl Faults {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a rule (its id given by the caller).
-    pub fn add(&self, rule: Rule) {
+    /// Adds a rule (its id given by the caller); false, and nothing added, when
+    /// [`MAX_RULES`] are set already.
+    pub fn add(&self, rule: Rule) -> bool {
         let mut rules = self.lock();
+        if rules.len() >= MAX_RULES {
+            return false;
+        }
         rules.push(rule);
         self.any.store(true, Ordering::Release);
+        true
     }
 
     /// The rules in force, in the order they were added (`Times` counts what is left).

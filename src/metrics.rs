@@ -15,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -23,8 +24,8 @@ use std::time::Duration;
 pub struct CallLabels {
     /// `grpc` or `rest`.
     pub protocol: &'static str,
-    pub service: String,
-    pub method: String,
+    pub service: &'static str,
+    pub method: &'static str,
     /// The google.rpc.Code name it ended with (REST too).
     pub code: &'static str,
 }
@@ -33,8 +34,8 @@ pub struct CallLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
     pub protocol: &'static str,
-    pub service: String,
-    pub method: String,
+    pub service: &'static str,
+    pub method: &'static str,
 }
 
 /// The labels of an ended operation.
@@ -64,7 +65,8 @@ pub struct TargetLabel {
     pub target: String,
 }
 
-type Sampler = Box<dyn Fn(&Metrics) + Send + Sync>;
+/// Sets gauges from counts kept elsewhere; false once what it reads is gone (then dropped).
+type Sampler = Box<dyn Fn(&Metrics) -> bool + Send + Sync>;
 
 /// Every metric (see the module documentation).
 pub struct Metrics {
@@ -180,8 +182,9 @@ impl Metrics {
         }
     }
 
-    /// Runs `sampler` before every rendering: it sets a gauge from a count kept elsewhere.
-    pub fn sample_with(&self, sampler: impl Fn(&Metrics) + Send + Sync + 'static) {
+    /// Runs `sampler` before every rendering: it sets a gauge from a count kept elsewhere,
+    /// and answers false once that count is gone (a stopped server's), to be dropped.
+    pub fn sample_with(&self, sampler: impl Fn(&Metrics) -> bool + Send + Sync + 'static) {
         self.samplers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -190,14 +193,10 @@ impl Metrics {
 
     /// The page `GET /metrics` answers, in OpenMetrics text.
     pub fn render(&self) -> String {
-        for sampler in self
-            .samplers
+        self.samplers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-        {
-            sampler(self);
-        }
+            .retain(|sampler| sampler(self));
         let mut page = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut page, &self.registry);
@@ -223,26 +222,36 @@ pub fn global() -> &'static Metrics {
 
 /// The service and method labels of a gRPC path: the method's names if the server knows
 /// it (the API's descriptors, health and reflection), else `unknown` for both, so that
-/// no caller can grow the label set.
-pub fn method_labels(path: &str) -> (String, String) {
-    const GRPC_OWN: &[&str] = &[
-        "grpc.health.v1.Health/Check",
-        "grpc.health.v1.Health/Watch",
-        "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-    ];
-    let known = path
-        .strip_prefix('/')
-        .and_then(|rest| rest.split_once('/'))
-        .filter(|(service, method)| {
-            GRPC_OWN.contains(&&path[1..])
-                || crate::pb::descriptor_pool()
-                    .get_service_by_name(service)
-                    .is_some_and(|found| found.methods().any(|known| known.name() == *method))
+/// no caller can grow the label set. A lookup in a table built once.
+pub fn method_labels(path: &str) -> (&'static str, &'static str) {
+    static KNOWN: LazyLock<HashMap<String, (String, String)>> = LazyLock::new(|| {
+        let own = [
+            ("grpc.health.v1.Health", "Check"),
+            ("grpc.health.v1.Health", "Watch"),
+            (
+                "grpc.reflection.v1.ServerReflection",
+                "ServerReflectionInfo",
+            ),
+            (
+                "grpc.reflection.v1alpha.ServerReflection",
+                "ServerReflectionInfo",
+            ),
+        ]
+        .map(|(service, method)| (service.to_string(), method.to_string()));
+        let api = crate::pb::descriptor_pool().services().flat_map(|service| {
+            service
+                .methods()
+                .map(|method| (service.full_name().to_string(), method.name().to_string()))
+                .collect::<Vec<_>>()
         });
-    match known {
-        Some((service, method)) => (service.to_string(), method.to_string()),
-        None => ("unknown".into(), "unknown".into()),
+        own.into_iter()
+            .chain(api)
+            .map(|(service, method)| (format!("/{service}/{method}"), (service, method)))
+            .collect()
+    });
+    match KNOWN.get(path) {
+        Some((service, method)) => (service, method),
+        None => ("unknown", "unknown"),
     }
 }
 
@@ -254,11 +263,11 @@ mod tests {
     fn only_known_methods_become_labels() {
         assert_eq!(
             method_labels("/yandex.cloud.compute.v1.ImageService/Get"),
-            ("yandex.cloud.compute.v1.ImageService".into(), "Get".into())
+            ("yandex.cloud.compute.v1.ImageService", "Get")
         );
         assert_eq!(
             method_labels("/grpc.health.v1.Health/Check"),
-            ("grpc.health.v1.Health".into(), "Check".into())
+            ("grpc.health.v1.Health", "Check")
         );
         for made_up in [
             "/x.Y/Z",
@@ -266,7 +275,7 @@ mod tests {
             "-",
             "",
         ] {
-            assert_eq!(method_labels(made_up), ("unknown".into(), "unknown".into()));
+            assert_eq!(method_labels(made_up), ("unknown", "unknown"));
         }
     }
 }

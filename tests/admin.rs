@@ -15,7 +15,6 @@ use imageplane::pb::compute::{
     CreateSnapshotRequest, DeleteDiskRequest, Disk, GetDiskRequest, GetImageRequest,
     ListImagesRequest, UpdateImageRequest,
 };
-use imageplane::pb::imageplane::v1::admin_service_client::AdminServiceClient;
 use imageplane::pb::imageplane::v1::{
     FinishOperationRequest, OperationError, ResetRequest, ResetResponse,
 };
@@ -40,10 +39,6 @@ fn seed_file(folder_id: &str) -> (String, String) {
     )
 }
 
-fn admin(server: &TestServer) -> AdminServiceClient<tonic::transport::Channel> {
-    AdminServiceClient::new(server.channel.clone())
-}
-
 fn with_token<T>(message: T, token: &str) -> Request<T> {
     let mut request = Request::new(message);
     request
@@ -55,7 +50,7 @@ fn with_token<T>(message: T, token: &str) -> Request<T> {
 #[tokio::test]
 async fn the_admin_api_is_refused_unless_the_server_enables_it() {
     let server = TestServer::start(Duration::ZERO).await;
-    let refused = admin(&server).reset(ResetRequest {}).await.unwrap_err();
+    let refused = server.admin().reset(ResetRequest {}).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(
         refused.message().contains("--enable-admin"),
@@ -81,9 +76,10 @@ async fn with_authentication_only_a_token_marked_admin_may_reset() {
         ..Settings::default()
     })
     .await;
-    let without = admin(&server).reset(ResetRequest {}).await.unwrap_err();
+    let without = server.admin().reset(ResetRequest {}).await.unwrap_err();
     assert_eq!(without.code(), Code::Unauthenticated);
-    let alice = admin(&server)
+    let alice = server
+        .admin()
         .reset(with_token(ResetRequest {}, "tok-alice"))
         .await
         .unwrap_err();
@@ -100,12 +96,14 @@ async fn with_authentication_only_a_token_marked_admin_may_reset() {
         .unwrap()
         .into_inner()
         .iam_token;
-    let exchanged = admin(&server)
+    let exchanged = server
+        .admin()
         .reset(with_token(ResetRequest {}, &issued))
         .await
         .unwrap_err();
     assert_eq!(exchanged.code(), Code::PermissionDenied);
-    admin(&server)
+    server
+        .admin()
         .reset(with_token(ResetRequest {}, "tok-ops"))
         .await
         .unwrap();
@@ -240,7 +238,9 @@ async fn a_reset_leaves_the_catalogue_and_the_seeds_as_at_start_and_nothing_else
             .unwrap();
 
         // Through the other replica, where there is one.
-        let counts: ResetResponse = admin(servers.b())
+        let counts: ResetResponse = servers
+            .b()
+            .admin()
             .reset(ResetRequest {})
             .await
             .unwrap()
@@ -306,52 +306,73 @@ async fn a_reset_leaves_the_catalogue_and_the_seeds_as_at_start_and_nothing_else
     }
 }
 
-#[tokio::test]
-async fn a_create_racing_a_reset_is_kept_whole_or_removed_whole() {
+/// Sends `CREATES` disk creates to `a`, eight at a time a millisecond apart, and a reset
+/// to `b` among them; checks that each create was kept whole or removed whole, and
+/// returns how many of each.
+async fn race_creates_with_a_reset(servers: &Servers, round: usize) -> (usize, usize) {
     const CREATES: usize = 64;
-    for servers in every_store(&folder(), Duration::ZERO).await {
-        let name = servers.name;
-        let folder_id = folder();
-        let creates = (0..CREATES).map(|index| {
-            let mut disks = servers.a.disks();
-            let request = disk_in(&folder_id, &format!("racer-{index}"));
-            // Eight at a time, a millisecond apart, around the reset.
-            let wave = Duration::from_millis(index as u64 / 8);
-            async move {
-                tokio::time::sleep(wave).await;
-                disks.create(request).await
+    let name = servers.name;
+    let folder_id = folder();
+    let creates = (0..CREATES).map(|index| {
+        let mut disks = servers.a.disks();
+        let request = disk_in(&folder_id, &format!("racer-{index}"));
+        let wave = Duration::from_millis(index as u64 / 8);
+        async move {
+            tokio::time::sleep(wave).await;
+            disks.create(request).await
+        }
+    });
+    let reset = async {
+        // A later moment each round, so that some round lands among the creates.
+        tokio::time::sleep(Duration::from_millis(round as u64 % 8)).await;
+        servers.b().admin().reset(ResetRequest {}).await
+    };
+    let (created, reset) = tokio::join!(futures_util::future::join_all(creates), reset);
+    reset.unwrap();
+    let (mut kept, mut removed) = (0, 0);
+    for created in created {
+        let operation = created.unwrap().into_inner();
+        let disk_id = common::metadata::<CreateDiskMetadata>(&operation).disk_id;
+        let found_operation = servers
+            .a
+            .operations()
+            .get(GetOperationRequest {
+                operation_id: operation.id.clone(),
+            })
+            .await;
+        let found_disk = servers.a.disks().get(GetDiskRequest { disk_id }).await;
+        match (found_operation, found_disk) {
+            (Ok(_), Ok(_)) => kept += 1,
+            (Err(a), Err(b)) if a.code() == Code::NotFound && b.code() == Code::NotFound => {
+                removed += 1
             }
-        });
-        let reset = async {
-            tokio::time::sleep(Duration::from_millis(4)).await;
-            admin(servers.b()).reset(ResetRequest {}).await
-        };
-        let (created, reset) = tokio::join!(futures_util::future::join_all(creates), reset);
-        reset.unwrap();
-        let (mut kept, mut removed) = (0, 0);
-        for created in created {
-            let operation = created.unwrap().into_inner();
-            let disk_id = common::metadata::<CreateDiskMetadata>(&operation).disk_id;
-            let found_operation = servers
-                .a
-                .operations()
-                .get(GetOperationRequest {
-                    operation_id: operation.id.clone(),
-                })
-                .await;
-            let found_disk = servers.a.disks().get(GetDiskRequest { disk_id }).await;
-            match (found_operation, found_disk) {
-                (Ok(_), Ok(_)) => kept += 1,
-                (Err(a), Err(b)) if a.code() == Code::NotFound && b.code() == Code::NotFound => {
-                    removed += 1
-                }
-                (operation, disk) => {
-                    panic!("{name}: half of a create survived: {operation:?} {disk:?}")
-                }
+            (operation, disk) => {
+                panic!("{name}: half of a create survived: {operation:?} {disk:?}")
             }
         }
-        assert_eq!(kept + removed, CREATES, "{name}");
-        eprintln!("{name}: {kept} creates kept, {removed} removed by the reset");
+    }
+    (kept, removed)
+}
+
+#[tokio::test]
+async fn a_create_racing_a_reset_is_kept_whole_or_removed_whole() {
+    // Copies take an hour: each create stores a CREATING disk with a running operation.
+    for servers in every_store(&folder(), Duration::from_secs(3600)).await {
+        let mut seen = (false, false);
+        for round in 0..24 {
+            let (kept, removed) = race_creates_with_a_reset(&servers, round).await;
+            seen = (seen.0 || kept > 0, seen.1 || removed > 0);
+            if seen == (true, true) {
+                break;
+            }
+        }
+        // Otherwise the reset never landed among the creates, and nothing was tested.
+        assert_eq!(
+            seen,
+            (true, true),
+            "{}: (some kept, some removed)",
+            servers.name
+        );
         servers.clean_up().await;
     }
 }
@@ -434,7 +455,8 @@ async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
     assert_eq!(disk.status, disk::Status::Creating as i32);
 
     // Finished without an error: done, its disk READY.
-    let done = admin(&server)
+    let done = server
+        .admin()
         .finish_operation(finish(&held.id, None))
         .await
         .unwrap()
@@ -442,7 +464,8 @@ async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
     assert!(done.done);
     let disk: Disk = server.wait_for(&done).await;
     assert_eq!(disk.status, disk::Status::Ready as i32);
-    let again = admin(&server)
+    let again = server
+        .admin()
         .finish_operation(finish(&held.id, None))
         .await
         .unwrap_err();
@@ -455,7 +478,8 @@ async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
         .await
         .unwrap()
         .into_inner();
-    let failed = admin(&server)
+    let failed = server
+        .admin()
         .finish_operation(finish(&failing.id, Some((9, "no quota left"))))
         .await
         .unwrap()
@@ -480,7 +504,8 @@ async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
         .unwrap()
         .into_inner();
     assert!(!operation(&server, &deleting.id).await.done);
-    admin(&server)
+    server
+        .admin()
         .finish_operation(finish(&deleting.id, None))
         .await
         .unwrap();
@@ -497,7 +522,7 @@ async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
         (finish(&deleting.id, None), Code::FailedPrecondition),
         (finish("", None), Code::InvalidArgument),
     ] {
-        let refused = admin(&server).finish_operation(request).await.unwrap_err();
+        let refused = server.admin().finish_operation(request).await.unwrap_err();
         assert_eq!(refused.code(), code, "{refused:?}");
     }
     let running = server
@@ -506,7 +531,8 @@ async fn a_held_operation_runs_until_finished_and_ends_as_asked() {
         .await
         .unwrap()
         .into_inner();
-    let refused = admin(&server)
+    let refused = server
+        .admin()
         .finish_operation(finish(&running.id, Some((0, "not a failure"))))
         .await
         .unwrap_err();
@@ -688,7 +714,8 @@ async fn a_held_operation_stays_held_across_a_restart_and_a_replica_finishes_it(
         .await
         .unwrap()
         .into_inner();
-    let ended = admin(&b)
+    let ended = b
+        .admin()
         .finish_operation(finish(&held.id, Some((14, "try again"))))
         .await
         .unwrap()

@@ -426,15 +426,10 @@ fn the_documented_config_file_names_every_flag_and_starts_the_server() {
 }
 
 /// The bodies of a fixed sequence of REST calls to a new `memory:` server started with
-/// `flags`: creates (one held in the background by a delay), reads, a page of a list.
+/// `flags`: creates, reads, a page of a list, deletes ending in the background, reads.
 async fn recorded_session(flags: &[&str]) -> Vec<String> {
     let directory = temp_dir("deterministic");
-    let mut all_flags = vec![
-        "--database-url",
-        "memory:",
-        "--operation-delay",
-        "0s,delete-disk=1h",
-    ];
+    let mut all_flags = vec!["--database-url", "memory:", "--operation-delay", "0s"];
     all_flags.extend_from_slice(flags);
     let server = ServerProcess::start(&all_flags, directory.join("server.log"));
     let client = reqwest::Client::new();
@@ -489,15 +484,34 @@ async fn recorded_session(flags: &[&str]) -> Vec<String> {
                 .unwrap(),
         );
     }
-    let deleting = client
-        .delete(url(&format!("/compute/v1/disks/{}", disk_ids[0])))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    bodies.push(deleting);
+    // Two deletes that end in the background, whenever the scheduler gets to them, then
+    // more calls: the endings take nothing from the sequence.
+    for disk_id in &disk_ids[..2] {
+        let deleting = client
+            .delete(url(&format!("/compute/v1/disks/{disk_id}")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        bodies.push(deleting);
+    }
+    for path in [
+        "/compute/v1/disks?folderId=f1".to_string(),
+        format!("/compute/v1/disks/{}", disk_ids[2]),
+    ] {
+        bodies.push(
+            client
+                .get(url(&path))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&directory);
     bodies

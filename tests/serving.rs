@@ -354,3 +354,41 @@ async fn while_it_starts_the_port_answers_that_it_is_starting() {
     serving.await.unwrap().unwrap();
     postgres::drop_schema(&base_url, &schema).await;
 }
+
+#[tokio::test]
+async fn told_to_stop_while_starting_it_stops_without_announcing() {
+    let Some(base_url) = postgres::base_url("the stop-while-starting test") else {
+        return;
+    };
+    let (schema, url) = postgres::fresh_schema(&base_url, "stopstart").await;
+    let proxy = Proxy::start(host_and_port(&url)).await;
+    proxy.hold(true);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let announced = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let announcing = Arc::clone(&announced);
+    let serving = tokio::spawn(imageplane::server::serve(
+        listener,
+        Settings {
+            database: DatabaseUrl::Postgres(through(&url, &proxy)),
+            ..Settings::default()
+        },
+        async {
+            let _ = stopped.await;
+        },
+        move || announcing.store(true, std::sync::atomic::Ordering::SeqCst),
+    ));
+    let readyz = format!("http://{address}/readyz");
+    assert_eq!(reqwest::get(&readyz).await.unwrap().status(), 503);
+    stop.send(()).unwrap();
+    // The port closes while the store is still opening.
+    until("the port did not close", || async {
+        TcpStream::connect(address).await.is_err()
+    })
+    .await;
+    proxy.hold(false);
+    serving.await.unwrap().unwrap();
+    assert!(!announced.load(std::sync::atomic::Ordering::SeqCst));
+    postgres::drop_schema(&base_url, &schema).await;
+}

@@ -36,23 +36,6 @@ fn timing_message(timing: &Timing) -> OperationTiming {
     }
 }
 
-/// The delays' text form (`Timing::parse`) of the API's message: the default first.
-fn timing_text(message: &OperationTiming) -> String {
-    let default = match message.default_delay.trim() {
-        "" => "0s",
-        delay => delay,
-    };
-    std::iter::once(default.to_string())
-        .chain(
-            message
-                .kinds
-                .iter()
-                .map(|(kind, delay)| format!("{kind}={delay}")),
-        )
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// A fault rule as the API spells it.
 fn fault_message(rule: &Rule) -> Fault {
     let (times, probability) = match rule.firing {
@@ -130,7 +113,13 @@ impl AdminService for AdminApi {
         request: Request<OperationTiming>,
     ) -> Result<Response<OperationTiming>, Status> {
         super::answer(&self.catalog, request, |call, request| async move {
-            let timing = self.admin.set_timing(&call, &timing_text(&request))?;
+            let default = Some(request.default_delay.trim()).filter(|delay| !delay.is_empty());
+            let kinds: Vec<(&str, &str)> = request
+                .kinds
+                .iter()
+                .map(|(kind, delay)| (kind.as_str(), delay.as_str()))
+                .collect();
+            let timing = self.admin.set_timing(&call, default, &kinds)?;
             Ok(timing_message(&timing))
         })
         .await

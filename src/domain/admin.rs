@@ -104,11 +104,16 @@ impl Admin {
         Ok(self.executor.timing())
     }
 
-    /// Sets the delays from their text form (`Timing::parse`): work started from now on
-    /// takes them. INVALID_ARGUMENT, naming the item, for a bad one.
-    pub fn set_timing(&self, call: &CallContext, text: &str) -> Result<Timing, Error> {
+    /// Sets the delays from their parts (`Timing::from_parts`): work started from now on
+    /// takes them. INVALID_ARGUMENT, naming the part, for a bad one.
+    pub fn set_timing(
+        &self,
+        call: &CallContext,
+        default: Option<&str>,
+        kinds: &[(&str, &str)],
+    ) -> Result<Timing, Error> {
         self.check(&call.caller)?;
-        let timing = Timing::parse(text).map_err(Error::InvalidArgument)?;
+        let timing = Timing::from_parts(default, kinds).map_err(Error::InvalidArgument)?;
         self.executor.set_timing(timing.clone());
         Ok(timing)
     }
@@ -149,14 +154,26 @@ impl Admin {
                 )))
             }
         };
-        self.executor.end_now(operation_id, outcome).await
+        // Another ending (its work's, a cancel, another replica's finish) may have won
+        // since the read above: then this finish did nothing.
+        match self.executor.end_now(operation_id, outcome).await? {
+            (operation, true) => Ok(operation),
+            (_, false) => Err(Error::FailedPrecondition(format!(
+                "operation {operation_id} has ended already"
+            ))),
+        }
     }
 
     /// Checks a fault rule and adds it; INVALID_ARGUMENT names the field and its rule.
     pub fn add_fault(&self, call: &CallContext, request: FaultRequest) -> Result<Rule, Error> {
         self.check(&call.caller)?;
         let rule = fault_rule(request)?;
-        self.faults.add(rule.clone());
+        if !self.faults.add(rule.clone()) {
+            return Err(Error::ResourceExhausted(format!(
+                "{} fault rules are set already, the most there may be: remove some first",
+                crate::faults::MAX_RULES
+            )));
+        }
         tracing::info!(fault_id = %rule.id, target = ?rule.target, "fault rule added");
         Ok(rule)
     }

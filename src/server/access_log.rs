@@ -154,8 +154,8 @@ fn count(protocol: &'static str, rpc: &str, grpc_status: i32, took: std::time::D
         .call_seconds
         .get_or_create(&crate::metrics::LatencyLabels {
             protocol,
-            service: service.clone(),
-            method: method.clone(),
+            service,
+            method,
         })
         .observe(took.as_secs_f64());
     metrics

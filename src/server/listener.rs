@@ -138,11 +138,14 @@ pub async fn serve_connections<S, B>(
         (Arc::downgrade(&permits), Arc::downgrade(&total_buffer));
     let max_connections = limits.max_connections;
     crate::metrics::global().sample_with(move |metrics| {
-        if let (Some(permits), Some(buffer)) = (sampled_permits.upgrade(), sampled_buffer.upgrade())
-        {
-            let open = max_connections.saturating_sub(permits.available_permits());
-            metrics.open_connections.set(open as i64);
-            metrics.request_body_bytes.set(buffer.used() as i64);
+        match (sampled_permits.upgrade(), sampled_buffer.upgrade()) {
+            (Some(permits), Some(buffer)) => {
+                let open = max_connections.saturating_sub(permits.available_permits());
+                metrics.open_connections.set(open as i64);
+                metrics.request_body_bytes.set(buffer.used() as i64);
+                true
+            }
+            _ => false,
         }
     });
     let (stopping, stop_signal) = watch::channel(false);

@@ -118,7 +118,7 @@ impl Default for Settings {
 pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// A server ready to serve: its store open and migrated, seeds loaded, its work and its
-/// services built. Everything that can fail at start has, before [`Server::serve`].
+/// services built. Everything that can fail at start has, before [`serve`] announces it.
 pub struct Server {
     settings: Settings,
     store: Arc<dyn Store>,
@@ -230,10 +230,15 @@ pub async fn serve(
         }
         None => info!(address = %local_address, "serving (plaintext)"),
     }
-    health.watch();
-    let _ = health_once.set(health);
-    let _ = started.set(service);
-    announce();
+    if connections.is_finished() {
+        // Told to stop while starting: the port is closed; no ready line.
+        info!("stopped before serving");
+    } else {
+        health.watch();
+        let _ = health_once.set(health);
+        let _ = started.set(service);
+        announce();
+    }
     if let Err(error) = connections.await {
         warn!(%error, "the connection loop ended abnormally");
     }

@@ -5,7 +5,7 @@
 //! - timed work: a copy (an image from an image, disk or snapshot; a snapshot; a disk) or
 //!   a delete has nothing to move in this server: its result is fixed when it is asked for
 //!   and it only takes its kind's delay ([`Timing`], `--operation-delay`) from the
-//!   operation's creation, or is held until [`Executor::finish`] ends it (`manual`). One scheduler
+//!   operation's creation, or is held until [`Executor::end_now`] ends it (`manual`). One scheduler
 //!   task keeps all pending timed work in a timer queue and hands the due ones to the
 //!   store in batches. No task per operation: under load that is what keeps the cost of a
 //!   create close to the cost of the RPC itself (see the benchmark in the README).
@@ -79,7 +79,7 @@ enum Running {
     /// An import task: its token, and a number that tells this task from a later one
     /// for the same operation.
     Import(CancellationToken, u64),
-    /// A copy or a delete of a kind whose delay is `manual`: held until [`Executor::finish`].
+    /// A copy or a delete of a kind whose delay is `manual`: held until [`Executor::end_now`].
     Held,
 }
 
@@ -134,10 +134,12 @@ impl Executor {
         let (copies, commands) = mpsc::unbounded_channel();
         let running = RunningSet::default();
         let sampled = Arc::downgrade(&running);
-        crate::metrics::global().sample_with(move |metrics| {
-            if let Some(running) = sampled.upgrade() {
+        crate::metrics::global().sample_with(move |metrics| match sampled.upgrade() {
+            Some(running) => {
                 metrics.running_operations.set(lock(&running).len() as i64);
+                true
             }
+            None => false,
         });
         tokio::spawn(schedule_copies(
             Arc::clone(&store),
@@ -318,15 +320,22 @@ impl Executor {
             return Ok(operation);
         }
         let cancelled = Error::Cancelled(format!("Operation {} was cancelled", operation.id));
-        self.end_now(&operation.id, Outcome::Failed(cancelled.to_rpc_status()))
-            .await
+        let (operation, _applied) = self
+            .end_now(&operation.id, Outcome::Failed(cancelled.to_rpc_status()))
+            .await?;
+        Ok(operation)
     }
 
     /// Ends a running operation now with `outcome`, wherever it runs, and stops its work
     /// here: a cancel, or the admin API's finish. Whichever ending reaches the store first
     /// wins (its compare-and-set on `done`); returns the operation as it ended, perhaps
-    /// by another ending. NOT_FOUND if the store has no such operation.
-    pub async fn end_now(&self, operation_id: &str, outcome: Outcome) -> Result<Operation, Error> {
+    /// by another ending, and whether it was this one. NOT_FOUND if the store has no such
+    /// operation.
+    pub async fn end_now(
+        &self,
+        operation_id: &str,
+        outcome: Outcome,
+    ) -> Result<(Operation, bool), Error> {
         // Read first for the metrics (a cancel or a finish is rare).
         let record = self.store.operation(operation_id).await?;
         let ending = Ending {
@@ -339,16 +348,16 @@ impl Executor {
             .await
             .pop()
             .unwrap_or(Ok(Finished::Unknown))?;
-        let operation = match ended {
+        let (operation, applied) = match ended {
             Finished::Applied(operation) => {
                 if let Some(record) = &record {
                     count_ended(record, &Ok(Finished::Applied(operation.clone())));
                 }
                 let failed = matches!(ending_kind(&operation), Some(code) if code != 0);
                 info!(operation_id, failed, "ended before its work did, as asked");
-                *operation
+                (*operation, true)
             }
-            Finished::AlreadyDone(operation) => *operation,
+            Finished::AlreadyDone(operation) => (*operation, false),
             Finished::Unknown => {
                 return Err(Error::NotFound(format!(
                     "Operation {} not found",
@@ -357,7 +366,7 @@ impl Executor {
             }
         };
         self.stop_local(operation_id);
-        Ok(operation)
+        Ok((operation, applied))
     }
 
     /// Stops the keeper and the local work, and hands the running operations back to
@@ -429,11 +438,15 @@ impl Executor {
     async fn purge(&self) {
         let now = SystemTime::now();
         let before = |retention| now.checked_sub(retention).map_or(0, unix_ms);
-        let operations_before = before(self.settings.retention);
-        self.purge_in_batches("finished operations past their retention", || {
-            self.store.purge_finished(operations_before, PURGE_BATCH)
-        })
-        .await;
+        // With deterministic ids, operations are stamped by the seeded clock, not the
+        // system's: none is purged.
+        if !crate::ids::is_deterministic() {
+            let operations_before = before(self.settings.retention);
+            self.purge_in_batches("finished operations past their retention", || {
+                self.store.purge_finished(operations_before, PURGE_BATCH)
+            })
+            .await;
+        }
         let keys_before = before(self.settings.key_retention);
         self.purge_in_batches("old idempotency keys and expired IAM tokens", || {
             self.store
@@ -477,8 +490,10 @@ fn count_ended(record: &OperationRecord, finished: &Result<Finished, StoreError>
         return;
     };
     let code = crate::error::Code::from_number(ending_kind(operation).unwrap_or(0)).name();
+    // With deterministic ids creation times are not the system's: no duration is known.
     let took = operation
         .created_at
+        .filter(|_| !crate::ids::is_deterministic())
         .and_then(|at| SystemTime::try_from(at).ok())
         .and_then(|created| SystemTime::now().duration_since(created).ok())
         .unwrap_or_default();

@@ -100,46 +100,51 @@ impl Timing {
     /// Reads the text form; an error names the item and the rule.
     pub fn parse(text: &str) -> Result<Timing, String> {
         let mut default = None;
-        let mut kinds = BTreeMap::new();
+        let mut kinds = Vec::new();
         for item in text.split(',').map(str::trim) {
             match item.split_once('=') {
                 None if item.is_empty() => {
                     return Err("an item is empty (items are comma-separated)".into())
                 }
-                None => {
-                    if default.is_some() {
-                        return Err(format!(
-                            "{item:?}: the default is given twice (one item without KIND=)"
-                        ));
-                    }
-                    let delay = Delay::parse(item)?;
-                    default = Some(delay);
+                None if default.is_some() => {
+                    return Err(format!(
+                        "{item:?}: the default is given twice (one item without KIND=)"
+                    ))
                 }
-                Some((kind, delay)) => {
-                    let kind = kind.trim();
-                    let Some(known) = KINDS.iter().find(|known| **known == kind) else {
-                        return Err(format!(
-                            "{kind:?} is not a kind of work: one of {}",
-                            KINDS.join(", ")
-                        ));
-                    };
-                    let delay = Delay::parse(delay.trim())?;
-                    if delay == Delay::Manual && NOT_MANUAL.contains(known) {
-                        return Err(format!(
-                            "{kind}={MANUAL}: an import cannot be held (it ends with what its \
-                             transfer found); give it a duration"
-                        ));
-                    }
-                    if kinds.insert(*known, delay).is_some() {
-                        return Err(format!("{kind:?} is given twice"));
-                    }
-                }
+                None => default = Some(item),
+                Some((kind, delay)) => kinds.push((kind.trim(), delay.trim())),
             }
         }
-        Ok(Timing {
-            default: default.unwrap_or(Delay::After(Duration::ZERO)),
-            kinds,
-        })
+        Timing::from_parts(default, &kinds)
+    }
+
+    /// The delays from their parts: the default (none: `0s`) and `(KIND, DELAY)` pairs, each
+    /// as the text form writes it; an error names the part and the rule.
+    pub fn from_parts(default: Option<&str>, parts: &[(&str, &str)]) -> Result<Timing, String> {
+        let default = match default {
+            Some(delay) => Delay::parse(delay)?,
+            None => Delay::After(Duration::ZERO),
+        };
+        let mut kinds = BTreeMap::new();
+        for (kind, delay) in parts {
+            let Some(known) = KINDS.iter().find(|known| *known == kind) else {
+                return Err(format!(
+                    "{kind:?} is not a kind of work: one of {}",
+                    KINDS.join(", ")
+                ));
+            };
+            let delay = Delay::parse(delay)?;
+            if delay == Delay::Manual && NOT_MANUAL.contains(known) {
+                return Err(format!(
+                    "{kind}={MANUAL}: an import cannot be held (it ends with what its \
+                     transfer found); give it a duration"
+                ));
+            }
+            if kinds.insert(*known, delay).is_some() {
+                return Err(format!("{kind:?} is given twice"));
+            }
+        }
+        Ok(Timing { default, kinds })
     }
 
     /// The delay of every kind that has none of its own.
