@@ -28,6 +28,40 @@ pub enum Command {
     /// Read the whole database and name what is damaged (exit 0: nothing; 1: damage;
     /// 2: it could not be read). Changes nothing; a server may be running on it.
     Check(CheckArgs),
+    /// State snapshots of a stopped store (a running server: GET and PUT
+    /// /imageplane/v1/state).
+    State(StateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum StateCommand {
+    /// Writes the whole state to FILE (`-`: standard output) as a snapshot.
+    Export(StateFileArgs),
+    /// Replaces the whole state with the snapshot in FILE (`-`: standard input); a
+    /// snapshot of an older schema is migrated, a newer one refused.
+    Import(StateFileArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StateFileArgs {
+    /// The snapshot file; `-` for standard output or input.
+    pub file: PathBuf,
+
+    /// Directory of the embedded database, as for `serve`.
+    #[arg(long, env = "IMAGEPLANE_DATA_DIR", default_value = "./imageplane-data")]
+    pub data_dir: PathBuf,
+
+    /// The database, as for `serve` (default: SQLite in --data-dir). A SQLite database
+    /// must not be in use by a server; on PostgreSQL the import is one transaction, which
+    /// the servers' operations running on it do not survive.
+    #[arg(long, env = "IMAGEPLANE_DATABASE_URL")]
+    pub database_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -56,6 +90,11 @@ pub struct ServeArgs {
     /// variables given as well win over it. See docs/configuration.md.
     #[arg(long, env = "IMAGEPLANE_CONFIG")]
     pub config: Option<PathBuf>,
+
+    /// A state snapshot (GET /imageplane/v1/state, `imageplane state export`) that
+    /// replaces the stored state at every start, before the seed files are loaded.
+    #[arg(long, env = "IMAGEPLANE_RESTORE")]
+    pub restore: Option<PathBuf>,
 
     /// Address to listen on (host:port; port 0 picks a free port).
     #[arg(long, env = "IMAGEPLANE_LISTEN", default_value = "127.0.0.1:9090")]
@@ -523,7 +562,7 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         match parsed?.command {
             Command::Serve(args) => Ok(*args),
-            Command::Check(_) => unreachable!(),
+            Command::Check(_) | Command::State(_) => unreachable!(),
         }
     }
 

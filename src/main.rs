@@ -1,7 +1,7 @@
 //! The `imageplane` command: parses flags, sets up logging, binds the listener, prints
 //! `imageplane listening on ADDR` on stdout once ready, and serves until SIGTERM or SIGINT.
 
-use imageplane::config::{CheckArgs, Command, ServeArgs};
+use imageplane::config::{CheckArgs, Command, ServeArgs, StateCommand, StateFileArgs};
 use imageplane::domain::identity::TokenFile;
 use imageplane::domain::Offerings;
 use imageplane::server::listener::ConnectionLimits;
@@ -33,7 +33,91 @@ async fn main() -> ExitCode {
             }
         },
         Command::Check(args) => check(args).await,
+        Command::State(args) => match state(args.command).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("imageplane: {error}");
+                ExitCode::FAILURE
+            }
+        },
     }
+}
+
+/// `imageplane state export|import FILE`: a snapshot of a stopped store.
+async fn state(command: StateCommand) -> Result<(), String> {
+    let (args, export) = match command {
+        StateCommand::Export(args) => (args, true),
+        StateCommand::Import(args) => (args, false),
+    };
+    let StateFileArgs {
+        file,
+        data_dir,
+        database_url,
+    } = args;
+    let database = match &database_url {
+        Some(url) => DatabaseUrl::parse(url).map_err(|error| format!("--database-url: {error}"))?,
+        None => DatabaseUrl::default_in(&data_dir),
+    };
+    let named = file.display().to_string();
+    let snapshot = match export {
+        true => None,
+        false => {
+            let bytes = match named.as_str() {
+                "-" => {
+                    let mut bytes = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
+                }
+                _ => std::fs::read(&file),
+            }
+            .map_err(|error| format!("{named}: {error}"))?;
+            Some(
+                imageplane::store::snapshot::parse(&bytes)
+                    .map_err(|error| format!("{named}: {error}"))?,
+            )
+        }
+    };
+    let replica = imageplane::store::Replica::new(imageplane::server::DEFAULT_LEASE);
+    let store = imageplane::store::open(&database, replica)
+        .await
+        .map_err(|error| format!("cannot open {}: {error}", database.display()))?;
+    let outcome = match snapshot {
+        None => match store.export_state().await {
+            Ok(bytes) => match named.as_str() {
+                "-" => std::io::stdout().write_all(&bytes),
+                _ => std::fs::write(&file, &bytes),
+            }
+            .map(|()| {
+                format!(
+                    "{}: the state written to {named} ({} bytes)",
+                    database.display(),
+                    bytes.len()
+                )
+            })
+            .map_err(|error| format!("{named}: {error}")),
+            Err(error) => Err(format!("cannot read the state: {error}")),
+        },
+        Some(snapshot) => match store.import_state(snapshot).await {
+            Ok(counts) => Ok(format!(
+                "{}: the state replaced from {named} (schema {}): {} resources, {} operations, \
+                 {} idempotency keys, {} IAM tokens",
+                database.display(),
+                counts.schema,
+                counts.resources,
+                counts.operations,
+                counts.idempotency_keys,
+                counts.iam_tokens
+            )),
+            Err(error) => Err(format!(
+                "{named}: {}",
+                imageplane::error::Error::from(error)
+            )),
+        },
+    };
+    let closed = store.close().await;
+    let report = outcome?;
+    closed.map_err(|error| format!("closing {}: {error}", database.display()))?;
+    eprintln!("imageplane: {report}");
+    Ok(())
 }
 
 /// `imageplane check`: prints what the database holds and every damaged part.
@@ -87,6 +171,14 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         .map_err(|error| format!("cannot listen on {}: {error}", args.listen))?;
     let address = listener.local_addr()?;
     let seeds = seeds(&args)?;
+    let restore = match &args.restore {
+        Some(path) => Some((
+            path.display().to_string(),
+            std::fs::read(path)
+                .map_err(|error| format!("--restore {}: {error}", path.display()))?,
+        )),
+        None => None,
+    };
     let auth_tokens = match &args.auth_tokens {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -116,6 +208,7 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         tls,
         public_images: !args.no_public_images,
         seeds,
+        restore,
         auth_tokens,
         iam_token_lifetime: args.iam_token_lifetime,
         operation_timing: Timing::parse(&args.operation_delay)

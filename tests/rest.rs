@@ -45,9 +45,16 @@ impl Rest {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
-            panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
-        });
+        // A state snapshot is JSON lines, one document a line: kept as its text.
+        let lines = headers
+            .get("content-type")
+            .is_some_and(|value| value == "application/x-ndjson");
+        let body = match lines {
+            true => Value::String(String::from_utf8(bytes.to_vec()).unwrap()),
+            false => serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                panic!("not JSON ({error}): {}", String::from_utf8_lossy(&bytes))
+            }),
+        };
         Reply {
             status,
             headers,

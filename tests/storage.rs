@@ -838,6 +838,17 @@ impl Store for FailsOnce {
     ) -> Result<store::ResetCounts, StoreError> {
         self.inner.reset(seeds).await
     }
+
+    async fn export_state(&self) -> Result<Vec<u8>, StoreError> {
+        self.inner.export_state().await
+    }
+
+    async fn import_state(
+        &self,
+        snapshot: store::snapshot::Snapshot,
+    ) -> Result<store::snapshot::ImportCounts, StoreError> {
+        self.inner.import_state(snapshot).await
+    }
 }
 
 #[tokio::test]

@@ -1,16 +1,21 @@
-//! imageplane.v1.AdminService: imageplane's own service for test suites (reset, operation
-//! delays, finishing operations, faults), adapted to [`Admin`], which holds its rules.
+//! imageplane.v1.AdminService: imageplane's own service for test suites (reset, state
+//! snapshots, operation delays, finishing operations, faults), adapted to [`Admin`],
+//! which holds its rules. Snapshot files travel as streams of `google.api.HttpBody`.
 
 use crate::domain::admin::{Admin, FaultRequest};
 use crate::domain::Catalog;
+use crate::error::Error;
 use crate::faults::{Firing, Rule, Target};
+use crate::pb::google::api::HttpBody;
 use crate::pb::imageplane::v1::admin_service_server::AdminService;
 use crate::pb::imageplane::v1::{
-    fault, ClearFaultsRequest, ClearFaultsResponse, DeleteFaultRequest, DeleteFaultResponse, Fault,
-    FinishOperationRequest, GetOperationTimingRequest, ListFaultsRequest, ListFaultsResponse,
-    OperationTiming, ResetRequest, ResetResponse,
+    fault, ClearFaultsRequest, ClearFaultsResponse, DeleteFaultRequest, DeleteFaultResponse,
+    ExportStateRequest, Fault, FinishOperationRequest, GetOperationTimingRequest,
+    ImportStateResponse, ListFaultsRequest, ListFaultsResponse, OperationTiming, ResetRequest,
+    ResetResponse,
 };
 use crate::pb::operation::Operation;
+use crate::store::snapshot;
 use crate::work::timing::Timing;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -81,8 +86,89 @@ fn fault_request(fault: Fault) -> FaultRequest {
     }
 }
 
+/// The stream of a snapshot file's parts.
+type StateParts =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<HttpBody, Status>> + Send>>;
+
+/// The parts a snapshot file is sent in.
+const STATE_PART_BYTES: usize = 1 << 20;
+
+/// A snapshot file as the parts of a stream of `google.api.HttpBody`, the media type in
+/// the first.
+fn state_parts(file: Vec<u8>) -> Vec<Result<HttpBody, Status>> {
+    let file = bytes::Bytes::from(file);
+    let mut parts = Vec::new();
+    let mut offset = 0;
+    loop {
+        let end = (offset + STATE_PART_BYTES).min(file.len());
+        parts.push(Ok(HttpBody {
+            content_type: match offset {
+                0 => snapshot::CONTENT_TYPE.to_string(),
+                _ => String::new(),
+            },
+            data: file.slice(offset..end).to_vec(),
+            extensions: Vec::new(),
+        }));
+        offset = end;
+        if offset >= file.len() {
+            return parts;
+        }
+    }
+}
+
+/// The parts of an uploaded snapshot file, joined; at most
+/// [`snapshot::MAX_SNAPSHOT_BYTES`].
+async fn joined(mut parts: tonic::Streaming<HttpBody>) -> Result<Vec<u8>, Error> {
+    let mut file = Vec::new();
+    while let Some(part) = parts.message().await.map_err(|status| {
+        Error::InvalidArgument(format!("the snapshot upload failed: {}", status.message()))
+    })? {
+        if file.len() + part.data.len() > snapshot::MAX_SNAPSHOT_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "the state snapshot is larger than {} MiB, the most an import takes",
+                snapshot::MAX_SNAPSHOT_BYTES >> 20
+            )));
+        }
+        file.extend_from_slice(&part.data);
+    }
+    Ok(file)
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn export_state(
+        &self,
+        request: Request<ExportStateRequest>,
+    ) -> Result<Response<StateParts>, Status> {
+        super::answer(&self.catalog, request, |call, _| async move {
+            let file = self.admin.export_state(&call).await?;
+            Ok(Box::pin(tokio_stream::iter(state_parts(file))) as StateParts)
+        })
+        .await
+    }
+
+    async fn import_state(
+        &self,
+        request: Request<tonic::Streaming<HttpBody>>,
+    ) -> Result<Response<ImportStateResponse>, Status> {
+        let outcome = async {
+            let (call, parts) = super::accept_checked(request, |_| Ok(()))?;
+            self.admin.check(&call.caller)?;
+            let file = joined(parts).await?;
+            let counts = self.admin.import_state(&call, &file).await?;
+            Ok(ImportStateResponse {
+                resources_removed: count(counts.resources_removed),
+                operations_removed: count(counts.operations_removed),
+                resources_imported: count(counts.resources),
+                operations_imported: count(counts.operations),
+                idempotency_keys_imported: count(counts.idempotency_keys),
+                iam_tokens_imported: count(counts.iam_tokens),
+                snapshot_schema: counts.schema,
+            })
+        };
+        super::respond(outcome.await)
+    }
+
     async fn reset(
         &self,
         request: Request<ResetRequest>,

@@ -12,6 +12,7 @@ use crate::faults::{Faults, Firing, Rule, Target};
 use crate::model::resource::Work;
 use crate::pb::google::rpc::Status;
 use crate::pb::operation::Operation;
+use crate::store::snapshot::{self, ImportCounts};
 use crate::store::{Outcome, ResetCounts, Store};
 use crate::work::executor::Executor;
 use crate::work::timing::{Timing, KINDS};
@@ -94,6 +95,36 @@ impl Admin {
             operations_removed = counts.operations_removed,
             resources_seeded = counts.resources_seeded,
             "reset"
+        );
+        Ok(counts)
+    }
+
+    /// The whole state as a snapshot file, read in one consistent read.
+    pub async fn export_state(&self, call: &CallContext) -> Result<Vec<u8>, Error> {
+        self.check(&call.caller)?;
+        let file = self.store.export_state().await?;
+        info!(bytes = file.len(), "state exported");
+        Ok(file)
+    }
+
+    /// Replaces the state with a snapshot file: checked whole first (a bad one changes
+    /// nothing), then the operations running here are stopped, the state replaced in one
+    /// transaction, and the snapshot's running operations taken up here.
+    pub async fn import_state(
+        &self,
+        call: &CallContext,
+        file: &[u8],
+    ) -> Result<ImportCounts, Error> {
+        self.check(&call.caller)?;
+        let snapshot = snapshot::parse(file)?;
+        self.executor.stop_all();
+        let counts = self.store.import_state(snapshot).await?;
+        self.executor.resume_orphans().await;
+        info!(
+            resources = counts.resources,
+            operations = counts.operations,
+            schema = counts.schema,
+            "state imported"
         );
         Ok(counts)
     }

@@ -18,6 +18,11 @@
 //! metadata, `Grpc-Metadata-NAME: value` as `NAME: value`. Limits: a body of at most
 //! [`MAX_BODY_BYTES`] (larger: 413), JSON only (another Content-Type: 415).
 //!
+//! A method whose request or answer is `google.api.HttpBody` (the admin API's state
+//! snapshots) takes or answers the HTTP body as it is, with its Content-Type, as
+//! grpc-gateway does: a request body (at most [`MAX_RAW_BODY_BYTES`]) goes to the RPC as a
+//! stream of parts, and the parts of a streamed answer are joined.
+//!
 //! Uses `rpc` (the service it calls) and the domain's validator (the constraints the
 //! OpenAPI document states); never the server above it, nor an adapter directly.
 
@@ -44,6 +49,13 @@ use tower::ServiceExt;
 
 /// The largest request body accepted, in bytes (the same limit as a gRPC message).
 pub const MAX_BODY_BYTES: usize = crate::rpc::MAX_REQUEST_BYTES;
+
+/// The largest body of a route whose request is `google.api.HttpBody` (a state
+/// snapshot), in bytes; the listener's per-connection budget
+/// (`--connection-buffer-limit`) bounds it too.
+pub const MAX_RAW_BODY_BYTES: usize = 512 << 20;
+/// The parts such a body is sent to its RPC in (each under the gRPC message limit).
+const RAW_PART_BYTES: usize = 1 << 20;
 
 /// Request headers that pass into the call's metadata under their own name.
 const FORWARDED_HEADERS: &[&str] = &["authorization", "idempotency-key", "x-request-id"];
@@ -216,9 +228,17 @@ impl Gateway {
         request: Request<tonic::body::Body>,
     ) -> Result<(Response<tonic::body::Body>, i32), Rejection> {
         let (parts, body) = request.into_parts();
-        let body = read_body(&parts.headers, body).await?;
-        let message = transcode::request_bytes(route, bindings, parts.uri.query(), &body)
-            .map_err(Rejection::Invalid)?;
+        let frames = match is_raw(&route.rpc.input()) {
+            true => raw_frames(&parts.headers, body).await?,
+            false => {
+                let body = read_body(&parts.headers, body).await?;
+                let message = transcode::request_bytes(route, bindings, parts.uri.query(), &body)
+                    .map_err(Rejection::Invalid)?;
+                let mut frames = BytesMut::with_capacity(5 + message.len());
+                frame(&message, &mut frames);
+                frames.freeze()
+            }
+        };
         let response = self
             .grpc
             .clone()
@@ -226,7 +246,7 @@ impl Gateway {
                 route,
                 &parts.headers,
                 crate::rpc::layer::authority(&parts.uri, &parts.headers),
-                &message,
+                frames,
             ))
             .await
             .unwrap_or_else(|never| match never {});
@@ -267,7 +287,16 @@ impl Gateway {
             }
         }
         let data = collected.to_bytes();
-        let Some(encoded) = unframe(&data) else {
+        if is_raw(&route.rpc.output()) {
+            return match raw_response(&data) {
+                Some(response) => (response, 0),
+                None => internal(format!(
+                    "{} answered with a malformed google.api.HttpBody stream",
+                    route.grpc_path
+                )),
+            };
+        }
+        let Some(encoded) = unframe(&data).map(|(message, _)| message) else {
             return internal(format!(
                 "{} answered with a malformed message frame",
                 route.grpc_path
@@ -294,11 +323,11 @@ impl Gateway {
 
 /// The body's bytes, copied frame by frame into one buffer: a frame's bytes may hold on
 /// to the connection's whole read buffer, so a body sent as millions of 1-byte chunks,
-/// kept as its frames, would hold far more memory than its bytes. At most
-/// [`MAX_BODY_BYTES`].
+/// kept as its frames, would hold far more memory than its bytes. At most `limit`.
 async fn collect_body(
     mut body: tonic::body::Body,
     declared: Option<u64>,
+    limit: usize,
 ) -> Result<Bytes, Rejection> {
     let mut collected = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
     while let Some(frame) = body.frame().await {
@@ -309,10 +338,8 @@ async fn collect_body(
             _ => Rejection::Status(rpc_status_of(&status)),
         })?;
         if let Some(data) = frame.data_ref() {
-            if collected.len() + data.len() > MAX_BODY_BYTES {
-                return Err(Rejection::TooLarge {
-                    limit: MAX_BODY_BYTES,
-                });
+            if collected.len() + data.len() > limit {
+                return Err(Rejection::TooLarge { limit });
             }
             collected.extend_from_slice(data);
         }
@@ -343,7 +370,7 @@ async fn read_body(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes
             limit: MAX_BODY_BYTES,
         });
     }
-    let body = collect_body(body, declared).await?;
+    let body = collect_body(body, declared, MAX_BODY_BYTES).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
             if !is_json(content_type) {
@@ -371,20 +398,87 @@ fn is_json(content_type: &HeaderValue) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// The in-process gRPC request: the message in one uncompressed frame, and the headers
-/// that pass into its metadata.
-/// The host and port the client used (`authority`) pass as the `host` header.
+/// Appends `message` as one uncompressed gRPC frame.
+fn frame(message: &[u8], frames: &mut BytesMut) {
+    frames.put_u8(0);
+    frames.put_u32(message.len() as u32);
+    frames.put_slice(message);
+}
+
+/// Whether a message is `google.api.HttpBody`: a body that is not JSON, passed as it is.
+fn is_raw(message: &prost_reflect::MessageDescriptor) -> bool {
+    message.full_name() == "google.api.HttpBody"
+}
+
+/// The request body of a route whose request is `google.api.HttpBody`, any media type,
+/// at most [`MAX_RAW_BODY_BYTES`], as a stream of such messages (the body in parts of
+/// [`RAW_PART_BYTES`], its Content-Type in the first), framed.
+async fn raw_frames(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes, Rejection> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_RAW_BODY_BYTES as u64) {
+        return Err(Rejection::TooLarge {
+            limit: MAX_RAW_BODY_BYTES,
+        });
+    }
+    let body = collect_body(body, declared, MAX_RAW_BODY_BYTES).await?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let mut frames = BytesMut::with_capacity(body.len() + 64);
+    let mut parts = body.chunks(RAW_PART_BYTES).peekable();
+    let mut first = true;
+    while first || parts.peek().is_some() {
+        let part = crate::pb::google::api::HttpBody {
+            content_type: match first {
+                true => content_type.clone(),
+                false => String::new(),
+            },
+            data: parts.next().unwrap_or_default().to_vec(),
+            extensions: Vec::new(),
+        };
+        frame(&part.encode_to_vec(), &mut frames);
+        first = false;
+    }
+    Ok(frames.freeze())
+}
+
+/// The answer of a method that answers a stream of `google.api.HttpBody`: their data
+/// joined as the body, with the first one's Content-Type; `None` if a frame is malformed.
+fn raw_response(mut frames: &[u8]) -> Option<Response<tonic::body::Body>> {
+    let mut body = BytesMut::new();
+    let mut content_type = None;
+    while !frames.is_empty() {
+        let (message, rest) = unframe(frames)?;
+        let part = crate::pb::google::api::HttpBody::decode(message).ok()?;
+        if content_type.is_none() && !part.content_type.is_empty() {
+            content_type = Some(part.content_type);
+        }
+        body.extend_from_slice(&part.data);
+        frames = rest;
+    }
+    let mut response = Response::new(tonic::body::Body::new(Full::new(body.freeze())));
+    let content_type = content_type.unwrap_or_else(|| "application/octet-stream".into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&content_type).ok()?,
+    );
+    Some(response)
+}
+
+/// The in-process gRPC request: its framed messages, and the headers that pass into its
+/// metadata. The host and port the client used (`authority`) pass as the `host` header.
 fn grpc_request(
     route: &Route,
     headers: &HeaderMap,
     authority: Option<String>,
-    message: &[u8],
+    frames: Bytes,
 ) -> Request<tonic::body::Body> {
-    let mut frame = BytesMut::with_capacity(5 + message.len());
-    frame.put_u8(0);
-    frame.put_u32(message.len() as u32);
-    frame.put_slice(message);
-    let mut request = Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+    let mut request = Request::new(tonic::body::Body::new(Full::new(frames)));
     *request.method_mut() = Method::POST;
     *request.uri_mut() = route.grpc_path.parse().expect("gRPC paths are valid URIs");
     *request.version_mut() = http::Version::HTTP_2;
@@ -416,12 +510,12 @@ fn grpc_request(
     request
 }
 
-/// The message inside one gRPC frame (flag 0: uncompressed).
-fn unframe(data: &[u8]) -> Option<&[u8]> {
+/// The message inside the first gRPC frame (flag 0: uncompressed), and what follows.
+fn unframe(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let (&flag, rest) = data.split_first()?;
     let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
     (flag == 0).then_some(())?;
-    rest.get(4..4 + length)
+    Some((rest.get(4..4 + length)?, rest.get(4 + length..)?))
 }
 
 /// A tonic status as a google.rpc.Status, with the details it carries.
@@ -461,7 +555,12 @@ mod tests {
         ] {
             headers.append(name, HeaderValue::from_static(value));
         }
-        let request = grpc_request(&route, &headers, None, b"\x0a\x04opr1");
+        let request = grpc_request(
+            &route,
+            &headers,
+            None,
+            Bytes::from_static(b"\x00\x00\x00\x00\x06\x0a\x04opr1"),
+        );
         assert_eq!(
             request.uri(),
             "/yandex.cloud.operation.OperationService/Get"
@@ -504,7 +603,10 @@ mod tests {
 
     #[test]
     fn frames_are_read_only_when_whole_and_uncompressed() {
-        assert_eq!(unframe(b"\x00\x00\x00\x00\x02ab"), Some(&b"ab"[..]));
+        assert_eq!(
+            unframe(b"\x00\x00\x00\x00\x02abc"),
+            Some((&b"ab"[..], &b"c"[..]))
+        );
         assert_eq!(unframe(b"\x00\x00\x00\x00\x03ab"), None);
         assert_eq!(unframe(b"\x01\x00\x00\x00\x02ab"), None);
         assert_eq!(unframe(b""), None);

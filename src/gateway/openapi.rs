@@ -243,6 +243,15 @@ fn operation(route: &Route, operation_id: &str, schemas: &mut Schemas<'_>) -> Js
             "default": {"$ref": "#/components/responses/Error"},
         },
     });
+    // A body that is not JSON (google.api.HttpBody) goes as it is, of any media type.
+    let raw = json!({"*/*": {"schema": {"description": "google.api.HttpBody: the body as it is"}}});
+    if super::is_raw(&route.rpc.output()) {
+        operation["responses"]["200"]["content"] = raw.clone();
+    }
+    if super::is_raw(&input) {
+        operation["requestBody"] = json!({"required": true, "content": raw});
+        return operation;
+    }
     if let Some(schema) = body {
         // Without a body the request is `{}`: the body is required when `{}` is not valid.
         let empty_is_invalid = schema.get("required").is_some()

@@ -76,6 +76,9 @@ pub struct Settings {
     /// Seed files loaded at start after the catalogue, as (where from, text): the
     /// `--seed` files.
     pub seeds: Vec<(String, String)>,
+    /// A state snapshot that replaces the store's state at start, before the seeds are
+    /// loaded, as (where from, the file): `--restore`.
+    pub restore: Option<(String, Vec<u8>)>,
     /// The tokens of `--auth-tokens`; `None`: every call is accepted, as "anonymous".
     pub auth_tokens: Option<TokenFile>,
     /// How long IAM tokens issued by IamTokenService.Create live.
@@ -106,6 +109,7 @@ impl Default for Settings {
             offerings: Offerings::default(),
             public_images: true,
             seeds: Vec::new(),
+            restore: None,
             auth_tokens: None,
             iam_token_lifetime: DEFAULT_TOKEN_LIFETIME,
             tls: None,
@@ -255,7 +259,8 @@ async fn close(store: &dyn Store) {
     }
 }
 
-/// Loads the seed files (and returns them, for resets) and starts the background work,
+/// Restores the `--restore` snapshot, loads the seed files (and returns them, for
+/// resets) and starts the background work,
 /// which asks the fault rules (returned, for the RPC layer and the admin API).
 async fn load_seeds_and_start_work(
     settings: &Settings,
@@ -269,6 +274,20 @@ async fn load_seeds_and_start_work(
     };
     let seeds = Seeds::read(rules, settings.public_images, &settings.seeds)
         .map_err(|error| format!("seed: {error}"))?;
+    if let Some((path, file)) = &settings.restore {
+        let restore = |error: &dyn std::fmt::Display| format!("--restore {path}: {error}");
+        let snapshot = crate::store::snapshot::parse(file).map_err(|error| restore(&error))?;
+        let counts = store
+            .import_state(snapshot)
+            .await
+            .map_err(|error| restore(&crate::error::Error::from(error)))?;
+        info!(
+            resources = counts.resources,
+            operations = counts.operations,
+            schema = counts.schema,
+            "state restored from {path}"
+        );
+    }
     let seeded = seeds
         .store(store.as_ref())
         .await

@@ -60,6 +60,14 @@ impl Database {
         }
     }
 
+    /// Runs `job` as a read of one consistent state, however many statements it runs.
+    pub async fn read_consistent<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.read_consistent(job).await,
+            Database::Postgres(postgres) => postgres.read_consistent(job).await,
+        }
+    }
+
     /// Reads the record `id` through the read cache where the driver has one: `job`
     /// reads it from the database on a miss.
     pub async fn read_record(
@@ -117,6 +125,25 @@ impl super::Store for SqlStore {
         seeds: Vec<crate::model::resource::Resource>,
     ) -> Result<super::ResetCounts, StoreError> {
         self.reset_state(seeds).await
+    }
+
+    async fn export_state(&self) -> Result<Vec<u8>, StoreError> {
+        self.database
+            .read_consistent(super::snapshot::export_job())
+            .await
+    }
+
+    async fn import_state(
+        &self,
+        snapshot: super::snapshot::Snapshot,
+    ) -> Result<super::snapshot::ImportCounts, StoreError> {
+        let schema = snapshot.schema;
+        let snapshot = super::snapshot::migrate(snapshot).await?;
+        let counts = self
+            .database
+            .write(super::snapshot::import_job(snapshot))
+            .await?;
+        Ok(super::snapshot::ImportCounts { schema, ..counts })
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -2,6 +2,7 @@
 //! (`imageplane_store_call_duration_seconds{call}`), then passed to the store it wraps.
 
 use super::query::ListQuery;
+use super::snapshot::{ImportCounts, Snapshot};
 use super::{
     Change, Ending, Finished, IssuedToken, KeyClaim, Keys, Leases, Operations, ResetCounts,
     Resources, Store, StoreError, StoredKey, Transition,
@@ -192,6 +193,14 @@ impl Store for Metered {
 
     async fn reset(&self, seeds: Vec<Resource>) -> Result<ResetCounts, StoreError> {
         timed("reset", self.0.reset(seeds)).await
+    }
+
+    async fn export_state(&self) -> Result<Vec<u8>, StoreError> {
+        timed("export_state", self.0.export_state()).await
+    }
+
+    async fn import_state(&self, snapshot: Snapshot) -> Result<ImportCounts, StoreError> {
+        timed("import_state", self.0.import_state(snapshot)).await
     }
 
     async fn close(&self) -> Result<(), StoreError> {

@@ -15,8 +15,9 @@
 //! - a running operation is held by one replica at a time, through a lease that replica
 //!   renews; an operation whose lease ran out is an orphan that any replica may claim;
 //! - a call that fails writes nothing, and fails no other call;
-//! - a reset ([`Store::reset`]) is one transaction: a reader sees the state before it or
-//!   after it.
+//! - a reset ([`Store::reset`]) and an import ([`Store::import_state`]) are one
+//!   transaction each: a reader sees the state before or after, and an export
+//!   ([`Store::export_state`]) reads one state.
 //!
 //! Uses `model` and the leaves only: the domain's rules come in as closures ([`Change`],
 //! [`Transition`]), so the store decides nothing itself.
@@ -33,6 +34,7 @@ pub mod query;
 pub mod read_cache;
 mod resources;
 pub mod schema;
+pub mod snapshot;
 pub mod sql;
 pub mod sqlite;
 mod state;
@@ -436,6 +438,18 @@ pub trait Store: Resources + Operations + Leases + Keys + 'static {
     /// transaction; issued IAM tokens stay. Operations running anywhere are gone: their
     /// replicas stop them at their next lease renewal.
     async fn reset(&self, seeds: Vec<Resource>) -> Result<ResetCounts, StoreError>;
+
+    /// The whole state as a snapshot file ([`snapshot`]), read in one consistent read.
+    async fn export_state(&self) -> Result<Vec<u8>, StoreError>;
+
+    /// Replaces the state with `snapshot` (migrated first if its schema is older), in one
+    /// transaction; issued IAM tokens stay and the snapshot's are added. Operations
+    /// running anywhere are gone, as after a reset; the snapshot's running ones are
+    /// orphans that a replica claims.
+    async fn import_state(
+        &self,
+        snapshot: snapshot::Snapshot,
+    ) -> Result<snapshot::ImportCounts, StoreError>;
 
     /// Called once on a clean stop, after the last write: leaves the database complete
     /// in its main file where the backend has more than one (SQLite's WAL).

@@ -145,6 +145,20 @@ impl Postgres {
         self.read(job).await
     }
 
+    /// Runs `job` in one read-only REPEATABLE READ transaction: it sees one state.
+    pub async fn read_consistent<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
+        let mut client = self.pool.get().await?;
+        let transaction = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let outcome = job(&PostgresTx(&transaction)).await;
+        let _ = transaction.rollback().await;
+        outcome
+    }
+
     /// Runs `job`'s statements on a pooled connection, each on its own.
     pub async fn read<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
         let client = self.pool.get().await?;

@@ -15,27 +15,33 @@ const CHECK_PAGE: usize = 1000;
 /// checks the schema. A database newer than this binary is refused rather than written
 /// with an older idea of the schema.
 pub fn migration() -> Job<()> {
-    Box::new(|tx| {
-        Box::pin(async move {
-            let dialect = tx.dialect();
-            if let Some(lock) = dialect.migration_lock {
-                tx.execute(lock, Vec::new()).await?;
-            }
-            tx.execute_batch(migrations::CREATE_BOOKKEEPING).await?;
-            let mut rows = tx
-                .query(
-                    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                    Vec::new(),
-                )
-                .await?;
-            let current = rows.first_mut().map_or(Ok(0), |row| row.i64(0))?;
-            let all = dialect.migrations;
-            for migration in migrations::pending(all, current).map_err(StoreError::Backend)? {
-                apply(tx, migration).await?;
-            }
-            verify(tx).await
-        })
-    })
+    Box::new(|tx| Box::pin(migrate(tx, None)))
+}
+
+/// Applies the migrations the database lacks, up to `target` (`None`: all, and then the
+/// schema is checked); a snapshot of an older schema is migrated through it
+/// (`snapshot::migrate_job`).
+pub async fn migrate(tx: &dyn Tx, target: Option<i64>) -> Result<(), StoreError> {
+    let dialect = tx.dialect();
+    if let Some(lock) = dialect.migration_lock {
+        tx.execute(lock, Vec::new()).await?;
+    }
+    tx.execute_batch(migrations::CREATE_BOOKKEEPING).await?;
+    let mut rows = tx
+        .query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            Vec::new(),
+        )
+        .await?;
+    let current = rows.first_mut().map_or(Ok(0), |row| row.i64(0))?;
+    let all = dialect.migrations;
+    for migration in migrations::pending(all, current).map_err(StoreError::Backend)? {
+        if target.is_some_and(|target| migration.version > target) {
+            return Ok(());
+        }
+        apply(tx, migration).await?;
+    }
+    verify(tx).await
 }
 
 /// Applies one migration and records it.

@@ -153,6 +153,15 @@ impl Row {
         }
     }
 
+    pub fn optional_i64(&mut self, column: usize) -> Result<Option<i64>, StoreError> {
+        match self.take(column) {
+            Value::Null => Ok(None),
+            Value::I64(number) => Ok(Some(number)),
+            Value::I32(number) => Ok(Some(i64::from(number))),
+            other => Err(Row::mismatch(column, "an integer or NULL", &other)),
+        }
+    }
+
     pub fn i32(&mut self, column: usize) -> Result<i32, StoreError> {
         match self.take(column) {
             Value::I32(number) => Ok(number),

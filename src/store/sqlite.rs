@@ -291,6 +291,21 @@ impl Sqlite {
         outcome
     }
 
+    /// Runs `job` in one read transaction on a connection of its own, on a blocking
+    /// thread: it sees one state, however long it reads (WAL keeps that state for it).
+    pub async fn read_consistent<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let connection = Mutex::new(open_reader(&path)?);
+            run_statement(&lock(&connection), "BEGIN")?;
+            let outcome = run_now(job(&SqliteTx::new(&connection)));
+            let _ = run_statement(&lock(&connection), "ROLLBACK");
+            outcome
+        })
+        .await
+        .map_err(|error| StoreError::Backend(format!("reading sqlite: {error}")))?
+    }
+
     /// The record `id` from the read cache, else as `job` reads it (and then cached,
     /// unless a commit touched it meanwhile).
     pub fn read_record(

@@ -49,7 +49,7 @@ impl SqlStore {
 /// may commit between two statements, they are one statement (one snapshot); on SQLite
 /// the one writer runs nothing between them, and each deleted id is told to the read
 /// cache.
-async fn delete_everything(tx: &dyn Tx) -> Result<(u64, u64), StoreError> {
+pub(super) async fn delete_everything(tx: &dyn Tx) -> Result<(u64, u64), StoreError> {
     if tx.dialect().writable_ctes {
         let mut rows = tx
             .query(

@@ -398,6 +398,12 @@ impl Executor {
         }
     }
 
+    /// Claims the orphans waiting now (an imported snapshot's running operations) instead
+    /// of at the keeper's next round.
+    pub async fn resume_orphans(self: &Arc<Executor>) {
+        self.keep_leases().await;
+    }
+
     /// One round of the keeper: renew, stop what is no longer ours, claim orphans.
     async fn keep_leases(self: &Arc<Executor>) {
         let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
