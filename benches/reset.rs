@@ -1,18 +1,21 @@
-//! Reset benchmark: how long `AdminService.Reset` takes on a store holding many resources
-//! (default 10,000 disks, each with its finished create operation), against a reset of a
-//! store that holds only the seeds (the public catalogue), measured in the same run.
+//! Reset and state snapshot benchmark: how long `AdminService.Reset`, `ExportState` and
+//! `ImportState` take on a store holding many resources (default 10,000 disks, each with
+//! its finished create operation), against a reset of a store that holds only the seeds
+//! (the public catalogue), measured in the same run.
 //!
 //! For each store (`memory:`, SQLite, and PostgreSQL with `--postgres-url`) it starts a
-//! server in this process, then per round fills it through the API (64 creates in flight)
-//! and times one Reset over gRPC; then times a Reset of the emptied store.
+//! server in this process, then per round fills it through the API (64 creates in
+//! flight), times an export of the whole state and an import of that snapshot over gRPC,
+//! then one Reset; then times a Reset of the emptied store.
 //!
 //! Run: `cargo bench --bench reset` (options after `--`, see `--help`).
 
 use clap::Parser;
 use imageplane::pb::compute::disk_service_client::DiskServiceClient;
 use imageplane::pb::compute::CreateDiskRequest;
+use imageplane::pb::google::api::HttpBody;
 use imageplane::pb::imageplane::v1::admin_service_client::AdminServiceClient;
-use imageplane::pb::imageplane::v1::ResetRequest;
+use imageplane::pb::imageplane::v1::{ExportStateRequest, ResetRequest};
 use imageplane::server::{serve, Settings};
 use imageplane::store::DatabaseUrl;
 use std::time::{Duration, Instant};
@@ -101,6 +104,39 @@ async fn reset(channel: &Channel) -> Duration {
     started.elapsed()
 }
 
+/// Times an export of the whole state; answers the snapshot too.
+async fn export(channel: &Channel) -> (Duration, Vec<u8>) {
+    let started = Instant::now();
+    let mut parts = AdminServiceClient::new(channel.clone())
+        .export_state(ExportStateRequest {})
+        .await
+        .expect("an export")
+        .into_inner();
+    let mut file = Vec::new();
+    while let Some(part) = parts.message().await.expect("a part") {
+        file.extend_from_slice(&part.data);
+    }
+    (started.elapsed(), file)
+}
+
+/// Times an import of `file`, sent in parts of 1 MiB.
+async fn import(channel: &Channel, file: &[u8]) -> Duration {
+    let parts: Vec<HttpBody> = file
+        .chunks(1 << 20)
+        .map(|chunk| HttpBody {
+            content_type: "application/x-ndjson".into(),
+            data: chunk.to_vec(),
+            extensions: Vec::new(),
+        })
+        .collect();
+    let started = Instant::now();
+    AdminServiceClient::new(channel.clone())
+        .import_state(tokio_stream::iter(parts))
+        .await
+        .expect("an import");
+    started.elapsed()
+}
+
 fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]
@@ -113,8 +149,13 @@ fn ms(duration: Duration) -> String {
 async fn measure(name: &str, database: DatabaseUrl, options: &Options) {
     let channel = start(database).await;
     let (mut full, mut empty) = (Vec::new(), Vec::new());
+    let (mut exports, mut imports, mut bytes) = (Vec::new(), Vec::new(), 0);
     for _ in 0..options.rounds {
         fill(&channel, options.resources).await;
+        let (took, file) = export(&channel).await;
+        exports.push(took);
+        bytes = file.len();
+        imports.push(import(&channel, &file).await);
         full.push(reset(&channel).await);
         empty.push(reset(&channel).await);
     }
@@ -129,6 +170,19 @@ async fn measure(name: &str, database: DatabaseUrl, options: &Options) {
         ms(*empty.iter().min().unwrap()),
         full_median.as_secs_f64() / empty_median.as_secs_f64(),
         (full_median.saturating_sub(empty_median)).as_secs_f64() * 1e6 / options.resources as f64,
+    );
+    let (export_median, import_median) = (median(exports.clone()), median(imports.clone()));
+    println!(
+        "{name:<10} snapshot of {} resources ({:.1} MiB): export median {} (best {}), \
+         {:.1} x the reset; import median {} (best {}), {:.1} x the reset",
+        options.resources,
+        bytes as f64 / (1 << 20) as f64,
+        ms(export_median),
+        ms(*exports.iter().min().unwrap()),
+        export_median.as_secs_f64() / full_median.as_secs_f64(),
+        ms(import_median),
+        ms(*imports.iter().min().unwrap()),
+        import_median.as_secs_f64() / full_median.as_secs_f64(),
     );
 }
 

@@ -760,3 +760,116 @@ async fn an_import_ends_no_sooner_than_its_delay() {
         .into_inner();
     assert_eq!(error_of(&cancelled).0, Code::Cancelled as i32);
 }
+
+#[tokio::test]
+async fn a_change_with_a_delay_is_stored_at_once_and_its_operation_ends_done_after_it() {
+    let server = timed_server(
+        DatabaseUrl::Memory,
+        "0s,update-disk=manual,move-disk=300ms,update-image=200ms",
+    )
+    .await;
+    let folder_id = folder();
+    let created = server
+        .disks()
+        .create(disk_in(&folder_id, "changed"))
+        .await
+        .unwrap()
+        .into_inner();
+    let disk: Disk = server.wait_for(&created).await;
+
+    // Held: the change is there at once, its operation runs until finished.
+    let update = server
+        .disks()
+        .update(imageplane::pb::compute::UpdateDiskRequest {
+            disk_id: disk.id.clone(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["description".into()],
+            }),
+            description: "changed at once".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!update.done);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!operation(&server, &update.id).await.done);
+    let stored = server
+        .disks()
+        .get(GetDiskRequest {
+            disk_id: disk.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.description, "changed at once");
+    // While it runs the disk is in use: a delete waits for it.
+    let refused = server
+        .disks()
+        .delete(DeleteDiskRequest {
+            disk_id: disk.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    // It cannot fail or be cancelled: it was stored.
+    let refused = server
+        .admin()
+        .finish_operation(finish(&update.id, Some((9, "no"))))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let refused = server
+        .operations()
+        .cancel(CancelOperationRequest {
+            operation_id: update.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("cannot be cancelled"),
+        "{refused:?}"
+    );
+    let done = server
+        .admin()
+        .finish_operation(finish(&update.id, None))
+        .await
+        .unwrap()
+        .into_inner();
+    let answered: Disk = server.wait_for(&done).await;
+    assert_eq!(answered.description, "changed at once");
+
+    // Timed: a move ends done by itself, with the moved disk.
+    let destination = folder();
+    let moving = server
+        .disks()
+        .r#move(imageplane::pb::compute::MoveDiskRequest {
+            disk_id: disk.id.clone(),
+            destination_folder_id: destination.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!moving.done);
+    let moved: Disk = server.wait_for(&moving).await;
+    assert_eq!(moved.folder_id, destination);
+
+    // A change's kind takes no operation fault: its method does.
+    let refused = server
+        .admin()
+        .add_fault(imageplane::pb::imageplane::v1::Fault {
+            target: Some(imageplane::pb::imageplane::v1::fault::Target::Operation(
+                "update-image".into(),
+            )),
+            code: "INTERNAL".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("ImageService/Update"),
+        "{refused:?}"
+    );
+}

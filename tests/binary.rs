@@ -538,3 +538,152 @@ async fn deterministic_ids_repeat_ids_times_and_page_tokens_from_run_to_run() {
     let free = recorded_session(&[]).await;
     assert_ne!(free, recorded_session(&[]).await);
 }
+
+/// `imageplane state FLAGS...`: its exit status and standard error.
+fn state_command(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_imageplane"))
+        .arg("state")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The names of the images in `folder_id`, through REST.
+fn image_names(server: &ServerProcess, folder_id: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let body: serde_json::Value = serde_json::from_slice(
+            &reqwest::get(format!(
+                "{}/compute/v1/images?folderId={folder_id}",
+                server.url()
+            ))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+        )
+        .unwrap();
+        let mut names: Vec<String> = body["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|image| image["name"].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    })
+}
+
+/// Creates an image copied from the public catalogue and waits until it is READY.
+fn create_image(server: &ServerProcess, folder_id: &str, name: &str) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let operation: serde_json::Value = serde_json::from_slice(
+            &client
+                .post(format!("{}/compute/v1/images", server.url()))
+                .header("content-type", "application/json")
+                .body(
+                    serde_json::json!({"folderId": folder_id, "name": name,
+                        "imageId": "fd8ubuntu2204v202611"})
+                    .to_string(),
+                )
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        let id = operation["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{operation}"));
+        common::until("the image's create ended", || {
+            let client = client.clone();
+            let url = format!("{}/operations/{id}", server.url());
+            async move {
+                let body = client.get(url).send().await.unwrap().text().await.unwrap();
+                body.contains("\"done\":true")
+            }
+        })
+        .await;
+    });
+}
+
+#[test]
+fn state_export_and_import_work_on_a_stopped_store_and_restore_replaces_the_state_at_start() {
+    let directory = temp_dir("state-cli");
+    let dir = |name: &str| directory.join(name).display().to_string();
+    let (a, b, c) = (dir("a"), dir("b"), dir("c"));
+    let snapshot = dir("state.ndjson");
+    let log = directory.join("server.log");
+
+    let mut server = ServerProcess::start(&["--data-dir", &a], log.clone());
+    create_image(&server, "team", "kept");
+    // A running server holds its SQLite store: the command refuses to touch it.
+    let (exported, stderr) = state_command(&["export", &snapshot, "--data-dir", &a]);
+    assert!(!exported, "{stderr}");
+    assert!(stderr.contains("cannot open"), "{stderr}");
+    server.terminate();
+
+    let (exported, stderr) = state_command(&["export", &snapshot, "--data-dir", &a]);
+    assert!(exported, "{stderr}");
+    let text = std::fs::read_to_string(&snapshot).unwrap();
+    assert!(
+        text.starts_with('{') && text.contains("\"schema\":3"),
+        "{text}"
+    );
+    assert!(text.contains("\"name\":\"kept\""), "{text}");
+
+    // Into another SQLite store, and into PostgreSQL when the tests have one.
+    let mut targets = vec![vec!["--data-dir".to_string(), b.clone()]];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let pg = common::postgres::base_url("the state command on PostgreSQL").map(|base_url| {
+        let (schema, url) = runtime.block_on(common::postgres::fresh_schema(&base_url, "cli"));
+        targets.push(vec!["--database-url".to_string(), url]);
+        (base_url, schema)
+    });
+    for target in &targets {
+        let flags: Vec<&str> = target.iter().map(String::as_str).collect();
+        let (imported, stderr) =
+            state_command(&[&["import", &snapshot], flags.as_slice()].concat());
+        assert!(imported, "{stderr}");
+        assert!(stderr.contains("the state replaced"), "{stderr}");
+        let mut server = ServerProcess::start(&flags, log.clone());
+        assert_eq!(image_names(&server, "team"), ["kept"], "{flags:?}");
+        server.terminate();
+    }
+    if let Some((base_url, schema)) = pg {
+        runtime.block_on(common::postgres::drop_schema(&base_url, &schema));
+    }
+
+    // --restore: every start begins from the snapshot.
+    for start in 0..2 {
+        let mut server =
+            ServerProcess::start(&["--data-dir", &c, "--restore", &snapshot], log.clone());
+        assert_eq!(image_names(&server, "team"), ["kept"], "start {start}");
+        create_image(&server, "team", "gone-at-the-next-start");
+        server.terminate();
+    }
+
+    // A snapshot of a newer schema is refused by both, naming both versions.
+    std::fs::write(&snapshot, text.replacen("\"schema\":3", "\"schema\":7", 1)).unwrap();
+    let (imported, stderr) = state_command(&["import", &snapshot, "--data-dir", &b]);
+    assert!(!imported);
+    assert!(
+        stderr.contains("schema version 7") && stderr.contains("(3"),
+        "{stderr}"
+    );
+    let refused = refused_start(&["--data-dir", &c, "--restore", &snapshot]);
+    assert!(
+        refused.contains("--restore") && refused.contains("schema version 7"),
+        "{refused}"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}

@@ -505,7 +505,7 @@ async fn a_bad_snapshot_is_refused_naming_its_line_and_changes_nothing() {
         ),
         (
             format!("{header}\n\n{resource}\n{resource}\n"),
-            "line 4, the resources row: cannot be stored",
+            "line 4, the resources row: its id \"fd8",
         ),
         (
             format!(

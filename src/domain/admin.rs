@@ -15,7 +15,7 @@ use crate::pb::operation::Operation;
 use crate::store::snapshot::{self, ImportCounts};
 use crate::store::{Outcome, ResetCounts, Store};
 use crate::work::executor::Executor;
-use crate::work::timing::{Timing, KINDS};
+use crate::work::timing::{Timing, CHANGES, KINDS};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -171,6 +171,12 @@ impl Admin {
             )));
         }
         let outcome = match (error, &record.work) {
+            (Some(_), Work::Change(_)) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "operation {operation_id} is a change, stored when it was asked: it ends \
+                     done; finish it without an error"
+                )))
+            }
             (Some(error), _) => Outcome::Failed(error),
             (None, Work::Copy { .. } | Work::Delete) => Outcome::Done,
             (None, Work::ImportUri { .. }) => {
@@ -179,11 +185,7 @@ impl Admin {
                      does; finish it with an error, or cancel it"
                 )))
             }
-            (None, Work::Change(_)) => {
-                return Err(Error::FailedPrecondition(format!(
-                    "operation {operation_id} is a change, done when stored"
-                )))
-            }
+            (None, Work::Change(_)) => Outcome::Done,
         };
         // Another ending (its work's, a cancel, another replica's finish) may have won
         // since the read above: then this finish did nothing.
@@ -304,6 +306,16 @@ fn fault_rule(request: FaultRequest) -> Result<Rule, Error> {
                         "{} is not a kind of work: one of {}",
                         excerpt(&kind),
                         KINDS.join(", ")
+                    ),
+                ));
+            }
+            if CHANGES.contains(&kind.as_str()) {
+                return Err(Error::invalid_field(
+                    "operation",
+                    format!(
+                        "{kind} is a change, stored when it is asked: its operation cannot \
+                         fail afterwards; give its method a fault instead (e.g. \
+                         yandex.cloud.compute.v1.ImageService/Update)"
                     ),
                 ));
             }

@@ -137,16 +137,19 @@ fn check_idle(current: &Current, id: &str) -> Result<(), Error> {
     }
 }
 
-/// A change that is done when stored: its operation, done, with the resource as response.
-fn done_change(
+/// A change and its operation: done, with the resource as response, when `instant`;
+/// else running, to be ended done by the executor after its delay.
+fn stored_change(
     caller: &Caller,
     resource: Resource,
     description: String,
     metadata: prost_types::Any,
-    kind: ChangeKind,
+    (kind, instant): (ChangeKind, bool),
 ) -> Changed {
     let mut operation = operations::start(&description, &caller.subject, metadata);
-    operations::succeed(&mut operation, resource.to_any());
+    if instant {
+        operations::succeed(&mut operation, resource.to_any());
+    }
     Changed {
         record: OperationRecord {
             operation,
@@ -155,6 +158,18 @@ fn done_change(
         },
         resource,
         access_bindings: None,
+    }
+}
+
+impl Catalog {
+    /// A stored change whose operation runs (its kind has a delay) starts on the executor,
+    /// which ends it done; answers its operation as stored.
+    fn run_change(&self, record: OperationRecord) -> Operation {
+        let operation = record.operation.clone();
+        if !operation.done {
+            self.executor.start(record);
+        }
+        operation
     }
 }
 
@@ -247,7 +262,8 @@ fn delete_metadata(kind: ResourceKind, id: &str) -> prost_types::Any {
 }
 
 impl Catalog {
-    /// Update of any kind: the masked fields change; done when stored.
+    /// Update of any kind: the masked fields change when stored; its operation is done
+    /// then, or after its kind's delay (`update-image`, ...).
     pub async fn update(
         &self,
         call: &CallContext,
@@ -256,6 +272,7 @@ impl Catalog {
     ) -> Result<Operation, Error> {
         let id = update.id.clone();
         let caller = call.caller.clone();
+        let instant = self.executor.is_instant_change(ChangeKind::Update, kind);
         let record = self
             .store
             .change(
@@ -266,18 +283,18 @@ impl Catalog {
                     check_ready(&current, &update.id)?;
                     let mut resource = current.resource;
                     apply(&mut resource, &update)?;
-                    Ok(done_change(
+                    Ok(stored_change(
                         &caller,
                         resource,
                         format!("Update {}", noun(kind)),
                         update_metadata(kind, &update.id),
-                        ChangeKind::Update,
+                        (ChangeKind::Update, instant),
                     ))
                 }),
                 call.claim.as_ref(),
             )
             .await?;
-        Ok(record.operation)
+        Ok(self.run_change(record))
     }
 
     /// Delete of any kind: the resource is DELETING until the operation ends.
@@ -380,7 +397,8 @@ impl Catalog {
     }
 
     /// Move and Relocate: a READY disk outside the public folder that no running operation
-    /// uses is changed by `place`, which also says what the operation is; done when stored.
+    /// uses is changed by `place`, which also says what the operation is; done when stored,
+    /// or after its kind's delay (`move-disk`, `relocate-disk`).
     async fn change_placement(
         &self,
         call: &CallContext,
@@ -391,6 +409,12 @@ impl Catalog {
     ) -> Result<Operation, Error> {
         let id = disk_id.to_string();
         let caller = call.caller.clone();
+        let instant = [ChangeKind::Move, ChangeKind::Relocate].map(|kind| {
+            (
+                kind,
+                self.executor.is_instant_change(kind, ResourceKind::Disk),
+            )
+        });
         let record = self
             .store
             .change(
@@ -404,17 +428,18 @@ impl Catalog {
                         unreachable!("the store reads the kind asked for")
                     };
                     let (description, metadata, kind) = place(&id, &mut disk);
-                    Ok(done_change(
+                    let instant = instant.iter().all(|(of, instant)| *of != kind || *instant);
+                    Ok(stored_change(
                         &caller,
                         Resource::Disk { disk, os },
                         description.into(),
                         metadata,
-                        kind,
+                        (kind, instant),
                     ))
                 }),
                 call.claim.as_ref(),
             )
             .await?;
-        Ok(record.operation)
+        Ok(self.run_change(record))
     }
 }

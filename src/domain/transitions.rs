@@ -76,6 +76,23 @@ pub fn conclude(
             };
             failed(error, change)
         }
+        // A change was stored when asked; its operation only waited for its delay.
+        (Work::Change(_), Outcome::Done) => {
+            let resource = resource.ok_or_else(missing)?;
+            Ok((
+                operations::succeeded(running, resource.to_any()),
+                ResourceChange::Keep,
+            ))
+        }
+        (Work::Change(_), Outcome::Failed(_)) => Err(StoreError::Refused(
+            crate::error::Error::FailedPrecondition(format!(
+                "operation {} is a change of {} {}, stored when it was asked: it cannot be \
+                 cancelled or fail; it ends done when its delay is over",
+                running.id,
+                record.target.kind.display_name(),
+                record.target.id
+            )),
+        )),
         (work, outcome) => Err(StoreError::Corrupt(format!(
             "operation {} ({}) cannot end with {outcome:?}",
             running.id,

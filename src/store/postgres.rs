@@ -37,6 +37,7 @@ pub static DIALECT: Dialect = Dialect {
     exclusive: false,
     // An arbitrary constant: replicas starting together migrate one at a time.
     migration_lock: Some("SELECT pg_advisory_xact_lock(84328757838)"),
+    batch_parameters: 8_000,
     migrations: super::migrations::POSTGRES,
     integrity_check: None,
 };

@@ -382,9 +382,7 @@ pub fn migrate_job(snapshot: Snapshot) -> Job<Snapshot> {
     Box::new(move |tx| {
         Box::pin(async move {
             super::schema::migrate(tx, Some(snapshot.schema)).await?;
-            for row in &snapshot.rows {
-                insert(tx, row, false).await?;
-            }
+            insert_all(tx, &snapshot.rows, false).await?;
             super::schema::migrate(tx, None).await?;
             let mut rows = Vec::new();
             for (index, table) in TABLES.iter().enumerate() {
@@ -427,42 +425,133 @@ fn typed(row: &mut Row, index: usize, kind: ColumnType) -> Result<Value, StoreEr
     })
 }
 
-/// Inserts one row with the columns it has. `replace_lease`: a running operation is
-/// stored with no owner and an expired lease, so that a replica claims it. An error
-/// names the row's line.
-async fn insert(tx: &dyn Tx, row: &SnapshotRow, replace_lease: bool) -> Result<(), StoreError> {
-    let table = &TABLES[row.table];
-    let mut names = Vec::new();
-    let mut values = Vec::new();
-    let running =
-        table.name == "operations" && matches!(row.values.get(1), Some(Some(Value::Bool(false))));
-    for (index, value) in row.values.iter().enumerate() {
-        let Some(value) = value else { continue };
-        let name = table.columns[index].0;
-        let value = match (replace_lease && running, name) {
-            (true, "owner") => Value::Text(String::new()),
-            (true, "lease_until_ms") => Value::I64(0),
-            _ => value.clone(),
-        };
-        names.push(name);
-        values.push(value);
+/// Inserts `rows` with the statements of [`batches`]: many rows a statement.
+/// `replace_lease`: a running operation is stored with no owner and an expired lease, so
+/// that a replica claims it. An error names the row's line, or the lines of its batch.
+async fn insert_all(
+    tx: &dyn Tx,
+    rows: &[SnapshotRow],
+    replace_lease: bool,
+) -> Result<(), StoreError> {
+    for batch in batches(rows, tx.dialect().batch_parameters) {
+        insert(tx, batch, replace_lease).await?;
     }
-    let placeholders: Vec<String> = (1..=names.len())
-        .map(|number| format!("${number}"))
+    Ok(())
+}
+
+/// `rows` cut into runs of one table and the same columns, each of at most
+/// `max_parameters` values (or one row).
+fn batches(rows: &[SnapshotRow], max_parameters: usize) -> Vec<&[SnapshotRow]> {
+    let mut batches = Vec::new();
+    let mut start = 0;
+    for end in 1..=rows.len() {
+        let first = &rows[start];
+        let same = |row: &SnapshotRow| {
+            row.table == first.table
+                && row
+                    .values
+                    .iter()
+                    .zip(&first.values)
+                    .all(|(a, b)| a.is_some() == b.is_some())
+        };
+        let columns = first.values.iter().flatten().count().max(1);
+        if end == rows.len() || !same(&rows[end]) || (end - start + 1) * columns > max_parameters {
+            batches.push(&rows[start..end]);
+            start = end;
+        }
+    }
+    batches
+}
+
+/// One INSERT of `rows` (one table, the same columns).
+async fn insert(tx: &dyn Tx, rows: &[SnapshotRow], replace_lease: bool) -> Result<(), StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let table = &TABLES[first.table];
+    let names: Vec<&str> = first
+        .values
+        .iter()
+        .enumerate()
+        .filter(|(_, value)| value.is_some())
+        .map(|(index, _)| table.columns[index].0)
         .collect();
+    let mut values = Vec::with_capacity(rows.len() * names.len());
+    let mut tuples = Vec::with_capacity(rows.len());
+    for row in rows {
+        let running = table.name == "operations"
+            && matches!(row.values.get(1), Some(Some(Value::Bool(false))));
+        let mut placeholders = Vec::with_capacity(names.len());
+        for (index, value) in row.values.iter().enumerate() {
+            let Some(value) = value else { continue };
+            let value = match (replace_lease && running, table.columns[index].0) {
+                (true, "owner") => Value::Text(String::new()),
+                (true, "lease_until_ms") => Value::I64(0),
+                _ => value.clone(),
+            };
+            values.push(value);
+            placeholders.push(format!("${}", values.len()));
+        }
+        tuples.push(format!("({})", placeholders.join(", ")));
+    }
     let conflict = match table.name {
         "iam_tokens" => " ON CONFLICT (token_sha256) DO NOTHING",
         _ => "",
     };
     let sql = format!(
-        "INSERT INTO {} ({}) VALUES ({}){conflict}",
+        "INSERT INTO {} ({}) VALUES {}{conflict}",
         table.name,
         names.join(", "),
-        placeholders.join(", ")
+        tuples.join(", ")
     );
-    tx.execute(&sql, values)
-        .await
-        .map_err(|error| refused(row, &error))?;
+    tx.execute(&sql, values).await.map_err(|error| match rows {
+        [row] => refused(row, &error),
+        [first, .., last] => StoreError::Refused(Error::InvalidArgument(format!(
+            "state snapshot lines {}-{}, {} rows: cannot be stored: {error}",
+            first.line, last.line, table.name
+        ))),
+        [] => error,
+    })?;
+    Ok(())
+}
+
+/// Refuses a row whose key an earlier row holds (an id; a non-empty name of a kind in a
+/// folder), naming both lines: the database would refuse the batch without saying which.
+fn check_keys(rows: &[SnapshotRow]) -> Result<(), StoreError> {
+    let mut seen: std::collections::HashMap<(usize, String), usize> = Default::default();
+    for row in rows {
+        let table = TABLES[row.table].name;
+        let text = |name: &str| match column(row, name) {
+            Some(Value::Text(text)) => text.clone(),
+            Some(Value::I32(number)) => number.to_string(),
+            _ => String::new(),
+        };
+        let mut keys = vec![match table {
+            "idempotency_keys" => format!(
+                "key {} of {}",
+                excerpt(&text("key")),
+                excerpt(&text("subject"))
+            ),
+            "iam_tokens" => continue,
+            _ => format!("id {}", excerpt(&text("id"))),
+        }];
+        if table == "resources" && !text("name").is_empty() {
+            keys.push(format!(
+                "name {} of kind {} in folder {}",
+                excerpt(&text("name")),
+                text("kind"),
+                excerpt(&text("folder_id"))
+            ));
+        }
+        for key in keys {
+            if let Some(earlier) = seen.insert((row.table, key.clone()), row.line) {
+                return Err(invalid_row(
+                    row,
+                    &format!("its {key} is taken by line {earlier}"),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -560,11 +649,11 @@ pub fn import_job(snapshot: Snapshot) -> Job<ImportCounts> {
                 schema: snapshot.schema,
                 ..ImportCounts::default()
             };
+            check_keys(&snapshot.rows)?;
             for row in &snapshot.rows {
                 if let Some(id) = check_record(row)? {
                     tx.wrote(&id, None::<Record>);
                 }
-                insert(tx, row, true).await?;
                 let count = match TABLES[row.table].name {
                     "resources" => &mut counts.resources,
                     "operations" => &mut counts.operations,
@@ -573,7 +662,68 @@ pub fn import_job(snapshot: Snapshot) -> Job<ImportCounts> {
                 };
                 *count += 1;
             }
+            insert_all(tx, &snapshot.rows, true).await?;
             Ok(counts)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tables_have_the_columns_the_schema_probes_name() {
+        for table in TABLES {
+            let (_, probe) = migrations::SCHEMA_PROBES
+                .iter()
+                .find(|(name, _)| *name == table.name)
+                .unwrap_or_else(|| panic!("no probe of {}", table.name));
+            let probed: Vec<&str> = probe
+                .trim_start_matches("SELECT ")
+                .split(" FROM ")
+                .next()
+                .unwrap()
+                .split(',')
+                .map(str::trim)
+                .collect();
+            let mut listed: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+            let mut probed_sorted = probed.clone();
+            listed.sort();
+            probed_sorted.sort();
+            assert_eq!(listed, probed_sorted, "{}", table.name);
+        }
+    }
+
+    fn row(table: usize, present: &[bool]) -> SnapshotRow {
+        SnapshotRow {
+            table,
+            line: 0,
+            values: present
+                .iter()
+                .map(|present| present.then_some(Value::I64(1)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn batches_hold_one_table_with_the_same_columns_within_the_limit() {
+        let rows = vec![
+            row(0, &[true, true]),
+            row(0, &[true, true]),
+            row(0, &[true, true]),
+            row(0, &[true, false]),
+            row(1, &[true, false]),
+        ];
+        let sizes = |limit| -> Vec<usize> {
+            batches(&rows, limit)
+                .iter()
+                .map(|batch| batch.len())
+                .collect()
+        };
+        assert_eq!(sizes(100), [3, 1, 1]);
+        assert_eq!(sizes(4), [2, 1, 1, 1]);
+        assert_eq!(sizes(1), [1, 1, 1, 1, 1]);
+        assert!(batches(&[], 10).is_empty());
+    }
 }

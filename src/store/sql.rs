@@ -254,6 +254,11 @@ pub struct Dialect {
     /// The database's own check of its files, for `imageplane check`: rows of text, "ok"
     /// when sound.
     pub integrity_check: Option<&'static str>,
+    /// The most values one statement of many rows binds (a snapshot's import): many rows a
+    /// statement save PostgreSQL's round trips; SQLite has none to save, and finding a
+    /// `$N` parameter's name costs it time in proportion to their number, so it takes a
+    /// row at a time.
+    pub batch_parameters: usize,
     /// The schema's migrations, in order (their DDL is the database's own).
     pub migrations: &'static [Migration],
 }

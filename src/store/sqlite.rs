@@ -72,6 +72,7 @@ pub static DIALECT: Dialect = Dialect {
     writable_ctes: false,
     exclusive: true,
     migration_lock: None,
+    batch_parameters: 1,
     migrations: super::migrations::SQLITE,
     integrity_check: Some("PRAGMA integrity_check"),
 };

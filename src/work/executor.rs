@@ -36,7 +36,7 @@
 
 use crate::error::Error;
 use crate::faults::Faults;
-use crate::model::resource::{OperationRecord, Work};
+use crate::model::resource::{ChangeKind, OperationRecord, ResourceKind, Work};
 use crate::pb::operation::Operation;
 use crate::store::codec::unix_ms;
 use crate::store::{Ending, Finished, Outcome, Store, StoreError, Transition};
@@ -200,6 +200,16 @@ impl Executor {
                 .is_some_and(|kind| self.settings.faults.targets_operation(kind))
     }
 
+    /// Whether a change of a resource of `kind` is done when stored (its kind's delay is
+    /// 0s, the default, or it has none); otherwise the domain stores its operation running
+    /// and starts it here, to end done after its delay.
+    pub fn is_instant_change(&self, change: ChangeKind, kind: ResourceKind) -> bool {
+        matches!(
+            self.timing().of_work(&Work::Change(change), kind),
+            None | Some(Delay::After(Duration::ZERO))
+        )
+    }
+
     /// Refuses, at create time, a URI whose host imports may not fetch.
     pub fn check_import_host(&self, uri: &str) -> Result<(), Error> {
         self.settings.import.check_host(uri)
@@ -212,13 +222,15 @@ impl Executor {
         let id = record.operation.id.clone();
         let delay = self.delay_of(&record);
         let entry = match &record.work {
-            Work::Copy { .. } | Work::Delete if delay == Some(Delay::Manual) => Running::Held,
-            Work::Copy { .. } | Work::Delete => Running::Timed,
-            Work::ImportUri { .. } => Running::Import(CancellationToken::new(), rand::random()),
-            Work::Change(_) => {
-                warn!(operation_id = %id, "a change is done when stored; nothing to run");
+            _ if delay.is_none() => {
+                warn!(operation_id = %id, "a change of access bindings is done when stored; nothing to run");
                 return;
             }
+            Work::Copy { .. } | Work::Delete | Work::Change(_) if delay == Some(Delay::Manual) => {
+                Running::Held
+            }
+            Work::Copy { .. } | Work::Delete | Work::Change(_) => Running::Timed,
+            Work::ImportUri { .. } => Running::Import(CancellationToken::new(), rand::random()),
         };
         {
             // One lock for the check and the insert: two starts of one id cannot both pass.

@@ -4,14 +4,16 @@
 //! (`create-image`, `import-image`, `delete-disk`, ...: [`KINDS`]). A delay is a duration
 //! from the operation's creation, or `manual`: the operation is held running until the
 //! admin API finishes it (`FinishOperation`); imports cannot be held (a `manual` default
-//! leaves them without a delay). Changes (updates, moves, access bindings) are done when
-//! stored and take no delay.
+//! leaves them without a delay). A change (an update, a move, a relocation) is stored
+//! when asked: its delay, which only its own kind sets (the default does not apply),
+//! holds its operation, which then ends done ([`CHANGES`]). A change of access bindings
+//! is done when stored and takes no delay.
 //!
 //! The text form, for the flag and the API alike: comma-separated items, each `DURATION`
 //! or `manual` (the default) or `KIND=DURATION` / `KIND=manual`; e.g.
 //! `1s,create-disk=manual,import-image=0s`.
 
-use crate::model::resource::{ResourceKind, Work};
+use crate::model::resource::{ChangeKind, ResourceKind, Work};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -33,6 +35,23 @@ pub const KINDS: &[&str] = &[
     "delete-snapshot",
     "delete-disk",
     "delete-baremetal-image",
+    "update-image",
+    "update-snapshot",
+    "update-disk",
+    "update-baremetal-image",
+    "move-disk",
+    "relocate-disk",
+];
+
+/// The kinds that are changes: stored when asked, so their delay holds only their
+/// operation, which then ends done (it cannot fail afterwards).
+pub const CHANGES: &[&str] = &[
+    "update-image",
+    "update-snapshot",
+    "update-disk",
+    "update-baremetal-image",
+    "move-disk",
+    "relocate-disk",
 ];
 
 /// The kinds that cannot be held: an import ends with what its transfer found.
@@ -158,10 +177,13 @@ impl Timing {
     }
 
     /// The delay of a kind of work ([`KINDS`]). A `manual` default leaves imports, which
-    /// cannot be held, without a delay.
+    /// cannot be held, without a delay; the default does not apply to changes, which take
+    /// a delay only when their kind is named (a suite that slows creates down keeps its
+    /// updates as they were).
     pub fn of(&self, kind: &str) -> Delay {
         match self.kinds.get(kind) {
             Some(delay) => *delay,
+            None if CHANGES.contains(&kind) => Delay::After(Duration::ZERO),
             None if self.default == Delay::Manual && NOT_MANUAL.contains(&kind) => {
                 Delay::After(Duration::ZERO)
             }
@@ -169,7 +191,8 @@ impl Timing {
         }
     }
 
-    /// The delay of an operation's work; `None` for a change, which is done when stored.
+    /// The delay of an operation's work; `None` for a change of access bindings, which is
+    /// done when stored.
     pub fn of_work(&self, work: &Work, resource: ResourceKind) -> Option<Delay> {
         kind_of(work, resource).map(|kind| self.of(kind))
     }
@@ -186,7 +209,8 @@ impl fmt::Display for Timing {
     }
 }
 
-/// The kind of an operation's work ([`KINDS`]); `None` for a change.
+/// The kind of an operation's work ([`KINDS`]); `None` for a change of access bindings,
+/// which is done when stored (its answer is what changed at that moment).
 pub fn kind_of(work: &Work, resource: ResourceKind) -> Option<&'static str> {
     let noun = match resource {
         ResourceKind::ComputeImage => "image",
@@ -198,7 +222,10 @@ pub fn kind_of(work: &Work, resource: ResourceKind) -> Option<&'static str> {
         Work::Copy { .. } => "create",
         Work::ImportUri { .. } => "import",
         Work::Delete => "delete",
-        Work::Change(_) => return None,
+        Work::Change(ChangeKind::Update) => "update",
+        Work::Change(ChangeKind::Move) => "move",
+        Work::Change(ChangeKind::Relocate) => "relocate",
+        Work::Change(ChangeKind::AccessBindings) => return None,
     };
     KINDS.iter().copied().find(|kind| {
         kind.strip_prefix(verb)
@@ -231,6 +258,13 @@ mod tests {
         );
         let held = Timing::parse("manual").unwrap();
         assert_eq!(held.of("delete-image"), Delay::Manual);
+        assert_eq!(held.of("update-image"), Delay::After(Duration::ZERO));
+        assert_eq!(
+            Timing::parse("1s,update-disk=manual")
+                .unwrap()
+                .of("update-disk"),
+            Delay::Manual
+        );
         assert_eq!(held.of("import-image"), Delay::After(Duration::ZERO));
     }
 
@@ -241,7 +275,10 @@ mod tests {
                 "create-vm=1s",
                 "\"create-vm\" is not a kind of work: one of create-image",
             ),
-            ("update-image=1s", "\"update-image\" is not a kind of work"),
+            (
+                "access-bindings-image=1s",
+                "\"access-bindings-image\" is not a kind of work",
+            ),
             ("create-disk=soon", "\"soon\" is neither a duration"),
             ("import-image=manual", "an import cannot be held"),
             ("1s,2s", "the default is given twice"),
@@ -275,11 +312,19 @@ mod tests {
             Some("delete-baremetal-image")
         );
         assert_eq!(
-            kind_of(
-                &Work::Change(crate::model::resource::ChangeKind::Update),
-                Disk
-            ),
+            kind_of(&Work::Change(ChangeKind::Update), Disk),
+            Some("update-disk")
+        );
+        assert_eq!(
+            kind_of(&Work::Change(ChangeKind::Relocate), Disk),
+            Some("relocate-disk")
+        );
+        assert_eq!(
+            kind_of(&Work::Change(ChangeKind::AccessBindings), Disk),
             None
         );
+        for kind in CHANGES {
+            assert!(KINDS.contains(kind), "{kind}");
+        }
     }
 }
