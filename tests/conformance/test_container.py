@@ -225,8 +225,16 @@ def test_a_container_serves_runs_as_non_root_and_keeps_its_state_in_the_volume(c
     assert got.status_code == 200, got.text
     assert got.json()["id"] == disk_id
 
-    # The admin reset empties the state.
+    # A state snapshot taken, the admin reset empties the state, the snapshot puts it back.
+    snapshot = requests.get(f"{container.base}/imageplane/v1/state", timeout=RPC_TIMEOUT)
+    assert snapshot.status_code == 200, snapshot.text
+    assert snapshot.headers["content-type"] == "application/x-ndjson"
     reset = requests.post(f"{container.base}/imageplane/v1/reset", timeout=RPC_TIMEOUT)
     assert reset.status_code == 200, reset.text
     gone = requests.get(f"{container.base}/compute/v1/disks/{disk_id}", timeout=RPC_TIMEOUT)
     assert gone.status_code == 404, gone.text
+    restored = requests.put(f"{container.base}/imageplane/v1/state", data=snapshot.content,
+                            timeout=RPC_TIMEOUT)
+    assert restored.status_code == 200, restored.text
+    got = requests.get(f"{container.base}/compute/v1/disks/{disk_id}", timeout=RPC_TIMEOUT)
+    assert got.status_code == 200, got.text
