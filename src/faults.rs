@@ -8,9 +8,15 @@
 //! before every call, gRPC and REST alike; the executor asks [`Faults::on_ending`] before
 //! it ends work. Both cost one atomic load while no rule is set. Every injection is logged
 //! as injected and counted in the metrics.
+//!
+//! An operation's firing is reserved until the store has ended the operation: if another
+//! ending (a cancel, a finish, a reset) won, the executor gives it back
+//! ([`Faults::settle`]), so that a rule of `times: 1` fails the next operation that does
+//! end by its work, whatever races it.
 
 use crate::error::Code;
 use crate::pb::google::rpc::Status;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -75,17 +81,47 @@ pub struct Injection {
     pub error: Option<Status>,
 }
 
+/// An operation rule's firing, reserved until its operation has ended
+/// ([`Faults::settle`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    pub status: Status,
+    pub rule_id: String,
+}
+
 /// The rules in force (see the module documentation).
 #[derive(Debug, Default)]
 pub struct Faults {
-    rules: Mutex<Vec<Rule>>,
+    table: Mutex<Table>,
     /// Whether any rule is set: the fast path of every call.
     any: AtomicBool,
 }
 
+#[derive(Debug, Default)]
+struct Table {
+    rules: Vec<Rule>,
+    /// Firings of operation rules whose operations have not ended yet, by rule id: how
+    /// many, and the rule as it fired (to set it again if a given-back firing was its
+    /// last). A rule removed through the API loses its reservations.
+    reserved: HashMap<String, (u64, Rule)>,
+}
+
+impl std::ops::Deref for Table {
+    type Target = Vec<Rule>;
+    fn deref(&self) -> &Vec<Rule> {
+        &self.rules
+    }
+}
+
+impl std::ops::DerefMut for Table {
+    fn deref_mut(&mut self) -> &mut Vec<Rule> {
+        &mut self.rules
+    }
+}
+
 impl Faults {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Rule>> {
-        self.rules
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -104,12 +140,13 @@ impl Faults {
 
     /// The rules in force, in the order they were added (`Times` counts what is left).
     pub fn list(&self) -> Vec<Rule> {
-        self.lock().clone()
+        self.lock().rules.clone()
     }
 
     /// Removes a rule; whether it was there.
     pub fn remove(&self, id: &str) -> bool {
         let mut rules = self.lock();
+        rules.reserved.remove(id);
         let before = rules.len();
         rules.retain(|rule| rule.id != id);
         self.any.store(!rules.is_empty(), Ordering::Release);
@@ -121,6 +158,7 @@ impl Faults {
         let mut rules = self.lock();
         let count = rules.len();
         rules.clear();
+        rules.reserved.clear();
         self.any.store(false, Ordering::Release);
         count
     }
@@ -137,8 +175,10 @@ impl Faults {
 
     /// What a call of the method at `path` suffers, if a rule fires for it.
     pub fn on_call(&self, path: &str) -> Option<Injection> {
-        let rule =
-            self.fire(|target| matches!(target, Target::Method(method) if method == path))?;
+        let rule = self.fire(
+            |target| matches!(target, Target::Method(method) if method == path),
+            false,
+        )?;
         count_injected(path);
         warn!(fault_id = %rule.id, method = path, code = rule.code.map(Code::name), delay = ?rule.delay, "injected fault");
         Some(Injection {
@@ -148,18 +188,58 @@ impl Faults {
     }
 
     /// The status an operation of `kind` ends with instead of its work's outcome, if a rule
-    /// fires for it.
-    pub fn on_ending(&self, kind: &str, operation_id: &str) -> Option<Status> {
-        let rule = self.fire(|target| matches!(target, Target::Operation(of) if of == kind))?;
+    /// fires for it; the firing is reserved until [`Faults::settle`].
+    pub fn on_ending(&self, kind: &str, operation_id: &str) -> Option<Fired> {
+        let rule = self.fire(
+            |target| matches!(target, Target::Operation(of) if of == kind),
+            true,
+        )?;
         let status = rule.status()?;
         count_injected(kind);
         warn!(fault_id = %rule.id, operation_id, kind, code = status.code, "injected fault: the operation fails");
-        Some(status)
+        Some(Fired {
+            status,
+            rule_id: rule.id,
+        })
+    }
+
+    /// Settles a reserved firing once its operation's ending was stored or lost: kept if
+    /// `took_effect`, else given back (a counted rule fires once more; set again if that
+    /// firing was its last), unless the rule was removed meanwhile.
+    pub fn settle(&self, fired: &Fired, took_effect: bool) {
+        let mut table = self.lock();
+        let Some((count, rule)) = table.reserved.get_mut(&fired.rule_id) else {
+            return;
+        };
+        *count -= 1;
+        let rule = rule.clone();
+        if *count == 0 {
+            table.reserved.remove(&fired.rule_id);
+        }
+        if took_effect {
+            return;
+        }
+        tracing::info!(fault_id = %fired.rule_id, "the operation ended otherwise first: its injected fault is given back");
+        match table.rules.iter_mut().find(|set| set.id == rule.id) {
+            Some(set) => {
+                if let Firing::Times(left) = &mut set.firing {
+                    *left += 1;
+                }
+            }
+            None if matches!(rule.firing, Firing::Times(_)) => {
+                table.rules.push(Rule {
+                    firing: Firing::Times(1),
+                    ..rule
+                });
+                self.any.store(true, Ordering::Release);
+            }
+            None => {}
+        }
     }
 
     /// The first rule that matches and fires, with `Times` counted down (and the rule
-    /// gone at zero).
-    fn fire(&self, matches: impl Fn(&Target) -> bool) -> Option<Rule> {
+    /// gone at zero); with `reserve`, the firing is reserved (see [`Faults::settle`]).
+    fn fire(&self, matches: impl Fn(&Target) -> bool, reserve: bool) -> Option<Rule> {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
@@ -172,6 +252,13 @@ impl Faults {
                 }
         })?;
         let fired = rules[index].clone();
+        if reserve {
+            rules
+                .reserved
+                .entry(fired.id.clone())
+                .or_insert_with(|| (0, fired.clone()))
+                .0 += 1;
+        }
         if let Firing::Times(left) = &mut rules[index].firing {
             *left = left.saturating_sub(1);
             if *left == 0 {
@@ -235,12 +322,41 @@ mod tests {
         assert!(faults.targets_operation("create-disk"));
         assert!(!faults.targets_operation("create-image"));
         assert!(faults.on_ending("create-image", "op1").is_none());
-        let status = faults.on_ending("create-disk", "op1").unwrap();
-        assert_eq!(status.message, "injected fault f1: UNAVAILABLE");
+        let fired = faults.on_ending("create-disk", "op1").unwrap();
+        assert_eq!(fired.status.message, "injected fault f1: UNAVAILABLE");
         assert!(faults.on_ending("create-disk", "op2").is_some());
         assert!(faults.remove("f1"));
         assert!(!faults.remove("f1"));
         assert!(faults.on_ending("create-disk", "op3").is_none());
+    }
+
+    #[test]
+    fn a_firing_whose_operation_ended_otherwise_is_given_back() {
+        let faults = Faults::default();
+        let target = || Target::Operation("create-disk".into());
+        faults.add(rule("f1", target(), Firing::Times(2)));
+        let first = faults.on_ending("create-disk", "op1").unwrap();
+        let second = faults.on_ending("create-disk", "op2").unwrap();
+        assert!(faults.list().is_empty(), "both firings are out");
+        // op1 lost to a cancel: its firing comes back, as a rule of one time.
+        faults.settle(&first, false);
+        assert_eq!(faults.list()[0].firing, Firing::Times(1));
+        faults.settle(&second, true);
+        let third = faults.on_ending("create-disk", "op3").unwrap();
+        faults.settle(&third, true);
+        assert!(faults.on_ending("create-disk", "op4").is_none());
+
+        // With firings left, a given-back one adds to them.
+        faults.add(rule("f2", target(), Firing::Times(3)));
+        let fired = faults.on_ending("create-disk", "op5").unwrap();
+        faults.settle(&fired, false);
+        assert_eq!(faults.list()[0].firing, Firing::Times(3));
+
+        // A rule removed meanwhile stays removed.
+        let fired = faults.on_ending("create-disk", "op6").unwrap();
+        assert!(faults.remove("f2"));
+        faults.settle(&fired, false);
+        assert!(faults.list().is_empty());
     }
 
     #[test]

@@ -692,14 +692,24 @@ async fn an_unreadable_orphan_is_ended_with_an_error_not_left_running() {
     }
 }
 
-/// A store whose first `conclude` fails as a database would (nothing written).
-struct FailsOnce {
+/// A store that meddles with the first `conclude` asked of it.
+struct Meddling {
     inner: Arc<dyn Store>,
-    failed: std::sync::atomic::AtomicBool,
+    how: Meddle,
+    meddled: std::sync::atomic::AtomicBool,
+}
+
+/// What [`Meddling`] does to the first `conclude`.
+#[derive(Clone, Copy)]
+enum Meddle {
+    /// Fails it as a database would (nothing written).
+    Fail,
+    /// Cancels its operations first, as a cancel that wins the race would.
+    CancelFirst,
 }
 
 #[async_trait::async_trait]
-impl store::Resources for FailsOnce {
+impl store::Resources for Meddling {
     async fn create(
         &self,
         resource: Resource,
@@ -739,7 +749,7 @@ impl store::Resources for FailsOnce {
 }
 
 #[async_trait::async_trait]
-impl store::Operations for FailsOnce {
+impl store::Operations for Meddling {
     async fn operation(&self, id: &str) -> Result<Option<OperationRecord>, StoreError> {
         self.inner.operation(id).await
     }
@@ -748,9 +758,26 @@ impl store::Operations for FailsOnce {
         endings: Vec<Ending>,
         transition: imageplane::store::Transition,
     ) -> Vec<Result<Finished, StoreError>> {
-        if !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let error = StoreError::Backend("disk I/O error (injected)".into());
-            return vec![Err(error); endings.len()];
+        if !self.meddled.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            match self.how {
+                Meddle::Fail => {
+                    let error = StoreError::Backend("disk I/O error (injected)".into());
+                    return vec![Err(error); endings.len()];
+                }
+                Meddle::CancelFirst => {
+                    let cancels: Vec<Ending> = endings
+                        .iter()
+                        .map(|ending| Ending {
+                            operation_id: ending.operation_id.clone(),
+                            outcome: Outcome::Failed(
+                                imageplane::error::Error::Cancelled("cancelled first".into())
+                                    .to_rpc_status(),
+                            ),
+                        })
+                        .collect();
+                    self.inner.conclude(cancels, transition).await;
+                }
+            }
         }
         self.inner.conclude(endings, transition).await
     }
@@ -774,7 +801,7 @@ impl store::Operations for FailsOnce {
 }
 
 #[async_trait::async_trait]
-impl store::Leases for FailsOnce {
+impl store::Leases for Meddling {
     async fn renew_leases(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         self.inner.renew_leases(ids).await
     }
@@ -787,7 +814,7 @@ impl store::Leases for FailsOnce {
 }
 
 #[async_trait::async_trait]
-impl store::Keys for FailsOnce {
+impl store::Keys for Meddling {
     async fn idempotency_key(
         &self,
         subject: &str,
@@ -827,7 +854,7 @@ impl store::Keys for FailsOnce {
 }
 
 #[async_trait::async_trait]
-impl Store for FailsOnce {
+impl Store for Meddling {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await
     }
@@ -857,9 +884,10 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
     for backend in backends().await {
         let name = backend.name;
         let lease = Duration::from_secs(1);
-        let store: Arc<dyn Store> = Arc::new(FailsOnce {
+        let store: Arc<dyn Store> = Arc::new(Meddling {
             inner: backend.open(lease).await,
-            failed: false.into(),
+            how: Meddle::Fail,
+            meddled: false.into(),
         });
         let executor = Executor::new(
             Arc::clone(&store),
@@ -1512,6 +1540,81 @@ async fn issued_tokens_are_kept_by_digest_until_they_expire() {
                 "{name}: kept across a reopen"
             );
         }
+        backend.clean_up().await;
+    }
+}
+
+#[tokio::test]
+async fn an_injected_failure_that_a_cancel_beat_fails_the_next_operation_instead() {
+    use imageplane::faults::{Faults, Firing, Rule, Target};
+    use imageplane::work::executor::{Executor, ExecutorSettings};
+    for backend in backends().await {
+        let name = backend.name;
+        let lease = Duration::from_secs(10);
+        let store: Arc<dyn Store> = Arc::new(Meddling {
+            inner: backend.open(lease).await,
+            how: Meddle::CancelFirst,
+            meddled: false.into(),
+        });
+        let faults = Arc::new(Faults::default());
+        faults.add(Rule {
+            id: "f1".into(),
+            target: Target::Operation("create-disk".into()),
+            code: Some(imageplane::error::Code::ResourceExhausted),
+            message: "no room".into(),
+            delay: Duration::ZERO,
+            firing: Firing::Times(1),
+        });
+        let executor = Executor::new(
+            Arc::clone(&store),
+            ExecutorSettings {
+                timing: imageplane::work::timing::Timing::default(),
+                lease,
+                retention: Duration::from_secs(3600),
+                import: Default::default(),
+                transition: imageplane::domain::transitions::conclude,
+                key_retention: imageplane::domain::idempotency::KEY_RETENTION,
+                faults: Arc::clone(&faults),
+            },
+        )
+        .unwrap();
+        let ended = |id: String| {
+            let store = Arc::clone(&store);
+            async move {
+                let started = std::time::Instant::now();
+                loop {
+                    let current = store.operation(&id).await.unwrap().unwrap();
+                    if current.operation.done {
+                        return current.operation;
+                    }
+                    assert!(started.elapsed() < common::PATIENCE, "never ended");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        // The first copy's ending, carrying the injected failure, loses to a cancel.
+        let (_, first) = create(store.as_ref(), "f", "cancelled").await;
+        executor.start(first.clone());
+        let cancelled = ended(first.operation.id.clone()).await;
+        let Some(operation::Result::Error(status)) = cancelled.result else {
+            panic!("{name}: {cancelled:?}")
+        };
+        assert_eq!(status.code, 1, "{name}: CANCELLED, the cancel's");
+        // The firing was given back: the next copy fails with it.
+        let (_, second) = create(store.as_ref(), "f", "failed").await;
+        executor.start(second.clone());
+        let failed = ended(second.operation.id.clone()).await;
+        let Some(operation::Result::Error(status)) = failed.result else {
+            panic!("{name}: {failed:?}")
+        };
+        assert_eq!(
+            (status.code, status.message.as_str()),
+            (8, "no room"),
+            "{name}"
+        );
+        assert!(faults.list().is_empty(), "{name}: spent");
+        executor.shutdown().await;
+        drop((executor, store));
         backend.clean_up().await;
     }
 }

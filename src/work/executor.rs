@@ -35,7 +35,7 @@
 //! error.
 
 use crate::error::Error;
-use crate::faults::Faults;
+use crate::faults::{Faults, Fired};
 use crate::model::resource::{ChangeKind, OperationRecord, ResourceKind, Work};
 use crate::pb::operation::Operation;
 use crate::store::codec::unix_ms;
@@ -281,11 +281,14 @@ impl Executor {
                     _ = token.cancelled() => None,
                     outcome = work => Some(outcome),
                 };
-                let injected = || fault_for(&executor.settings.faults, &record);
                 match outcome {
                     Some(Ok(measured)) => {
-                        let outcome = injected().unwrap_or(Outcome::Imported(Box::new(measured)));
-                        end(executor.store.as_ref(), executor.settings.transition, &record, outcome).await
+                        let fired = fault_for(&executor.settings.faults, &record);
+                        let outcome = with_fault(&fired, Outcome::Imported(Box::new(measured)));
+                        let applied = end(executor.store.as_ref(), executor.settings.transition, &record, outcome).await;
+                        if let Some(fired) = &fired {
+                            executor.settings.faults.settle(fired, applied);
+                        }
                     }
                     Some(Err(error)) => fail(executor.store.as_ref(), executor.settings.transition, &record, error).await,
                     None => info!("import stopped"),
@@ -519,11 +522,17 @@ fn count_ended(record: &OperationRecord, finished: &Result<Finished, StoreError>
 }
 
 /// The failure a fault rule injects into an operation's ending, if one fires for its kind.
-fn fault_for(faults: &Faults, record: &OperationRecord) -> Option<Outcome> {
+fn fault_for(faults: &Faults, record: &OperationRecord) -> Option<Fired> {
     let kind = kind_of(&record.work, record.target.kind)?;
-    faults
-        .on_ending(kind, &record.operation.id)
-        .map(Outcome::Failed)
+    faults.on_ending(kind, &record.operation.id)
+}
+
+/// The outcome of an ending with a fault that fired for it, if one did.
+fn with_fault(fired: &Option<Fired>, outcome: Outcome) -> Outcome {
+    match fired {
+        Some(fired) => Outcome::Failed(fired.status.clone()),
+        None => outcome,
+    }
 }
 
 /// The status code an ended operation carries: 0 for a response, `None` while running.
@@ -678,15 +687,23 @@ async fn end_due(
     running: RunningSet,
     records: Vec<OperationRecord>,
 ) {
+    let fired: Vec<Option<Fired>> = records
+        .iter()
+        .map(|record| fault_for(faults, record))
+        .collect();
     let endings: Vec<Ending> = records
         .iter()
-        .map(|record| Ending {
+        .zip(&fired)
+        .map(|(record, fired)| Ending {
             operation_id: record.operation.id.clone(),
-            outcome: fault_for(faults, record).unwrap_or(Outcome::Done),
+            outcome: with_fault(fired, Outcome::Done),
         })
         .collect();
     let outcomes = store.conclude(endings, transition).await;
-    for (record, outcome) in records.iter().zip(outcomes) {
+    for ((record, outcome), fired) in records.iter().zip(outcomes).zip(fired) {
+        if let Some(fired) = &fired {
+            faults.settle(fired, matches!(outcome, Ok(Finished::Applied(_))));
+        }
         match outcome {
             // Its records cannot end as asked: end it with the error instead, so that no
             // operation stays running.
@@ -713,13 +730,14 @@ async fn end_due(
     }
 }
 
-/// Ends one operation with the outcome of its work.
+/// Ends one operation with the outcome of its work; whether that outcome is how it ended
+/// (not another ending's, nor the error of records that could not take it).
 async fn end(
     store: &dyn Store,
     transition: Transition,
     record: &OperationRecord,
     outcome: Outcome,
-) {
+) -> bool {
     let ending = Ending {
         operation_id: record.operation.id.clone(),
         outcome,
@@ -743,10 +761,13 @@ async fn end(
                 .unwrap_or(Ok(Finished::Unknown));
             count_ended(record, &retried);
             log_finished(&record.operation.id, retried);
+            false
         }
         ended => {
+            let applied = matches!(ended, Ok(Finished::Applied(_)));
             count_ended(record, &ended);
-            log_finished(&record.operation.id, ended)
+            log_finished(&record.operation.id, ended);
+            applied
         }
     }
 }
