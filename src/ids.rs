@@ -76,6 +76,20 @@ pub fn now() -> SystemTime {
     }
 }
 
+/// Moves the deterministic clock past `unix_ms` (an imported snapshot's latest record), so
+/// that the ids and times made next come after the snapshot's; nothing without
+/// `--deterministic-ids`.
+pub fn advance_past(unix_ms: i64) {
+    let Some(sequence) = SEQUENCE.get() else {
+        return;
+    };
+    let since_start = u64::try_from(unix_ms)
+        .unwrap_or(0)
+        .saturating_sub(DETERMINISTIC_START * 1000);
+    let mut sequence = lock(sequence);
+    sequence.clock_ms = sequence.clock_ms.max(since_start);
+}
+
 /// Digits in ASCII order, so that byte order is numeric order.
 const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 

@@ -59,59 +59,60 @@ async fn state(command: StateCommand) -> Result<(), String> {
         None => DatabaseUrl::default_in(&data_dir),
     };
     let named = file.display().to_string();
-    let snapshot = match export {
-        true => None,
-        false => {
-            let bytes = match named.as_str() {
-                "-" => {
-                    let mut bytes = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
-                }
-                _ => std::fs::read(&file),
-            }
-            .map_err(|error| format!("{named}: {error}"))?;
-            Some(
-                imageplane::store::snapshot::parse(&bytes)
-                    .map_err(|error| format!("{named}: {error}"))?,
-            )
+    if export {
+        let bytes = imageplane::store::export(&database)
+            .await
+            .map_err(|error| {
+                format!(
+                    "cannot read the state of {}: {}",
+                    database.display(),
+                    imageplane::error::Error::from(error)
+                )
+            })?;
+        match named.as_str() {
+            "-" => std::io::stdout().write_all(&bytes),
+            _ => std::fs::write(&file, &bytes),
         }
-    };
+        .map_err(|error| format!("{named}: {error}"))?;
+        eprintln!(
+            "imageplane: {}: the state written to {named} ({} bytes)",
+            database.display(),
+            bytes.len()
+        );
+        return Ok(());
+    }
+    let bytes = match named.as_str() {
+        "-" => {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes).map(|_| bytes)
+        }
+        _ => std::fs::read(&file),
+    }
+    .map_err(|error| format!("{named}: {error}"))?;
+    let snapshot =
+        imageplane::store::snapshot::parse(&bytes).map_err(|error| format!("{named}: {error}"))?;
+    let prepared = imageplane::store::snapshot::prepare(snapshot)
+        .await
+        .map_err(|error| format!("{named}: {}", imageplane::error::Error::from(error)))?;
     let replica = imageplane::store::Replica::new(imageplane::server::DEFAULT_LEASE);
     let store = imageplane::store::open(&database, replica)
         .await
         .map_err(|error| format!("cannot open {}: {error}", database.display()))?;
-    let outcome = match snapshot {
-        None => match store.export_state().await {
-            Ok(bytes) => match named.as_str() {
-                "-" => std::io::stdout().write_all(&bytes),
-                _ => std::fs::write(&file, &bytes),
-            }
-            .map(|()| {
-                format!(
-                    "{}: the state written to {named} ({} bytes)",
-                    database.display(),
-                    bytes.len()
-                )
-            })
-            .map_err(|error| format!("{named}: {error}")),
-            Err(error) => Err(format!("cannot read the state: {error}")),
-        },
-        Some(snapshot) => match store.import_state(snapshot).await {
-            Ok(counts) => Ok(format!(
-                "{}: the state replaced from {named} (schema {}): {} resources, {} operations, \
-                 {} idempotency keys, {} IAM tokens",
-                database.display(),
-                counts.schema,
-                counts.resources,
-                counts.operations,
-                counts.idempotency_keys,
-                counts.iam_tokens
-            )),
-            Err(error) => Err(format!(
-                "{named}: {}",
-                imageplane::error::Error::from(error)
-            )),
-        },
+    let outcome = match store.import_state(prepared).await {
+        Ok(counts) => Ok(format!(
+            "{}: the state replaced from {named} (schema {}): {} resources, {} operations, \
+             {} idempotency keys, {} IAM tokens",
+            database.display(),
+            counts.schema,
+            counts.resources,
+            counts.operations,
+            counts.idempotency_keys,
+            counts.iam_tokens
+        )),
+        Err(error) => Err(format!(
+            "{named}: {}",
+            imageplane::error::Error::from(error)
+        )),
     };
     let closed = store.close().await;
     let report = outcome?;

@@ -495,6 +495,21 @@ async fn recorded_session(flags: &[&str]) -> Vec<String> {
             .text()
             .await
             .unwrap();
+        // Waited for (not recorded: how many polls it takes varies), so that the reads
+        // below find it ended on every run.
+        let id = serde_json::from_str::<serde_json::Value>(&deleting).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        common::until("the delete ended", || {
+            let client = client.clone();
+            let url = url(&format!("/operations/{id}"));
+            async move {
+                let body = client.get(url).send().await.unwrap().text().await.unwrap();
+                body.contains("\"done\":true")
+            }
+        })
+        .await;
         bodies.push(deleting);
     }
     for path in [
@@ -626,17 +641,23 @@ fn state_export_and_import_work_on_a_stopped_store_and_restore_replaces_the_stat
 
     let mut server = ServerProcess::start(&["--data-dir", &a], log.clone());
     create_image(&server, "team", "kept");
-    // A running server holds its SQLite store: the command refuses to touch it.
+    // An export reads a running server's SQLite store in one read transaction; an import
+    // must wait for the server to stop.
     let (exported, stderr) = state_command(&["export", &snapshot, "--data-dir", &a]);
-    assert!(!exported, "{stderr}");
+    assert!(exported, "{stderr}");
+    let (imported, stderr) = state_command(&["import", &snapshot, "--data-dir", &a]);
+    assert!(!imported, "{stderr}");
     assert!(stderr.contains("cannot open"), "{stderr}");
     server.terminate();
+    // A directory with no database is no empty state.
+    let (exported, stderr) = state_command(&["export", &snapshot, "--data-dir", &dir("none")]);
+    assert!(!exported && stderr.contains("does not exist"), "{stderr}");
 
     let (exported, stderr) = state_command(&["export", &snapshot, "--data-dir", &a]);
     assert!(exported, "{stderr}");
     let text = std::fs::read_to_string(&snapshot).unwrap();
     assert!(
-        text.starts_with('{') && text.contains("\"schema\":3"),
+        text.starts_with('{') && text.contains("\"schema\":4"),
         "{text}"
     );
     assert!(text.contains("\"name\":\"kept\""), "{text}");
@@ -673,17 +694,70 @@ fn state_export_and_import_work_on_a_stopped_store_and_restore_replaces_the_stat
     }
 
     // A snapshot of a newer schema is refused by both, naming both versions.
-    std::fs::write(&snapshot, text.replacen("\"schema\":3", "\"schema\":7", 1)).unwrap();
+    std::fs::write(&snapshot, text.replacen("\"schema\":4", "\"schema\":7", 1)).unwrap();
     let (imported, stderr) = state_command(&["import", &snapshot, "--data-dir", &b]);
     assert!(!imported);
     assert!(
-        stderr.contains("schema version 7") && stderr.contains("(3"),
+        stderr.contains("schema version 7") && stderr.contains("(4"),
         "{stderr}"
     );
     let refused = refused_start(&["--data-dir", &c, "--restore", &snapshot]);
     assert!(
         refused.contains("--restore") && refused.contains("schema version 7"),
         "{refused}"
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+/// The server's state snapshot, through REST.
+fn state_of(server: &ServerProcess) -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let response = reqwest::get(format!("{}/imageplane/v1/state", server.url()))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    })
+}
+
+#[test]
+fn a_fixture_recorded_with_deterministic_ids_is_restored_without_repeating_its_ids() {
+    let directory = temp_dir("state-deterministic");
+    let snapshot = directory.join("fixture.ndjson");
+    let log = directory.join("server.log");
+    let flags = [
+        "--database-url",
+        "memory:",
+        "--enable-admin",
+        "--deterministic-ids",
+        "7",
+    ];
+    let mut server = ServerProcess::start(&flags, log.clone());
+    create_image(&server, "team", "recorded");
+    std::fs::write(&snapshot, state_of(&server)).unwrap();
+    server.terminate();
+
+    // The same seed from the fixture, twice: the new image's ids come after the
+    // fixture's (the same ids would collide), and both runs answer the same.
+    let restored: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--restore", snapshot.to_str().unwrap()])
+        .collect();
+    let mut states = Vec::new();
+    for _ in 0..2 {
+        let mut server = ServerProcess::start(&restored, log.clone());
+        create_image(&server, "team", "made-after");
+        assert_eq!(image_names(&server, "team"), ["made-after", "recorded"]);
+        states.push(state_of(&server));
+        server.terminate();
+    }
+    assert_eq!(states[0], states[1]);
+    assert!(
+        states[0].contains("\"exportedAt\":\"2026-"),
+        "{}",
+        states[0]
     );
     let _ = std::fs::remove_dir_all(&directory);
 }

@@ -23,6 +23,9 @@ use serde_json::Value as Json;
 use std::time::Duration;
 use tonic::{Code, Request};
 
+/// The schema this imageplane writes.
+const LATEST: i64 = 4;
+
 /// A server whose disks' creates are held until finished (`create-disk=manual`) and
 /// whose other work ends at once.
 async fn server(database: DatabaseUrl) -> TestServer {
@@ -155,7 +158,8 @@ async fn a_snapshot_carries_the_whole_state_from_any_store_to_any_other() {
     let file = export(&source).await;
     let (header, rows) = lines(&file);
     assert_eq!(header["imageplaneState"], 1, "{header}");
-    assert_eq!(header["schema"], 3, "{header}");
+    assert_eq!(header["schema"], LATEST, "{header}");
+    assert_eq!(LATEST, imageplane::store::snapshot::latest_schema());
     assert!(rows_of(&rows, "resources").len() > 2);
     assert_eq!(rows_of(&rows, "idempotency_keys").len(), 1);
     // "table" first, then the columns in the table's order: a person can read it.
@@ -198,7 +202,7 @@ async fn a_snapshot_carries_the_whole_state_from_any_store_to_any_other() {
             .await
             .unwrap();
         let counts = import(&target, &previous).await.unwrap();
-        assert_eq!(counts.snapshot_schema, 3, "{name}");
+        assert_eq!(counts.snapshot_schema, LATEST, "{name}");
         assert_eq!(counts.idempotency_keys_imported, 1, "{name}: {counts:?}");
         assert!(counts.resources_removed > 0, "{name}: {counts:?}");
         let again = export(&target).await;
@@ -326,19 +330,20 @@ async fn an_export_reads_one_state_while_creates_race_it() {
     }
 }
 
-/// `file` as it would be at schema 1 or 2: the columns and tables later migrations added
-/// are left out.
+/// `file` as it would be at an older schema: the columns and tables later migrations
+/// added are left out.
 fn at_schema(file: &[u8], schema: i64) -> Vec<u8> {
     let (mut header, rows) = lines(file);
     header["schema"] = schema.into();
     let mut out = format!("{header}\n");
     for mut line in rows {
         let table = line["table"].as_str().unwrap().to_string();
-        if ["idempotency_keys", "iam_tokens"].contains(&table.as_str()) {
+        if schema < 3 && ["idempotency_keys", "iam_tokens"].contains(&table.as_str()) {
             continue;
         }
         let row = line["row"].as_object_mut().unwrap();
         let added: &[&str] = match (table.as_str(), schema) {
+            (_, 3..) => &[],
             ("operations", 2) => &["folder_id"],
             ("operations", _) => &["folder_id", "work", "source_id", "created_at_ms"],
             ("resources", 2) => &[],
@@ -383,13 +388,13 @@ async fn an_older_snapshot_is_migrated_and_a_newer_one_refused_naming_both_versi
     let current = export(&source).await;
     let (_, current_rows) = lines(&current);
 
-    for schema in [1, 2] {
+    for schema in 1..LATEST {
         let target = server(DatabaseUrl::Memory).await;
         let counts = import(&target, &at_schema(&current, schema)).await.unwrap();
         assert_eq!(counts.snapshot_schema, schema);
         // The migrations filled what the old rows lack from their bodies and resources.
         let (header, rows) = lines(&export(&target).await);
-        assert_eq!(header["schema"], 3);
+        assert_eq!(header["schema"], LATEST);
         let mine = |rows: &[Json], table: &str| -> Vec<Json> {
             let mut mine: Vec<Json> = rows_of(rows, table)
                 .into_iter()
@@ -428,14 +433,16 @@ async fn an_older_snapshot_is_migrated_and_a_newer_one_refused_naming_both_versi
         assert_eq!(listed.len(), 1, "schema {schema}");
     }
 
-    let newer =
-        String::from_utf8(current.clone())
-            .unwrap()
-            .replacen("\"schema\":3", "\"schema\":4", 1);
+    let newer = String::from_utf8(current.clone()).unwrap().replacen(
+        &format!("\"schema\":{LATEST}"),
+        &format!("\"schema\":{}", LATEST + 1),
+        1,
+    );
     let refused = import(&source, newer.as_bytes()).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
+    let expected = format!("schema version {}", LATEST + 1);
     assert!(
-        refused.message().contains("schema version 4") && refused.message().contains("(3"),
+        refused.message().contains(&expected) && refused.message().contains(&format!("({LATEST}")),
         "{}",
         refused.message()
     );
@@ -456,6 +463,12 @@ async fn an_older_snapshot_is_migrated_and_a_newer_one_refused_naming_both_versi
 async fn a_bad_snapshot_is_refused_naming_its_line_and_changes_nothing() {
     let folder_id = folder();
     let target = server(DatabaseUrl::Memory).await;
+    // Held running: its operation line, without its disk's, is a bad snapshot.
+    target
+        .disks()
+        .create(disk(&folder_id, "held"))
+        .await
+        .unwrap();
     target
         .wait(
             &target
@@ -472,6 +485,10 @@ async fn a_bad_snapshot_is_refused_naming_its_line_and_changes_nothing() {
     let resource = text
         .lines()
         .find(|line| line.contains(&folder_id) && line.contains("\"table\":\"resources\""))
+        .unwrap();
+    let running = text
+        .lines()
+        .find(|line| line.contains("\"table\":\"operations\"") && line.contains("\"done\":false"))
         .unwrap();
     let cases: Vec<(String, &str)> = vec![
         (String::new(), "empty"),
@@ -504,6 +521,24 @@ async fn a_bad_snapshot_is_refused_naming_its_line_and_changes_nothing() {
             "base64",
         ),
         (
+            format!(
+                "{header}\n{}\n",
+                resource.replace("{\"id\":", "{\"id\":\"x\",\"id\":")
+            ),
+            "line 2: not a JSON object: the key \"id\" is given twice",
+        ),
+        (
+            format!(
+                "{header}\n{}\n",
+                resource.replace("\"family\":\"\"", "\"family\":null")
+            ),
+            "column resources.family must not be null",
+        ),
+        (
+            format!("{header}\n{running}\n"),
+            "it is running, and its Disk",
+        ),
+        (
             format!("{header}\n\n{resource}\n{resource}\n"),
             "line 4, the resources row: its id \"fd8",
         ),
@@ -512,7 +547,7 @@ async fn a_bad_snapshot_is_refused_naming_its_line_and_changes_nothing() {
                 "{header}\n{}\n",
                 resource.replace("\"id\":\"fd8", "\"id\":\"fd9")
             ),
-            "line 2, the resources row: its id and folder_id columns differ",
+            "line 2, the resources row: its columns differ from its body's: id",
         ),
     ];
     for (file, expected) in cases {
@@ -550,7 +585,7 @@ async fn over_rest_the_state_is_a_file_of_json_lines_and_the_admin_api_guards_it
         .unwrap();
     assert_eq!(put.status(), 200);
     let counts: Json = serde_json::from_slice(&put.bytes().await.unwrap()).unwrap();
-    assert_eq!(counts["snapshotSchema"], "3", "{counts}");
+    assert_eq!(counts["snapshotSchema"], LATEST.to_string(), "{counts}");
     let bad = client.put(&url).body("{}\n").send().await.unwrap();
     assert_eq!(bad.status(), 400);
 
@@ -561,4 +596,147 @@ async fn over_rest_the_state_is_a_file_of_json_lines_and_the_admin_api_guards_it
         client.put(&url).body(file).send().await.unwrap().status(),
         403
     );
+}
+
+#[tokio::test]
+async fn a_refused_snapshot_stops_no_work_running_here() {
+    let fixture = common::http_fixture::HttpFixture::start().await;
+    // 64 MiB at 64 KiB per 50 ms: about 50 s, far longer than the test.
+    fixture.add("big.raw", vec![0u8; 64 << 20]);
+    let target = server(DatabaseUrl::Memory).await;
+    let importing = target
+        .images()
+        .create(CreateImageRequest {
+            folder_id: folder(),
+            name: "importing".into(),
+            source: Some(imageplane::pb::compute::create_image_request::Source::Uri(
+                fixture.url("/slow/big.raw"),
+            )),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    common::until("the import reached its source", || async {
+        fixture.requests() > 0
+    })
+    .await;
+    // A snapshot refused only when checked whole: a body that does not decode.
+    let file = String::from_utf8(export(&target).await).unwrap();
+    let mut lines: Vec<String> = file.lines().map(str::to_string).collect();
+    let line = lines
+        .iter()
+        .position(|line| line.contains("\"table\":\"resources\""))
+        .unwrap();
+    let mut row: Json = serde_json::from_str(&lines[line]).unwrap();
+    row["row"]["body"] = "AAAA".into();
+    lines[line] = row.to_string();
+    let refused = import(&target, lines.join("\n").as_bytes())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains(&format!("line {}", line + 1)),
+        "{refused:?}"
+    );
+    // A stop of the work here would have closed the transfer at once.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(fixture.slow_client_gone(), None, "the import was stopped");
+    assert!(
+        !target
+            .operations()
+            .get(imageplane::pb::operation::GetOperationRequest {
+                operation_id: importing.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .done
+    );
+    target
+        .operations()
+        .cancel(imageplane::pb::operation::CancelOperationRequest {
+            operation_id: importing.id,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_import_on_postgresql_is_whole_against_the_writes_of_another_replica() {
+    let Some(base_url) = postgres::base_url("the import race across replicas") else {
+        return;
+    };
+    let (schema, url) = postgres::fresh_schema(&base_url, "state_import_race").await;
+    let a = server(DatabaseUrl::Postgres(url.clone())).await;
+    let b = server(DatabaseUrl::Postgres(url)).await;
+    let folder_id = folder();
+    // The snapshot holds none of the sources below.
+    let snapshot = export(&a).await;
+    for round in 0..8 {
+        // A source, then copies of it from the other replica (held running) while the
+        // import replaces everything.
+        let source = a
+            .wait_for::<imageplane::pb::compute::Image>(
+                &a.images()
+                    .create(image(&folder_id, &format!("source-{round}")))
+                    .await
+                    .unwrap()
+                    .into_inner(),
+            )
+            .await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut copiers = Vec::new();
+        for copier in 0..4 {
+            let mut disks = b.disks();
+            let (folder_id, source_id) = (folder_id.clone(), source.id.clone());
+            let stop = std::sync::Arc::clone(&stop);
+            copiers.push(tokio::spawn(async move {
+                let (mut index, mut copied) = (0, 0);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let request = CreateDiskRequest {
+                        source: Some(
+                            imageplane::pb::compute::create_disk_request::Source::ImageId(
+                                source_id.clone(),
+                            ),
+                        ),
+                        size: 16 * GIB,
+                        ..disk(&folder_id, &format!("copy-{round}-{copier}-{index}"))
+                    };
+                    // Refused once the import removed the source.
+                    match disks.create(request).await {
+                        Ok(_) => copied += 1,
+                        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+                    }
+                    index += 1;
+                }
+                copied
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        import(&a, &snapshot).await.unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut copied = 0;
+        for copier in copiers {
+            copied += copier.await.unwrap();
+        }
+        assert!(copied > 0, "round {round}: no copy raced the import");
+        // Every running copy's source is there: a copy either came before the import
+        // (and went with it) or after it (and was refused, its source gone).
+        let (_, rows) = lines(&export(&a).await);
+        let resources: std::collections::HashSet<&str> = rows_of(&rows, "resources")
+            .iter()
+            .map(|row| row["id"].as_str().unwrap())
+            .collect();
+        for operation in rows_of(&rows, "operations") {
+            if let Some(source_id) = operation["source_id"].as_str() {
+                assert!(
+                    operation["done"] == true || resources.contains(source_id),
+                    "round {round}: a copy runs from a source the import removed: {operation}"
+                );
+            }
+        }
+    }
+    drop((a, b));
+    postgres::drop_schema(&base_url, &schema).await;
 }

@@ -872,7 +872,7 @@ impl Store for Meddling {
 
     async fn import_state(
         &self,
-        snapshot: store::snapshot::Snapshot,
+        snapshot: store::snapshot::Prepared,
     ) -> Result<store::snapshot::ImportCounts, StoreError> {
         self.inner.import_state(snapshot).await
     }

@@ -121,7 +121,13 @@ fn state_parts(file: Vec<u8>) -> Vec<Result<HttpBody, Status>> {
 async fn joined(mut parts: tonic::Streaming<HttpBody>) -> Result<Vec<u8>, Error> {
     let mut file = Vec::new();
     while let Some(part) = parts.message().await.map_err(|status| {
-        Error::InvalidArgument(format!("the snapshot upload failed: {}", status.message()))
+        let message = format!("the snapshot upload failed: {}", status.message());
+        match status.code() {
+            tonic::Code::ResourceExhausted => Error::ResourceExhausted(message),
+            tonic::Code::DeadlineExceeded => Error::DeadlineExceeded(message),
+            tonic::Code::Cancelled => Error::Cancelled(message),
+            _ => Error::InvalidArgument(message),
+        }
     })? {
         if file.len() + part.data.len() > snapshot::MAX_SNAPSHOT_BYTES {
             return Err(Error::InvalidArgument(format!(

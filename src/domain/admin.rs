@@ -108,25 +108,33 @@ impl Admin {
     }
 
     /// Replaces the state with a snapshot file: checked whole first (a bad one changes
-    /// nothing), then the operations running here are stopped, the state replaced in one
-    /// transaction, and the snapshot's running operations taken up here.
+    /// nothing, and stops nothing), then the operations running here are stopped, the
+    /// state replaced in one transaction, and the snapshot's running operations taken up
+    /// here. If the store fails the replacement, the stopped operations are taken up again.
     pub async fn import_state(
         &self,
         call: &CallContext,
         file: &[u8],
     ) -> Result<ImportCounts, Error> {
         self.check(&call.caller)?;
-        let snapshot = snapshot::parse(file)?;
-        self.executor.stop_all();
-        let counts = self.store.import_state(snapshot).await?;
-        self.executor.resume_orphans().await;
-        info!(
-            resources = counts.resources,
-            operations = counts.operations,
-            schema = counts.schema,
-            "state imported"
-        );
-        Ok(counts)
+        let prepared = snapshot::prepare(snapshot::parse(file)?).await?;
+        let stopped = self.executor.stop_all();
+        match self.store.import_state(prepared).await {
+            Ok(counts) => {
+                self.executor.resume_orphans().await;
+                info!(
+                    resources = counts.resources,
+                    operations = counts.operations,
+                    schema = counts.schema,
+                    "state imported"
+                );
+                Ok(counts)
+            }
+            Err(error) => {
+                self.executor.hand_back(&stopped).await;
+                Err(error.into())
+            }
+        }
     }
 
     /// The delays of background work in force.

@@ -8,7 +8,11 @@
 //! | copy | the resource READY; the response is the resource | the resource is removed |
 //! | import | the resource READY with what the import measured ([`ready_resource`]; a refused image fails instead) | the resource is removed |
 //! | delete | the resource is removed; the response is `google.protobuf.Empty` | the resource is READY again |
-//! | a change (update, move, relocate, access bindings) | never running: done when stored | |
+//! | a change (update, move, relocate) with a delay | the resource as it is now is the response | refused (FAILED_PRECONDITION): it was stored when asked |
+//! | a change whose resource is gone (a reset or an import removed it) | failed NOT_FOUND | the same |
+//!
+//! A change without a delay, and any change of access bindings, is done when stored and
+//! never runs.
 
 use super::{MAX_DISK_SIZE, MIN_DISK_SIZE};
 use crate::error::Error;
@@ -76,7 +80,18 @@ pub fn conclude(
             };
             failed(error, change)
         }
-        // A change was stored when asked; its operation only waited for its delay.
+        // A change was stored when asked; its operation only waited for its delay. A
+        // resource removed meanwhile (by a reset or an import; a delete waits for the
+        // change) leaves nothing to answer: it ends failed, so that it ends at all.
+        (Work::Change(_), _) if resource.is_none() => failed(
+            Error::NotFound(format!(
+                "{} {} was removed before the change's operation ended",
+                record.target.kind.display_name(),
+                record.target.id
+            ))
+            .to_rpc_status(),
+            ResourceChange::Keep,
+        ),
         (Work::Change(_), Outcome::Done) => {
             let resource = resource.ok_or_else(missing)?;
             Ok((
@@ -84,15 +99,16 @@ pub fn conclude(
                 ResourceChange::Keep,
             ))
         }
-        (Work::Change(_), Outcome::Failed(_)) => Err(StoreError::Refused(
-            crate::error::Error::FailedPrecondition(format!(
+        (Work::Change(_), Outcome::Failed(_)) => {
+            Err(StoreError::Refused(Error::FailedPrecondition(format!(
                 "operation {} is a change of {} {}, stored when it was asked: it cannot be \
-                 cancelled or fail; it ends done when its delay is over",
+                 cancelled or fail; it ends done after its delay, or when finished \
+                 through the admin API",
                 running.id,
                 record.target.kind.display_name(),
                 record.target.id
-            )),
-        )),
+            ))))
+        }
         (work, outcome) => Err(StoreError::Corrupt(format!(
             "operation {} ({}) cannot end with {outcome:?}",
             running.id,
@@ -186,6 +202,36 @@ mod tests {
             status: compute::image::Status::Creating as i32,
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn a_change_ends_done_with_its_resource_or_failed_when_it_is_gone() {
+        use crate::model::resource::ChangeKind;
+        let resource = compute_image(0);
+        let record = OperationRecord {
+            operation: operations::start("Update image", "tester", Default::default()),
+            target: resource.reference(),
+            work: Work::Change(ChangeKind::Update),
+        };
+        let (done, change) = conclude(&record, Some(resource.clone()), Outcome::Done).unwrap();
+        assert!(done.done && change == ResourceChange::Keep);
+        assert!(matches!(
+            done.result,
+            Some(crate::pb::operation::operation::Result::Response(_))
+        ));
+        let cancelled = Outcome::Failed(Error::Cancelled("stop".into()).to_rpc_status());
+        assert!(matches!(
+            conclude(&record, Some(resource), cancelled.clone()),
+            Err(StoreError::Refused(Error::FailedPrecondition(_)))
+        ));
+        for outcome in [Outcome::Done, cancelled] {
+            let (ended, change) = conclude(&record, None, outcome).unwrap();
+            let Some(crate::pb::operation::operation::Result::Error(status)) = ended.result else {
+                panic!("{ended:?}")
+            };
+            assert_eq!(status.code, crate::error::Code::NotFound.number());
+            assert_eq!(change, ResourceChange::Keep);
+        }
     }
 
     #[test]

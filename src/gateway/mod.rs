@@ -329,7 +329,9 @@ async fn collect_body(
     declared: Option<u64>,
     limit: usize,
 ) -> Result<Bytes, Rejection> {
-    let mut collected = BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    // What the client declares is not taken on trust beyond the first MiB.
+    let reserve = declared.unwrap_or(0).min(1 << 20) as usize;
+    let mut collected = BytesMut::with_capacity(reserve);
     while let Some(frame) = body.frame().await {
         // The listener's guard fails a body with a status: over a budget, late, or
         // malformed (a bad chunk, a body cut short: INVALID_ARGUMENT).

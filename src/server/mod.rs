@@ -277,8 +277,11 @@ async fn load_seeds_and_start_work(
     if let Some((path, file)) = &settings.restore {
         let restore = |error: &dyn std::fmt::Display| format!("--restore {path}: {error}");
         let snapshot = crate::store::snapshot::parse(file).map_err(|error| restore(&error))?;
+        let prepared = crate::store::snapshot::prepare(snapshot)
+            .await
+            .map_err(|error| restore(&crate::error::Error::from(error)))?;
         let counts = store
-            .import_state(snapshot)
+            .import_state(prepared)
             .await
             .map_err(|error| restore(&crate::error::Error::from(error)))?;
         info!(

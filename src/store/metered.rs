@@ -2,7 +2,7 @@
 //! (`imageplane_store_call_duration_seconds{call}`), then passed to the store it wraps.
 
 use super::query::ListQuery;
-use super::snapshot::{ImportCounts, Snapshot};
+use super::snapshot::{ImportCounts, Prepared};
 use super::{
     Change, Ending, Finished, IssuedToken, KeyClaim, Keys, Leases, Operations, ResetCounts,
     Resources, Store, StoreError, StoredKey, Transition,
@@ -199,7 +199,7 @@ impl Store for Metered {
         timed("export_state", self.0.export_state()).await
     }
 
-    async fn import_state(&self, snapshot: Snapshot) -> Result<ImportCounts, StoreError> {
+    async fn import_state(&self, snapshot: Prepared) -> Result<ImportCounts, StoreError> {
         timed("import_state", self.0.import_state(snapshot)).await
     }
 

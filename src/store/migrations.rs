@@ -33,6 +33,11 @@ pub const SQLITE: &[Migration] = &[
         description: "operation folders, idempotency keys and IAM tokens",
         sql: include_str!("../../migrations/sqlite/0003_dropin.sql"),
     },
+    Migration {
+        version: 4,
+        description: "running operations of changes",
+        sql: include_str!("../../migrations/sqlite/0004_running_changes.sql"),
+    },
 ];
 
 /// The PostgreSQL schema, in order.
@@ -51,6 +56,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         description: "operation folders, idempotency keys and IAM tokens",
         sql: include_str!("../../migrations/postgres/0003_dropin.sql"),
+    },
+    Migration {
+        version: 4,
+        description: "running operations of changes",
+        sql: include_str!("../../migrations/postgres/0004_running_changes.sql"),
     },
 ];
 

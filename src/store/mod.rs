@@ -16,8 +16,9 @@
 //!   renews; an operation whose lease ran out is an orphan that any replica may claim;
 //! - a call that fails writes nothing, and fails no other call;
 //! - a reset ([`Store::reset`]) and an import ([`Store::import_state`]) are one
-//!   transaction each: a reader sees the state before or after, and an export
-//!   ([`Store::export_state`]) reads one state.
+//!   transaction each, with the tables locked against other writes (PostgreSQL): a
+//!   reader sees the state before or after, a write lands wholly before or after; an
+//!   export ([`Store::export_state`]) reads one state.
 //!
 //! Uses `model` and the leaves only: the domain's rules come in as closures ([`Change`],
 //! [`Transition`]), so the store decides nothing itself.
@@ -442,13 +443,13 @@ pub trait Store: Resources + Operations + Leases + Keys + 'static {
     /// The whole state as a snapshot file ([`snapshot`]), read in one consistent read.
     async fn export_state(&self) -> Result<Vec<u8>, StoreError>;
 
-    /// Replaces the state with `snapshot` (migrated first if its schema is older), in one
+    /// Replaces the state with a prepared snapshot ([`snapshot::prepare`]), in one
     /// transaction; issued IAM tokens stay and the snapshot's are added. Operations
     /// running anywhere are gone, as after a reset; the snapshot's running ones are
     /// orphans that a replica claims.
     async fn import_state(
         &self,
-        snapshot: snapshot::Snapshot,
+        snapshot: snapshot::Prepared,
     ) -> Result<snapshot::ImportCounts, StoreError>;
 
     /// Called once on a clean stop, after the last write: leaves the database complete
@@ -533,6 +534,20 @@ pub async fn check(url: &DatabaseUrl) -> Result<CheckReport, StoreError> {
     let job: sql::Job<CheckReport> = Box::new(|tx| Box::pin(schema::check(tx)));
     match url {
         DatabaseUrl::Memory => Ok(CheckReport::default()),
+        DatabaseUrl::Sqlite(path) => sqlite::read_only(path, job).await,
+        DatabaseUrl::Postgres(url) => postgres::read_only(url, job).await,
+    }
+}
+
+/// The whole state of the database the URL names as a snapshot, read in one consistent
+/// read without changing it: a server may be running on it (`imageplane state export`).
+/// The database must exist and have this binary's schema.
+pub async fn export(url: &DatabaseUrl) -> Result<Vec<u8>, StoreError> {
+    let job = snapshot::export_job();
+    match url {
+        DatabaseUrl::Memory => Err(StoreError::Backend(
+            "memory: keeps nothing between runs: there is no state to export".into(),
+        )),
         DatabaseUrl::Sqlite(path) => sqlite::read_only(path, job).await,
         DatabaseUrl::Postgres(url) => postgres::read_only(url, job).await,
     }

@@ -37,6 +37,7 @@ pub static DIALECT: Dialect = Dialect {
     exclusive: false,
     // An arbitrary constant: replicas starting together migrate one at a time.
     migration_lock: Some("SELECT pg_advisory_xact_lock(84328757838)"),
+    replace_lock: Some("LOCK TABLE resources, operations, idempotency_keys IN EXCLUSIVE MODE"),
     batch_parameters: 8_000,
     migrations: super::migrations::POSTGRES,
     integrity_check: None,
@@ -167,9 +168,10 @@ impl Postgres {
     }
 }
 
-/// Runs `job` on a connection of its own to the database at `url` (`imageplane check`).
+/// Runs `job` in one read-only transaction on a connection of its own to the database
+/// at `url` (`imageplane check`, `imageplane state export`).
 pub async fn read_only<T: Send + 'static>(url: &str, job: Job<T>) -> Result<T, StoreError> {
-    Postgres::connect(url).await?.read(job).await
+    Postgres::connect(url).await?.read_consistent(job).await
 }
 
 /// A job's view of a connection or a transaction.

@@ -254,6 +254,9 @@ pub struct Dialect {
     /// The database's own check of its files, for `imageplane check`: rows of text, "ok"
     /// when sound.
     pub integrity_check: Option<&'static str>,
+    /// Locks the tables a reset or an import replaces against writes (`state`): `None`
+    /// where one writer runs everything.
+    pub replace_lock: Option<&'static str>,
     /// The most values one statement of many rows binds (a snapshot's import): many rows a
     /// statement save PostgreSQL's round trips; SQLite has none to save, and finding a
     /// `$N` parameter's name costs it time in proportion to their number, so it takes a

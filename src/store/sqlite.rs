@@ -72,6 +72,7 @@ pub static DIALECT: Dialect = Dialect {
     writable_ctes: false,
     exclusive: true,
     migration_lock: None,
+    replace_lock: None,
     batch_parameters: 1,
     migrations: super::migrations::SQLITE,
     integrity_check: Some("PRAGMA integrity_check"),
@@ -355,8 +356,9 @@ impl Sqlite {
     }
 }
 
-/// Runs `job` on a read-only connection to the file at `path`, without the lock (a server
-/// may be running on it): `imageplane check`.
+/// Runs `job` in one read transaction on a read-only connection to the file at `path`,
+/// without the lock (a server may be running on it): `imageplane check` and `imageplane
+/// state export`.
 pub async fn read_only<T: Send + 'static>(path: &Path, job: Job<T>) -> Result<T, StoreError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
@@ -369,7 +371,10 @@ pub async fn read_only<T: Send + 'static>(path: &Path, job: Job<T>) -> Result<T,
         let connection = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
         let connection = Mutex::new(connection);
-        run_now(job(&SqliteTx::new(&connection)))
+        run_statement(&lock(&connection), "BEGIN")?;
+        let outcome = run_now(job(&SqliteTx::new(&connection)));
+        let _ = run_statement(&lock(&connection), "ROLLBACK");
+        outcome
     })
     .await
     .map_err(|error| StoreError::Backend(format!("reading sqlite: {error}")))?

@@ -1,6 +1,7 @@
 //! The store's state as a whole: [`Store::reset`](super::Store::reset) empties it and
 //! stores the seed resources again, in one transaction, so that every reader sees the
-//! state before or after, never between.
+//! state before or after, never between; an import (`snapshot::write`) replaces it the
+//! same way.
 
 use super::read_cache::Record;
 use super::resources::{insert_seeds, seed_rows};
@@ -30,6 +31,7 @@ impl SqlStore {
         self.database
             .write(Box::new(move |tx| {
                 Box::pin(async move {
+                    lock_for_replace(tx).await?;
                     let (operations_removed, resources_removed) = delete_everything(tx).await?;
                     let resources_seeded = insert_seeds(tx, rows).await? as u64;
                     Ok(ResetCounts {
@@ -41,6 +43,50 @@ impl SqlStore {
             }))
             .await
     }
+}
+
+/// How long one try to lock the tables for a replacement waits before it gives way.
+const LOCK_TRY: &str = "200ms";
+/// How many tries before a replacement gives up (about a minute).
+const LOCK_TRIES: u32 = 250;
+
+/// Locks the tables a reset or an import replaces against every write until the
+/// transaction ends (PostgreSQL; SQLite's one writer runs nothing meanwhile), so that no
+/// write of another connection lands between the delete and the inserts, and none that
+/// began earlier is half seen. Each try waits [`LOCK_TRY`], then gives way and tries
+/// again: a write holding one table while it waits for another that this lock holds
+/// would otherwise deadlock with it, and the writes queued behind a waiting lock finish
+/// first. Fails with UNAVAILABLE if the tables stay busy.
+pub(super) async fn lock_for_replace(tx: &dyn Tx) -> Result<(), StoreError> {
+    let Some(lock) = tx.dialect().replace_lock else {
+        return Ok(());
+    };
+    tx.execute_batch(&format!("SET LOCAL lock_timeout = '{LOCK_TRY}'"))
+        .await?;
+    for attempt in 1..=LOCK_TRIES {
+        tx.execute_batch("SAVEPOINT replace_lock").await?;
+        match tx.execute_batch(lock).await {
+            Ok(()) => {
+                tx.execute_batch("RELEASE SAVEPOINT replace_lock; SET LOCAL lock_timeout = 0")
+                    .await?;
+                return Ok(());
+            }
+            Err(error) if attempt == LOCK_TRIES => {
+                return Err(StoreError::Refused(crate::error::Error::Unavailable(
+                    format!("the store stayed too busy to be replaced: {error}"),
+                )))
+            }
+            Err(_) => {
+                tx.execute_batch("ROLLBACK TO SAVEPOINT replace_lock")
+                    .await?;
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    5 + u64::from(rand::random::<u8>() % 20),
+                ))
+                .await;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Deletes every idempotency key, operation and resource; returns how many operations

@@ -1,10 +1,11 @@
 //! Runs the background part of every operation, cancels it, and keeps this replica's
 //! share of the work in the store.
 //!
-//! Two kinds of background work (changes are done when stored and never run here):
-//! - timed work: a copy (an image from an image, disk or snapshot; a snapshot; a disk) or
-//!   a delete has nothing to move in this server: its result is fixed when it is asked for
-//!   and it only takes its kind's delay ([`Timing`], `--operation-delay`) from the
+//! Two kinds of background work (a change without a delay is done when stored and never
+//! runs here):
+//! - timed work: a copy (an image from an image, disk or snapshot; a snapshot; a disk), a
+//!   delete or a change with a delay has nothing to move in this server: its result is
+//!   fixed when it is asked for and it only takes its kind's delay ([`Timing`], `--operation-delay`) from the
 //!   operation's creation, or is held until [`Executor::end_now`] ends it (`manual`). One scheduler
 //!   task keeps all pending timed work in a timer queue and hands the due ones to the
 //!   store in batches. No task per operation: under load that is what keeps the cost of a
@@ -223,7 +224,7 @@ impl Executor {
         let delay = self.delay_of(&record);
         let entry = match &record.work {
             _ if delay.is_none() => {
-                warn!(operation_id = %id, "a change of access bindings is done when stored; nothing to run");
+                warn!(operation_id = %id, "a running operation of work that takes no delay (access bindings): nothing to run");
                 return;
             }
             Work::Copy { .. } | Work::Delete | Work::Change(_) if delay == Some(Delay::Manual) => {
@@ -317,12 +318,25 @@ impl Executor {
     }
 
     /// Stops the local work of every operation running here, without handing it back: a
-    /// reset is about to remove them.
-    pub fn stop_all(&self) {
+    /// reset or an import is about to remove them. Answers their ids.
+    pub fn stop_all(&self) -> Vec<String> {
         let ids: Vec<String> = lock(&self.running).keys().cloned().collect();
         for id in &ids {
             self.stop_local(id);
         }
+        ids
+    }
+
+    /// Hands operations stopped here back to the store and claims what is waiting, so
+    /// that they run again (an import that failed after `stop_all`).
+    pub async fn hand_back(self: &Arc<Executor>, operation_ids: &[String]) {
+        if let Err(error) = self.store.release_leases(operation_ids).await {
+            warn!(
+                ?error,
+                "could not hand operations back; they resume when their leases run out"
+            );
+        }
+        self.keep_leases().await;
     }
 
     /// Cancels an operation, as the caller read it: a running one ends with CANCELLED and

@@ -61,7 +61,7 @@ def test_curl_takes_a_snapshot_and_puts_it_back_and_grpcurl_reads_the_same(admin
     snapshot = taken.stdout
     assert "content-type: application/x-ndjson" in (tmp_path / "headers").read_text().lower()
     header = json.loads(snapshot.splitlines()[0])
-    assert (header["imageplaneState"], header["schema"]) == (1, 3), header
+    assert (header["imageplaneState"], header["schema"]) == (1, 4), header
     assert any(json.loads(line)["row"].get("name") == "kept" for line in snapshot.splitlines()[1:])
 
     # grpcurl prints each streamed HttpBody as JSON, `data` in base64.
@@ -83,14 +83,14 @@ def test_curl_takes_a_snapshot_and_puts_it_back_and_grpcurl_reads_the_same(admin
     file.write_bytes(snapshot)
     put = curl("-X", "PUT", "--data-binary", f"@{file}", f"{base}/imageplane/v1/state")
     assert put.returncode == 0, put.stdout + put.stderr
-    assert json.loads(put.stdout)["snapshotSchema"] == "3"
+    assert json.loads(put.stdout)["snapshotSchema"] == "4"
     names = [disk["name"] for disk in requests.get(f"{base}/compute/v1/disks?folderId={folder}", timeout=30).json()["disks"]]
     assert names == ["kept"]
 
     # A snapshot of a newer schema: 400 naming both versions, nothing changed.
-    file.write_bytes(snapshot.replace(b'"schema":3', b'"schema":9', 1))
+    file.write_bytes(snapshot.replace(b'"schema":4', b'"schema":9', 1))
     refused = curl("-X", "PUT", "--data-binary", f"@{file}", f"{base}/imageplane/v1/state")
     assert refused.returncode != 0
     error = json.loads(refused.stdout)
-    assert error["code"] == 3 and "schema version 9" in error["message"] and "(3" in error["message"], error
+    assert error["code"] == 3 and "schema version 9" in error["message"] and "(4" in error["message"], error
     assert rows(curl(f"{base}/imageplane/v1/state").stdout) == rows(snapshot)

@@ -1,0 +1,347 @@
+//! The snapshot file itself: writing the tables as JSON lines ([`export_job`]) and reading
+//! them back, strictly ([`parse`]): a key given twice in a line, a column of another type
+//! or a NULL where the column takes none is refused, naming the line.
+
+use super::{latest_schema, ColumnType, Snapshot, SnapshotRow, FORMAT, MAX_SNAPSHOT_BYTES};
+use super::{NULLABLE, TABLES};
+use crate::error::{excerpt, Error};
+use crate::store::sql::{Job, Row, Tx, Value};
+use crate::store::StoreError;
+use base64::Engine;
+use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{json, Map, Value as Json};
+use ColumnType::{BigInt, Bool, Bytes, Int, Text};
+
+/// The header line of a snapshot written now (its time from `ids::now`, which
+/// `--deterministic-ids` makes repeat).
+fn header(schema: i64) -> String {
+    json!({
+        "imageplaneState": FORMAT,
+        "schema": schema,
+        "imageplane": env!("CARGO_PKG_VERSION"),
+        "exportedAt": humantime::format_rfc3339_millis(crate::ids::now()).to_string(),
+    })
+    .to_string()
+}
+
+/// The read that writes the whole state as a snapshot file; run it as one consistent
+/// read (`Database::read_consistent`). A database at another schema than this binary's
+/// is refused: its rows are not the columns [`TABLES`] names.
+pub fn export_job() -> Job<Vec<u8>> {
+    Box::new(|tx| Box::pin(async move { export(tx).await }))
+}
+
+async fn export(tx: &dyn Tx) -> Result<Vec<u8>, StoreError> {
+    let mut rows = tx
+        .query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            Vec::new(),
+        )
+        .await?;
+    let schema = rows.first_mut().map_or(Ok(0), |row| row.i64(0))?;
+    if schema != latest_schema() {
+        return Err(StoreError::Refused(Error::FailedPrecondition(format!(
+            "the database has schema version {schema}, this imageplane writes snapshots of \
+             {}: start this imageplane on it once (it migrates at start), then export",
+            latest_schema()
+        ))));
+    }
+    let mut file = header(schema).into_bytes();
+    file.push(b'\n');
+    for table in TABLES {
+        let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            columns.join(", "),
+            table.name,
+            table.order_by
+        );
+        for mut row in tx.query(&sql, Vec::new()).await? {
+            // Written by hand so that "table" comes first and the columns keep their
+            // order: a person reading the file sees each row as the table has it.
+            file.extend_from_slice(format!("{{\"table\":\"{}\",\"row\":{{", table.name).as_bytes());
+            for (index, (name, kind)) in table.columns.iter().enumerate() {
+                if index > 0 {
+                    file.push(b',');
+                }
+                // Which replica holds a running operation, and until when, is not state:
+                // an import gives every running operation to the replicas anew.
+                let value = match (table.name, *name) {
+                    ("operations", "owner") => Json::from(""),
+                    ("operations", "lease_until_ms") => Json::from(0),
+                    _ => json_of(&mut row, index, *kind)?,
+                };
+                file.extend_from_slice(format!("\"{name}\":{value}").as_bytes());
+            }
+            file.extend_from_slice(b"}}\n");
+        }
+    }
+    Ok(file)
+}
+
+/// A column's value as JSON.
+fn json_of(row: &mut Row, index: usize, kind: ColumnType) -> Result<Json, StoreError> {
+    let text = |text: Option<String>| text.map_or(Json::Null, Json::String);
+    Ok(match kind {
+        Text => text(row.optional_text(index)?),
+        Int => row.optional_i32(index)?.map_or(Json::Null, Json::from),
+        BigInt => row.optional_i64(index)?.map_or(Json::Null, Json::from),
+        Bool => Json::Bool(row.bool(index)?),
+        Bytes => row.optional_bytes(index)?.map_or(Json::Null, |bytes| {
+            Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }),
+    })
+}
+
+/// Reads a snapshot file, checking its size, its header's versions and each row's table,
+/// columns and types; an error names the line and what is wrong.
+pub fn parse(file: &[u8]) -> Result<Snapshot, Error> {
+    if file.len() > MAX_SNAPSHOT_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "the state snapshot is larger than {} MiB, the most an import takes",
+            MAX_SNAPSHOT_BYTES >> 20
+        )));
+    }
+    let file = file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(file);
+    let invalid = |line: usize, message: String| {
+        Error::InvalidArgument(format!("state snapshot line {line}: {message}"))
+    };
+    let mut lines = file
+        .split(|byte| *byte == b'\n')
+        .enumerate()
+        .map(|(index, line)| (index + 1, line.strip_suffix(b"\r").unwrap_or(line)))
+        .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace));
+    let Some((number, first)) = lines.next() else {
+        return Err(Error::InvalidArgument(format!(
+            "the state snapshot is empty: it needs a header line such as \
+             {{\"imageplaneState\": {FORMAT}, \"schema\": {}}}",
+            latest_schema()
+        )));
+    };
+    let schema = parse_header(first).map_err(|message| invalid(number, message))?;
+    let mut rows = Vec::new();
+    for (number, line) in lines {
+        let mut row = parse_row(line, schema).map_err(|message| invalid(number, message))?;
+        row.line = number;
+        rows.push(row);
+    }
+    Ok(Snapshot { schema, rows })
+}
+
+/// The schema version of a header line; refuses a newer format or schema.
+fn parse_header(line: &[u8]) -> Result<i64, String> {
+    let header = object(line).map_err(|error| {
+        format!(
+            "the header is not a JSON object ({error}); a snapshot starts with \
+             {{\"imageplaneState\": {FORMAT}, ...}}"
+        )
+    })?;
+    let version = |key: &str| -> Result<i64, String> {
+        header
+            .get(key)
+            .and_then(Json::as_i64)
+            .filter(|version| *version >= 1)
+            .ok_or_else(|| format!("the header needs \"{key}\", a version number of 1 or more"))
+    };
+    let format = version("imageplaneState")?;
+    if format > FORMAT {
+        return Err(format!(
+            "the snapshot has format version {format}, newer than this imageplane \
+             ({}) reads ({FORMAT}): import it with a newer imageplane",
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    let schema = version("schema")?;
+    let latest = latest_schema();
+    if schema > latest {
+        return Err(format!(
+            "the snapshot has schema version {schema}, newer than this imageplane's \
+             ({latest}, imageplane {}): import it with a newer imageplane",
+            env!("CARGO_PKG_VERSION")
+        ));
+    }
+    Ok(schema)
+}
+
+/// One row line.
+fn parse_row(line: &[u8], schema: i64) -> Result<SnapshotRow, String> {
+    let mut object = object(line).map_err(|error| format!("not a JSON object: {error}"))?;
+    let name = match object.remove("table") {
+        Some(Json::String(name)) => name,
+        _ => return Err("needs \"table\", the name of a table".into()),
+    };
+    let (table, spec) = TABLES
+        .iter()
+        .enumerate()
+        .find(|(_, table)| table.name == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = TABLES.iter().map(|table| table.name).collect();
+            format!(
+                "unknown table {}: a snapshot holds {}",
+                excerpt(&name),
+                known.join(", ")
+            )
+        })?;
+    let row = match object.remove("row") {
+        Some(Json::Object(row)) => row,
+        _ => return Err("needs \"row\", an object of the row's columns".into()),
+    };
+    if let Some(other) = object.keys().next() {
+        return Err(format!(
+            "unknown key {}: a line holds \"table\" and \"row\"",
+            excerpt(other)
+        ));
+    }
+    let mut values = vec![None; spec.columns.len()];
+    for (column, value) in row {
+        let index = spec
+            .columns
+            .iter()
+            .position(|(name, _)| *name == column)
+            .ok_or_else(|| format!("table {name} has no column {}", excerpt(&column)))?;
+        let kind = spec.columns[index].1;
+        let value = value_of(&value, kind)
+            .map_err(|expected| format!("column {name}.{column} must be {expected}"))?;
+        if value == Value::Null && !NULLABLE.contains(&format!("{name}.{column}").as_str()) {
+            return Err(format!("column {name}.{column} must not be null"));
+        }
+        values[index] = Some(value);
+    }
+    if schema == latest_schema() {
+        if let Some(index) = values.iter().position(Option::is_none) {
+            return Err(format!(
+                "the {name} row lacks column {}",
+                spec.columns[index].0
+            ));
+        }
+    }
+    Ok(SnapshotRow {
+        table,
+        line: 0,
+        values,
+    })
+}
+
+/// A JSON value as a column's value, or what it must be.
+fn value_of(value: &Json, kind: ColumnType) -> Result<Value, &'static str> {
+    if value.is_null() {
+        return Ok(Value::Null);
+    }
+    match kind {
+        Text => value
+            .as_str()
+            .map(|text| Value::Text(text.to_string()))
+            .ok_or("a string or null"),
+        Int => value
+            .as_i64()
+            .and_then(|number| i32::try_from(number).ok())
+            .map(Value::I32)
+            .ok_or("a 32-bit integer or null"),
+        BigInt => value.as_i64().map(Value::I64).ok_or("an integer or null"),
+        Bool => value.as_bool().map(Value::Bool).ok_or("true or false"),
+        Bytes => value
+            .as_str()
+            .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+            .map(Value::Bytes)
+            .ok_or("bytes in base64 (standard, padded) or null"),
+    }
+}
+
+/// A line as a JSON object, refusing a key given twice at any depth (serde_json would keep
+/// the last): a reader that keeps the first would see another state than the import.
+fn object(line: &[u8]) -> Result<Map<String, Json>, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(line);
+    let Strict(value) =
+        Strict::deserialize(&mut deserializer).map_err(|error| error.to_string())?;
+    deserializer.end().map_err(|error| error.to_string())?;
+    match value {
+        Json::Object(object) => Ok(object),
+        _ => Err("it is not an object".into()),
+    }
+}
+
+/// A JSON value whose objects hold each key once.
+struct Strict(Json);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Strict, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Json;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
+        Ok(Json::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Json, E> {
+        Ok(Json::from(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Json, E> {
+        Ok(Json::from(value))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Json, E> {
+        Ok(Json::from(value))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Json, E> {
+        Ok(Json::String(value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Json, E> {
+        Ok(Json::String(value))
+    }
+
+    fn visit_unit<E>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {} is given twice",
+                    excerpt(&key)
+                )));
+            }
+            let Strict(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(Json::Object(object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        assert!(object(br#"{"a": 1, "b": {"c": 2}}"#).is_ok());
+        let error = object(br#"{"a": 1, "a": 2}"#).unwrap_err();
+        assert!(error.contains("\"a\" is given twice"), "{error}");
+        let error = object(br#"{"row": {"done": false, "done": true}}"#).unwrap_err();
+        assert!(error.contains("\"done\" is given twice"), "{error}");
+        assert!(object(b"[1]").is_err());
+        assert!(object(br#"{"a": 1} x"#).is_err());
+    }
+}
