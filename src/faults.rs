@@ -30,7 +30,7 @@ pub const MAX_RULES: usize = 1000;
 pub enum Target {
     /// Calls of a method, by its gRPC path (`/yandex.cloud.compute.v1.ImageService/Get`).
     Method(String),
-    /// Operations of a kind of work (`work::timing::KINDS`), when their work ends.
+    /// Operations of a kind of work (`model::resource::WORK_KINDS`), when their work ends.
     Operation(String),
 }
 
@@ -252,7 +252,9 @@ impl Faults {
                 }
         })?;
         let fired = rules[index].clone();
-        if reserve {
+        // Only a firing that injects an error is reserved: one without (never an
+        // operation's: the admin API requires their code) is never settled.
+        if reserve && fired.code.is_some() {
             rules
                 .reserved
                 .entry(fired.id.clone())

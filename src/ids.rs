@@ -76,6 +76,20 @@ pub fn now() -> SystemTime {
     }
 }
 
+/// The time now without taking a reading: the system's, or the deterministic clock's last
+/// reading (what a record stamped now would not repeat). For what reports the time but
+/// stores nothing, such as a snapshot's `exportedAt`.
+pub fn current() -> SystemTime {
+    match SEQUENCE.get() {
+        None => SystemTime::now(),
+        Some(sequence) => {
+            SystemTime::UNIX_EPOCH
+                + Duration::from_secs(DETERMINISTIC_START)
+                + Duration::from_millis(lock(sequence).clock_ms)
+        }
+    }
+}
+
 /// Moves the deterministic clock past `unix_ms` (an imported snapshot's latest record), so
 /// that the ids and times made next come after the snapshot's; nothing without
 /// `--deterministic-ids`.

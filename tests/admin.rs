@@ -306,8 +306,9 @@ async fn a_reset_leaves_the_catalogue_and_the_seeds_as_at_start_and_nothing_else
     }
 }
 
-/// Sends `CREATES` disk creates to `a`, eight at a time a millisecond apart, and a reset
-/// to `b` among them; checks that each create was kept whole or removed whole, and
+/// Sends `CREATES` disk creates to `a`, eight at a time four milliseconds apart (a reset
+/// on PostgreSQL first waits for the writes under way, and the creates must outlast
+/// that), and a reset to `b` among them; checks that each create was kept whole or removed whole, and
 /// returns how many of each.
 async fn race_creates_with_a_reset(servers: &Servers, round: usize) -> (usize, usize) {
     const CREATES: usize = 64;
@@ -316,7 +317,7 @@ async fn race_creates_with_a_reset(servers: &Servers, round: usize) -> (usize, u
     let creates = (0..CREATES).map(|index| {
         let mut disks = servers.a.disks();
         let request = disk_in(&folder_id, &format!("racer-{index}"));
-        let wave = Duration::from_millis(index as u64 / 8);
+        let wave = Duration::from_millis(index as u64 / 8 * 4);
         async move {
             tokio::time::sleep(wave).await;
             disks.create(request).await
@@ -324,7 +325,7 @@ async fn race_creates_with_a_reset(servers: &Servers, round: usize) -> (usize, u
     });
     let reset = async {
         // A later moment each round, so that some round lands among the creates.
-        tokio::time::sleep(Duration::from_millis(round as u64 % 8)).await;
+        tokio::time::sleep(Duration::from_millis(round as u64 % 8 * 4)).await;
         servers.b().admin().reset(ResetRequest {}).await
     };
     let (created, reset) = tokio::join!(futures_util::future::join_all(creates), reset);

@@ -161,7 +161,7 @@ impl AdminService for AdminApi {
             let (call, parts) = super::accept_checked(request, |_| Ok(()))?;
             self.admin.check(&call.caller)?;
             let file = joined(parts).await?;
-            let counts = self.admin.import_state(&call, &file).await?;
+            let counts = self.admin.import_state(&call, file).await?;
             Ok(ImportStateResponse {
                 resources_removed: count(counts.resources_removed),
                 operations_removed: count(counts.operations_removed),

@@ -10,12 +10,13 @@ use super::seed::Seeds;
 use crate::error::{excerpt, Code, Error};
 use crate::faults::{Faults, Firing, Rule, Target};
 use crate::model::resource::Work;
+use crate::model::resource::WORK_KINDS;
 use crate::pb::google::rpc::Status;
 use crate::pb::operation::Operation;
 use crate::store::snapshot::{self, ImportCounts};
 use crate::store::{Outcome, ResetCounts, Store};
 use crate::work::executor::Executor;
-use crate::work::timing::{Timing, CHANGES, KINDS};
+use crate::work::timing::{Timing, CHANGES};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -88,8 +89,14 @@ impl Admin {
     /// on other replicas stop at their next lease renewal.
     pub async fn reset(&self, call: &CallContext) -> Result<ResetCounts, Error> {
         self.check(&call.caller)?;
-        self.executor.stop_all();
-        let counts = self.store.reset(self.seeds.resources().to_vec()).await?;
+        let stopped = self.executor.stop_all();
+        let counts = match self.store.reset(self.seeds.resources().to_vec()).await {
+            Ok(counts) => counts,
+            Err(error) => {
+                self.executor.hand_back(&stopped).await;
+                return Err(error.into());
+            }
+        };
         info!(
             resources_removed = counts.resources_removed,
             operations_removed = counts.operations_removed,
@@ -114,10 +121,14 @@ impl Admin {
     pub async fn import_state(
         &self,
         call: &CallContext,
-        file: &[u8],
+        file: Vec<u8>,
     ) -> Result<ImportCounts, Error> {
         self.check(&call.caller)?;
-        let prepared = snapshot::prepare(snapshot::parse(file)?).await?;
+        // Up to 512 MiB of JSON: read on a blocking thread, not the server's.
+        let snapshot = tokio::task::spawn_blocking(move || snapshot::parse(&file))
+            .await
+            .map_err(|error| Error::Internal(format!("reading the snapshot: {error}")))??;
+        let prepared = snapshot::prepare(snapshot).await?;
         let stopped = self.executor.stop_all();
         match self.store.import_state(prepared).await {
             Ok(counts) => {
@@ -307,13 +318,13 @@ fn fault_rule(request: FaultRequest) -> Result<Rule, Error> {
             Target::Method(path)
         }
         (None, Some(kind)) => {
-            if !KINDS.contains(&kind.as_str()) {
+            if !WORK_KINDS.contains(&kind.as_str()) {
                 return Err(Error::invalid_field(
                     "operation",
                     format!(
                         "{} is not a kind of work: one of {}",
                         excerpt(&kind),
-                        KINDS.join(", ")
+                        WORK_KINDS.join(", ")
                     ),
                 ));
             }

@@ -242,7 +242,7 @@ impl Catalog {
                 operation: finished,
                 ..record
             };
-            let kind = crate::work::timing::kind_of(&record.work, record.target.kind);
+            let kind = crate::model::resource::work_kind(&record.work, record.target.kind);
             self.store
                 .create(*ready, record, call.claim.as_ref())
                 .await?;

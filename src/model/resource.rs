@@ -191,7 +191,11 @@ impl Resource {
             Resource::Disk { disk, .. } => disk.created_at,
             Resource::BaremetalImage(image) => image.created_at,
         };
-        created.map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
+        created.map_or(0, |at| {
+            at.seconds
+                .saturating_mul(1000)
+                .saturating_add(i64::from(at.nanos) / 1_000_000)
+        })
     }
 
     /// The name, description and labels every kind has, to change in place.
@@ -428,4 +432,50 @@ pub fn pack<M: prost::Name>(message: &M) -> prost_types::Any {
         type_url: M::type_url(),
         value: prost::Message::encode_to_vec(message),
     }
+}
+
+/// Every kind of work that runs in the background, by the kebab-case name delays, fault
+/// rules and metrics give it.
+pub const WORK_KINDS: &[&str] = &[
+    "create-image",
+    "create-snapshot",
+    "create-disk",
+    "import-image",
+    "import-baremetal-image",
+    "delete-image",
+    "delete-snapshot",
+    "delete-disk",
+    "delete-baremetal-image",
+    "update-image",
+    "update-snapshot",
+    "update-disk",
+    "update-baremetal-image",
+    "move-disk",
+    "relocate-disk",
+];
+
+/// The kind of an operation's work ([`WORK_KINDS`]); `None` for work no kind names: a
+/// change of access bindings, which is done when stored (its answer is what changed at
+/// that moment), or work the API has no method for on that kind of resource.
+pub fn work_kind(work: &Work, resource: ResourceKind) -> Option<&'static str> {
+    let noun = match resource {
+        ResourceKind::ComputeImage => "image",
+        ResourceKind::Snapshot => "snapshot",
+        ResourceKind::Disk => "disk",
+        ResourceKind::BaremetalImage => "baremetal-image",
+    };
+    let verb = match work {
+        Work::Copy { .. } => "create",
+        Work::ImportUri { .. } => "import",
+        Work::Delete => "delete",
+        Work::Change(ChangeKind::Update) => "update",
+        Work::Change(ChangeKind::Move) => "move",
+        Work::Change(ChangeKind::Relocate) => "relocate",
+        Work::Change(ChangeKind::AccessBindings) => return None,
+    };
+    WORK_KINDS.iter().copied().find(|kind| {
+        kind.strip_prefix(verb)
+            .and_then(|rest| rest.strip_prefix('-'))
+            == Some(noun)
+    })
 }

@@ -211,18 +211,20 @@ pub fn decode_operation(body: &[u8]) -> Result<Operation, StoreError> {
 
 /// When the operation last changed, in milliseconds since the Unix epoch.
 pub fn modified_at_ms(operation: &Operation) -> i64 {
-    operation
-        .modified_at
-        .as_ref()
-        .map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
+    operation.modified_at.as_ref().map_or(0, |at| {
+        at.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(at.nanos) / 1_000_000)
+    })
 }
 
 /// When the operation was created, in milliseconds since the Unix epoch.
 pub fn created_at_ms(operation: &Operation) -> i64 {
-    operation
-        .created_at
-        .as_ref()
-        .map_or(0, |at| at.seconds * 1000 + i64::from(at.nanos) / 1_000_000)
+    operation.created_at.as_ref().map_or(0, |at| {
+        at.seconds
+            .saturating_mul(1000)
+            .saturating_add(i64::from(at.nanos) / 1_000_000)
+    })
 }
 
 /// Milliseconds since the Unix epoch, now, by this machine's clock.

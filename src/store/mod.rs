@@ -548,8 +548,8 @@ pub async fn export(url: &DatabaseUrl) -> Result<Vec<u8>, StoreError> {
         DatabaseUrl::Memory => Err(StoreError::Backend(
             "memory: keeps nothing between runs: there is no state to export".into(),
         )),
-        DatabaseUrl::Sqlite(path) => sqlite::read_only(path, job).await,
-        DatabaseUrl::Postgres(url) => postgres::read_only(url, job).await,
+        DatabaseUrl::Sqlite(path) => sqlite::read_only_consistent(path, job).await,
+        DatabaseUrl::Postgres(url) => postgres::read_only_consistent(url, job).await,
     }
 }
 

@@ -168,9 +168,17 @@ impl Postgres {
     }
 }
 
-/// Runs `job` in one read-only transaction on a connection of its own to the database
-/// at `url` (`imageplane check`, `imageplane state export`).
+/// Runs `job` on a connection of its own to the database at `url`, each statement on its
+/// own (`imageplane check`: a failed read must not abort the reads after it).
 pub async fn read_only<T: Send + 'static>(url: &str, job: Job<T>) -> Result<T, StoreError> {
+    Postgres::connect(url).await?.read(job).await
+}
+
+/// The same in one read-only REPEATABLE READ transaction (`imageplane state export`).
+pub async fn read_only_consistent<T: Send + 'static>(
+    url: &str,
+    job: Job<T>,
+) -> Result<T, StoreError> {
     Postgres::connect(url).await?.read_consistent(job).await
 }
 

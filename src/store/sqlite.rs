@@ -356,10 +356,26 @@ impl Sqlite {
     }
 }
 
-/// Runs `job` in one read transaction on a read-only connection to the file at `path`,
-/// without the lock (a server may be running on it): `imageplane check` and `imageplane
-/// state export`.
+/// Runs `job` on a read-only connection to the file at `path`, each statement on its
+/// own, without the lock (a server may be running on it): `imageplane check`, which
+/// reads a page at a time and must not hold the WAL back for its whole run.
 pub async fn read_only<T: Send + 'static>(path: &Path, job: Job<T>) -> Result<T, StoreError> {
+    read_only_file(path, job, false).await
+}
+
+/// The same in one read transaction, which sees one state: `imageplane state export`.
+pub async fn read_only_consistent<T: Send + 'static>(
+    path: &Path,
+    job: Job<T>,
+) -> Result<T, StoreError> {
+    read_only_file(path, job, true).await
+}
+
+async fn read_only_file<T: Send + 'static>(
+    path: &Path,
+    job: Job<T>,
+    in_one_transaction: bool,
+) -> Result<T, StoreError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
         if !path.exists() {
@@ -371,9 +387,13 @@ pub async fn read_only<T: Send + 'static>(path: &Path, job: Job<T>) -> Result<T,
         let connection = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
         let connection = Mutex::new(connection);
-        run_statement(&lock(&connection), "BEGIN")?;
+        if in_one_transaction {
+            run_statement(&lock(&connection), "BEGIN")?;
+        }
         let outcome = run_now(job(&SqliteTx::new(&connection)));
-        let _ = run_statement(&lock(&connection), "ROLLBACK");
+        if in_one_transaction {
+            let _ = run_statement(&lock(&connection), "ROLLBACK");
+        }
         outcome
     })
     .await

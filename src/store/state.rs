@@ -45,7 +45,8 @@ impl SqlStore {
     }
 }
 
-/// How long one try to lock the tables for a replacement waits before it gives way.
+/// How long one try to lock the tables for a replacement waits for each table before it
+/// gives way.
 const LOCK_TRY: &str = "200ms";
 /// How many tries before a replacement gives up (about a minute).
 const LOCK_TRIES: u32 = 250;
@@ -67,8 +68,10 @@ pub(super) async fn lock_for_replace(tx: &dyn Tx) -> Result<(), StoreError> {
         tx.execute_batch("SAVEPOINT replace_lock").await?;
         match tx.execute_batch(lock).await {
             Ok(()) => {
-                tx.execute_batch("RELEASE SAVEPOINT replace_lock; SET LOCAL lock_timeout = 0")
-                    .await?;
+                tx.execute_batch(
+                    "RELEASE SAVEPOINT replace_lock; SET LOCAL lock_timeout TO DEFAULT",
+                )
+                .await?;
                 return Ok(());
             }
             Err(error) if attempt == LOCK_TRIES => {

@@ -37,12 +37,12 @@
 
 use crate::error::Error;
 use crate::faults::{Faults, Fired};
-use crate::model::resource::{ChangeKind, OperationRecord, ResourceKind, Work};
+use crate::model::resource::{work_kind, ChangeKind, OperationRecord, ResourceKind, Work};
 use crate::pb::operation::Operation;
 use crate::store::codec::unix_ms;
 use crate::store::{Ending, Finished, Outcome, Store, StoreError, Transition};
 use crate::work::import::{ImportSettings, Importer};
-use crate::work::timing::{kind_of, Delay, Timing};
+use crate::work::timing::{Delay, Timing};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -197,7 +197,7 @@ impl Executor {
     pub fn is_instant(&self, record: &OperationRecord) -> bool {
         matches!(record.work, Work::Copy { .. })
             && self.delay_of(record) == Some(Delay::After(Duration::ZERO))
-            && !kind_of(&record.work, record.target.kind)
+            && !work_kind(&record.work, record.target.kind)
                 .is_some_and(|kind| self.settings.faults.targets_operation(kind))
     }
 
@@ -520,7 +520,7 @@ impl Executor {
 /// Counts an operation this call ended in the metrics: its kind, its code, how long it ran.
 fn count_ended(record: &OperationRecord, finished: &Result<Finished, StoreError>) {
     let (Ok(Finished::Applied(operation)), Some(kind)) =
-        (finished, kind_of(&record.work, record.target.kind))
+        (finished, work_kind(&record.work, record.target.kind))
     else {
         return;
     };
@@ -537,7 +537,7 @@ fn count_ended(record: &OperationRecord, finished: &Result<Finished, StoreError>
 
 /// The failure a fault rule injects into an operation's ending, if one fires for its kind.
 fn fault_for(faults: &Faults, record: &OperationRecord) -> Option<Fired> {
-    let kind = kind_of(&record.work, record.target.kind)?;
+    let kind = work_kind(&record.work, record.target.kind)?;
     faults.on_ending(kind, &record.operation.id)
 }
 

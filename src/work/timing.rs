@@ -1,7 +1,7 @@
 //! How long each kind of background work takes before its operation ends
 //! (`--operation-delay`, and the admin API's SetOperationTiming at run time): a default,
 //! and a delay per kind of work, where a kind is the kebab-case name of what runs
-//! (`create-image`, `import-image`, `delete-disk`, ...: [`KINDS`]). A delay is a duration
+//! (`create-image`, `import-image`, `delete-disk`, ...: [`WORK_KINDS`]). A delay is a duration
 //! from the operation's creation, or `manual`: the operation is held running until the
 //! admin API finishes it (`FinishOperation`); imports cannot be held (a `manual` default
 //! leaves them without a delay). A change (an update, a move, a relocation) is stored
@@ -13,7 +13,7 @@
 //! or `manual` (the default) or `KIND=DURATION` / `KIND=manual`; e.g.
 //! `1s,create-disk=manual,import-image=0s`.
 
-use crate::model::resource::{ChangeKind, ResourceKind, Work};
+use crate::model::resource::{work_kind, ResourceKind, Work, WORK_KINDS};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -23,25 +23,6 @@ pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// The word for a held operation.
 pub const MANUAL: &str = "manual";
-
-/// Every kind of background work, as delays name it.
-pub const KINDS: &[&str] = &[
-    "create-image",
-    "create-snapshot",
-    "create-disk",
-    "import-image",
-    "import-baremetal-image",
-    "delete-image",
-    "delete-snapshot",
-    "delete-disk",
-    "delete-baremetal-image",
-    "update-image",
-    "update-snapshot",
-    "update-disk",
-    "update-baremetal-image",
-    "move-disk",
-    "relocate-disk",
-];
 
 /// The kinds that are changes: stored when asked, so their delay holds only their
 /// operation, which then ends done (it cannot fail afterwards).
@@ -146,10 +127,10 @@ impl Timing {
         };
         let mut kinds = BTreeMap::new();
         for (kind, delay) in parts {
-            let Some(known) = KINDS.iter().find(|known| *known == kind) else {
+            let Some(known) = WORK_KINDS.iter().find(|known| *known == kind) else {
                 return Err(format!(
                     "{kind:?} is not a kind of work: one of {}",
-                    KINDS.join(", ")
+                    WORK_KINDS.join(", ")
                 ));
             };
             let delay = Delay::parse(delay)?;
@@ -176,7 +157,7 @@ impl Timing {
         self.kinds.iter().map(|(kind, delay)| (*kind, *delay))
     }
 
-    /// The delay of a kind of work ([`KINDS`]). A `manual` default leaves imports, which
+    /// The delay of a kind of work ([`WORK_KINDS`]). A `manual` default leaves imports, which
     /// cannot be held, without a delay; the default does not apply to changes, which take
     /// a delay only when their kind is named (a suite that slows creates down keeps its
     /// updates as they were).
@@ -194,7 +175,7 @@ impl Timing {
     /// The delay of an operation's work; `None` for a change of access bindings, which is
     /// done when stored.
     pub fn of_work(&self, work: &Work, resource: ResourceKind) -> Option<Delay> {
-        kind_of(work, resource).map(|kind| self.of(kind))
+        work_kind(work, resource).map(|kind| self.of(kind))
     }
 }
 
@@ -207,31 +188,6 @@ impl fmt::Display for Timing {
         }
         Ok(())
     }
-}
-
-/// The kind of an operation's work ([`KINDS`]); `None` for a change of access bindings,
-/// which is done when stored (its answer is what changed at that moment).
-pub fn kind_of(work: &Work, resource: ResourceKind) -> Option<&'static str> {
-    let noun = match resource {
-        ResourceKind::ComputeImage => "image",
-        ResourceKind::Snapshot => "snapshot",
-        ResourceKind::Disk => "disk",
-        ResourceKind::BaremetalImage => "baremetal-image",
-    };
-    let verb = match work {
-        Work::Copy { .. } => "create",
-        Work::ImportUri { .. } => "import",
-        Work::Delete => "delete",
-        Work::Change(ChangeKind::Update) => "update",
-        Work::Change(ChangeKind::Move) => "move",
-        Work::Change(ChangeKind::Relocate) => "relocate",
-        Work::Change(ChangeKind::AccessBindings) => return None,
-    };
-    KINDS.iter().copied().find(|kind| {
-        kind.strip_prefix(verb)
-            .and_then(|rest| rest.strip_prefix('-'))
-            == Some(noun)
-    })
 }
 
 #[cfg(test)]
@@ -296,35 +252,36 @@ mod tests {
 
     #[test]
     fn every_kind_of_background_work_has_a_name() {
+        use crate::model::resource::ChangeKind;
         use crate::model::resource::ResourceKind::*;
         let uri = || Work::ImportUri { uri: "u".into() };
         let copy = || Work::Copy { source: None };
-        assert_eq!(kind_of(&copy(), ComputeImage), Some("create-image"));
-        assert_eq!(kind_of(&copy(), Disk), Some("create-disk"));
-        assert_eq!(kind_of(&copy(), Snapshot), Some("create-snapshot"));
-        assert_eq!(kind_of(&uri(), ComputeImage), Some("import-image"));
+        assert_eq!(work_kind(&copy(), ComputeImage), Some("create-image"));
+        assert_eq!(work_kind(&copy(), Disk), Some("create-disk"));
+        assert_eq!(work_kind(&copy(), Snapshot), Some("create-snapshot"));
+        assert_eq!(work_kind(&uri(), ComputeImage), Some("import-image"));
         assert_eq!(
-            kind_of(&uri(), BaremetalImage),
+            work_kind(&uri(), BaremetalImage),
             Some("import-baremetal-image")
         );
         assert_eq!(
-            kind_of(&Work::Delete, BaremetalImage),
+            work_kind(&Work::Delete, BaremetalImage),
             Some("delete-baremetal-image")
         );
         assert_eq!(
-            kind_of(&Work::Change(ChangeKind::Update), Disk),
+            work_kind(&Work::Change(ChangeKind::Update), Disk),
             Some("update-disk")
         );
         assert_eq!(
-            kind_of(&Work::Change(ChangeKind::Relocate), Disk),
+            work_kind(&Work::Change(ChangeKind::Relocate), Disk),
             Some("relocate-disk")
         );
         assert_eq!(
-            kind_of(&Work::Change(ChangeKind::AccessBindings), Disk),
+            work_kind(&Work::Change(ChangeKind::AccessBindings), Disk),
             None
         );
         for kind in CHANGES {
-            assert!(KINDS.contains(kind), "{kind}");
+            assert!(WORK_KINDS.contains(kind), "{kind}");
         }
     }
 }

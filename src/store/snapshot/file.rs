@@ -2,8 +2,8 @@
 //! them back, strictly ([`parse`]): a key given twice in a line, a column of another type
 //! or a NULL where the column takes none is refused, naming the line.
 
+use super::{added_in, NULLABLE, TABLES};
 use super::{latest_schema, ColumnType, Snapshot, SnapshotRow, FORMAT, MAX_SNAPSHOT_BYTES};
-use super::{NULLABLE, TABLES};
 use crate::error::{excerpt, Error};
 use crate::store::sql::{Job, Row, Tx, Value};
 use crate::store::StoreError;
@@ -12,14 +12,14 @@ use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value as Json};
 use ColumnType::{BigInt, Bool, Bytes, Int, Text};
 
-/// The header line of a snapshot written now (its time from `ids::now`, which
-/// `--deterministic-ids` makes repeat).
+/// The header line of a snapshot written now (its time from `ids::current`, which
+/// `--deterministic-ids` makes repeat and an export does not move).
 fn header(schema: i64) -> String {
     json!({
         "imageplaneState": FORMAT,
         "schema": schema,
         "imageplane": env!("CARGO_PKG_VERSION"),
-        "exportedAt": humantime::format_rfc3339_millis(crate::ids::now()).to_string(),
+        "exportedAt": humantime::format_rfc3339_millis(crate::ids::current()).to_string(),
     })
     .to_string()
 }
@@ -182,6 +182,12 @@ fn parse_row(line: &[u8], schema: i64) -> Result<SnapshotRow, String> {
                 known.join(", ")
             )
         })?;
+    if added_in(&name) > schema {
+        return Err(format!(
+            "table {name} came with schema {}: a snapshot of schema {schema} has none",
+            added_in(&name)
+        ));
+    }
     let row = match object.remove("row") {
         Some(Json::Object(row)) => row,
         _ => return Err("needs \"row\", an object of the row's columns".into()),
@@ -199,6 +205,13 @@ fn parse_row(line: &[u8], schema: i64) -> Result<SnapshotRow, String> {
             .iter()
             .position(|(name, _)| *name == column)
             .ok_or_else(|| format!("table {name} has no column {}", excerpt(&column)))?;
+        let since = added_in(&format!("{name}.{column}"));
+        if since > schema {
+            return Err(format!(
+                "column {name}.{column} came with schema {since}: a snapshot of schema \
+                 {schema} has none"
+            ));
+        }
         let kind = spec.columns[index].1;
         let value = value_of(&value, kind)
             .map_err(|expected| format!("column {name}.{column} must be {expected}"))?;
@@ -333,6 +346,27 @@ impl<'de> Visitor<'de> for StrictVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_holds_only_the_tables_and_columns_of_its_schema() {
+        let operation = r#"{"table":"operations","row":{"id":"opr1","folder_id":"f"}}"#;
+        let error = parse_row(operation.as_bytes(), 2).unwrap_err();
+        assert!(
+            error.contains("operations.folder_id came with schema 3"),
+            "{error}"
+        );
+        let key = r#"{"table":"idempotency_keys","row":{"subject":"s"}}"#;
+        let error = parse_row(key.as_bytes(), 1).unwrap_err();
+        assert!(
+            error.contains("table idempotency_keys came with schema 3"),
+            "{error}"
+        );
+        assert!(parse_row(
+            r#"{"table":"operations","row":{"id":"opr1"}}"#.as_bytes(),
+            1
+        )
+        .is_ok());
+    }
 
     #[test]
     fn a_key_given_twice_is_refused_at_any_depth() {

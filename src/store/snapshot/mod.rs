@@ -168,6 +168,30 @@ pub struct ImportCounts {
     pub schema: i64,
 }
 
+/// The tables and columns later schemas added, as `table` or `table.column`, with the
+/// schema that added them; the rest came with schema 1. A snapshot of an older schema
+/// cannot hold them. Keep in step with `migrations/`.
+pub const ADDED: &[(&str, i64)] = &[
+    ("resources.status", 2),
+    ("resources.family", 2),
+    ("resources.created_at_ms", 2),
+    ("resources.access_bindings", 2),
+    ("operations.work", 2),
+    ("operations.source_id", 2),
+    ("operations.created_at_ms", 2),
+    ("operations.folder_id", 3),
+    ("idempotency_keys", 3),
+    ("iam_tokens", 3),
+];
+
+/// The schema that added `name` (`table` or `table.column`).
+fn added_in(name: &str) -> i64 {
+    ADDED
+        .iter()
+        .find(|(added, _)| *added == name)
+        .map_or(1, |(_, schema)| *schema)
+}
+
 /// The columns that may hold NULL, as `table.column`; every other column must not.
 pub const NULLABLE: &[&str] = &[
     "resources.os",

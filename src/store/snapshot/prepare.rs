@@ -6,11 +6,11 @@ use super::write::insert_all;
 use super::TABLES;
 use super::{column, key_of, latest_schema, text, ColumnType, Prepared, Snapshot, SnapshotRow};
 use crate::error::{excerpt, Error};
-use crate::model::resource::{ChangeKind, Work};
+use crate::model::resource::work_kind;
 use crate::store::codec::{self, OperationRow, ResourceRow};
 use crate::store::sql::{Job, Row, Value};
 use crate::store::StoreError;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use ColumnType::{BigInt, Bool, Bytes, Int, Text};
 
 /// The snapshot at the newest schema and checked, or INVALID_ARGUMENT naming the line
@@ -40,12 +40,16 @@ pub async fn prepare(snapshot: Snapshot) -> Result<Prepared, StoreError> {
     };
     check_keys(&rows)?;
     let mut latest_ms = 0;
-    let mut resources = HashSet::new();
+    let mut resources = HashMap::new();
     let mut running = Vec::new();
     for row in &rows {
         match check_record(row)? {
-            Checked::Resource { id, changed_ms } => {
-                resources.insert(id);
+            Checked::Resource {
+                id,
+                kind,
+                changed_ms,
+            } => {
+                resources.insert(id, kind);
                 latest_ms = latest_ms.max(changed_ms);
             }
             Checked::Operation { record, changed_ms } => {
@@ -58,20 +62,25 @@ pub async fn prepare(snapshot: Snapshot) -> Result<Prepared, StoreError> {
         }
     }
     for (row, record) in running {
-        if !resources.contains(&record.target.id) {
+        let target = &record.target;
+        if resources.get(&target.id) != Some(&target.kind) {
             return Err(invalid_row(
                 row,
                 &format!(
                     "it is running, and its {} {} is not in the snapshot",
-                    record.target.kind.display_name(),
-                    excerpt(&record.target.id)
+                    target.kind.display_name(),
+                    excerpt(&target.id)
                 ),
             ));
         }
-        if record.work == Work::Change(ChangeKind::AccessBindings) {
+        if work_kind(&record.work, target.kind).is_none() {
             return Err(invalid_row(
                 row,
-                "it is a running change of access bindings: they are done when stored",
+                &format!(
+                    "it is running {} work on a {}, which nothing runs",
+                    record.work.name(),
+                    target.kind.display_name()
+                ),
             ));
         }
     }
@@ -183,6 +192,7 @@ fn check_keys(rows: &[SnapshotRow]) -> Result<(), StoreError> {
 enum Checked {
     Resource {
         id: String,
+        kind: crate::model::resource::ResourceKind,
         changed_ms: i64,
     },
     Operation {
@@ -229,8 +239,10 @@ fn check_record(row: &SnapshotRow) -> Result<Checked, StoreError> {
                 _ => None,
             };
             codec::decode_bindings(bindings.as_deref()).map_err(|e| bad(&e))?;
+            check_time(row, derived.created_at_ms)?;
             Ok(Checked::Resource {
                 id: resource.id().to_string(),
+                kind: resource.kind(),
                 changed_ms: derived.created_at_ms,
             })
         }
@@ -253,12 +265,30 @@ fn check_record(row: &SnapshotRow) -> Result<Checked, StoreError> {
                 ("modified_at_ms", Value::I64(derived.modified_at_ms)),
                 ("created_at_ms", Value::I64(derived.created_at_ms)),
             ])?;
+            check_time(row, derived.created_at_ms)?;
+            check_time(row, derived.modified_at_ms)?;
             Ok(Checked::Operation {
                 record: Box::new(record),
                 changed_ms: derived.modified_at_ms,
             })
         }
         _ => Ok(Checked::Other),
+    }
+}
+
+/// The first and the last millisecond a record's time may be: the years 1970 to 2099 (ids
+/// carry their creation time in eight base-36 digits of milliseconds from 2020, which
+/// reach 2109).
+const TIMES_MS: std::ops::RangeInclusive<i64> = 0..=4_102_444_799_999;
+
+/// Refuses a time outside [`TIMES_MS`].
+fn check_time(row: &SnapshotRow, unix_ms: i64) -> Result<(), StoreError> {
+    match TIMES_MS.contains(&unix_ms) {
+        true => Ok(()),
+        false => Err(invalid_row(
+            row,
+            "a time of its body is outside the years 1970 to 2099",
+        )),
     }
 }
 

@@ -2,7 +2,7 @@
 //! migration): many rows a statement where that saves round trips.
 
 use super::prepare::invalid_row;
-use super::{key_of, ImportCounts, Prepared, SnapshotRow, TABLES};
+use super::{column, key_of, ImportCounts, Prepared, SnapshotRow, TABLES};
 use crate::error::Error;
 use crate::store::read_cache::Record;
 use crate::store::sql::{Job, Tx, Value};
@@ -105,8 +105,8 @@ async fn insert(tx: &dyn Tx, rows: &[SnapshotRow], replace_lease: bool) -> Resul
     let mut values = Vec::with_capacity(rows.len() * names.len());
     let mut tuples = Vec::with_capacity(rows.len());
     for row in rows {
-        let running = table.name == "operations"
-            && matches!(row.values.get(1), Some(Some(Value::Bool(false))));
+        let running =
+            table.name == "operations" && column(row, "done") == Some(&Value::Bool(false));
         let mut placeholders = Vec::with_capacity(names.len());
         for (index, value) in row.values.iter().enumerate() {
             let Some(value) = value else { continue };
