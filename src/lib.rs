@@ -27,4 +27,5 @@ pub mod ids;
 pub mod metrics;
 pub mod pb;
 pub mod redact;
+pub mod strict_json;
 pub mod telemetry;

@@ -12,31 +12,21 @@
 //! wrote it. (prost-reflect would turn `Name` into `_name` and refuse `min_disk_size`.)
 
 use crate::error::Error;
+use crate::strict_json::{self, join, Refusal};
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
-use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value as Json};
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt;
 
 const FIELD_MASK: &str = "google.protobuf.FieldMask";
 
 /// A JSON document; a key given twice in one object is refused naming it.
 pub fn parse(body: &[u8]) -> Result<Json, Error> {
-    let duplicate = RefCell::new(None);
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let parsed = Unique {
-        path: String::new(),
-        duplicate: &duplicate,
-    }
-    .deserialize(&mut deserializer)
-    .and_then(|json| deserializer.end().map(|()| json));
-    parsed.map_err(|error| match duplicate.into_inner() {
-        Some(path) => Error::invalid_field(
+    strict_json::parse(body).map_err(|refusal| match refusal {
+        Refusal::Twice { path, .. } => Error::invalid_field(
             path,
             "is given twice in the request body: give each field once",
         ),
-        None => Error::InvalidArgument(format!("request body: {error}")),
+        Refusal::Invalid(error) => Error::InvalidArgument(format!("request body: {error}")),
     })
 }
 
@@ -80,14 +70,6 @@ pub fn put_masks(message: &mut DynamicMessage, masks: Vec<TakenMask>) {
             Value::List(mask.paths.into_iter().map(Value::String).collect()),
         );
         target.set_field(last, Value::Message(value));
-    }
-}
-
-fn join(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
     }
 }
 
@@ -184,88 +166,6 @@ fn check_message(
         object.remove(&key);
     }
     Ok(())
-}
-
-/// Deserializes a JSON value, refusing a key given twice in one object; the path of the
-/// second goes into `duplicate`.
-struct Unique<'a> {
-    path: String,
-    duplicate: &'a RefCell<Option<String>>,
-}
-
-impl<'de> DeserializeSeed<'de> for Unique<'_> {
-    type Value = Json;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Json, D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Unique<'_> {
-    type Value = Json;
-
-    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
-        formatter.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
-        Ok(Json::Bool(value))
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<Json, E> {
-        Ok(Json::from(value))
-    }
-
-    fn visit_u64<E>(self, value: u64) -> Result<Json, E> {
-        Ok(Json::from(value))
-    }
-
-    fn visit_f64<E>(self, value: f64) -> Result<Json, E> {
-        Ok(Json::from(value))
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<Json, E> {
-        Ok(Json::String(value.to_string()))
-    }
-
-    fn visit_string<E>(self, value: String) -> Result<Json, E> {
-        Ok(Json::String(value))
-    }
-
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut sequence: A) -> Result<Json, A::Error> {
-        let mut items = Vec::new();
-        loop {
-            let seed = Unique {
-                path: format!("{}[{}]", self.path, items.len()),
-                duplicate: self.duplicate,
-            };
-            match sequence.next_element_seed(seed)? {
-                Some(item) => items.push(item),
-                None => return Ok(Json::Array(items)),
-            }
-        }
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let path = join(&self.path, &key);
-            if object.contains_key(&key) {
-                *self.duplicate.borrow_mut() = Some(path);
-                return Err(A::Error::custom("a key is given twice"));
-            }
-            let value = map.next_value_seed(Unique {
-                path,
-                duplicate: self.duplicate,
-            })?;
-            object.insert(key, value);
-        }
-        Ok(Json::Object(object))
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use super::{latest_schema, ColumnType, Snapshot, SnapshotRow, FORMAT, MAX_SNAPSH
 use crate::error::{excerpt, Error};
 use crate::store::sql::{Job, Row, Tx, Value};
 use crate::store::StoreError;
+use crate::strict_json::Refusal;
 use base64::Engine;
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{json, Map, Value as Json};
 use ColumnType::{BigInt, Bool, Bytes, Int, Text};
 
@@ -263,83 +263,11 @@ fn value_of(value: &Json, kind: ColumnType) -> Result<Value, &'static str> {
 /// A line as a JSON object, refusing a key given twice at any depth (serde_json would keep
 /// the last): a reader that keeps the first would see another state than the import.
 fn object(line: &[u8]) -> Result<Map<String, Json>, String> {
-    let mut deserializer = serde_json::Deserializer::from_slice(line);
-    let Strict(value) =
-        Strict::deserialize(&mut deserializer).map_err(|error| error.to_string())?;
-    deserializer.end().map_err(|error| error.to_string())?;
-    match value {
-        Json::Object(object) => Ok(object),
-        _ => Err("it is not an object".into()),
-    }
-}
-
-/// A JSON value whose objects hold each key once.
-struct Strict(Json);
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Strict, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
-    }
-}
-
-struct StrictVisitor;
-
-impl<'de> Visitor<'de> for StrictVisitor {
-    type Value = Json;
-
-    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
-        formatter.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, value: bool) -> Result<Json, E> {
-        Ok(Json::Bool(value))
-    }
-
-    fn visit_i64<E>(self, value: i64) -> Result<Json, E> {
-        Ok(Json::from(value))
-    }
-
-    fn visit_u64<E>(self, value: u64) -> Result<Json, E> {
-        Ok(Json::from(value))
-    }
-
-    fn visit_f64<E>(self, value: f64) -> Result<Json, E> {
-        Ok(Json::from(value))
-    }
-
-    fn visit_str<E>(self, value: &str) -> Result<Json, E> {
-        Ok(Json::String(value.to_string()))
-    }
-
-    fn visit_string<E>(self, value: String) -> Result<Json, E> {
-        Ok(Json::String(value))
-    }
-
-    fn visit_unit<E>(self) -> Result<Json, E> {
-        Ok(Json::Null)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Strict(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Json::Array(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
-        let mut object = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                return Err(serde::de::Error::custom(format!(
-                    "the key {} is given twice",
-                    excerpt(&key)
-                )));
-            }
-            let Strict(value) = map.next_value()?;
-            object.insert(key, value);
-        }
-        Ok(Json::Object(object))
+    match crate::strict_json::parse(line) {
+        Ok(Json::Object(object)) => Ok(object),
+        Ok(_) => Err("it is not an object".into()),
+        Err(Refusal::Twice { key, .. }) => Err(format!("the key {} is given twice", excerpt(&key))),
+        Err(Refusal::Invalid(error)) => Err(error.to_string()),
     }
 }
 
