@@ -27,13 +27,7 @@ pub async fn migrate(tx: &dyn Tx, target: Option<i64>) -> Result<(), StoreError>
         tx.execute(lock, Vec::new()).await?;
     }
     tx.execute_batch(migrations::CREATE_BOOKKEEPING).await?;
-    let mut rows = tx
-        .query(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            Vec::new(),
-        )
-        .await?;
-    let current = rows.first_mut().map_or(Ok(0), |row| row.i64(0))?;
+    let current = version(tx).await?;
     let all = dialect.migrations;
     for migration in migrations::pending(all, current).map_err(StoreError::Backend)? {
         if target.is_some_and(|target| migration.version > target) {
@@ -42,6 +36,17 @@ pub async fn migrate(tx: &dyn Tx, target: Option<i64>) -> Result<(), StoreError>
         apply(tx, migration).await?;
     }
     verify(tx).await
+}
+
+/// The schema version the database has (0: none yet).
+pub async fn version(tx: &dyn Tx) -> Result<i64, StoreError> {
+    let mut rows = tx
+        .query(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            Vec::new(),
+        )
+        .await?;
+    rows.first_mut().map_or(Ok(0), |row| row.i64(0))
 }
 
 /// Applies one migration and records it.

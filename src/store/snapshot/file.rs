@@ -3,9 +3,11 @@
 //! or a NULL where the column takes none is refused, naming the line.
 
 use super::{added_in, NULLABLE, TABLES};
-use super::{latest_schema, ColumnType, Snapshot, SnapshotRow, FORMAT, MAX_SNAPSHOT_BYTES};
+use super::{
+    latest_schema, read_rows, ColumnType, Snapshot, SnapshotRow, FORMAT, MAX_SNAPSHOT_BYTES,
+};
 use crate::error::{excerpt, Error};
-use crate::store::sql::{Job, Row, Tx, Value};
+use crate::store::sql::{Job, Tx, Value};
 use crate::store::StoreError;
 use crate::strict_json::Refusal;
 use base64::Engine;
@@ -32,13 +34,7 @@ pub fn export_job() -> Job<Vec<u8>> {
 }
 
 async fn export(tx: &dyn Tx) -> Result<Vec<u8>, StoreError> {
-    let mut rows = tx
-        .query(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            Vec::new(),
-        )
-        .await?;
-    let schema = rows.first_mut().map_or(Ok(0), |row| row.i64(0))?;
+    let schema = crate::store::schema::version(tx).await?;
     if schema != latest_schema() {
         return Err(StoreError::Refused(Error::FailedPrecondition(format!(
             "the database has schema version {schema}, this imageplane writes snapshots of \
@@ -48,49 +44,43 @@ async fn export(tx: &dyn Tx) -> Result<Vec<u8>, StoreError> {
     }
     let mut file = header(schema).into_bytes();
     file.push(b'\n');
-    for table in TABLES {
-        let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY {}",
-            columns.join(", "),
-            table.name,
-            table.order_by
-        );
-        for mut row in tx.query(&sql, Vec::new()).await? {
-            // Written by hand so that "table" comes first and the columns keep their
-            // order: a person reading the file sees each row as the table has it.
-            file.extend_from_slice(format!("{{\"table\":\"{}\",\"row\":{{", table.name).as_bytes());
-            for (index, (name, kind)) in table.columns.iter().enumerate() {
-                if index > 0 {
-                    file.push(b',');
-                }
-                // Which replica holds a running operation, and until when, is not state:
-                // an import gives every running operation to the replicas anew.
-                let value = match (table.name, *name) {
-                    ("operations", "owner") => Json::from(""),
-                    ("operations", "lease_until_ms") => Json::from(0),
-                    _ => json_of(&mut row, index, *kind)?,
-                };
-                file.extend_from_slice(format!("\"{name}\":{value}").as_bytes());
+    read_rows(tx, |table, values| {
+        let table = &TABLES[table];
+        // Written by hand so that "table" comes first and the columns keep their order:
+        // a person reading the file sees each row as the table has it.
+        file.extend_from_slice(format!("{{\"table\":\"{}\",\"row\":{{", table.name).as_bytes());
+        for (index, ((name, _), value)) in table.columns.iter().zip(values).enumerate() {
+            if index > 0 {
+                file.push(b',');
             }
-            file.extend_from_slice(b"}}\n");
+            // Which replica holds a running operation, and until when, is not state: an
+            // import gives every running operation to the replicas anew.
+            let value = match (table.name, *name) {
+                ("operations", "owner") => Json::from(""),
+                ("operations", "lease_until_ms") => Json::from(0),
+                _ => json_of(value),
+            };
+            file.extend_from_slice(format!("\"{name}\":{value}").as_bytes());
         }
-    }
+        file.extend_from_slice(b"}}\n");
+    })
+    .await?;
     Ok(file)
 }
 
 /// A column's value as JSON.
-fn json_of(row: &mut Row, index: usize, kind: ColumnType) -> Result<Json, StoreError> {
-    let text = |text: Option<String>| text.map_or(Json::Null, Json::String);
-    Ok(match kind {
-        Text => text(row.optional_text(index)?),
-        Int => row.optional_i32(index)?.map_or(Json::Null, Json::from),
-        BigInt => row.optional_i64(index)?.map_or(Json::Null, Json::from),
-        Bool => Json::Bool(row.bool(index)?),
-        Bytes => row.optional_bytes(index)?.map_or(Json::Null, |bytes| {
+fn json_of(value: Value) -> Json {
+    match value {
+        Value::Null => Json::Null,
+        Value::Bool(value) => Json::Bool(value),
+        Value::I32(number) => Json::from(number),
+        Value::I64(number) => Json::from(number),
+        Value::Text(text) => Json::String(text),
+        Value::Bytes(bytes) => {
             Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }),
-    })
+        }
+        Value::TextList(texts) => Json::from(texts),
+    }
 }
 
 /// Reads a snapshot file, checking its size, its header's versions and each row's table,

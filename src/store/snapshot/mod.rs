@@ -30,7 +30,8 @@ pub use file::{export_job, parse};
 pub use prepare::{migrate_job, prepare};
 
 use super::migrations;
-use super::sql::Value;
+use super::sql::{Row, Tx, Value};
+use super::StoreError;
 
 /// The version of the file's layout (the header and the row lines). Rows carry the
 /// schema's version besides.
@@ -205,6 +206,40 @@ pub fn latest_schema() -> i64 {
     migrations::SQLITE
         .last()
         .map_or(0, |migration| migration.version)
+}
+
+/// Reads every row of every table in [`TABLES`], in their order and each in key order,
+/// and hands each to `each` with its table's index and its values, typed as the table
+/// says (SQLite keeps booleans and integers alike).
+async fn read_rows(tx: &dyn Tx, mut each: impl FnMut(usize, Vec<Value>)) -> Result<(), StoreError> {
+    for (index, table) in TABLES.iter().enumerate() {
+        let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {}",
+            columns.join(", "),
+            table.name,
+            table.order_by
+        );
+        for mut row in tx.query(&sql, Vec::new()).await? {
+            let mut values = Vec::with_capacity(table.columns.len());
+            for (column, (_, kind)) in table.columns.iter().enumerate() {
+                values.push(typed(&mut row, column, *kind)?);
+            }
+            each(index, values);
+        }
+    }
+    Ok(())
+}
+
+/// A column's value, typed as [`TABLES`] says.
+fn typed(row: &mut Row, index: usize, kind: ColumnType) -> Result<Value, StoreError> {
+    Ok(match kind {
+        Text => row.optional_text(index)?.map_or(Value::Null, Value::Text),
+        Int => row.optional_i32(index)?.map_or(Value::Null, Value::I32),
+        BigInt => row.optional_i64(index)?.map_or(Value::Null, Value::I64),
+        Bool => Value::Bool(row.bool(index)?),
+        Bytes => row.optional_bytes(index)?.map_or(Value::Null, Value::Bytes),
+    })
 }
 
 /// The value of `name` in `row`, if it has it.

@@ -4,14 +4,13 @@
 
 use super::write::insert_all;
 use super::TABLES;
-use super::{column, key_of, latest_schema, text, ColumnType, Prepared, Snapshot, SnapshotRow};
+use super::{column, key_of, latest_schema, read_rows, text, Prepared, Snapshot, SnapshotRow};
 use crate::error::{excerpt, Error};
 use crate::model::resource::work_kind;
 use crate::store::codec::{self, OperationRow, ResourceRow};
 use crate::store::sql::{Job, Row, Value};
 use crate::store::StoreError;
 use std::collections::HashMap;
-use ColumnType::{BigInt, Bool, Bytes, Int, Text};
 
 /// The snapshot at the newest schema and checked, or INVALID_ARGUMENT naming the line
 /// and the rule: every resource and operation decodes and its columns agree with its
@@ -101,43 +100,19 @@ pub fn migrate_job(snapshot: Snapshot) -> Job<Snapshot> {
             insert_all(tx, &snapshot.rows, false).await?;
             crate::store::schema::migrate(tx, None).await?;
             let mut rows = Vec::new();
-            for (index, table) in TABLES.iter().enumerate() {
-                let columns: Vec<&str> = table.columns.iter().map(|(name, _)| *name).collect();
-                let sql = format!(
-                    "SELECT {} FROM {} ORDER BY {}",
-                    columns.join(", "),
-                    table.name,
-                    table.order_by
-                );
-                for mut row in tx.query(&sql, Vec::new()).await? {
-                    let mut values = Vec::with_capacity(table.columns.len());
-                    for (column, (_, kind)) in table.columns.iter().enumerate() {
-                        values.push(Some(typed(&mut row, column, *kind)?));
-                    }
-                    rows.push(SnapshotRow {
-                        table: index,
-                        line: 0,
-                        values,
-                    });
-                }
-            }
+            read_rows(tx, |table, values| {
+                rows.push(SnapshotRow {
+                    table,
+                    line: 0,
+                    values: values.into_iter().map(Some).collect(),
+                })
+            })
+            .await?;
             Ok(Snapshot {
                 schema: latest_schema(),
                 rows,
             })
         })
-    })
-}
-
-/// A column's value, typed as [`TABLES`] says (SQLite keeps booleans and integers
-/// alike).
-fn typed(row: &mut Row, index: usize, kind: ColumnType) -> Result<Value, StoreError> {
-    Ok(match kind {
-        Text => row.optional_text(index)?.map_or(Value::Null, Value::Text),
-        Int => row.optional_i32(index)?.map_or(Value::Null, Value::I32),
-        BigInt => row.optional_i64(index)?.map_or(Value::Null, Value::I64),
-        Bool => Value::Bool(row.bool(index)?),
-        Bytes => row.optional_bytes(index)?.map_or(Value::Null, Value::Bytes),
     })
 }
 
