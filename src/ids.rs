@@ -69,11 +69,16 @@ pub fn now() -> SystemTime {
         Some(sequence) => {
             let mut sequence = lock(sequence);
             sequence.clock_ms += 1;
-            SystemTime::UNIX_EPOCH
-                + Duration::from_secs(DETERMINISTIC_START)
-                + Duration::from_millis(sequence.clock_ms)
+            deterministic_time(sequence.clock_ms)
         }
     }
+}
+
+/// The time of the deterministic clock at `clock_ms`.
+fn deterministic_time(clock_ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        + Duration::from_secs(DETERMINISTIC_START)
+        + Duration::from_millis(clock_ms)
 }
 
 /// The time now without taking a reading: the system's, or the deterministic clock's last
@@ -82,11 +87,7 @@ pub fn now() -> SystemTime {
 pub fn current() -> SystemTime {
     match SEQUENCE.get() {
         None => SystemTime::now(),
-        Some(sequence) => {
-            SystemTime::UNIX_EPOCH
-                + Duration::from_secs(DETERMINISTIC_START)
-                + Duration::from_millis(lock(sequence).clock_ms)
-        }
+        Some(sequence) => deterministic_time(lock(sequence).clock_ms),
     }
 }
 

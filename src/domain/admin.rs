@@ -89,14 +89,9 @@ impl Admin {
     /// on other replicas stop at their next lease renewal.
     pub async fn reset(&self, call: &CallContext) -> Result<ResetCounts, Error> {
         self.check(&call.caller)?;
-        let stopped = self.executor.stop_all();
-        let counts = match self.store.reset(self.seeds.resources().to_vec()).await {
-            Ok(counts) => counts,
-            Err(error) => {
-                self.executor.hand_back(&stopped).await;
-                return Err(error.into());
-            }
-        };
+        let counts = self
+            .replacing(self.store.reset(self.seeds.resources().to_vec()))
+            .await?;
         info!(
             resources_removed = counts.resources_removed,
             operations_removed = counts.operations_removed,
@@ -129,18 +124,27 @@ impl Admin {
             .await
             .map_err(|error| Error::Internal(format!("reading the snapshot: {error}")))??;
         let prepared = snapshot::prepare(snapshot).await?;
+        let counts = self.replacing(self.store.import_state(prepared)).await?;
+        self.executor.resume_orphans().await;
+        info!(
+            resources = counts.resources,
+            operations = counts.operations,
+            schema = counts.schema,
+            "state imported"
+        );
+        Ok(counts)
+    }
+
+    /// Runs `replace`, a store call that replaces the state (a reset, an import), with
+    /// the operations running here stopped first: the state they ran for is going. If the
+    /// store fails it, they are handed back and run again.
+    async fn replacing<T>(
+        &self,
+        replace: impl std::future::Future<Output = Result<T, crate::store::StoreError>>,
+    ) -> Result<T, Error> {
         let stopped = self.executor.stop_all();
-        match self.store.import_state(prepared).await {
-            Ok(counts) => {
-                self.executor.resume_orphans().await;
-                info!(
-                    resources = counts.resources,
-                    operations = counts.operations,
-                    schema = counts.schema,
-                    "state imported"
-                );
-                Ok(counts)
-            }
+        match replace.await {
+            Ok(replaced) => Ok(replaced),
             Err(error) => {
                 self.executor.hand_back(&stopped).await;
                 Err(error.into())

@@ -298,11 +298,7 @@ impl Sqlite {
     pub async fn read_consistent<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let connection = Mutex::new(open_reader(&path)?);
-            run_statement(&lock(&connection), "BEGIN")?;
-            let outcome = run_now(job(&SqliteTx::new(&connection)));
-            let _ = run_statement(&lock(&connection), "ROLLBACK");
-            outcome
+            in_read_transaction(&Mutex::new(open_reader(&path)?), job)
         })
         .await
         .map_err(|error| StoreError::Backend(format!("reading sqlite: {error}")))?
@@ -387,17 +383,21 @@ async fn read_only_file<T: Send + 'static>(
         let connection = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         connection.pragma_update(None, "busy_timeout", 5000)?;
         let connection = Mutex::new(connection);
-        if in_one_transaction {
-            run_statement(&lock(&connection), "BEGIN")?;
+        match in_one_transaction {
+            true => in_read_transaction(&connection, job),
+            false => run_now(job(&SqliteTx::new(&connection))),
         }
-        let outcome = run_now(job(&SqliteTx::new(&connection)));
-        if in_one_transaction {
-            let _ = run_statement(&lock(&connection), "ROLLBACK");
-        }
-        outcome
     })
     .await
     .map_err(|error| StoreError::Backend(format!("reading sqlite: {error}")))?
+}
+
+/// Runs `job` in one read transaction on `connection`: it sees one state.
+fn in_read_transaction<T>(connection: &Mutex<Connection>, job: Job<T>) -> Result<T, StoreError> {
+    run_statement(&lock(connection), "BEGIN")?;
+    let outcome = run_now(job(&SqliteTx::new(connection)));
+    let _ = run_statement(&lock(connection), "ROLLBACK");
+    outcome
 }
 
 /// A job's view of a SQLite connection: each statement runs when it is called.
