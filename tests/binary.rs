@@ -501,15 +501,7 @@ async fn recorded_session(flags: &[&str]) -> Vec<String> {
             .as_str()
             .unwrap()
             .to_string();
-        common::until("the delete ended", || {
-            let client = client.clone();
-            let url = url(&format!("/operations/{id}"));
-            async move {
-                let body = client.get(url).send().await.unwrap().text().await.unwrap();
-                body.contains("\"done\":true")
-            }
-        })
-        .await;
+        until_done(&client, &server, &id, "the delete ended").await;
         bodies.push(deleting);
     }
     for path in [
@@ -552,6 +544,20 @@ async fn deterministic_ids_repeat_ids_times_and_page_tokens_from_run_to_run() {
     assert_ne!(first[0], other[0]);
     let free = recorded_session(&[]).await;
     assert_ne!(free, recorded_session(&[]).await);
+}
+
+/// Polls the operation `id` over REST until it is done; after `common::PATIENCE`, panics
+/// saying `failure`.
+async fn until_done(client: &reqwest::Client, server: &ServerProcess, id: &str, failure: &str) {
+    common::until(failure, || {
+        let client = client.clone();
+        let url = format!("{}/operations/{id}", server.url());
+        async move {
+            let body = client.get(url).send().await.unwrap().text().await.unwrap();
+            body.contains("\"done\":true")
+        }
+    })
+    .await;
 }
 
 /// `imageplane state FLAGS...`: its exit status and standard error.
@@ -619,15 +625,7 @@ fn create_image(server: &ServerProcess, folder_id: &str, name: &str) {
         let id = operation["id"]
             .as_str()
             .unwrap_or_else(|| panic!("{operation}"));
-        common::until("the image's create ended", || {
-            let client = client.clone();
-            let url = format!("{}/operations/{id}", server.url());
-            async move {
-                let body = client.get(url).send().await.unwrap().text().await.unwrap();
-                body.contains("\"done\":true")
-            }
-        })
-        .await;
+        until_done(&client, server, id, "the image's create ended").await;
     });
 }
 

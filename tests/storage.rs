@@ -692,6 +692,41 @@ async fn an_unreadable_orphan_is_ended_with_an_error_not_left_running() {
     }
 }
 
+/// An executor of `store` with the default delays and the domain's transitions.
+fn executor_on(
+    store: &Arc<dyn Store>,
+    lease: Duration,
+    faults: Arc<imageplane::faults::Faults>,
+) -> Arc<imageplane::work::executor::Executor> {
+    imageplane::work::executor::Executor::new(
+        Arc::clone(store),
+        imageplane::work::executor::ExecutorSettings {
+            timing: imageplane::work::timing::Timing::default(),
+            lease,
+            retention: Duration::from_secs(3600),
+            import: Default::default(),
+            transition: imageplane::domain::transitions::conclude,
+            key_retention: imageplane::domain::idempotency::KEY_RETENTION,
+            faults,
+        },
+    )
+    .unwrap()
+}
+
+/// The operation `id` once the store holds it done; after [`common::PATIENCE`], panics
+/// saying `failure`.
+async fn ended(store: &dyn Store, id: &str, failure: &str) -> Operation {
+    let started = std::time::Instant::now();
+    loop {
+        let current = store.operation(id).await.unwrap().unwrap();
+        if current.operation.done {
+            return current.operation;
+        }
+        assert!(started.elapsed() < common::PATIENCE, "{failure}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A store that meddles with the first `conclude` asked of it.
 struct Meddling {
     inner: Arc<dyn Store>,
@@ -880,7 +915,6 @@ impl Store for Meddling {
 
 #[tokio::test]
 async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure() {
-    use imageplane::work::executor::{Executor, ExecutorSettings};
     for backend in backends().await {
         let name = backend.name;
         let lease = Duration::from_secs(1);
@@ -889,38 +923,16 @@ async fn a_database_failure_while_finishing_is_retried_not_turned_into_a_failure
             how: Meddle::Fail,
             meddled: false.into(),
         });
-        let executor = Executor::new(
-            Arc::clone(&store),
-            ExecutorSettings {
-                timing: imageplane::work::timing::Timing::default(),
-                lease,
-                retention: Duration::from_secs(3600),
-                import: Default::default(),
-                transition: imageplane::domain::transitions::conclude,
-                key_retention: imageplane::domain::idempotency::KEY_RETENTION,
-                faults: Default::default(),
-            },
-        )
-        .unwrap();
+        let executor = executor_on(&store, lease, Default::default());
         let (resource, record) = create(store.as_ref(), "f", "retried").await;
         executor.start(record.clone());
         // The first finish fails; the lease runs out (1 s) and the copy is claimed again.
-        let started = std::time::Instant::now();
-        let finished = loop {
-            let current = store
-                .operation(&record.operation.id)
-                .await
-                .unwrap()
-                .unwrap();
-            if current.operation.done {
-                break current.operation;
-            }
-            assert!(
-                started.elapsed() < common::PATIENCE,
-                "{name}: never retried"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let finished = ended(
+            store.as_ref(),
+            &record.operation.id,
+            &format!("{name}: never retried"),
+        )
+        .await;
         assert!(
             matches!(finished.result, Some(operation::Result::Response(_))),
             "{name}: {finished:?}"
@@ -1547,7 +1559,6 @@ async fn issued_tokens_are_kept_by_digest_until_they_expire() {
 #[tokio::test]
 async fn an_injected_failure_that_a_cancel_beat_fails_the_next_operation_instead() {
     use imageplane::faults::{Faults, Firing, Rule, Target};
-    use imageplane::work::executor::{Executor, ExecutorSettings};
     for backend in backends().await {
         let name = backend.name;
         let lease = Duration::from_secs(10);
@@ -1565,37 +1576,16 @@ async fn an_injected_failure_that_a_cancel_beat_fails_the_next_operation_instead
             delay: Duration::ZERO,
             firing: Firing::Times(1),
         });
-        let executor = Executor::new(
-            Arc::clone(&store),
-            ExecutorSettings {
-                timing: imageplane::work::timing::Timing::default(),
-                lease,
-                retention: Duration::from_secs(3600),
-                import: Default::default(),
-                transition: imageplane::domain::transitions::conclude,
-                key_retention: imageplane::domain::idempotency::KEY_RETENTION,
-                faults: Arc::clone(&faults),
-            },
-        )
-        .unwrap();
-        let ended = |id: String| {
-            let store = Arc::clone(&store);
-            async move {
-                let started = std::time::Instant::now();
-                loop {
-                    let current = store.operation(&id).await.unwrap().unwrap();
-                    if current.operation.done {
-                        return current.operation;
-                    }
-                    assert!(started.elapsed() < common::PATIENCE, "never ended");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
+        let executor = executor_on(&store, lease, Arc::clone(&faults));
         // The first copy's ending, carrying the injected failure, loses to a cancel.
         let (_, first) = create(store.as_ref(), "f", "cancelled").await;
         executor.start(first.clone());
-        let cancelled = ended(first.operation.id.clone()).await;
+        let cancelled = ended(
+            store.as_ref(),
+            &first.operation.id,
+            &format!("{name}: never ended"),
+        )
+        .await;
         let Some(operation::Result::Error(status)) = cancelled.result else {
             panic!("{name}: {cancelled:?}")
         };
@@ -1603,7 +1593,12 @@ async fn an_injected_failure_that_a_cancel_beat_fails_the_next_operation_instead
         // The firing was given back: the next copy fails with it.
         let (_, second) = create(store.as_ref(), "f", "failed").await;
         executor.start(second.clone());
-        let failed = ended(second.operation.id.clone()).await;
+        let failed = ended(
+            store.as_ref(),
+            &second.operation.id,
+            &format!("{name}: never ended"),
+        )
+        .await;
         let Some(operation::Result::Error(status)) = failed.result else {
             panic!("{name}: {failed:?}")
         };
