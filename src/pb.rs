@@ -20,6 +20,53 @@ pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
     &POOL
 }
 
+/// `data` as the parts of a stream of `google.api.HttpBody`, each of at most `part_bytes`
+/// (one part, empty, for no data), the media type in the first: how a body that is not
+/// JSON travels in a streaming method, whichever way.
+pub fn http_body_parts(
+    content_type: &str,
+    data: &[u8],
+    part_bytes: usize,
+) -> Vec<google::api::HttpBody> {
+    let parts: Vec<&[u8]> = match data.is_empty() {
+        true => vec![data],
+        false => data.chunks(part_bytes).collect(),
+    };
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(index, part)| google::api::HttpBody {
+            content_type: match index {
+                0 => content_type.to_string(),
+                _ => String::new(),
+            },
+            data: part.to_vec(),
+            extensions: Vec::new(),
+        })
+        .collect()
+}
+
 pub use yandex::cloud::baremetal::v1alpha as baremetal;
 pub use yandex::cloud::compute::v1 as compute;
 pub use yandex::cloud::operation;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_goes_in_parts_with_its_media_type_in_the_first() {
+        let parts = http_body_parts("text/x", &[1, 2, 3, 4, 5], 2);
+        let shape: Vec<(&str, Vec<u8>)> = parts
+            .iter()
+            .map(|part| (part.content_type.as_str(), part.data.clone()))
+            .collect();
+        assert_eq!(
+            shape,
+            [("text/x", vec![1, 2]), ("", vec![3, 4]), ("", vec![5])]
+        );
+        let empty = http_body_parts("text/x", &[], 2);
+        assert_eq!(empty.len(), 1);
+        assert_eq!(empty[0].content_type, "text/x");
+    }
+}

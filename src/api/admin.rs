@@ -95,25 +95,11 @@ const STATE_PART_BYTES: usize = 1 << 20;
 
 /// A snapshot file as the parts of a stream of `google.api.HttpBody`, the media type in
 /// the first.
-fn state_parts(file: Vec<u8>) -> Vec<Result<HttpBody, Status>> {
-    let file = bytes::Bytes::from(file);
-    let mut parts = Vec::new();
-    let mut offset = 0;
-    loop {
-        let end = (offset + STATE_PART_BYTES).min(file.len());
-        parts.push(Ok(HttpBody {
-            content_type: match offset {
-                0 => snapshot::CONTENT_TYPE.to_string(),
-                _ => String::new(),
-            },
-            data: file.slice(offset..end).to_vec(),
-            extensions: Vec::new(),
-        }));
-        offset = end;
-        if offset >= file.len() {
-            return parts;
-        }
-    }
+fn state_parts(file: &[u8]) -> Vec<Result<HttpBody, Status>> {
+    crate::pb::http_body_parts(snapshot::CONTENT_TYPE, file, STATE_PART_BYTES)
+        .into_iter()
+        .map(Ok)
+        .collect()
 }
 
 /// The parts of an uploaded snapshot file, joined; at most
@@ -148,7 +134,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<StateParts>, Status> {
         super::answer(&self.catalog, request, |call, _| async move {
             let file = self.admin.export_state(&call).await?;
-            Ok(Box::pin(tokio_stream::iter(state_parts(file))) as StateParts)
+            Ok(Box::pin(tokio_stream::iter(state_parts(&file))) as StateParts)
         })
         .await
     }

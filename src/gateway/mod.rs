@@ -321,14 +321,22 @@ impl Gateway {
     }
 }
 
-/// The body's bytes, copied frame by frame into one buffer: a frame's bytes may hold on
-/// to the connection's whole read buffer, so a body sent as millions of 1-byte chunks,
-/// kept as its frames, would hold far more memory than its bytes. At most `limit`.
+/// The body's bytes, at most `limit` (413 at once if its Content-Length says more),
+/// copied frame by frame into one buffer: a frame's bytes may hold on to the
+/// connection's whole read buffer, so a body sent as millions of 1-byte chunks, kept as
+/// its frames, would hold far more memory than its bytes.
 async fn collect_body(
+    headers: &HeaderMap,
     mut body: tonic::body::Body,
-    declared: Option<u64>,
     limit: usize,
 ) -> Result<Bytes, Rejection> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(Rejection::TooLarge { limit });
+    }
     // What the client declares is not taken on trust beyond the first MiB.
     let reserve = declared.unwrap_or(0).min(1 << 20) as usize;
     let mut collected = BytesMut::with_capacity(reserve);
@@ -363,16 +371,7 @@ fn without_body(
 
 /// The request body, at most [`MAX_BODY_BYTES`], and only JSON.
 async fn read_body(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes, Rejection> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY_BYTES as u64) {
-        return Err(Rejection::TooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    let body = collect_body(body, declared, MAX_BODY_BYTES).await?;
+    let body = collect_body(headers, body, MAX_BODY_BYTES).await?;
     if !body.iter().all(u8::is_ascii_whitespace) {
         if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
             if !is_json(content_type) {
@@ -416,35 +415,14 @@ fn is_raw(message: &prost_reflect::MessageDescriptor) -> bool {
 /// at most [`MAX_RAW_BODY_BYTES`], as a stream of such messages (the body in parts of
 /// [`RAW_PART_BYTES`], its Content-Type in the first), framed.
 async fn raw_frames(headers: &HeaderMap, body: tonic::body::Body) -> Result<Bytes, Rejection> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_RAW_BODY_BYTES as u64) {
-        return Err(Rejection::TooLarge {
-            limit: MAX_RAW_BODY_BYTES,
-        });
-    }
-    let body = collect_body(body, declared, MAX_RAW_BODY_BYTES).await?;
+    let body = collect_body(headers, body, MAX_RAW_BODY_BYTES).await?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+        .unwrap_or("");
     let mut frames = BytesMut::with_capacity(body.len() + 64);
-    let mut parts = body.chunks(RAW_PART_BYTES).peekable();
-    let mut first = true;
-    while first || parts.peek().is_some() {
-        let part = crate::pb::google::api::HttpBody {
-            content_type: match first {
-                true => content_type.clone(),
-                false => String::new(),
-            },
-            data: parts.next().unwrap_or_default().to_vec(),
-            extensions: Vec::new(),
-        };
+    for part in crate::pb::http_body_parts(content_type, &body, RAW_PART_BYTES) {
         frame(&part.encode_to_vec(), &mut frames);
-        first = false;
     }
     Ok(frames.freeze())
 }
