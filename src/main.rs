@@ -89,11 +89,9 @@ async fn state(command: StateCommand) -> Result<(), String> {
         _ => std::fs::read(&file),
     }
     .map_err(|error| format!("{named}: {error}"))?;
-    let snapshot =
-        imageplane::store::snapshot::parse(&bytes).map_err(|error| format!("{named}: {error}"))?;
-    let prepared = imageplane::store::snapshot::prepare(snapshot)
+    let prepared = imageplane::store::snapshot::read(bytes)
         .await
-        .map_err(|error| format!("{named}: {}", imageplane::error::Error::from(error)))?;
+        .map_err(|error| format!("{named}: {error}"))?;
     let replica = imageplane::store::Replica::new(imageplane::server::DEFAULT_LEASE);
     let store = imageplane::store::open(&database, replica)
         .await

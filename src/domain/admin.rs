@@ -119,11 +119,7 @@ impl Admin {
         file: Vec<u8>,
     ) -> Result<ImportCounts, Error> {
         self.check(&call.caller)?;
-        // Up to 512 MiB of JSON: read on a blocking thread, not the server's.
-        let snapshot = tokio::task::spawn_blocking(move || snapshot::parse(&file))
-            .await
-            .map_err(|error| Error::Internal(format!("reading the snapshot: {error}")))??;
-        let prepared = snapshot::prepare(snapshot).await?;
+        let prepared = snapshot::read(file).await?;
         let counts = self.replacing(self.store.import_state(prepared)).await?;
         self.executor.resume_orphans().await;
         info!(

@@ -276,10 +276,9 @@ async fn load_seeds_and_start_work(
         .map_err(|error| format!("seed: {error}"))?;
     if let Some((path, file)) = &settings.restore {
         let restore = |error: &dyn std::fmt::Display| format!("--restore {path}: {error}");
-        let snapshot = crate::store::snapshot::parse(file).map_err(|error| restore(&error))?;
-        let prepared = crate::store::snapshot::prepare(snapshot)
+        let prepared = crate::store::snapshot::read(file.clone())
             .await
-            .map_err(|error| restore(&crate::error::Error::from(error)))?;
+            .map_err(|error| restore(&error))?;
         let counts = store
             .import_state(prepared)
             .await

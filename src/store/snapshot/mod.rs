@@ -201,6 +201,17 @@ pub const NULLABLE: &[&str] = &[
     "operations.source_id",
 ];
 
+/// A snapshot file read ([`parse`], on a blocking thread: up to 512 MiB of JSON) and
+/// prepared ([`prepare`]): what every way of importing one starts with.
+pub async fn read(file: Vec<u8>) -> Result<Prepared, crate::error::Error> {
+    let snapshot = tokio::task::spawn_blocking(move || parse(&file))
+        .await
+        .map_err(|error| {
+            crate::error::Error::Internal(format!("reading the snapshot: {error}"))
+        })??;
+    Ok(prepare(snapshot).await?)
+}
+
 /// The schema version this binary writes.
 pub fn latest_schema() -> i64 {
     migrations::SQLITE
