@@ -106,19 +106,6 @@ struct Table {
     reserved: HashMap<String, (u64, Rule)>,
 }
 
-impl std::ops::Deref for Table {
-    type Target = Vec<Rule>;
-    fn deref(&self) -> &Vec<Rule> {
-        &self.rules
-    }
-}
-
-impl std::ops::DerefMut for Table {
-    fn deref_mut(&mut self) -> &mut Vec<Rule> {
-        &mut self.rules
-    }
-}
-
 impl Faults {
     fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
         self.table
@@ -129,11 +116,11 @@ impl Faults {
     /// Adds a rule (its id given by the caller); false, and nothing added, when
     /// [`MAX_RULES`] are set already.
     pub fn add(&self, rule: Rule) -> bool {
-        let mut rules = self.lock();
-        if rules.len() >= MAX_RULES {
+        let mut table = self.lock();
+        if table.rules.len() >= MAX_RULES {
             return false;
         }
-        rules.push(rule);
+        table.rules.push(rule);
         self.any.store(true, Ordering::Release);
         true
     }
@@ -145,20 +132,20 @@ impl Faults {
 
     /// Removes a rule; whether it was there.
     pub fn remove(&self, id: &str) -> bool {
-        let mut rules = self.lock();
-        rules.reserved.remove(id);
-        let before = rules.len();
-        rules.retain(|rule| rule.id != id);
-        self.any.store(!rules.is_empty(), Ordering::Release);
-        rules.len() < before
+        let mut table = self.lock();
+        table.reserved.remove(id);
+        let before = table.rules.len();
+        table.rules.retain(|rule| rule.id != id);
+        self.any.store(!table.rules.is_empty(), Ordering::Release);
+        table.rules.len() < before
     }
 
     /// Removes every rule; how many there were.
     pub fn clear(&self) -> usize {
-        let mut rules = self.lock();
-        let count = rules.len();
-        rules.clear();
-        rules.reserved.clear();
+        let mut table = self.lock();
+        let count = table.rules.len();
+        table.rules.clear();
+        table.reserved.clear();
         self.any.store(false, Ordering::Release);
         count
     }
@@ -169,6 +156,7 @@ impl Faults {
         self.any.load(Ordering::Acquire)
             && self
                 .lock()
+                .rules
                 .iter()
                 .any(|rule| rule.target == Target::Operation(kind.to_string()))
     }
@@ -243,29 +231,29 @@ impl Faults {
         if !self.any.load(Ordering::Acquire) {
             return None;
         }
-        let mut rules = self.lock();
-        let index = rules.iter().position(|rule| {
+        let mut table = self.lock();
+        let index = table.rules.iter().position(|rule| {
             matches(&rule.target)
                 && match rule.firing {
                     Firing::Probability(p) => rand::random::<f64>() < p,
                     Firing::Times(_) | Firing::Always => true,
                 }
         })?;
-        let fired = rules[index].clone();
+        let fired = table.rules[index].clone();
         // Only a firing that injects an error is reserved: one without (never an
         // operation's: the admin API requires their code) is never settled.
         if reserve && fired.code.is_some() {
-            rules
+            table
                 .reserved
                 .entry(fired.id.clone())
                 .or_insert_with(|| (0, fired.clone()))
                 .0 += 1;
         }
-        if let Firing::Times(left) = &mut rules[index].firing {
+        if let Firing::Times(left) = &mut table.rules[index].firing {
             *left = left.saturating_sub(1);
             if *left == 0 {
-                rules.remove(index);
-                self.any.store(!rules.is_empty(), Ordering::Release);
+                table.rules.remove(index);
+                self.any.store(!table.rules.is_empty(), Ordering::Release);
             }
         }
         Some(fired)
