@@ -162,9 +162,9 @@ fn stored_change(
 }
 
 impl Catalog {
-    /// A stored change whose operation runs (its kind has a delay) starts on the executor,
-    /// which ends it done; answers its operation as stored.
-    fn run_change(&self, record: OperationRecord) -> Operation {
+    /// An operation stored running (a delete, a change whose kind has a delay) starts on
+    /// the executor, which ends it; answers the operation as stored.
+    fn start_if_running(&self, record: OperationRecord) -> Operation {
         let operation = record.operation.clone();
         if !operation.done {
             self.executor.start(record);
@@ -294,7 +294,7 @@ impl Catalog {
                 call.claim.as_ref(),
             )
             .await?;
-        Ok(self.run_change(record))
+        Ok(self.start_if_running(record))
     }
 
     /// Delete of any kind: the resource is DELETING until the operation ends.
@@ -335,12 +335,11 @@ impl Catalog {
                 call.claim.as_ref(),
             )
             .await?;
-        let operation = record.operation.clone();
-        self.executor.start(record);
-        Ok(operation)
+        Ok(self.start_if_running(record))
     }
 
-    /// DiskService.Move: the disk to another folder; done when stored.
+    /// DiskService.Move: the disk to another folder; done when stored, or after the delay
+    /// of `move-disk`.
     pub async fn move_disk(
         &self,
         call: &CallContext,
@@ -349,20 +348,20 @@ impl Catalog {
     ) -> Result<Operation, Error> {
         check_changeable(&call.caller, destination)?;
         let destination = destination.to_string();
-        self.change_placement(call, disk_id, move |id, disk| {
+        self.change_placement(call, disk_id, ChangeKind::Move, move |id, disk| {
             let metadata = pack(&MoveDiskMetadata {
                 disk_id: id.to_string(),
                 source_folder_id: disk.folder_id.clone(),
                 destination_folder_id: destination.clone(),
             });
             disk.folder_id = destination;
-            ("Move disk", metadata, ChangeKind::Move)
+            ("Move disk", metadata)
         })
         .await
     }
 
     /// DiskService.Relocate: the disk to another zone (one this server offers); done
-    /// when stored.
+    /// when stored, or after the delay of `relocate-disk`.
     pub async fn relocate_disk(
         &self,
         call: &CallContext,
@@ -381,7 +380,7 @@ impl Catalog {
             ));
         }
         let zone = zone.to_string();
-        self.change_placement(call, disk_id, move |id, disk| {
+        self.change_placement(call, disk_id, ChangeKind::Relocate, move |id, disk| {
             let metadata = pack(&RelocateDiskMetadata {
                 disk_id: id.to_string(),
                 source_zone_id: disk.zone_id.clone(),
@@ -391,30 +390,24 @@ impl Catalog {
             if placement.is_some() {
                 disk.disk_placement_policy = placement;
             }
-            ("Relocate disk", metadata, ChangeKind::Relocate)
+            ("Relocate disk", metadata)
         })
         .await
     }
 
-    /// Move and Relocate: a READY disk outside the public folder that no running operation
-    /// uses is changed by `place`, which also says what the operation is; done when stored,
-    /// or after its kind's delay (`move-disk`, `relocate-disk`).
+    /// Move and Relocate (`kind`): a READY disk outside the public folder that no running
+    /// operation uses is changed by `place`, which also describes the operation; done when
+    /// stored, or after its kind's delay.
     async fn change_placement(
         &self,
         call: &CallContext,
         disk_id: &str,
-        place: impl FnOnce(&str, &mut Disk) -> (&'static str, prost_types::Any, ChangeKind)
-            + Send
-            + 'static,
+        kind: ChangeKind,
+        place: impl FnOnce(&str, &mut Disk) -> (&'static str, prost_types::Any) + Send + 'static,
     ) -> Result<Operation, Error> {
         let id = disk_id.to_string();
         let caller = call.caller.clone();
-        let instant = [ChangeKind::Move, ChangeKind::Relocate].map(|kind| {
-            (
-                kind,
-                self.executor.is_instant_change(kind, ResourceKind::Disk),
-            )
-        });
+        let instant = self.executor.is_instant_change(kind, ResourceKind::Disk);
         let record = self
             .store
             .change(
@@ -427,8 +420,7 @@ impl Catalog {
                     let Resource::Disk { mut disk, os } = current.resource else {
                         unreachable!("the store reads the kind asked for")
                     };
-                    let (description, metadata, kind) = place(&id, &mut disk);
-                    let instant = instant.iter().all(|(of, instant)| *of != kind || *instant);
+                    let (description, metadata) = place(&id, &mut disk);
                     Ok(stored_change(
                         &caller,
                         Resource::Disk { disk, os },
@@ -440,6 +432,6 @@ impl Catalog {
                 call.claim.as_ref(),
             )
             .await?;
-        Ok(self.run_change(record))
+        Ok(self.start_if_running(record))
     }
 }
