@@ -222,16 +222,9 @@ fn check_record(row: &SnapshotRow) -> Result<Checked, StoreError> {
             })
         }
         "operations" => {
-            let names = [
-                "target_kind",
-                "target_id",
-                "folder_id",
-                "work",
-                "import_uri",
-                "source_id",
-                "body",
-            ];
-            let mut columns = Row::new(names.iter().map(|name| value(name)).collect());
+            // The columns the store reads a record from, in its order.
+            let names = codec::OPERATION_COLUMNS.split(", ");
+            let mut columns = Row::new(names.map(value).collect());
             let record = codec::record_from_row(&mut columns, 0).map_err(|e| bad(&e))?;
             let derived = OperationRow::from_record(&record);
             differ(vec![
