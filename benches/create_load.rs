@@ -1,21 +1,29 @@
-//! Load benchmark: compute ImageService.Create (an image from a disk) over concurrent
-//! connections, against imageplane on each storage backend (memory, the embedded SQLite
-//! default, and PostgreSQL when a URL is given) and against a bare tonic server that
-//! answers the same RPC with a fixed Operation and keeps nothing (the ceiling of this
-//! stack). All run in this process on loopback, measured in alternating rounds of the
-//! same run; the result is printed as throughput, p50/p99 latency, and the ratios: memory
-//! to the ceiling, each durable backend to memory. The same Create is also sent as REST
-//! (JSON over HTTP/1.1, `POST /compute/v1/images`) to the memory server, and compared to
-//! gRPC on that server.
+//! Load benchmark of what users run: compute ImageService.Create (an image from a disk)
+//! sent to the shipped `imageplane` binary, in a process of its own with its default flags
+//! and its default logging (an access-log line per call, to a file as `2>server.log` would
+//! write it), and to a bare tonic server in another process that decodes the same request
+//! and answers a prebuilt Operation, keeping nothing: the ceiling of this stack. This
+//! process is the third: it only generates the load.
 //!
-//! With `--dropin`, three more loads of the memory server's kind, each compared to it: with
-//! `--auth-tokens` and a bearer token on every call ("auth"), with a new `idempotency-key`
-//! on every call ("keyed": the key is looked up, fingerprinted and stored), and over TLS
-//! ("tls", a self-signed certificate).
+//! Each round measures every server at each shape, in turn, so all see the same noise:
+//! - `8x16`: 8 HTTP/2 connections with 16 calls in flight on each, as an SDK's shared
+//!   channel loads a server;
+//! - `32x1`: 32 connections with one call in flight on each;
+//! - `rest`: the same Create as JSON (`POST /compute/v1/images`) over 32 HTTP/1.1
+//!   connections, one call in flight on each, compared with gRPC's `32x1`.
+//!
+//! The stores: `memory:`, the embedded SQLite default (a fresh `--data-dir`), and
+//! PostgreSQL when a URL is given (a fresh schema). Every line has the throughput, p50 and
+//! p99 latency, and the server process's own CPU time per create (from /proc/PID/stat):
+//! the steadier figure on a shared machine. The summary prints the ratios that
+//! docs/benchmarks.md tracks, averaged over the rounds.
 //!
 //! Run: `cargo bench --bench create_load` (options after `--`, see `--help`); with
 //! `--postgres-url postgres://postgres@127.0.0.1:5432/test` (or IMAGEPLANE_BENCH_DATABASE_URL)
-//! PostgreSQL is measured too, in a schema of its own.
+//! PostgreSQL is measured too. `--server-flag=--log-level=warn` passes a flag to every
+//! imageplane server (here: no access log). With `--dropin`, three more servers on
+//! `memory:`: with `--auth-tokens` and a bearer token on every call ("auth"), with a new
+//! `idempotency-key` on every call ("keyed"), and over TLS ("tls", `--tls-self-signed`).
 
 use clap::Parser;
 use imageplane::model::resource::pack;
@@ -27,34 +35,33 @@ use imageplane::pb::compute::{
 };
 use imageplane::pb::operation::operation_service_client::OperationServiceClient;
 use imageplane::pb::operation::{GetOperationRequest, Operation};
-use imageplane::server::{serve, Settings};
-use imageplane::store::DatabaseUrl;
 
 mod common;
-use common::load::{self, connect, report, Call, Measurement};
+use common::load::{self, Call, Measurement};
 
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-/// The same allocator as the `imageplane` binary (see src/main.rs), for both servers.
+/// The same allocator as the `imageplane` binary (see src/main.rs), for the bare server.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(about = "ImageService.Create load: imageplane against a bare tonic ceiling")]
+#[command(about = "ImageService.Create load: the imageplane binary against a bare tonic server")]
 struct Options {
-    /// Concurrent connections, one request in flight on each.
-    #[arg(long, default_value_t = 32)]
-    connections: usize,
-    /// Measured seconds per round and server.
-    #[arg(long, default_value_t = 5)]
+    /// Measured seconds per round, server and shape.
+    #[arg(long, default_value_t = 4)]
     seconds: u64,
-    /// Rounds; each round measures the ceiling, then imageplane.
+    /// Rounds; each measures every server at every shape once.
     #[arg(long, default_value_t = 2)]
     rounds: usize,
     /// Warm-up seconds before each measurement.
@@ -63,13 +70,28 @@ struct Options {
     /// PostgreSQL to measure too (a fresh schema is made in it).
     #[arg(long, env = "IMAGEPLANE_BENCH_DATABASE_URL")]
     postgres_url: Option<String>,
-    /// Measure only these imageplane backends (comma-separated: memory,sqlite,postgres);
-    /// the ceiling and memory always run, as the baselines of the ratios.
+    /// Measure only these stores (comma-separated: memory,sqlite,postgres); the bare
+    /// server always runs, as the baseline of the ratios.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// gRPC shapes, CONNECTIONSxSTREAMS (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "8x16,32x1")]
+    shapes: Vec<String>,
+    /// HTTP/1.1 connections of the REST load (0: no REST load).
+    #[arg(long, default_value_t = 32)]
+    rest_connections: usize,
+    /// A flag for every imageplane server, e.g. `--server-flag=--log-level=warn`.
+    #[arg(long = "server-flag", allow_hyphen_values = true)]
+    server_flags: Vec<String>,
+    /// The imageplane binary to run (default: the one cargo built with this benchmark).
+    #[arg(long)]
+    binary: Option<PathBuf>,
     /// Also measure authentication, idempotency keys and TLS (see the module doc).
     #[arg(long)]
     dropin: bool,
+    /// Internal: be the bare server (the benchmark starts itself with this).
+    #[arg(long, hide = true)]
+    bare_server: bool,
     /// Accepted for `cargo bench` compatibility.
     #[arg(long, hide = true)]
     bench: bool,
@@ -84,65 +106,77 @@ struct BareImageService {
 impl ImageService for BareImageService {
     async fn create(
         &self,
-        _request: Request<CreateImageRequest>,
+        request: Request<CreateImageRequest>,
     ) -> Result<Response<Operation>, Status> {
+        std::hint::black_box(request);
         Ok(Response::new(self.operation.clone()))
     }
 }
 
-async fn start_ceiling() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let operation = imageplane::model::operations::start(
-        "Create image",
-        "anonymous",
-        pack(&CreateImageMetadata {
-            image_id: "fd8aaaaaaaaaaaaaaaaa".into(),
-        }),
-    );
-    tokio::spawn(
+/// The bare server's process: tonic's own server on the default runtime, with TCP_NODELAY
+/// as imageplane sets it; prints its address as imageplane does.
+fn run_bare_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("imageplane listening on {}", listener.local_addr().unwrap());
+        let operation = imageplane::model::operations::start(
+            "Create image",
+            "anonymous",
+            pack(&CreateImageMetadata {
+                image_id: "fd8aaaaaaaaaaaaaaaaa".into(),
+            }),
+        );
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(ImageServiceServer::new(BareImageService { operation }))
-            .serve_with_incoming(nodelay(listener)),
-    );
-    address
-}
-
-/// The accepted connections with TCP_NODELAY, as imageplane's own listener sets it
-/// (tonic's `serve_with_incoming` ignores its `tcp_nodelay` setting).
-fn nodelay(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
-}
-
-async fn start_imageplane(settings: Settings) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    let (announce, started) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let announce = move || {
-            let _ = announce.send(());
-        };
-        serve(listener, settings, std::future::pending(), announce)
+            .serve_with_incoming(incoming)
             .await
-            .expect("the server runs")
+            .unwrap();
     });
-    started.await.expect("the server started");
-    address
 }
 
-/// How the load reaches a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
-    Grpc,
-    /// JSON over HTTP/1.1 through the REST gateway.
-    Rest,
+/// A server in a process of its own.
+struct ServerProcess {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `command`, its stderr to `log`, and reads its ready line.
+    fn start(mut command: Command, log: &Path) -> ServerProcess {
+        let log_file = std::fs::File::create(log).unwrap();
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            .spawn()
+            .expect("the server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("imageplane listening on ")
+            .unwrap_or_else(|| {
+                let logged = std::fs::read_to_string(log).unwrap_or_default();
+                panic!("unexpected first line {line:?}; log:\n{logged}")
+            })
+            .parse()
+            .unwrap();
+        ServerProcess { child, address }
+    }
+
+    fn cpu_time(&self) -> Duration {
+        load::cpu_time_of(&self.child.id().to_string())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// What gRPC callers add to each call: a bearer token, a new idempotency key, TLS.
@@ -157,57 +191,18 @@ struct Extras {
 /// The token of the "auth" server's `--auth-tokens`.
 const BENCH_TOKEN: &str = "bench-token-0123456789";
 
-/// One server under load and its totals over the rounds.
+/// One server under load.
 struct Target {
-    label: &'static str,
-    protocol: Protocol,
-    address: SocketAddr,
+    label: String,
+    server: ServerProcess,
     disk_id: String,
     extras: Extras,
-    throughput: f64,
-    cpu_us: f64,
-}
-
-impl Target {
-    async fn imageplane(label: &'static str, database: DatabaseUrl) -> Target {
-        let settings = Settings {
-            database,
-            ..Settings::default()
-        };
-        Target::with(label, settings, Extras::default()).await
-    }
-
-    async fn with(label: &'static str, settings: Settings, extras: Extras) -> Target {
-        let address = start_imageplane(settings).await;
-        Target {
-            label,
-            protocol: Protocol::Grpc,
-            address,
-            disk_id: ready_disk(address, &extras).await,
-            extras,
-            throughput: 0.0,
-            cpu_us: 0.0,
-        }
-    }
-
-    /// The same server, loaded through the REST gateway.
-    fn over_rest(&self, label: &'static str) -> Target {
-        Target {
-            label,
-            protocol: Protocol::Rest,
-            address: self.address,
-            disk_id: self.disk_id.clone(),
-            extras: Extras::default(),
-            throughput: 0.0,
-            cpu_us: 0.0,
-        }
-    }
 }
 
 /// A channel to `address`, over TLS when `extras` has a certificate.
 async fn channel(address: SocketAddr, extras: &Extras) -> Channel {
     let Some(cert) = &extras.tls_cert else {
-        return connect(address).await;
+        return load::connect(address).await;
     };
     let tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(cert))
@@ -230,7 +225,7 @@ fn with_extras<T>(message: T, extras: &Extras) -> Request<T> {
             .insert("authorization", format!("Bearer {token}").parse().unwrap());
     }
     if extras.fresh_keys {
-        let key = imageplane::ids::new_id("key");
+        let key = imageplane::ids::new_random_id("key");
         request
             .metadata_mut()
             .insert("idempotency-key", key.parse().unwrap());
@@ -238,48 +233,10 @@ fn with_extras<T>(message: T, extras: &Extras) -> Request<T> {
     request
 }
 
-/// One client connection making the same Create again and again.
+/// One caller making the same Create again and again, one at a time.
 enum Caller {
     Grpc(Box<(ImageServiceClient<Channel>, CreateImageRequest, Extras)>),
     Rest(reqwest::Client, String, bytes::Bytes),
-}
-
-impl Caller {
-    async fn new(
-        protocol: Protocol,
-        address: SocketAddr,
-        request: &CreateImageRequest,
-        extras: &Extras,
-    ) -> Caller {
-        match protocol {
-            Protocol::Grpc => Caller::Grpc(Box::new((
-                ImageServiceClient::new(channel(address, extras).await),
-                request.clone(),
-                extras.clone(),
-            ))),
-            Protocol::Rest => {
-                let Some(create_image_request::Source::DiskId(disk_id)) = &request.source else {
-                    unreachable!("the load takes images from a disk")
-                };
-                let body = serde_json::json!({
-                    "folderId": request.folder_id,
-                    "description": request.description,
-                    "diskId": disk_id,
-                });
-                let client = reqwest::Client::builder()
-                    .http1_only()
-                    .pool_max_idle_per_host(1)
-                    .tcp_nodelay(true)
-                    .build()
-                    .unwrap();
-                Caller::Rest(
-                    client,
-                    format!("http://{address}/compute/v1/images"),
-                    body.to_string().into(),
-                )
-            }
-        }
-    }
 }
 
 impl Call for Caller {
@@ -329,163 +286,286 @@ async fn ready_disk(address: SocketAddr, extras: &Extras) -> String {
         .await
         .unwrap()
         .into_inner();
+    let metadata = operation.metadata.clone().unwrap();
+    let disk_id = prost::Message::decode(metadata.value.as_slice())
+        .map(|meta: imageplane::pb::compute::CreateDiskMetadata| meta.disk_id)
+        .unwrap();
     let mut operations = OperationServiceClient::new(channel);
+    let lookup = Extras {
+        fresh_keys: false,
+        ..extras.clone()
+    };
     loop {
         let current = operations
             .get(with_extras(
                 GetOperationRequest {
                     operation_id: operation.id.clone(),
                 },
-                &Extras {
-                    fresh_keys: false,
-                    ..extras.clone()
-                },
+                &lookup,
             ))
             .await
             .unwrap()
             .into_inner();
         if current.done {
-            let metadata = operation.metadata.unwrap();
-            return prost::Message::decode(metadata.value.as_slice())
-                .map(|meta: imageplane::pb::compute::CreateDiskMetadata| meta.disk_id)
-                .unwrap();
+            return disk_id;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 
-/// Drives Create on `connections` connections for `warmup` then `duration`.
-async fn drive(
-    target: &Target,
-    connections: usize,
-    warmup: Duration,
-    duration: Duration,
-) -> Measurement {
+/// How a measurement loads its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Shape {
+    /// gRPC: connections, calls in flight on each.
+    Grpc(usize, usize),
+    /// REST over HTTP/1.1: connections, one call in flight on each.
+    Rest(usize),
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Shape::Grpc(connections, streams) => write!(formatter, "{connections}x{streams}"),
+            Shape::Rest(connections) => write!(formatter, "rest{connections}"),
+        }
+    }
+}
+
+fn parse_shape(text: &str) -> Shape {
+    let (connections, streams) = text
+        .split_once('x')
+        .unwrap_or_else(|| panic!("--shapes: {text:?} is not CONNECTIONSxSTREAMS"));
+    Shape::Grpc(connections.parse().unwrap(), streams.parse().unwrap())
+}
+
+/// Drives Create at `shape` for `warmup` then `duration`.
+async fn drive(target: &Target, shape: Shape, warmup: Duration, duration: Duration) -> Measurement {
     let request = CreateImageRequest {
         folder_id: "bench".into(),
         description: "load".into(),
         source: Some(create_image_request::Source::DiskId(target.disk_id.clone())),
         ..Default::default()
     };
+    let address = target.server.address;
     let mut callers = Vec::new();
-    for _ in 0..connections {
-        callers.push(Caller::new(target.protocol, target.address, &request, &target.extras).await);
+    match shape {
+        Shape::Grpc(connections, streams) => {
+            for _ in 0..connections {
+                let client = ImageServiceClient::new(channel(address, &target.extras).await);
+                for _ in 0..streams {
+                    callers.push(Caller::Grpc(Box::new((
+                        client.clone(),
+                        request.clone(),
+                        target.extras.clone(),
+                    ))));
+                }
+            }
+        }
+        Shape::Rest(connections) => {
+            let body = serde_json::json!({
+                "folderId": request.folder_id,
+                "description": request.description,
+                "diskId": target.disk_id,
+            });
+            for _ in 0..connections {
+                let client = reqwest::Client::builder()
+                    .http1_only()
+                    .pool_max_idle_per_host(1)
+                    .tcp_nodelay(true)
+                    .build()
+                    .unwrap();
+                callers.push(Caller::Rest(
+                    client,
+                    format!("http://{address}/compute/v1/images"),
+                    body.to_string().into(),
+                ));
+            }
+        }
     }
-    load::drive(callers, warmup, duration).await
+    load::drive_measuring(callers, warmup, duration, || target.server.cpu_time()).await
+}
+
+/// Figures summed over the rounds, to average.
+#[derive(Default)]
+struct Totals {
+    rounds: usize,
+    throughput: f64,
+    cpu_us: f64,
+    worst_tail: f64,
+}
+
+impl Totals {
+    fn add(&mut self, measured: &Measurement) {
+        self.rounds += 1;
+        self.throughput += measured.throughput();
+        self.cpu_us += measured.cpu_us_per_request();
+        let p50 = f64::from(measured.percentile_us(0.50).max(1));
+        self.worst_tail = self
+            .worst_tail
+            .max(f64::from(measured.percentile_us(0.99)) / p50);
+    }
+
+    fn throughput(&self) -> f64 {
+        self.throughput / self.rounds.max(1) as f64
+    }
+
+    fn cpu_us(&self) -> f64 {
+        self.cpu_us / self.rounds.max(1) as f64
+    }
+}
+
+fn imageplane_command(binary: &Path, data_dir: &Path, flags: &[String]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(flags);
+    command
+}
+
+async fn start_imageplane(
+    label: &str,
+    binary: &Path,
+    work_dir: &Path,
+    flags: &[String],
+    extras: Extras,
+) -> Target {
+    let data_dir = work_dir.join(label);
+    std::fs::create_dir_all(&data_dir).unwrap();
+    let server = ServerProcess::start(
+        imageplane_command(binary, &data_dir, flags),
+        &work_dir.join(format!("{label}.log")),
+    );
+    let extras = match extras.tls_cert {
+        Some(_) => Extras {
+            tls_cert: Some(std::fs::read(data_dir.join("tls/cert.pem")).unwrap()),
+            ..extras
+        },
+        None => extras,
+    };
+    Target {
+        label: label.to_string(),
+        disk_id: ready_disk(server.address, &extras).await,
+        server,
+        extras,
+    }
 }
 
 fn main() {
     let options = Options::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    if options.bare_server {
+        return run_bare_server();
+    }
+    let binary = options
+        .binary
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_imageplane")));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let data_dir = std::env::temp_dir().join(format!("imageplane-bench-{}", std::process::id()));
-        let mut targets = vec![
-            Target {
-                label: "ceiling",
-                protocol: Protocol::Grpc,
-                address: start_ceiling().await,
-                disk_id: "fhmceiling0000000000".into(),
-                extras: Extras::default(),
-                throughput: 0.0,
-                cpu_us: 0.0,
-            },
-            Target::imageplane("memory", DatabaseUrl::Memory).await,
-        ];
-        targets.push(targets[1].over_rest("memory rest"));
-        if options.dropin {
-            let tokens = imageplane::domain::identity::TokenFile::parse(
-                &format!("{BENCH_TOKEN} bench-subject bench\n"),
-                "the benchmark's tokens",
-            )
-            .unwrap();
-            let auth = Settings {
-                auth_tokens: Some(tokens),
-                ..Settings::default()
-            };
-            let bearer = Extras {
-                bearer: Some(BENCH_TOKEN),
-                ..Extras::default()
-            };
-            targets.push(Target::with("auth", auth, bearer).await);
-            let keyed = Extras {
-                fresh_keys: true,
-                ..Extras::default()
-            };
-            targets.push(Target::with("keyed", Settings::default(), keyed).await);
-            let tls = imageplane::server::tls::Tls::load(&imageplane::server::tls::TlsSource::SelfSigned {
-                dir: data_dir.join("tls"),
-            })
-            .unwrap();
-            let cert = std::fs::read(&tls.cert).unwrap();
-            let settings = Settings {
-                tls: Some(tls),
-                ..Settings::default()
-            };
-            let extras = Extras {
-                tls_cert: Some(cert),
-                ..Extras::default()
-            };
-            targets.push(Target::with("tls", settings, extras).await);
-        }
+        let work_dir = std::env::temp_dir().join(format!("imageplane-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&work_dir).unwrap();
+        let mut bare_command = Command::new(std::env::current_exe().unwrap());
+        bare_command.arg("--bare-server");
+        let mut targets = vec![Target {
+            label: "bare".into(),
+            server: ServerProcess::start(bare_command, &work_dir.join("bare.log")),
+            disk_id: "fhmbare0000000000000".into(),
+            extras: Extras::default(),
+        }];
         let wanted = |label: &str| options.only.is_empty() || options.only.iter().any(|o| o == label);
+        let flags = |more: &[&str]| -> Vec<String> {
+            more.iter().map(|flag| flag.to_string()).chain(options.server_flags.iter().cloned()).collect()
+        };
+        if wanted("memory") {
+            targets.push(start_imageplane("memory", &binary, &work_dir, &flags(&["--database-url", "memory:"]), Extras::default()).await);
+        }
         if wanted("sqlite") {
-            targets.push(Target::imageplane("sqlite", DatabaseUrl::default_in(&data_dir)).await);
+            targets.push(start_imageplane("sqlite", &binary, &work_dir, &flags(&[]), Extras::default()).await);
         }
         let mut made_schema = None;
         match &options.postgres_url {
             Some(_) if !wanted("postgres") => {}
             Some(url) => {
                 let (schema, schema_url) = postgres::fresh_schema(url, "bench").await;
-                targets.push(Target::imageplane("postgres", DatabaseUrl::Postgres(schema_url)).await);
+                targets.push(start_imageplane("postgres", &binary, &work_dir, &flags(&["--database-url", &schema_url]), Extras::default()).await);
                 made_schema = Some((url.clone(), schema));
             }
             None => println!("(PostgreSQL not measured: pass --postgres-url or set IMAGEPLANE_BENCH_DATABASE_URL)"),
         }
+        if options.dropin {
+            let tokens = work_dir.join("tokens.txt");
+            std::fs::write(&tokens, format!("{BENCH_TOKEN} bench-subject bench\n")).unwrap();
+            let memory = ["--database-url", "memory:"];
+            let auth = [&memory[..], &["--auth-tokens", tokens.to_str().unwrap()]].concat();
+            targets.push(start_imageplane("auth", &binary, &work_dir, &flags(&auth), Extras { bearer: Some(BENCH_TOKEN), ..Extras::default() }).await);
+            targets.push(start_imageplane("keyed", &binary, &work_dir, &flags(&memory), Extras { fresh_keys: true, ..Extras::default() }).await);
+            let tls = [&memory[..], &["--tls-self-signed"]].concat();
+            targets.push(start_imageplane("tls", &binary, &work_dir, &flags(&tls), Extras { tls_cert: Some(Vec::new()), ..Extras::default() }).await);
+        }
+        let mut shapes: Vec<Shape> = options.shapes.iter().map(|text| parse_shape(text)).collect();
+        if options.rest_connections > 0 {
+            shapes.push(Shape::Rest(options.rest_connections));
+        }
         let warmup = Duration::from_secs(options.warmup);
         let duration = Duration::from_secs(options.seconds);
         println!(
-            "ImageService.Create (image from a disk), {} connections, {} s x {} rounds, {} cores",
-            options.connections,
+            "ImageService.Create (an image from a disk): {} ({} flags {:?}), {} s x {} rounds, {} cores",
+            binary.display(),
+            "imageplane",
+            options.server_flags,
             options.seconds,
             options.rounds,
             std::thread::available_parallelism().map_or(0, |n| n.get()),
         );
+        let mut totals: BTreeMap<(String, Shape), Totals> = BTreeMap::new();
         for round in 1..=options.rounds {
-            for target in &mut targets {
-                let measured = drive(
-                    target,
-                    options.connections,
-                    warmup,
-                    duration,
-                )
-                .await;
-                report(&format!("{} #{round}", target.label), &measured);
-                target.throughput += measured.throughput();
-                target.cpu_us += measured.cpu_us_per_request();
+            for &shape in &shapes {
+                for target in &targets {
+                    let is_bare = target.label == "bare";
+                    let dropin = ["auth", "keyed", "tls"].contains(&target.label.as_str());
+                    if (is_bare || dropin) && matches!(shape, Shape::Rest(_)) {
+                        continue;
+                    }
+                    let measured = drive(target, shape, warmup, duration).await;
+                    load::report(&format!("{} {shape} #{round}", target.label), &measured);
+                    totals.entry((target.label.clone(), shape)).or_default().add(&measured);
+                }
             }
         }
-        let ratio = |of: &Target, to: &Target| {
-            println!(
-                "{:>8} / {:<8} throughput {:.2}   CPU per request (inverse) {:.2}",
-                of.label,
-                to.label,
-                of.throughput / to.throughput,
-                to.cpu_us / of.cpu_us
-            );
-        };
-        ratio(&targets[1], &targets[0]);
-        println!("(REST: the same Create as JSON over HTTP/1.1, on the memory server)");
-        ratio(&targets[2], &targets[1]);
-        println!("(the others to memory: durable backends; with --dropin auth, keyed and tls)");
-        for other in &targets[3..] {
-            ratio(other, &targets[1]);
+        println!("\nmeans over {} rounds (throughput ratio; CPU per create in us, server process only; worst p99/p50)", options.rounds);
+        for ((label, shape), total) in &totals {
+            println!("{:<24} {:>7.0} req/s   cpu {:>6.1} us/req   p99/p50 {:.1}", format!("{label} {shape}"), total.throughput(), total.cpu_us(), total.worst_tail);
         }
-        let _ = std::fs::remove_dir_all(&data_dir);
+        let ratio = |name: &str, of: (&str, Shape), to: (&str, Shape)| {
+            let key = |(label, shape): (&str, Shape)| (label.to_string(), shape);
+            if let (Some(of), Some(to)) = (totals.get(&key(of)), totals.get(&key(to))) {
+                println!(
+                    "{name:<32} throughput {:.2}   CPU per create (inverse) {:.2}",
+                    of.throughput() / to.throughput(),
+                    to.cpu_us() / of.cpu_us(),
+                );
+            }
+        };
+        println!();
+        for &shape in &shapes {
+            let Shape::Grpc(..) = shape else { continue };
+            ratio(&format!("memory / bare {shape}"), ("memory", shape), ("bare", shape));
+            ratio(&format!("sqlite / bare {shape}"), ("sqlite", shape), ("bare", shape));
+            ratio(&format!("sqlite / memory {shape}"), ("sqlite", shape), ("memory", shape));
+            ratio(&format!("postgres / memory {shape}"), ("postgres", shape), ("memory", shape));
+            for dropin in ["auth", "keyed", "tls"] {
+                ratio(&format!("{dropin} / memory {shape}"), (dropin, shape), ("memory", shape));
+            }
+        }
+        if let Some(&rest) = shapes.iter().find(|shape| matches!(shape, Shape::Rest(_))) {
+            let grpc = Shape::Grpc(options.rest_connections, 1);
+            for store in ["memory", "sqlite", "postgres"] {
+                ratio(&format!("{store} REST / gRPC {grpc}"), (store, rest), (store, grpc));
+            }
+        }
+        drop(targets);
+        let _ = std::fs::remove_dir_all(&work_dir);
         if let Some((base_url, schema)) = made_schema {
-            // The servers still hold connections: drop what they made, then the schema.
             if let Err(error) = postgres::client(&base_url)
                 .await
                 .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))

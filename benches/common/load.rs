@@ -22,8 +22,15 @@ pub async fn connect(address: SocketAddr) -> Channel {
 }
 
 /// CPU time this process has used so far (user + system), from /proc/self/stat.
+#[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub fn process_cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_time_of("self")
+}
+
+/// CPU time the process `pid` ("self" for this one) has used so far (user + system, all
+/// its threads), from /proc/PID/stat.
+pub fn cpu_time_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which is in parentheses): utime is the 12th, stime
     // the 13th, in clock ticks (100 per second on Linux).
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
@@ -61,8 +68,19 @@ impl Measurement {
 }
 
 /// Runs every caller concurrently, each one call at a time, for `warmup` and then
-/// `duration`; measures the calls sent after the warm-up.
+/// `duration`; measures the calls sent after the warm-up, and this process's CPU time.
+#[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub async fn drive<C: Call>(callers: Vec<C>, warmup: Duration, duration: Duration) -> Measurement {
+    drive_measuring(callers, warmup, duration, process_cpu_time).await
+}
+
+/// The same, with the CPU time that `cpu_time` reads (another process's, say).
+pub async fn drive_measuring<C: Call>(
+    callers: Vec<C>,
+    warmup: Duration,
+    duration: Duration,
+    cpu_time: impl Fn() -> Duration,
+) -> Measurement {
     let start = Instant::now() + warmup;
     let end = start + duration;
     let mut workers = Vec::new();
@@ -88,9 +106,9 @@ pub async fn drive<C: Call>(callers: Vec<C>, warmup: Duration, duration: Duratio
         }));
     }
     tokio::time::sleep_until(start.into()).await;
-    let cpu_at_start = process_cpu_time();
+    let cpu_at_start = cpu_time();
     tokio::time::sleep_until(end.into()).await;
-    let cpu = process_cpu_time() - cpu_at_start;
+    let cpu = cpu_time().saturating_sub(cpu_at_start);
     let mut latencies_us = Vec::new();
     let mut errors = 0;
     for worker in workers {
