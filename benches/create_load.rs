@@ -89,6 +89,16 @@ struct Options {
     /// Also measure authentication, idempotency keys and TLS (see the module doc).
     #[arg(long)]
     dropin: bool,
+    /// Send exactly `--calls` creates to an imageplane already running at this address, at
+    /// the first of `--shapes`, and exit (for scripts/profile-create.sh).
+    #[arg(long)]
+    drive: Option<SocketAddr>,
+    /// With `--drive`: how many creates.
+    #[arg(long, default_value_t = 1000)]
+    calls: usize,
+    /// With `--drive`: the disk to take images from (made first when not given).
+    #[arg(long)]
+    disk_id: Option<String>,
     /// Internal: be the bare server (the benchmark starts itself with this).
     #[arg(long, hide = true)]
     bare_server: bool,
@@ -127,7 +137,8 @@ fn run_bare_server() {
                 image_id: "fd8aaaaaaaaaaaaaaaaa".into(),
             }),
         );
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             .add_service(ImageServiceServer::new(BareImageService { operation }))
             .serve_with_incoming(incoming)
@@ -385,6 +396,50 @@ async fn drive(target: &Target, shape: Shape, warmup: Duration, duration: Durati
     load::drive_measuring(callers, warmup, duration, || target.server.cpu_time()).await
 }
 
+/// `--drive`: exactly `--calls` creates at the first shape; prints the disk used and the
+/// creates that failed.
+fn drive_fixed(address: SocketAddr, options: &Options) {
+    let Shape::Grpc(connections, streams) = parse_shape(&options.shapes[0]) else {
+        unreachable!("shapes are gRPC")
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let disk_id = match &options.disk_id {
+            Some(disk_id) => disk_id.clone(),
+            None => ready_disk(address, &Extras::default()).await,
+        };
+        let request = CreateImageRequest {
+            folder_id: "bench".into(),
+            description: "load".into(),
+            source: Some(create_image_request::Source::DiskId(disk_id.clone())),
+            ..Default::default()
+        };
+        let callers = connections * streams;
+        let mut workers = Vec::new();
+        for connection in 0..connections {
+            let client = ImageServiceClient::new(load::connect(address).await);
+            for stream in 0..streams {
+                let index = connection * streams + stream;
+                // The calls shared out: the first callers take one more when they do not divide.
+                let calls = options.calls / callers + usize::from(index < options.calls % callers);
+                let (mut client, request) = (client.clone(), request.clone());
+                workers.push(tokio::spawn(async move {
+                    let mut failed = 0;
+                    for _ in 0..calls {
+                        failed += usize::from(client.create(request.clone()).await.is_err());
+                    }
+                    failed
+                }));
+            }
+        }
+        let mut failed = 0;
+        for worker in workers {
+            failed += worker.await.unwrap();
+        }
+        println!("disk {disk_id}: {} creates, {failed} failed", options.calls);
+    });
+}
+
 /// Figures summed over the rounds, to average.
 #[derive(Default)]
 struct Totals {
@@ -456,6 +511,9 @@ fn main() {
     if options.bare_server {
         return run_bare_server();
     }
+    if let Some(address) = options.drive {
+        return drive_fixed(address, &options);
+    }
     let binary = options
         .binary
         .clone()
@@ -509,9 +567,8 @@ fn main() {
         let warmup = Duration::from_secs(options.warmup);
         let duration = Duration::from_secs(options.seconds);
         println!(
-            "ImageService.Create (an image from a disk): {} ({} flags {:?}), {} s x {} rounds, {} cores",
+            "ImageService.Create (an image from a disk): {} (extra flags {:?}), {} s x {} rounds, {} cores",
             binary.display(),
-            "imageplane",
             options.server_flags,
             options.seconds,
             options.rounds,

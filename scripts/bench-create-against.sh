@@ -9,6 +9,9 @@
 #   scripts/bench-create-against.sh COMMIT [ROUNDS] [-- create_load options]
 #   scripts/bench-create-against.sh b0dd8e2 4 -- --seconds 4 --only sqlite
 #
+# COMMIT may also be the path of an imageplane binary built earlier (a copy of
+# target/release/imageplane), which is then used as it is.
+#
 # The bare server is the same code on both sides, so its ratio shows how much of a
 # difference is the machine. Benchmarks are run by hand, never in CI.
 set -euo pipefail
@@ -23,19 +26,25 @@ fi
 [[ ${1:-} == -- ]] && shift
 options=("$@")
 
+if [[ -f $base && -x $base ]]; then
+    base_binary=$(realpath "$base")
+    commit=$base
+fi
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-commit=$(git rev-parse --short "$base")
-worktree=$root/target/baseline/$commit
-
-if [[ ! -d $worktree ]]; then
-    git worktree add --detach "$worktree" "$commit" >/dev/null
+if [[ -z ${base_binary:-} ]]; then
+    commit=$(git rev-parse --short "$base")
+    worktree=$root/target/baseline/$commit
+    if [[ ! -d $worktree ]]; then
+        git worktree add --detach "$worktree" "$commit" >/dev/null
+    fi
+    echo "building imageplane at $commit ..." >&2
+    (cd "$worktree" && CARGO_TARGET_DIR=$root/target/baseline-target \
+        cargo build --release --bin imageplane 2>&1 | tail -1 >&2)
+    base_binary=$root/target/baseline-target/release/imageplane
 fi
-echo "building imageplane at $commit, and this checkout's imageplane and create_load ..." >&2
-(cd "$worktree" && CARGO_TARGET_DIR=$root/target/baseline-target \
-    cargo build --release --bin imageplane 2>&1 | tail -1 >&2)
+echo "building this checkout's imageplane and create_load ..." >&2
 cargo build --release --bin imageplane --bench create_load 2>&1 | tail -1 >&2
-base_binary=$root/target/baseline-target/release/imageplane
 this_binary=$root/target/release/imageplane
 bench=$(ls -t "$root"/target/release/deps/create_load-* | grep -v '\.d$' | head -1)
 

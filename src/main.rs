@@ -156,7 +156,8 @@ async fn check(args: CheckArgs) -> ExitCode {
 }
 
 async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    imageplane::telemetry::init(args.log_level.as_deref(), args.log_format)?;
+    // Held to the end: dropping it writes the lines still queued.
+    let _log = imageplane::telemetry::init(args.log_level.as_deref(), args.log_format)?;
     if let Some(seed) = args.deterministic_ids {
         imageplane::ids::make_deterministic(seed);
         tracing::info!(seed, "ids and times come from a seeded sequence");

@@ -1,13 +1,27 @@
 //! Logging: tracing to stderr, as text or JSON, filtered by `--log-level` or RUST_LOG.
 //! Text has colours only when stderr is a terminal and `NO_COLOR` is not set
 //! (<https://no-color.org>): a file or a container's log gets plain text.
+//!
+//! Lines are written by a thread of their own (tracing-appender's non-blocking writer):
+//! a call formats its line and queues it; the thread writes every line queued since its
+//! last write in one system call. One `write` per access-log line was a tenth of a create's
+//! CPU time under load (docs/benchmarks.md). Nothing is dropped: when [`QUEUED_LINES`] are
+//! waiting, callers wait. The queue is flushed when the [`LogGuard`] is dropped, at the end
+//! of `main`; a process killed with SIGKILL can lose the lines of its last moment.
 
 use crate::config::LogFormat;
 use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
+/// Lines that may wait for the writer thread before a caller waits for it.
+pub const QUEUED_LINES: usize = 64 * 1024;
+
+/// Keeps the writer thread; dropping it writes every queued line and stops the thread.
+#[must_use = "dropping the guard stops logging"]
+pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+
 /// Installs the global subscriber. `level` wins over RUST_LOG; the default is `info`.
-pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
+pub fn init(level: Option<&str>, format: LogFormat) -> Result<LogGuard, String> {
     let filter = match level {
         Some(level) => {
             EnvFilter::try_new(level).map_err(|error| format!("--log-level: {error}"))?
@@ -15,9 +29,14 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let no_color = std::env::var_os("NO_COLOR");
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("imageplane-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(colours(
             std::io::stderr().is_terminal(),
             no_color.as_deref(),
@@ -31,7 +50,8 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<(), String> {
             .with_span_list(false)
             .try_init(),
     };
-    result.map_err(|error| error.to_string())
+    result.map_err(|error| error.to_string())?;
+    Ok(LogGuard(guard))
 }
 
 /// Whether text logs are coloured: on a terminal, unless `NO_COLOR` holds a value.

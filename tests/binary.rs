@@ -102,6 +102,7 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
         .unwrap_or_else(|| panic!("no log line carries the request id:\n{logs}"));
     assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
     assert!(line.contains("\"message\":\"call finished\""), "{line}");
+    assert!(line.contains("\"target\":\"imageplane::access\""), "{line}");
     assert!(line.contains("\"protocol\":\"grpc\""), "{line}");
     assert!(
         line.contains("\"rpc\":\"/yandex.cloud.compute.v1.DiskService/Get\""),
@@ -128,6 +129,33 @@ async fn json_logs_carry_the_callers_request_id_and_the_response_echoes_it() {
         1,
         "one line per call:\n{logs}"
     );
+}
+
+/// The access log's lines have a target of their own, which a log filter can leave out
+/// while every other line stays.
+#[tokio::test]
+async fn a_log_filter_leaves_out_the_access_log_and_keeps_the_rest() {
+    let data_dir = temp_dir("access-off");
+    let mut server = ServerProcess::start(
+        &[
+            "--database-url",
+            "memory:",
+            "--log-level",
+            "info,imageplane::access=off",
+        ],
+        data_dir.join("server.log"),
+    );
+    let reply = reqwest::Client::new()
+        .get(format!("{}/operations/oprnosuchoperation00", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 404);
+    server.terminate();
+    let logs = server.logged();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert!(!logs.contains("call finished"), "{logs}");
+    assert!(logs.contains("stopped"), "the other lines stay:\n{logs}");
 }
 
 #[test]

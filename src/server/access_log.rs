@@ -8,6 +8,9 @@
 //! the gRPC status and the latency; the span adds the request id, the HTTP method and the
 //! path to it and to every other line of the call.
 //!
+//! The line has its own target, [`TARGET`], so a log filter can leave it out and keep
+//! everything else: `--log-level info,imageplane::access=off`.
+//!
 //! The layer does not wrap response bodies (tower-http's trace layer did, and it cost
 //! measurable throughput): a gRPC status is read from the response headers, where tonic puts
 //! it for every failed unary call; a successful one carries it in the trailers, and is
@@ -25,6 +28,8 @@ use std::time::Instant;
 use tracing::{info, Instrument};
 
 const X_REQUEST_ID: &str = "x-request-id";
+/// The target of the access-log line (see the module documentation).
+pub const TARGET: &str = "imageplane::access";
 const MAX_REQUEST_ID_LEN: usize = 128;
 
 /// Adds [`AccessLog`] around a service.
@@ -115,6 +120,7 @@ where
                         .unwrap_or(0);
                     count("grpc", &rpc, grpc_status, started.elapsed());
                     info!(
+                        target: TARGET,
                         protocol = "grpc",
                         rpc, http_status, grpc_status, latency_us, "call finished"
                     );
@@ -127,6 +133,7 @@ where
                         started.elapsed(),
                     );
                     info!(
+                        target: TARGET,
                         protocol = "rest",
                         rpc = call.map_or("-", |call| &call.rpc),
                         route = call.map_or("-", |call| &call.route),

@@ -14,7 +14,7 @@
 use super::postgres::Postgres;
 use super::read_cache::Record;
 use super::sql::Job;
-use super::sqlite::Sqlite;
+use super::sqlite::{Checks, Sqlite};
 use super::{Replica, StoreError};
 
 /// The database a store keeps its records in, with its driver.
@@ -32,14 +32,28 @@ impl Database {
         }
     }
 
+    /// Runs `job` as a write whose refusals all come before its first change (see
+    /// [`Checks::First`]): on SQLite it needs no savepoint of its own. On PostgreSQL, as
+    /// any write.
+    pub async fn write_checks_first<T: Send + 'static>(
+        &self,
+        job: Job<T>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Database::Sqlite(sqlite) => sqlite.write_with(Checks::First, job).await,
+            Database::Postgres(postgres) => postgres.write(job).await,
+        }
+    }
+
     /// Runs a write of exactly one statement, which commits alone where the database
-    /// allows (PostgreSQL: no transaction around it; SQLite: as any write).
+    /// allows (PostgreSQL: no transaction around it; SQLite: in the next batch, without a
+    /// savepoint, as one statement fails whole).
     pub async fn write_one_statement<T: Send + 'static>(
         &self,
         job: Job<T>,
     ) -> Result<T, StoreError> {
         match self {
-            Database::Sqlite(sqlite) => sqlite.write(job).await,
+            Database::Sqlite(sqlite) => sqlite.write_with(Checks::First, job).await,
             Database::Postgres(postgres) => postgres.write_one_statement(job).await,
         }
     }

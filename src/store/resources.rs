@@ -48,6 +48,34 @@ impl Resources for SqlStore {
                 false => Err(StoreError::name_taken(&resource)),
             };
         }
+        if claim.is_none() {
+            // SQLite: the checks first, then the changes, which nothing can refuse, so the
+            // job needs no savepoint (`Database::write_checks_first`).
+            return self
+                .database
+                .write_checks_first(Box::new(move |tx| {
+                    Box::pin(async move {
+                        check_source_ready(tx, source.as_deref()).await?;
+                        let operation_id = operation.operation.id.clone();
+                        if operation_exists(tx, &operation_id).await? {
+                            return Err(StoreError::Duplicate(format!(
+                                "operation {operation_id} exists"
+                            )));
+                        }
+                        // Refused (the name taken, or the id: a primary key) before it
+                        // changes anything.
+                        if !insert_resource(tx, row).await? {
+                            return Err(StoreError::name_taken(&resource));
+                        }
+                        insert_operation(tx, operation_row, &owner, lease_ms).await?;
+                        let resource_id = resource.id().to_string();
+                        tx.wrote(&operation_id, Some(Record::Operation(operation)));
+                        tx.wrote(&resource_id, Some(Record::Resource(resource)));
+                        Ok(())
+                    })
+                }))
+                .await;
+        }
         self.database
             .write(Box::new(move |tx| {
                 Box::pin(async move {
@@ -486,6 +514,17 @@ async fn select_current(
 /// the source either commits first (and the copy is refused here) or waits for the copy
 /// and then finds it running (and is refused by its own check, `select_current`'s
 /// `busy_with`). The domain checked the source before; this decides it with the write.
+/// Whether an operation with this id is stored.
+async fn operation_exists(tx: &dyn Tx, id: &str) -> Result<bool, StoreError> {
+    let found = tx
+        .query(
+            "SELECT 1 FROM operations WHERE id = $1",
+            vec![Value::Text(id.to_string())],
+        )
+        .await?;
+    Ok(!found.is_empty())
+}
+
 async fn check_source_ready(tx: &dyn Tx, source: Option<&str>) -> Result<(), StoreError> {
     let Some(id) = source else {
         return Ok(());

@@ -11,6 +11,13 @@
 //! A failed commit fails every job of the batch, so no caller is ever told "done" for
 //! something that was not committed.
 //!
+//! A savepoint copies every page its job changes, so that it can be undone: on a create,
+//! a sixth of all the instructions the server spends (docs/benchmarks.md). A job whose
+//! refusals all come before its first change ([`Checks::First`]: its checks, then changes
+//! that cannot be refused) runs without one: when it fails, it has changed nothing. Should
+//! such a job fail after a change after all, its whole batch is rolled back and fails,
+//! rather than commit half of it.
+//!
 //! A job's statements run at once, on the writer thread, so its future is complete after
 //! one poll ([`run_now`]). Checkpoints (copying the WAL back into the database file) run
 //! on a thread of their own, so the writer never stops for them. Reads use a small pool of
@@ -30,6 +37,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use tokio::sync::{mpsc, oneshot};
@@ -130,7 +138,27 @@ pub enum Durability {
 
 /// What the writer thread runs: a job, ready to report how it went. Given no connection,
 /// it was not run (its batch had failed already).
-type WriterJob = Box<dyn FnOnce(Option<&Mutex<Connection>>) -> Ran + Send>;
+struct WriterJob {
+    /// Whether the job runs in a savepoint of its own.
+    savepoint: bool,
+    run: RunJob,
+}
+
+/// Runs a job on the writer's connection, or (`None`: its batch failed first) answers
+/// that it did not run.
+type RunJob = Box<dyn FnOnce(Option<&Mutex<Connection>>) -> Ran + Send>;
+
+/// Where a write's refusals come, which decides whether it needs a savepoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// Anywhere: a failure may come after changes, which its savepoint undoes.
+    Anywhere,
+    /// Before the first change: every statement that can refuse the write runs before any
+    /// that changes a row, and no change after the first can fail (but by a failure of the
+    /// database itself, which fails the batch). The writer's single thread makes the
+    /// checks and the changes one step.
+    First,
+}
 
 /// Answers a job's caller, given how its batch's commit went.
 type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
@@ -139,6 +167,8 @@ type Answer = Box<dyn FnOnce(Result<(), &StoreError>) + Send>;
 /// its caller once the commit is known.
 struct Ran {
     succeeded: bool,
+    /// Whether a statement of the job changed rows (or may have: a writing query).
+    changed: bool,
     writes: Vec<Write>,
     answer: Answer,
 }
@@ -243,11 +273,21 @@ impl Sqlite {
 
     /// Runs `job` in the next group commit; answers once it is durable.
     pub async fn write<T: Send + 'static>(&self, job: Job<T>) -> Result<T, StoreError> {
+        self.write_with(Checks::Anywhere, job).await
+    }
+
+    /// The same, for a job whose refusals come where `checks` says.
+    pub async fn write_with<T: Send + 'static>(
+        &self,
+        checks: Checks,
+        job: Job<T>,
+    ) -> Result<T, StoreError> {
         let (answer, answered) = oneshot::channel();
-        let run: WriterJob = Box::new(move |connection| {
+        let run: RunJob = Box::new(move |connection| {
             let Some(connection) = connection else {
                 return Ran {
                     succeeded: false,
+                    changed: false,
                     writes: Vec::new(),
                     answer: Box::new(move |commit| {
                         let not_run = StoreError::Backend("sqlite: the write batch failed".into());
@@ -257,9 +297,11 @@ impl Sqlite {
             };
             let tx = SqliteTx::new(connection);
             let outcome = run_now(job(&tx));
+            let changed = tx.changed.load(Ordering::Relaxed);
             let writes = tx.into_writes();
             Ran {
                 succeeded: outcome.is_ok(),
+                changed,
                 writes,
                 answer: Box::new(move |commit| {
                     let _ = answer.send(match (commit, outcome) {
@@ -270,7 +312,11 @@ impl Sqlite {
             }
         });
         let stopped = || StoreError::Backend("the sqlite writer did not take the write".into());
-        self.jobs.send(run).await.map_err(|_| stopped())?;
+        let job = WriterJob {
+            savepoint: checks == Checks::Anywhere,
+            run,
+        };
+        self.jobs.send(job).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 
@@ -404,6 +450,8 @@ fn in_read_transaction<T>(connection: &Mutex<Connection>, job: Job<T>) -> Result
 struct SqliteTx<'c> {
     connection: &'c Mutex<Connection>,
     writes: Mutex<Vec<Write>>,
+    /// Whether a statement run so far changed rows (or, a query, may have).
+    changed: std::sync::atomic::AtomicBool,
 }
 
 impl<'c> SqliteTx<'c> {
@@ -411,6 +459,7 @@ impl<'c> SqliteTx<'c> {
         SqliteTx {
             connection,
             writes: Mutex::new(Vec::new()),
+            changed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -424,15 +473,27 @@ impl<'c> SqliteTx<'c> {
 impl Tx for SqliteTx<'_> {
     fn query<'a>(&'a self, sql: &'a str, parameters: Vec<Value>) -> Pending<'a, Vec<Row>> {
         let rows = query(&lock(self.connection), sql, &parameters);
-        Box::pin(std::future::ready(rows))
+        if let Ok((_, writing)) = &rows {
+            if *writing {
+                self.changed.store(true, Ordering::Relaxed);
+            }
+        }
+        Box::pin(std::future::ready(rows.map(|(rows, _)| rows)))
     }
 
     fn execute<'a>(&'a self, sql: &'a str, parameters: Vec<Value>) -> Pending<'a, u64> {
         let changed = execute(&lock(self.connection), sql, &parameters);
+        if let Ok(rows) = &changed {
+            if *rows > 0 {
+                self.changed.store(true, Ordering::Relaxed);
+            }
+        }
         Box::pin(std::future::ready(changed))
     }
 
     fn execute_batch<'a>(&'a self, sql: &'a str) -> Pending<'a, ()> {
+        // Statements of any kind: counted as a change whether or not they made one.
+        self.changed.store(true, Ordering::Relaxed);
         let done = lock(self.connection)
             .execute_batch(sql)
             .map_err(StoreError::from);
@@ -487,8 +548,14 @@ fn prepare<'c>(
     Ok(statement)
 }
 
-fn query(connection: &Connection, sql: &str, parameters: &[Value]) -> Result<Vec<Row>, StoreError> {
+/// The rows, and whether the statement may write (`INSERT ... RETURNING`, say).
+fn query(
+    connection: &Connection,
+    sql: &str,
+    parameters: &[Value],
+) -> Result<(Vec<Row>, bool), StoreError> {
     let mut statement = prepare(connection, sql, parameters)?;
+    let writing = !statement.readonly();
     let columns = statement.column_count();
     let mut rows = statement.raw_query();
     let mut found = Vec::new();
@@ -505,7 +572,7 @@ fn query(connection: &Connection, sql: &str, parameters: &[Value]) -> Result<Vec
         }
         found.push(Row::new(values));
     }
-    Ok(found)
+    Ok((found, writing))
 }
 
 fn execute(connection: &Connection, sql: &str, parameters: &[Value]) -> Result<u64, StoreError> {
@@ -548,16 +615,25 @@ fn write_loop(
         let mut writes = Vec::new();
         let mut failure = run_statement(&lock(&connection), "BEGIN IMMEDIATE").err();
         for job in batch.drain(..) {
-            if failure.is_none() {
+            if failure.is_none() && job.savepoint {
                 failure = run_statement(&lock(&connection), "SAVEPOINT job").err();
             }
             if failure.is_some() {
                 // The batch failed already: the job is not run, and hears why.
-                answers.push(job(None).answer);
+                answers.push((job.run)(None).answer);
                 continue;
             }
-            let ran = job(Some(&connection));
-            failure = end_savepoint(&lock(&connection), ran.succeeded).err();
+            let ran = (job.run)(Some(&connection));
+            if job.savepoint {
+                failure = end_savepoint(&lock(&connection), ran.succeeded).err();
+            } else if !ran.succeeded && ran.changed {
+                // Nothing can undo this job's changes alone: the batch does not commit.
+                failure = Some(StoreError::Backend(
+                    "sqlite: a write failed after it had changed rows; \
+                     its batch was rolled back"
+                        .into(),
+                ));
+            }
             if ran.succeeded {
                 writes.extend(ran.writes);
             }
@@ -640,5 +716,139 @@ fn checkpoint_loop(connection: Connection, stop: std::sync::mpsc::Receiver<()>) 
         if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(%error, "sqlite checkpoint failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Checks, Sqlite};
+    use crate::store::sql::{Job, Tx, Value};
+    use crate::store::StoreError;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A job that inserts `name`, then fails (with a refusal of its own) when told to.
+    fn insert(name: &'static str, fail_after: bool) -> Job<()> {
+        Box::new(move |tx: &dyn Tx| {
+            Box::pin(async move {
+                tx.execute(
+                    "INSERT INTO names (name) VALUES ($1)",
+                    vec![Value::Text(name.into())],
+                )
+                .await?;
+                match fail_after {
+                    true => Err(StoreError::KeyTaken),
+                    false => Ok(()),
+                }
+            })
+        })
+    }
+
+    /// A job that refuses before it changes anything.
+    fn refuse_first() -> Job<()> {
+        Box::new(|tx: &dyn Tx| {
+            Box::pin(async move {
+                tx.query("SELECT 1", Vec::new()).await?;
+                Err(StoreError::KeyTaken)
+            })
+        })
+    }
+
+    /// A job that holds the writer, so that the writes sent meanwhile share one batch.
+    fn hold_writer() -> Job<()> {
+        Box::new(|_: &dyn Tx| {
+            std::thread::sleep(Duration::from_millis(200));
+            Box::pin(std::future::ready(Ok(())))
+        })
+    }
+
+    async fn stored(sqlite: &Sqlite) -> Vec<String> {
+        sqlite
+            .read(Box::new(|tx: &dyn Tx| {
+                Box::pin(async move {
+                    let rows = tx.query("SELECT name FROM names ORDER BY name", Vec::new());
+                    Ok(rows
+                        .await?
+                        .into_iter()
+                        .map(|mut row| row.text(0).unwrap_or_default())
+                        .collect())
+                })
+            }))
+            .unwrap()
+    }
+
+    /// Sends `jobs` while the writer is held, so they run in one batch; their outcomes.
+    async fn one_batch(sqlite: &Arc<Sqlite>, jobs: Vec<(Checks, Job<()>)>) -> Vec<bool> {
+        let holder = {
+            let sqlite = Arc::clone(sqlite);
+            tokio::spawn(async move { sqlite.write(hold_writer()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut writes = Vec::new();
+        for (checks, job) in jobs {
+            let sqlite = Arc::clone(sqlite);
+            writes.push(tokio::spawn(
+                async move { sqlite.write_with(checks, job).await },
+            ));
+            // In order: each is queued before the next.
+            tokio::task::yield_now().await;
+        }
+        holder.await.unwrap().unwrap();
+        let mut outcomes = Vec::new();
+        for write in writes {
+            outcomes.push(write.await.unwrap().is_ok());
+        }
+        outcomes
+    }
+
+    async fn open() -> Arc<Sqlite> {
+        let sqlite = Arc::new(Sqlite::open_ephemeral().await.unwrap());
+        sqlite
+            .write(Box::new(|tx: &dyn Tx| {
+                tx.execute_batch("CREATE TABLE names (name TEXT PRIMARY KEY)")
+            }))
+            .await
+            .unwrap();
+        sqlite
+    }
+
+    #[tokio::test]
+    async fn a_write_without_a_savepoint_that_refuses_first_fails_alone_in_its_batch() {
+        let sqlite = open().await;
+        let outcomes = one_batch(
+            &sqlite,
+            vec![
+                (Checks::First, insert("a", false)),
+                (Checks::First, refuse_first()),
+                (Checks::Anywhere, insert("b", true)),
+                (Checks::First, insert("c", false)),
+            ],
+        )
+        .await;
+        assert_eq!(outcomes, [true, false, false, true]);
+        assert_eq!(stored(&sqlite).await, ["a", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_write_without_a_savepoint_that_fails_after_a_change_fails_its_batch() {
+        let sqlite = open().await;
+        let outcomes = one_batch(
+            &sqlite,
+            vec![
+                (Checks::First, insert("a", false)),
+                (Checks::First, insert("b", true)),
+                (Checks::First, insert("c", false)),
+            ],
+        )
+        .await;
+        // Nothing of the batch committed, and nobody heard otherwise.
+        assert_eq!(outcomes, [false, false, false]);
+        assert!(stored(&sqlite).await.is_empty());
+        // The writer goes on.
+        sqlite
+            .write_with(Checks::First, insert("d", false))
+            .await
+            .unwrap();
+        assert_eq!(stored(&sqlite).await, ["d"]);
     }
 }
