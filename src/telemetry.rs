@@ -2,23 +2,78 @@
 //! Text has colours only when stderr is a terminal and `NO_COLOR` is not set
 //! (<https://no-color.org>): a file or a container's log gets plain text.
 //!
-//! Lines are written by a thread of their own (tracing-appender's non-blocking writer):
-//! a call formats its line and queues it; the thread writes every line queued since its
-//! last write in one system call. One `write` per access-log line was a tenth of a create's
-//! CPU time under load (docs/benchmarks.md). Nothing is dropped: when [`QUEUED_LINES`] are
-//! waiting, callers wait. The queue is flushed when the [`LogGuard`] is dropped, at the end
-//! of `main`; a process killed with SIGKILL can lose the lines of its last moment.
+//! Lines are buffered: a call formats its line into a shared buffer (64 KiB), which is
+//! written to stderr when it fills and otherwise every [`FLUSH_EVERY`], so a line appears
+//! within that time. One `write` per access-log line cost a create more than the rest of
+//! its logging (docs/benchmarks.md). The buffer is written out when the [`LogGuard`] is
+//! dropped, at the end of `main`; a process killed with SIGKILL can lose the lines of its
+//! last [`FLUSH_EVERY`].
 
 use crate::config::LogFormat;
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal, Stderr, Write};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Lines that may wait for the writer thread before a caller waits for it.
-pub const QUEUED_LINES: usize = 64 * 1024;
+/// The longest a logged line waits in the buffer before it is written.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const BUFFER_BYTES: usize = 64 * 1024;
 
-/// Keeps the writer thread; dropping it writes every queued line and stops the thread.
-#[must_use = "dropping the guard stops logging"]
-pub struct LogGuard(#[allow(dead_code)] tracing_appender::non_blocking::WorkerGuard);
+/// The buffer lines are formatted into, shared by the subscriber and the flushing thread.
+type Buffer = Arc<Mutex<BufWriter<Stderr>>>;
+
+/// Keeps the flushing thread; dropping it writes what is buffered and stops the thread.
+#[must_use = "dropping the guard stops the flushing of buffered lines"]
+pub struct LogGuard {
+    buffer: Buffer,
+    _stop: std::sync::mpsc::Sender<()>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        let _ = lock(&self.buffer).flush();
+    }
+}
+
+/// What the subscriber writes a line with: the buffer, locked for the line.
+#[derive(Clone)]
+struct BufferedStderr(Buffer);
+
+impl<'a> MakeWriter<'a> for BufferedStderr {
+    type Writer = Line<'a>;
+
+    fn make_writer(&'a self) -> Line<'a> {
+        Line(lock(&self.0))
+    }
+}
+
+/// One line's hold on the buffer.
+struct Line<'a>(MutexGuard<'a, BufWriter<Stderr>>);
+
+impl Write for Line<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+fn lock(buffer: &Buffer) -> MutexGuard<'_, BufWriter<Stderr>> {
+    buffer
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes the buffer out every [`FLUSH_EVERY`] until the guard is dropped.
+fn flush_loop(buffer: Buffer, stop: std::sync::mpsc::Receiver<()>) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(FLUSH_EVERY) {
+        let _ = lock(&buffer).flush();
+    }
+}
 
 /// Installs the global subscriber. `level` wins over RUST_LOG; the default is `info`.
 pub fn init(level: Option<&str>, format: LogFormat) -> Result<LogGuard, String> {
@@ -29,11 +84,17 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<LogGuard, String> 
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let no_color = std::env::var_os("NO_COLOR");
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("imageplane-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let buffer: Buffer = Arc::new(Mutex::new(BufWriter::with_capacity(
+        BUFFER_BYTES,
+        std::io::stderr(),
+    )));
+    let (stop, stopped) = std::sync::mpsc::channel();
+    let flushed = Arc::clone(&buffer);
+    std::thread::Builder::new()
+        .name("log-flush".into())
+        .spawn(move || flush_loop(flushed, stopped))
+        .map_err(|error| format!("starting the log flusher: {error}"))?;
+    let writer = BufferedStderr(Arc::clone(&buffer));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
@@ -51,7 +112,10 @@ pub fn init(level: Option<&str>, format: LogFormat) -> Result<LogGuard, String> 
             .try_init(),
     };
     result.map_err(|error| error.to_string())?;
-    Ok(LogGuard(guard))
+    Ok(LogGuard {
+        buffer,
+        _stop: stop,
+    })
 }
 
 /// Whether text logs are coloured: on a terminal, unless `NO_COLOR` holds a value.
