@@ -509,11 +509,6 @@ async fn select_current(
     }))
 }
 
-/// Refuses a copy whose source is gone or not READY, as the database holds it now, its
-/// row locked against changes until the create commits (`Dialect::for_share`): a delete of
-/// the source either commits first (and the copy is refused here) or waits for the copy
-/// and then finds it running (and is refused by its own check, `select_current`'s
-/// `busy_with`). The domain checked the source before; this decides it with the write.
 /// Whether an operation with this id is stored.
 async fn operation_exists(tx: &dyn Tx, id: &str) -> Result<bool, StoreError> {
     let found = tx
@@ -525,6 +520,11 @@ async fn operation_exists(tx: &dyn Tx, id: &str) -> Result<bool, StoreError> {
     Ok(!found.is_empty())
 }
 
+/// Refuses a copy whose source is gone or not READY, as the database holds it now, its
+/// row locked against changes until the create commits (`Dialect::for_share`): a delete of
+/// the source either commits first (and the copy is refused here) or waits for the copy
+/// and then finds it running (and is refused by its own check, `select_current`'s
+/// `busy_with`). The domain checked the source before; this decides it with the write.
 async fn check_source_ready(tx: &dyn Tx, source: Option<&str>) -> Result<(), StoreError> {
     let Some(id) = source else {
         return Ok(());
