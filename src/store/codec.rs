@@ -13,6 +13,7 @@ use crate::pb::{baremetal, operation::Operation};
 use prost::Message;
 
 /// A resource as one row of `resources`.
+#[derive(Clone)]
 pub struct ResourceRow {
     pub id: String,
     pub kind: i32,
@@ -88,6 +89,7 @@ pub fn resource_from_row(row: &mut Row, first: usize) -> Result<Resource, StoreE
 
 /// An operation as one row of `operations` (without the lease columns, which the
 /// backends set themselves).
+#[derive(Clone)]
 pub struct OperationRow {
     pub id: String,
     pub done: bool,

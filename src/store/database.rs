@@ -11,6 +11,7 @@
 //! Either way a job that returns an error writes nothing, and one that returns Ok is
 //! durable when its caller hears back.
 
+use super::create_batch::CreateBatcher;
 use super::postgres::Postgres;
 use super::read_cache::Record;
 use super::sql::Job;
@@ -108,13 +109,24 @@ impl Database {
 pub struct SqlStore {
     pub(super) database: Database,
     pub(super) replica: Replica,
+    /// PostgreSQL: unkeyed creates, many in one statement ([`CreateBatcher`]).
+    pub(super) creates: Option<CreateBatcher>,
 }
 
 impl SqlStore {
     /// The store over an open database, with its schema migrated and verified.
     pub async fn new(database: Database, replica: Replica) -> Result<SqlStore, StoreError> {
-        let store = SqlStore { database, replica };
+        let mut store = SqlStore {
+            database,
+            replica,
+            creates: None,
+        };
         store.database.write(super::schema::migration()).await?;
+        if let Database::Postgres(postgres) = &store.database {
+            let owner = store.replica.id.clone();
+            let batcher = CreateBatcher::start(postgres.clone(), owner, store.lease_ms());
+            store.creates = Some(batcher);
+        }
         Ok(store)
     }
 

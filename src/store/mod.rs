@@ -24,6 +24,7 @@
 //! [`Transition`]), so the store decides nothing itself.
 
 pub mod codec;
+mod create_batch;
 pub mod database;
 mod keys;
 mod leases;

@@ -82,6 +82,7 @@ impl ToSql for Value {
             Value::Text(text) => text.to_sql(ty, out),
             Value::Bytes(bytes) => bytes.to_sql(ty, out),
             Value::TextList(texts) => texts.to_sql(ty, out),
+            Value::Column(values) => values.to_sql(ty, out),
         }
     }
 
@@ -94,7 +95,8 @@ impl ToSql for Value {
     to_sql_checked!();
 }
 
-/// A pool of connections to one PostgreSQL database.
+/// A pool of connections to one PostgreSQL database (a clone shares the pool).
+#[derive(Clone)]
 pub struct Postgres {
     pool: Pool,
 }

@@ -27,6 +27,17 @@ impl Resources for SqlStore {
         let row = ResourceRow::from_resource(&resource);
         let operation_row = OperationRow::from_record(&operation);
         let source = operation.work.source().map(str::to_string);
+        if let (None, Some(batcher)) = (&claim, &self.creates) {
+            // PostgreSQL: with the creates that arrive with it, in one statement
+            // (`create_batch`).
+            let name_taken = StoreError::name_taken(&resource);
+            let rows = NewRows {
+                resource: row,
+                operation: operation_row,
+                source,
+            };
+            return batcher.create(rows, name_taken).await;
+        }
         if claim.is_none() && self.database.dialect().writable_ctes {
             // PostgreSQL: the resource and its operation in one statement, committed alone,
             // with its source's check (`check_source_ready`) in it.
@@ -326,7 +337,7 @@ async fn insert_resource(tx: &dyn Tx, row: ResourceRow) -> Result<bool, StoreErr
 /// Inserts a resource and the operation that creates it in one statement (a database with
 /// [`Dialect::writable_ctes`](super::sql::Dialect)); false, and nothing written, if the
 /// resource's name is taken.
-async fn insert_created(
+pub(super) async fn insert_created(
     tx: &dyn Tx,
     row: ResourceRow,
     operation: OperationRow,
@@ -378,15 +389,144 @@ async fn insert_created(
     let Some(row) = rows.first_mut() else {
         return Err(StoreError::Backend("a create answered no row".into()));
     };
-    if row.i64(0)? == 1 {
-        return Ok(true);
-    }
+    let inserted = row.i64(0)? == 1;
     let state = match row.optional_i32(1)? {
         None => None,
         Some(kind) => Some((kind, row.i32(2)?)),
     };
-    source_ready(&source, state)?;
+    created(inserted, Some(&source), state)
+}
+
+/// How a create went, from what its statement found: true if it was written; false if
+/// not, its name taken; the source's refusal if it has a source that is gone (`state`
+/// `None`) or not READY (`state` is its kind's and status's numbers).
+fn created(
+    inserted: bool,
+    source: Option<&str>,
+    state: Option<(i32, i32)>,
+) -> Result<bool, StoreError> {
+    if inserted {
+        return Ok(true);
+    }
+    if let Some(source) = source {
+        source_ready(source, state)?;
+    }
     Ok(false)
+}
+
+/// One create of a batch: its rows, and the source of a copy.
+#[derive(Clone)]
+pub(super) struct NewRows {
+    pub resource: ResourceRow,
+    pub operation: OperationRow,
+    pub source: Option<String>,
+}
+
+/// Inserts many creates in one statement, as [`insert_created`] inserts one (PostgreSQL:
+/// the rows arrive as one array per column). Each create's outcome, in order: true if it
+/// was written, false if its name was taken, or its source's refusal. Names are taken in
+/// one order (kind, folder, name) whatever the order of the batch, so two batches that
+/// take the same names wait for each other instead of deadlocking.
+pub(super) async fn insert_created_many(
+    tx: &dyn Tx,
+    creates: Vec<NewRows>,
+    owner: String,
+    lease_ms: i64,
+) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
+    let mut columns: Vec<Vec<Value>> = (0..21)
+        .map(|_| Vec::with_capacity(creates.len()))
+        .collect();
+    let sources: Vec<Option<String>> = creates.iter().map(|create| create.source.clone()).collect();
+    for create in creates {
+        let (resource, operation) = (create.resource, create.operation);
+        let values: [Value; 21] = [
+            resource.id.into(),
+            resource.kind.into(),
+            resource.folder_id.into(),
+            resource.name.into(),
+            resource.os.into(),
+            resource.body.into(),
+            resource.status.into(),
+            resource.family.into(),
+            resource.created_at_ms.into(),
+            operation.id.into(),
+            operation.done.into(),
+            operation.modified_at_ms.into(),
+            operation.target_kind.into(),
+            operation.target_id.into(),
+            operation.import_uri.into(),
+            operation.body.into(),
+            operation.work.into(),
+            operation.source_id.into(),
+            operation.created_at_ms.into(),
+            operation.folder_id.into(),
+            create.source.into(),
+        ];
+        for (column, value) in columns.iter_mut().zip(values) {
+            column.push(value);
+        }
+    }
+    let mut parameters: Vec<Value> = columns.into_iter().map(Value::Column).collect();
+    parameters.push(owner.into());
+    parameters.push(lease_ms.into());
+    let sql = format!(
+        "WITH input AS (
+             SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[],
+                 $5::bytea[], $6::bytea[], $7::integer[], $8::text[], $9::bigint[],
+                 $10::text[], $11::boolean[], $12::bigint[], $13::integer[], $14::text[],
+                 $15::text[], $16::bytea[], $17::text[], $18::text[], $19::bigint[],
+                 $20::text[], $21::text[])
+             WITH ORDINALITY AS input (id, kind, folder_id, name, os, body, status, family,
+                 created_at_ms, operation_id, done, modified_at_ms, target_kind, target_id,
+                 import_uri, operation_body, work, source_id, operation_created_at_ms,
+                 operation_folder_id, source, position)),
+         source AS (
+             SELECT id, kind, status FROM resources
+             WHERE id IN (SELECT source FROM input WHERE source IS NOT NULL){for_share}),
+         inserted AS (
+             INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
+                 created_at_ms)
+             SELECT id, kind, folder_id, name, os, body, status, family, created_at_ms
+             FROM input
+             WHERE source IS NULL OR EXISTS (
+                 SELECT 1 FROM source WHERE source.id = input.source AND source.status = {ready})
+             ORDER BY kind, folder_id, name, id
+             ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
+             RETURNING id),
+         created AS (
+             INSERT INTO operations {OPERATION_INSERT_COLUMNS}
+             SELECT operation_id, done, modified_at_ms, target_kind, target_id, import_uri,
+                 $22, {now_ms} + $23, operation_body, work, source_id,
+                 operation_created_at_ms, operation_folder_id
+             FROM input WHERE id IN (SELECT id FROM inserted)
+             RETURNING target_id)
+         SELECT created.target_id IS NOT NULL, source.kind, source.status
+         FROM input
+         LEFT JOIN created ON created.target_id = input.id
+         LEFT JOIN source ON source.id = input.source
+         ORDER BY input.position",
+        for_share = tx.dialect().for_share,
+        ready = status::READY,
+        now_ms = tx.dialect().now_ms,
+    );
+    let rows = tx.query(&sql, parameters).await?;
+    if rows.len() != sources.len() {
+        return Err(StoreError::Backend(format!(
+            "a batch of {} creates answered {} rows",
+            sources.len(),
+            rows.len()
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(rows.len());
+    for (mut row, source) in rows.into_iter().zip(sources) {
+        let inserted = row.bool(0)?;
+        let state = match row.optional_i32(1)? {
+            None => None,
+            Some(kind) => Some((kind, row.i32(2)?)),
+        };
+        outcomes.push(created(inserted, source.as_deref(), state));
+    }
+    Ok(outcomes)
 }
 
 /// The columns an operation is inserted with, in the order of [`operation_values`].

@@ -36,6 +36,9 @@ pub enum Value {
     /// A list of texts, for [`Dialect::in_list`]: PostgreSQL binds a `text[]`, SQLite a
     /// JSON array that `json_each` reads.
     TextList(Vec<String>),
+    /// One column of many rows, bound as an array (PostgreSQL only: a statement such as
+    /// `SELECT * FROM unnest($1::text[], $2::bigint[])` reads it as rows).
+    Column(Vec<Value>),
 }
 
 impl From<&str> for Value {

@@ -123,6 +123,11 @@ impl rusqlite::ToSql for Value {
             Value::TextList(texts) => ToSqlOutput::Owned(rusqlite::types::Value::Text(
                 serde_json::to_string(texts).unwrap_or_else(|_| "[]".into()),
             )),
+            Value::Column(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "sqlite: a column of values binds only on PostgreSQL".into(),
+                ))
+            }
         })
     }
 }

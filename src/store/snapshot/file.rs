@@ -80,6 +80,7 @@ fn json_of(value: Value) -> Json {
             Json::String(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
         Value::TextList(texts) => Json::from(texts),
+        Value::Column(values) => Json::Array(values.into_iter().map(json_of).collect()),
     }
 }
 
