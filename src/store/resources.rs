@@ -469,6 +469,12 @@ pub(super) async fn insert_created_many(
     let mut parameters: Vec<Value> = columns.into_iter().map(Value::Column).collect();
     parameters.push(owner.into());
     parameters.push(lease_ms.into());
+    // The sources apart, each once: `= ANY` of a parameter is looked up by the primary
+    // key, where a subquery of the unnested rows was planned as a scan of the table.
+    let mut distinct_sources: Vec<String> = sources.iter().flatten().cloned().collect();
+    distinct_sources.sort_unstable();
+    distinct_sources.dedup();
+    parameters.push(Value::TextList(distinct_sources));
     let sql = format!(
         "WITH input AS (
              SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[],
@@ -481,8 +487,7 @@ pub(super) async fn insert_created_many(
                  import_uri, operation_body, work, source_id, operation_created_at_ms,
                  operation_folder_id, source, position)),
          source AS (
-             SELECT id, kind, status FROM resources
-             WHERE id IN (SELECT source FROM input WHERE source IS NOT NULL){for_share}),
+             SELECT id, kind, status FROM resources WHERE id = ANY($24){for_share}),
          inserted AS (
              INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
                  created_at_ms)
