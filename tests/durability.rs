@@ -76,23 +76,44 @@ async fn disk_status(channel: &Channel, id: &str) -> Result<i32, tonic::Status> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_creating_loses_nothing_that_was_acknowledged() {
     let data_dir = temp_dir("kill9");
-    let dir = data_dir.to_str().unwrap();
+    let dir = data_dir.to_str().unwrap().to_string();
+    kill_9_while_creating(&data_dir, &["--data-dir", &dir], 16).await;
+}
+
+/// The same on PostgreSQL, where concurrent creates go in batches of many in one
+/// statement: a create is acknowledged only once its batch has committed.
+#[tokio::test]
+async fn kill_9_while_creating_on_postgres_loses_nothing_that_was_acknowledged() {
+    let Some(base_url) = common::postgres::base_url("kill_9_while_creating_on_postgres") else {
+        return;
+    };
+    let (schema, url) = common::postgres::fresh_schema(&base_url, "kill9").await;
+    let data_dir = temp_dir("kill9-postgres");
+    // More clients than statements run at once, so that batches form.
+    kill_9_while_creating(&data_dir, &["--database-url", &url], 64).await;
+    common::postgres::drop_schema(&base_url, &schema).await;
+}
+
+/// `clients` clients create disks until 300 are acknowledged; the server is killed with
+/// SIGKILL and started again with `store` (its flags); every acknowledged create is there
+/// and ends READY. Removes `data_dir` (the log's directory) at the end.
+async fn kill_9_while_creating(data_dir: &std::path::Path, store: &[&str], clients: usize) {
     let log = data_dir.join("server.log");
     // Copies take 2 s: the creates acknowledged in the 2 s before the kill are still
     // running at it (only a pause of the test as long as that could change it); any older
     // ones are finished.
-    let mut server =
-        ServerProcess::start(&["--data-dir", dir, "--operation-delay", "2s"], log.clone());
+    let flags = [store, &["--operation-delay", "2s"]].concat();
+    let mut server = ServerProcess::start(&flags, log.clone());
     let channel = connect(&server).await;
 
-    // Sixteen clients create disks as fast as they can; every acknowledged operation is
+    // The clients create disks as fast as they can; every acknowledged operation is
     // written down.
     let acknowledged = Arc::new(Mutex::new(Vec::<Operation>::new()));
-    let mut clients = Vec::new();
-    for client in 0..16 {
+    let mut tasks = Vec::new();
+    for client in 0..clients {
         let channel = channel.clone();
         let acknowledged = Arc::clone(&acknowledged);
-        clients.push(tokio::spawn(async move {
+        tasks.push(tokio::spawn(async move {
             let mut disks = DiskServiceClient::new(channel);
             for n in 0.. {
                 match disks
@@ -115,12 +136,12 @@ async fn kill_9_while_creating_loses_nothing_that_was_acknowledged() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     server.kill_9();
-    for client in clients {
-        client.await.unwrap();
+    for task in tasks {
+        task.await.unwrap();
     }
     let acknowledged = acknowledged.lock().unwrap().clone();
 
-    let restarted = ServerProcess::start(&["--data-dir", dir, "--operation-delay", "2s"], log);
+    let restarted = ServerProcess::start(&flags, log);
     let channel = connect(&restarted).await;
     for operation in &acknowledged {
         // Unfinished ones are resumed: each ends READY, none stays running.
@@ -138,7 +159,7 @@ async fn kill_9_while_creating_loses_nothing_that_was_acknowledged() {
         "nothing was resumed:\n{logged}"
     );
     drop(restarted);
-    let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(data_dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

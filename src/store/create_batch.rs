@@ -81,7 +81,13 @@ async fn collect(
                 Err(_) => break,
             }
         }
-        tokio::spawn(write(postgres.clone(), owner.clone(), lease_ms, batch, turn));
+        tokio::spawn(write(
+            postgres.clone(),
+            owner.clone(),
+            lease_ms,
+            batch,
+            turn,
+        ));
     }
 }
 
@@ -97,9 +103,8 @@ async fn write(
     if batch.len() > 1 {
         let rows: Vec<NewRows> = batch.iter().map(|queued| queued.rows.clone()).collect();
         let (many_owner, count) = (owner.clone(), batch.len());
-        let job: Job<Vec<Result<bool, StoreError>>> = Box::new(move |tx| {
-            Box::pin(insert_created_many(tx, rows, many_owner, lease_ms))
-        });
+        let job: Job<Vec<Result<bool, StoreError>>> =
+            Box::new(move |tx| Box::pin(insert_created_many(tx, rows, many_owner, lease_ms)));
         match postgres.write_one_statement(job).await {
             Ok(outcomes) if outcomes.len() == count => {
                 for (queued, outcome) in batch.into_iter().zip(outcomes) {

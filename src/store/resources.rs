@@ -433,9 +433,7 @@ pub(super) async fn insert_created_many(
     owner: String,
     lease_ms: i64,
 ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
-    let mut columns: Vec<Vec<Value>> = (0..21)
-        .map(|_| Vec::with_capacity(creates.len()))
-        .collect();
+    let mut columns: Vec<Vec<Value>> = (0..21).map(|_| Vec::with_capacity(creates.len())).collect();
     let sources: Vec<Option<String>> = creates.iter().map(|create| create.source.clone()).collect();
     for create in creates {
         let (resource, operation) = (create.resource, create.operation);
