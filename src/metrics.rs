@@ -1,8 +1,8 @@
 //! Prometheus metrics, served at `GET /metrics` (OpenMetrics text, no token): calls by
 //! protocol, service, method and code with their latencies, background operations by kind
 //! and ending with their durations, the executor's running work, imports in flight and
-//! the bytes they fetched, store calls by name with their latencies, open connections,
-//! request-body bytes held, and injected faults.
+//! the bytes they fetched, store calls by name with their latencies, the creates per
+//! PostgreSQL statement, open connections, request-body bytes held, and injected faults.
 //!
 //! One set per process ([`global`]): every layer counts into it where the thing happens,
 //! and gauges that mirror a count kept elsewhere are sampled when the page is rendered
@@ -79,6 +79,7 @@ pub struct Metrics {
     pub imports_in_flight: Gauge,
     pub import_bytes: Counter,
     pub store_seconds: Family<CallLabel, Histogram, fn() -> Histogram>,
+    pub create_batch_rows: Histogram,
     pub open_connections: Gauge,
     pub request_body_bytes: Gauge,
     pub faults_injected: Family<TargetLabel, Counter>,
@@ -147,6 +148,12 @@ impl Metrics {
             "How long store calls took, by call",
             Family::clone(&store_seconds),
         );
+        let create_batch_rows = Histogram::new(exponential_buckets(1.0, 2.0, 7));
+        registry.register(
+            "store_create_batch_rows",
+            "Creates written per statement on PostgreSQL (unkeyed creates go in batches)",
+            create_batch_rows.clone(),
+        );
         let open_connections = Gauge::default();
         registry.register(
             "open_connections",
@@ -175,6 +182,7 @@ impl Metrics {
             imports_in_flight,
             import_bytes,
             store_seconds,
+            create_batch_rows,
             open_connections,
             request_body_bytes,
             faults_injected,

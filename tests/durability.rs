@@ -135,6 +135,28 @@ async fn kill_9_while_creating(data_dir: &std::path::Path, store: &[&str], clien
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    if store.contains(&"--database-url") {
+        // The creates went in batches: some statement wrote more than one.
+        let page = reqwest::get(format!("{}/metrics", server.url()))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let figure = |name: &str| -> f64 {
+            let line = page.lines().find(|line| line.starts_with(name));
+            line.and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in:\n{page}"))
+        };
+        let (rows, statements) = (
+            figure("imageplane_store_create_batch_rows_sum"),
+            figure("imageplane_store_create_batch_rows_count"),
+        );
+        assert!(
+            rows > statements,
+            "{rows} creates in {statements} statements"
+        );
+    }
     server.kill_9();
     for task in tasks {
         task.await.unwrap();

@@ -107,6 +107,9 @@ async fn write(
             Box::new(move |tx| Box::pin(insert_created_many(tx, rows, many_owner, lease_ms)));
         match postgres.write_one_statement(job).await {
             Ok(outcomes) if outcomes.len() == count => {
+                crate::metrics::global()
+                    .create_batch_rows
+                    .observe(count as f64);
                 for (queued, outcome) in batch.into_iter().zip(outcomes) {
                     answer(queued, outcome);
                 }
@@ -131,6 +134,7 @@ async fn write(
             ))
         });
         let outcome = postgres.write_one_statement(job).await;
+        crate::metrics::global().create_batch_rows.observe(1.0);
         answer(queued, outcome);
     }
 }
