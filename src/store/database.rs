@@ -46,19 +46,6 @@ impl Database {
         }
     }
 
-    /// Runs a write of exactly one statement, which commits alone where the database
-    /// allows (PostgreSQL: no transaction around it; SQLite: in the next batch, without a
-    /// savepoint, as one statement fails whole).
-    pub async fn write_one_statement<T: Send + 'static>(
-        &self,
-        job: Job<T>,
-    ) -> Result<T, StoreError> {
-        match self {
-            Database::Sqlite(sqlite) => sqlite.write_with(Checks::First, job).await,
-            Database::Postgres(postgres) => postgres.write_one_statement(job).await,
-        }
-    }
-
     /// How this database writes what differs.
     pub fn dialect(&self) -> &'static super::sql::Dialect {
         match self {

@@ -28,7 +28,8 @@ impl Resources for SqlStore {
         let operation_row = OperationRow::from_record(&operation);
         let source = operation.work.source().map(str::to_string);
         if let (None, Some(batcher)) = (&claim, &self.creates) {
-            // PostgreSQL: with the creates that arrive with it, in one statement
+            // PostgreSQL: with the creates that arrive with it, in one statement that
+            // commits alone, with its source's check (`check_source_ready`) in it
             // (`create_batch`).
             let name_taken = StoreError::name_taken(&resource);
             let rows = NewRows {
@@ -37,27 +38,6 @@ impl Resources for SqlStore {
                 source,
             };
             return batcher.create(rows, name_taken).await;
-        }
-        if claim.is_none() && self.database.dialect().writable_ctes {
-            // PostgreSQL: the resource and its operation in one statement, committed alone,
-            // with its source's check (`check_source_ready`) in it.
-            let inserted = self
-                .database
-                .write_one_statement(Box::new(move |tx| {
-                    Box::pin(insert_created(
-                        tx,
-                        row,
-                        operation_row,
-                        source,
-                        owner,
-                        lease_ms,
-                    ))
-                }))
-                .await?;
-            return match inserted {
-                true => Ok(()),
-                false => Err(StoreError::name_taken(&resource)),
-            };
         }
         if claim.is_none() {
             // SQLite: the checks first, then the changes, which nothing can refuse, so the
