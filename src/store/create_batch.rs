@@ -111,7 +111,7 @@ async fn write(
                     .create_batch_rows
                     .observe(count as f64);
                 for (queued, outcome) in batch.into_iter().zip(outcomes) {
-                    answer(queued, outcome);
+                    answer(queued.answer, queued.name_taken, outcome);
                 }
                 return;
             }
@@ -122,7 +122,12 @@ async fn write(
         }
     }
     for queued in batch {
-        let (rows, owner) = (queued.rows.clone(), owner.clone());
+        let Queued {
+            rows,
+            name_taken,
+            answer: to,
+        } = queued;
+        let owner = owner.clone();
         let job: Job<bool> = Box::new(move |tx| {
             Box::pin(insert_created(
                 tx,
@@ -135,15 +140,19 @@ async fn write(
         });
         let outcome = postgres.write_one_statement(job).await;
         crate::metrics::global().create_batch_rows.observe(1.0);
-        answer(queued, outcome);
+        answer(to, name_taken, outcome);
     }
 }
 
 /// Tells a caller how its create went: written, its name taken, or its error.
-fn answer(queued: Queued, outcome: Result<bool, StoreError>) {
-    let _ = queued.answer.send(match outcome {
+fn answer(
+    to: oneshot::Sender<Result<(), StoreError>>,
+    name_taken: StoreError,
+    outcome: Result<bool, StoreError>,
+) {
+    let _ = to.send(match outcome {
         Ok(true) => Ok(()),
-        Ok(false) => Err(queued.name_taken),
+        Ok(false) => Err(name_taken),
         Err(error) => Err(error),
     });
 }

@@ -413,40 +413,20 @@ pub(super) async fn insert_created_many(
     owner: String,
     lease_ms: i64,
 ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
-    let mut columns: Vec<Vec<Value>> = (0..21).map(|_| Vec::with_capacity(creates.len())).collect();
+    // One array per column, in the order of `resource_values`, `operation_values` and the
+    // source: the single create's order.
+    let mut columns: Vec<Vec<Value>> = (0..23).map(|_| Vec::with_capacity(creates.len())).collect();
     let sources: Vec<Option<String>> = creates.iter().map(|create| create.source.clone()).collect();
     for create in creates {
-        let (resource, operation) = (create.resource, create.operation);
-        let values: [Value; 21] = [
-            resource.id.into(),
-            resource.kind.into(),
-            resource.folder_id.into(),
-            resource.name.into(),
-            resource.os.into(),
-            resource.body.into(),
-            resource.status.into(),
-            resource.family.into(),
-            resource.created_at_ms.into(),
-            operation.id.into(),
-            operation.done.into(),
-            operation.modified_at_ms.into(),
-            operation.target_kind.into(),
-            operation.target_id.into(),
-            operation.import_uri.into(),
-            operation.body.into(),
-            operation.work.into(),
-            operation.source_id.into(),
-            operation.created_at_ms.into(),
-            operation.folder_id.into(),
-            create.source.into(),
-        ];
+        let values = resource_values(create.resource)
+            .into_iter()
+            .chain(operation_values(create.operation, &owner, lease_ms))
+            .chain([create.source.into()]);
         for (column, value) in columns.iter_mut().zip(values) {
             column.push(value);
         }
     }
     let mut parameters: Vec<Value> = columns.into_iter().map(Value::Column).collect();
-    parameters.push(owner.into());
-    parameters.push(lease_ms.into());
     // The sources apart, each once: `= ANY` of a parameter is looked up by the primary
     // key, where a subquery of the unnested rows was planned as a scan of the table.
     let mut distinct_sources: Vec<String> = sources.iter().flatten().cloned().collect();
@@ -458,12 +438,12 @@ pub(super) async fn insert_created_many(
              SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[],
                  $5::bytea[], $6::bytea[], $7::integer[], $8::text[], $9::bigint[],
                  $10::text[], $11::boolean[], $12::bigint[], $13::integer[], $14::text[],
-                 $15::text[], $16::bytea[], $17::text[], $18::text[], $19::bigint[],
-                 $20::text[], $21::text[])
+                 $15::text[], $16::text[], $17::bigint[], $18::bytea[], $19::text[],
+                 $20::text[], $21::bigint[], $22::text[], $23::text[])
              WITH ORDINALITY AS input (id, kind, folder_id, name, os, body, status, family,
                  created_at_ms, operation_id, done, modified_at_ms, target_kind, target_id,
-                 import_uri, operation_body, work, source_id, operation_created_at_ms,
-                 operation_folder_id, source, position)),
+                 import_uri, owner, lease_ms, operation_body, work, source_id,
+                 operation_created_at_ms, operation_folder_id, source, position)),
          source AS (
              SELECT id, kind, status FROM resources WHERE id = ANY($24){for_share}),
          inserted AS (
@@ -479,7 +459,7 @@ pub(super) async fn insert_created_many(
          created AS (
              INSERT INTO operations {OPERATION_INSERT_COLUMNS}
              SELECT operation_id, done, modified_at_ms, target_kind, target_id, import_uri,
-                 $22, {now_ms} + $23, operation_body, work, source_id,
+                 owner, {now_ms} + lease_ms, operation_body, work, source_id,
                  operation_created_at_ms, operation_folder_id
              FROM input WHERE id IN (SELECT id FROM inserted)
              RETURNING target_id)
