@@ -42,11 +42,14 @@ use common::load::{self, Call, Measurement};
 #[path = "../tests/common/postgres.rs"]
 #[allow(dead_code)]
 mod postgres;
+#[path = "../tests/common/process.rs"]
+#[allow(dead_code)]
+mod process;
+use process::ServerProcess;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -147,55 +150,12 @@ fn run_bare_server() {
     });
 }
 
-/// A server in a process of its own.
-struct ServerProcess {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl ServerProcess {
-    /// Starts `command`, its stderr to `log`, and reads its ready line.
-    fn start(mut command: Command, log: &Path) -> ServerProcess {
-        let log_file = std::fs::File::create(log).unwrap();
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            .spawn()
-            .expect("the server starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let address = line
-            .trim()
-            .strip_prefix("imageplane listening on ")
-            .unwrap_or_else(|| {
-                let logged = std::fs::read_to_string(log).unwrap_or_default();
-                panic!("unexpected first line {line:?}; log:\n{logged}")
-            })
-            .parse()
-            .unwrap();
-        ServerProcess { child, address }
-    }
-
-    fn cpu_time(&self) -> Duration {
-        load::cpu_time_of(&self.child.id().to_string())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What gRPC callers add to each call: a bearer token, a new idempotency key, TLS.
 #[derive(Debug, Clone, Default)]
 struct Extras {
     bearer: Option<&'static str>,
     fresh_keys: bool,
-    /// The server's certificate, to trust.
+    /// The server's certificate, to trust (read once it has made it).
     tls_cert: Option<Vec<u8>>,
 }
 
@@ -357,7 +317,7 @@ async fn drive(target: &Target, shape: Shape, warmup: Duration, duration: Durati
         source: Some(create_image_request::Source::DiskId(target.disk_id.clone())),
         ..Default::default()
     };
-    let address = target.server.address;
+    let address: SocketAddr = target.server.address.parse().unwrap();
     let mut callers = Vec::new();
     match shape {
         Shape::Grpc(connections, streams) => {
@@ -487,20 +447,20 @@ async fn start_imageplane(
 ) -> Target {
     let data_dir = work_dir.join(label);
     std::fs::create_dir_all(&data_dir).unwrap();
-    let server = ServerProcess::start(
+    let server = ServerProcess::start_command(
         imageplane_command(binary, &data_dir, flags),
-        &work_dir.join(format!("{label}.log")),
+        work_dir.join(format!("{label}.log")),
     );
-    let extras = match extras.tls_cert {
-        Some(_) => Extras {
+    let extras = match flags.iter().any(|flag| flag == "--tls-self-signed") {
+        true => Extras {
             tls_cert: Some(std::fs::read(data_dir.join("tls/cert.pem")).unwrap()),
             ..extras
         },
-        None => extras,
+        false => extras,
     };
     Target {
         label: label.to_string(),
-        disk_id: ready_disk(server.address, &extras).await,
+        disk_id: ready_disk(server.address.parse().unwrap(), &extras).await,
         server,
         extras,
     }
@@ -526,7 +486,7 @@ fn main() {
         bare_command.arg("--bare-server");
         let mut targets = vec![Target {
             label: "bare".into(),
-            server: ServerProcess::start(bare_command, &work_dir.join("bare.log")),
+            server: ServerProcess::start_command(bare_command, work_dir.join("bare.log")),
             disk_id: "fhmbare0000000000000".into(),
             extras: Extras::default(),
         }];
@@ -558,7 +518,7 @@ fn main() {
             targets.push(start_imageplane("auth", &binary, &work_dir, &flags(&auth), Extras { bearer: Some(BENCH_TOKEN), ..Extras::default() }).await);
             targets.push(start_imageplane("keyed", &binary, &work_dir, &flags(&memory), Extras { fresh_keys: true, ..Extras::default() }).await);
             let tls = [&memory[..], &["--tls-self-signed"]].concat();
-            targets.push(start_imageplane("tls", &binary, &work_dir, &flags(&tls), Extras { tls_cert: Some(Vec::new()), ..Extras::default() }).await);
+            targets.push(start_imageplane("tls", &binary, &work_dir, &flags(&tls), Extras::default()).await);
         }
         let mut shapes: Vec<Shape> = options.shapes.iter().map(|text| parse_shape(text)).collect();
         if options.rest_connections > 0 {

@@ -24,13 +24,7 @@ pub async fn connect(address: SocketAddr) -> Channel {
 /// CPU time this process has used so far (user + system), from /proc/self/stat.
 #[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub fn process_cpu_time() -> Duration {
-    cpu_time_of("self")
-}
-
-/// CPU time the process `pid` ("self" for this one) has used so far (user + system, all
-/// its threads), from /proc/PID/stat.
-pub fn cpu_time_of(pid: &str) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which is in parentheses): utime is the 12th, stime
     // the 13th, in clock ticks (100 per second on Linux).
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

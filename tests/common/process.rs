@@ -44,7 +44,8 @@ impl ServerProcess {
         ServerProcess::start_command(command, log)
     }
 
-    fn start_command(mut command: Command, log: PathBuf) -> ServerProcess {
+    /// Starts `command` (a server that prints imageplane's ready line), its log to `log`.
+    pub fn start_command(mut command: Command, log: PathBuf) -> ServerProcess {
         let log_file = std::fs::File::options()
             .create(true)
             .append(true)
