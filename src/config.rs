@@ -209,6 +209,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IMAGEPLANE_ENABLE_ADMIN")]
     pub enable_admin: bool,
 
+    /// Do not serve the web console at `/console` (it is a client of the REST API and
+    /// answers nothing the API does not). As an environment variable: `true` or `false`.
+    #[arg(long, env = "IMAGEPLANE_NO_CONSOLE")]
+    pub no_console: bool,
+
     /// Make ids, and the times that stamp resources and operations (from
     /// 2026-01-01T00:00:00Z, a millisecond a reading), come from a sequence seeded with
     /// this number, so that the same calls in the same order answer the same ids, times

@@ -214,6 +214,7 @@ async fn run(args: ServeArgs) -> Result<(), Box<dyn std::error::Error + Send + S
         operation_timing: Timing::parse(&args.operation_delay)
             .map_err(|error| format!("--operation-delay: {error}"))?,
         enable_admin: args.enable_admin,
+        console: !args.no_console,
         advertise_address: args.advertise_address,
         request_timeout: args.request_timeout,
         shutdown_grace: args.shutdown_grace,

@@ -889,6 +889,24 @@ impl store::Keys for Meddling {
 }
 
 #[async_trait::async_trait]
+impl store::Inspect for Meddling {
+    async fn folder_counts(
+        &self,
+        folders: Option<&[String]>,
+    ) -> Result<Vec<store::FolderCounts>, StoreError> {
+        self.inner.folder_counts(folders).await
+    }
+    async fn recent_operations(
+        &self,
+        folders: Option<&[String]>,
+        done: bool,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        self.inner.recent_operations(folders, done, limit).await
+    }
+}
+
+#[async_trait::async_trait]
 impl Store for Meddling {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await

@@ -16,6 +16,7 @@ pub mod compute_image;
 pub mod compute_snapshot;
 pub mod endpoint;
 pub mod iam;
+pub mod introspection;
 pub mod kinds;
 pub mod operation;
 

@@ -67,6 +67,11 @@ impl Admin {
         }
     }
 
+    /// Whether the API is on (`--enable-admin`).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// PERMISSION_DENIED unless the API is on and the caller may use it.
     pub fn check(&self, caller: &Caller) -> Result<(), Error> {
         if !self.enabled {

@@ -18,6 +18,7 @@ mod disk;
 pub mod filter;
 pub mod idempotency;
 pub mod identity;
+pub mod introspection;
 mod image;
 pub mod lifecycle;
 pub mod listing;

@@ -2,10 +2,12 @@
 //! `application/grpc+proto`, ...) goes to the gRPC services; a health probe (`/healthz`,
 //! `/readyz`: [`Health`]) gets its answer, `/metrics` the Prometheus page, and a request
 //! for a plain document (`services::documents`, e.g. `/openapi.json`) the document, none
-//! needing a token;
+//! needing a token; the web console's files (`/console`, [`console`]) theirs, unless it
+//! is off;
 //! anything else goes to the REST gateway. All answer with the same body type, so one
 //! connection can carry every kind.
 
+use super::console;
 use super::health::{Health, Probe};
 use super::services::Document;
 use crate::gateway::Gateway;
@@ -40,6 +42,8 @@ pub struct Dispatch {
     gateway: Gateway,
     documents: Arc<[Document]>,
     health: Arc<Health>,
+    /// Whether `/console` is served.
+    console: bool,
 }
 
 impl Dispatch {
@@ -48,12 +52,14 @@ impl Dispatch {
         gateway: Gateway,
         documents: Vec<Document>,
         health: Arc<Health>,
+        console: bool,
     ) -> Dispatch {
         Dispatch {
             grpc,
             gateway,
             documents: documents.into(),
             health,
+            console,
         }
     }
 }
@@ -87,6 +93,16 @@ impl tower::Service<Request<tonic::body::Body>> for Dispatch {
             let response =
                 self.gateway
                     .document(request.method(), path, StatusCode::OK, (OPENMETRICS, page));
+            return Box::pin(std::future::ready(Ok(response)));
+        }
+        if let Some(asset) = self.console.then(|| console::asset(path)).flatten() {
+            let mut response = self.gateway.document(
+                request.method(),
+                path,
+                StatusCode::OK,
+                (asset.content_type, Bytes::from_static(asset.body)),
+            );
+            console::protect(response.headers_mut());
             return Box::pin(std::future::ready(Ok(response)));
         }
         if let Some(document) = self.documents.iter().find(|document| document.path == path) {

@@ -11,6 +11,7 @@
 //! May use every layer below; nothing below uses it.
 
 pub mod access_log;
+pub mod console;
 pub mod dispatch;
 pub mod health;
 pub mod listener;
@@ -21,6 +22,7 @@ pub mod tls;
 
 use crate::domain::admin::Admin;
 use crate::domain::identity::{Identities, TokenFile, DEFAULT_TOKEN_LIFETIME};
+use crate::domain::introspection::{Introspection, ServerFacts};
 use crate::domain::seed::{self, Seeds};
 use crate::domain::validation::Validator;
 use crate::domain::{Catalog, Offerings};
@@ -87,6 +89,8 @@ pub struct Settings {
     pub tls: Option<Tls>,
     /// Whether the admin API (`imageplane.v1.AdminService`) is on (`--enable-admin`).
     pub enable_admin: bool,
+    /// Whether the web console is served at `/console` (not with `--no-console`).
+    pub console: bool,
 }
 
 /// The default `--lease-duration`.
@@ -114,6 +118,7 @@ impl Default for Settings {
             iam_token_lifetime: DEFAULT_TOKEN_LIFETIME,
             tls: None,
             enable_admin: false,
+            console: true,
         }
     }
 }
@@ -353,9 +358,25 @@ async fn build_service(
         seeds,
         Arc::clone(&faults),
     ));
+    let introspection = Arc::new(Introspection::new(
+        Arc::clone(store),
+        Arc::clone(executor),
+        Arc::clone(&admin),
+        ServerFacts {
+            version: env!("CARGO_PKG_VERSION"),
+            store: match settings.database {
+                DatabaseUrl::Memory => "memory",
+                DatabaseUrl::Sqlite(_) => "sqlite",
+                DatabaseUrl::Postgres(_) => "postgres",
+            },
+            started_at: std::time::SystemTime::now(),
+            authentication: settings.auth_tokens.is_some(),
+        },
+    ));
     let parts = services::Parts {
         catalog: Arc::clone(&catalog),
         admin,
+        introspection,
         identities,
         health: reporter,
         advertise_address: settings.advertise_address.clone(),
@@ -373,7 +394,13 @@ async fn build_service(
     let gateway = Gateway::new(grpc.clone(), catalog.validator(), &rest)?;
     let documents = services::documents(&gateway);
     Ok((
-        AccessLogLayer.layer(Dispatch::new(grpc, gateway, documents, Arc::clone(&health))),
+        AccessLogLayer.layer(Dispatch::new(
+            grpc,
+            gateway,
+            documents,
+            Arc::clone(&health),
+            settings.console,
+        )),
         health,
     ))
 }

@@ -6,10 +6,11 @@
 use crate::api::{
     admin::AdminApi, baremetal_image::BaremetalImageApi, compute_disk::ComputeDiskApi,
     compute_image::ComputeImageApi, compute_snapshot::ComputeSnapshotApi, endpoint::EndpointApi,
-    iam::IamApi, operation::OperationApi,
+    iam::IamApi, introspection::IntrospectionApi, operation::OperationApi,
 };
 use crate::domain::admin::Admin;
 use crate::domain::identity::Identities;
+use crate::domain::introspection::Introspection;
 use crate::domain::Catalog;
 use crate::gateway::Gateway;
 use crate::pb;
@@ -37,6 +38,7 @@ pub enum Access {
 pub struct Parts {
     pub catalog: Arc<Catalog>,
     pub admin: Arc<Admin>,
+    pub introspection: Arc<Introspection>,
     pub identities: Arc<Identities>,
     pub health: HealthReporter,
     /// `--advertise-address`, if set.
@@ -190,6 +192,26 @@ pub const SERVICES: &[Service] = &[
                         catalog: Arc::clone(&parts.catalog),
                         admin: Arc::clone(&parts.admin),
                     })
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+                )
+            },
+        )
+    },
+    // imageplane's own: what the server holds and does, for the console.
+    Service {
+        reported: false,
+        ..api(
+            <pb::imageplane::v1::introspection_service_server::IntrospectionServiceServer<
+                IntrospectionApi,
+            >>::NAME,
+            |parts, routes| {
+                routes.add_service(
+                    pb::imageplane::v1::introspection_service_server::IntrospectionServiceServer::new(
+                        IntrospectionApi {
+                            catalog: Arc::clone(&parts.catalog),
+                            introspection: Arc::clone(&parts.introspection),
+                        },
+                    )
                     .max_decoding_message_size(MAX_REQUEST_BYTES),
                 )
             },

@@ -4,8 +4,8 @@
 use super::query::ListQuery;
 use super::snapshot::{ImportCounts, Prepared};
 use super::{
-    Change, Ending, Finished, IssuedToken, KeyClaim, Keys, Leases, Operations, ResetCounts,
-    Resources, Store, StoreError, StoredKey, Transition,
+    Change, Ending, Finished, FolderCounts, Inspect, IssuedToken, KeyClaim, Keys, Leases,
+    Operations, ResetCounts, Resources, Store, StoreError, StoredKey, Transition,
 };
 use crate::metrics::CallLabel;
 use crate::model::resource::{OperationRecord, Resource, ResourceKind};
@@ -182,6 +182,29 @@ impl Keys for Metered {
 
     async fn page_key(&self) -> Result<Vec<u8>, StoreError> {
         timed("page_key", self.0.page_key()).await
+    }
+}
+
+#[async_trait]
+impl Inspect for Metered {
+    async fn folder_counts(
+        &self,
+        folders: Option<&[String]>,
+    ) -> Result<Vec<FolderCounts>, StoreError> {
+        timed("folder_counts", self.0.folder_counts(folders)).await
+    }
+
+    async fn recent_operations(
+        &self,
+        folders: Option<&[String]>,
+        done: bool,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError> {
+        timed(
+            "recent_operations",
+            self.0.recent_operations(folders, done, limit),
+        )
+        .await
     }
 }
 

@@ -26,6 +26,7 @@
 pub mod codec;
 mod create_batch;
 pub mod database;
+mod inspect;
 mod keys;
 mod leases;
 pub mod metered;
@@ -430,9 +431,39 @@ pub trait Keys: Send + Sync {
     async fn page_key(&self) -> Result<Vec<u8>, StoreError>;
 }
 
+/// What one folder holds (introspection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderCounts {
+    pub folder_id: String,
+    /// Resources of each kind that the folder holds, in any status (kinds it has none of
+    /// are left out).
+    pub resources: Vec<(ResourceKind, u64)>,
+    /// Operations on the folder's resources that have not ended.
+    pub running_operations: u64,
+}
+
+/// Summaries of what the store holds, for the introspection API: reads only.
+#[async_trait]
+pub trait Inspect: Send + Sync {
+    /// Every folder that holds a resource or a running operation, ordered by id; with
+    /// `folders`, only those.
+    async fn folder_counts(&self, folders: Option<&[String]>)
+        -> Result<Vec<FolderCounts>, StoreError>;
+
+    /// At most `limit` operations, running ones (`done` false) newest first, or ended
+    /// ones (`done` true) the one that ended last first; with `folders`, only those
+    /// recorded in one of them.
+    async fn recent_operations(
+        &self,
+        folders: Option<&[String]>,
+        done: bool,
+        limit: usize,
+    ) -> Result<Vec<OperationRecord>, StoreError>;
+}
+
 /// The whole store.
 #[async_trait]
-pub trait Store: Resources + Operations + Leases + Keys + 'static {
+pub trait Store: Resources + Operations + Leases + Keys + Inspect + 'static {
     /// Whether the database answers: one trivial read.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -41,7 +41,7 @@ use crate::model::resource::{work_kind, ChangeKind, OperationRecord, ResourceKin
 use crate::pb::operation::Operation;
 use crate::store::codec::unix_ms;
 use crate::store::{Ending, Finished, Outcome, Store, StoreError, Transition};
-use crate::work::import::{ImportSettings, Importer};
+use crate::work::import::{ImportSettings, Importer, Progress, ProgressReading};
 use crate::work::timing::{Delay, Timing};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -77,9 +77,9 @@ enum Command {
 enum Running {
     /// A copy or a delete, pending in the scheduler.
     Timed,
-    /// An import task: its token, and a number that tells this task from a later one
-    /// for the same operation.
-    Import(CancellationToken, u64),
+    /// An import task: its token, a number that tells this task from a later one for the
+    /// same operation, and how far its transfer has come.
+    Import(CancellationToken, u64, Arc<Progress>),
     /// A copy or a delete of a kind whose delay is `manual`: held until [`Executor::end_now`].
     Held,
 }
@@ -231,7 +231,11 @@ impl Executor {
                 Running::Held
             }
             Work::Copy { .. } | Work::Delete | Work::Change(_) => Running::Timed,
-            Work::ImportUri { .. } => Running::Import(CancellationToken::new(), rand::random()),
+            Work::ImportUri { .. } => Running::Import(
+                CancellationToken::new(),
+                rand::random(),
+                Arc::new(Progress::default()),
+            ),
         };
         {
             // One lock for the check and the insert: two starts of one id cannot both pass.
@@ -256,7 +260,9 @@ impl Executor {
                     warn!(operation_id = %id, "the scheduler has stopped");
                 }
             }
-            Running::Import(token, task) => self.start_import(record, token, task, after(delay)),
+            Running::Import(token, task, progress) => {
+                self.start_import(record, token, task, progress, after(delay))
+            }
         }
     }
 
@@ -266,6 +272,7 @@ impl Executor {
         record: OperationRecord,
         token: CancellationToken,
         task: u64,
+        progress: Arc<Progress>,
         delay: Duration,
     ) {
         let executor = Arc::clone(self);
@@ -273,7 +280,10 @@ impl Executor {
         tokio::spawn(
             async move {
                 let work = async {
-                    let outcome = executor.importer.import(&record, executor.store.as_ref()).await;
+                    let outcome = executor
+                        .importer
+                        .import(&record, executor.store.as_ref(), &progress)
+                        .await;
                     // Not before its kind's delay.
                     tokio::time::sleep_until(due_at(&record, delay)).await;
                     outcome
@@ -297,12 +307,21 @@ impl Executor {
                 // Only this task's entry: the operation may have been claimed again and
                 // started anew meanwhile.
                 let mut running = lock(&executor.running);
-                if matches!(running.get(&record.operation.id), Some(Running::Import(_, t)) if *t == task) {
+                if matches!(running.get(&record.operation.id), Some(Running::Import(_, t, _)) if *t == task) {
                     running.remove(&record.operation.id);
                 }
             }
             .instrument(span),
         );
+    }
+
+    /// How far the import of an operation has come, if it runs here and its transfer
+    /// has started.
+    pub fn import_progress(&self, operation_id: &str) -> Option<ProgressReading> {
+        match lock(&self.running).get(operation_id) {
+            Some(Running::Import(_, _, progress)) => progress.read(),
+            _ => None,
+        }
     }
 
     /// Stops the local work of an operation, if it runs here.
@@ -312,7 +331,7 @@ impl Executor {
             Some(Running::Timed) => {
                 let _ = self.copies.send(Command::Forget(operation_id.to_string()));
             }
-            Some(Running::Import(token, _)) => token.cancel(),
+            Some(Running::Import(token, _, _)) => token.cancel(),
             Some(Running::Held) | None => {}
         }
     }

@@ -20,6 +20,7 @@
 //! through [`crate::redact`].
 
 pub mod format;
+pub mod progress;
 
 pub use crate::model::image_file::Measured;
 
@@ -28,6 +29,7 @@ use crate::model::resource::{OperationRecord, Work};
 use crate::redact;
 use crate::store::Store;
 use format::Sniffer;
+pub use progress::{Progress, ProgressReading};
 use md5::{Digest, Md5};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -166,6 +168,7 @@ impl Importer {
         &self,
         record: &OperationRecord,
         store: &dyn Store,
+        progress: &Progress,
     ) -> Result<Measured, Error> {
         let Work::ImportUri { uri } = &record.work else {
             return Err(Error::Internal("a copy was sent to the importer".into()));
@@ -186,7 +189,11 @@ impl Importer {
         in_flight.inc();
         // Counted down however the import ends, cancelled (dropped) included.
         let _in_flight = down_on_drop(in_flight);
-        let fetched = tokio::time::timeout(self.settings.timeout, self.fetch(record, uri, store))
+        progress.start();
+        let fetched = tokio::time::timeout(
+            self.settings.timeout,
+            self.fetch(record, uri, store, progress),
+        )
             .await
             .map_err(|_| {
                 Error::DeadlineExceeded(format!(
@@ -213,6 +220,7 @@ impl Importer {
         record: &OperationRecord,
         uri: &str,
         store: &dyn Store,
+        progress: &Progress,
     ) -> Result<Measured, Error> {
         // Only bare-metal images carry a checksum; MD5 would cost compute imports more
         // than the transfer itself.
@@ -226,7 +234,7 @@ impl Importer {
         loop {
             attempt += 1;
             let outcome = self
-                .attempt(uri, &shown, &mut transfer, &mut rate, record, store)
+                .attempt(uri, &shown, &mut transfer, &mut rate, record, store, progress)
                 .await;
             if transfer.restarts > MAX_RESTARTS {
                 return Err(Error::Unavailable(format!(
@@ -287,6 +295,7 @@ impl Importer {
         rate: &mut RateCheck,
         record: &OperationRecord,
         store: &dyn Store,
+        progress: &Progress,
     ) -> Result<(), Failure> {
         use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
         use reqwest::StatusCode;
@@ -388,6 +397,7 @@ impl Importer {
                 Failure::Transient(Error::Unavailable(format!("{shown}: {why} ({error})")))
             })?;
             transfer.take(&chunk);
+            progress.update(transfer.received, transfer.expected);
             rate.count(chunk.len() as u64, shown)
                 .map_err(Failure::Final)?;
             if transfer.received > self.settings.max_bytes {
