@@ -331,7 +331,7 @@ document.addEventListener("visibilitychange", () => {
     clearTimeout(live.timer);
     const mine = live;
     live = null;
-    route(mine);
+    route({ again: true });
   }
 });
 
@@ -844,7 +844,10 @@ const NAV = { "": "folders", folder: "folders", resource: "folders", operations:
 
 let lastRoute = "";
 
-async function route(previous) {
+/** Draws the view the hash names. After a navigation (`focus`), the keyboard focus moves
+ * to the view, as a page load would put it; `again` redraws the same view, keeping the
+ * notice. */
+async function route({ focus = false, again = false } = {}) {
   stopLive();
   const hash = location.hash.replace(/^#\/?/, "");
   const [path, search = ""] = hash.split("?");
@@ -857,7 +860,7 @@ async function route(previous) {
   }
   const main = document.getElementById("main");
   main.replaceChildren();
-  if (!previous && hash !== lastRoute) notify("");
+  if (!again && hash !== lastRoute) notify("");
   lastRoute = hash;
   document.title = (name ? name[0].toUpperCase() + name.slice(1) : "Folders") + " · imageplane console";
   try {
@@ -865,7 +868,7 @@ async function route(previous) {
   } catch (error) {
     failed(error);
   }
-  if (!previous) main.focus({ preventScroll: true });
+  if (focus) main.focus({ preventScroll: true });
 }
 
 async function showWho() {
@@ -883,5 +886,5 @@ document.getElementById("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 });
-window.addEventListener("hashchange", () => route());
+window.addEventListener("hashchange", () => route({ focus: true }));
 showWho().then(() => route());

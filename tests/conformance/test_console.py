@@ -1,0 +1,327 @@
+"""The web console at /console, in a real browser: Debian's chromium driven by Playwright.
+
+Every test fails on an error in the browser's console (other than the 400 answers a test
+provokes on purpose), on an uncaught exception in the page, and on any request to another
+origin. Screenshots go to ``target/console-screenshots/`` (kept by CI as artifacts).
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import REPO_ROOT, ServerProcess, plain_identities, write_tokens
+from helpers import unique_folder
+
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+
+SHOTS = REPO_ROOT / "target" / "console-screenshots"
+CHROMIUM = os.environ.get("IMAGEPLANE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+WAIT_MS = 20_000
+
+
+class SlowSource:
+    """A loopback HTTP server that sends ``slow.qcow2`` (a qcow2 header and zeros, with
+    its Content-Length) 32 KiB every 50 ms, so that an import of it takes about 13 s."""
+
+    SIZE = 8 << 20
+    CHUNK = 32 << 10
+
+    def __init__(self, directory: Path):
+        qcow2 = directory / "head.qcow2"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), "1G"], check=True)
+        head = qcow2.read_bytes()
+        body = head + bytes(self.SIZE - len(head))
+        chunk = self.CHUNK
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):  # noqa: D401
+                pass
+
+            def do_GET(self):  # noqa: N802
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    for start in range(0, len(body), chunk):
+                        self.wfile.write(body[start:start + chunk])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/slow.qcow2"
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory):
+    server = ServerProcess("console", "0s", tmp_path_factory.mktemp("imageplane-console"),
+                           extra_args=("--enable-admin",))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def slow_source(tmp_path_factory):
+    source = SlowSource(tmp_path_factory.mktemp("slow-source"))
+    yield source
+    source.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    assert Path(CHROMIUM).is_file(), (
+        f"chromium not found at {CHROMIUM}: scripts/test.sh installs Debian's chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+class Watched:
+    """A page whose console errors, page errors and requests to other origins are kept."""
+
+    def __init__(self, page: Page, origin: str):
+        self.page = page
+        self.origin = origin
+        self.errors: list[str] = []
+        self.foreign: list[str] = []
+        self.requests: list[str] = []
+        self.allowed_400s = 0
+        page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+        page.on("request", self._request)
+
+    def _request(self, request) -> None:
+        self.requests.append(request.url)
+        if not (request.url.startswith(self.origin + "/") or request.url.startswith(("data:", "blob:"))):
+            self.foreign.append(request.url)
+
+    def check(self) -> None:
+        provoked = [error for error in self.errors if "status of 400" in error]
+        others = [error for error in self.errors if "status of 400" not in error]
+        assert not others, f"errors in the browser's console: {others}"
+        assert len(provoked) <= self.allowed_400s, f"unexpected 400 answers: {provoked}"
+        assert not self.foreign, f"requests to another origin: {self.foreign}"
+
+
+@pytest.fixture
+def console(browser, console_server, request):
+    origin = f"http://{console_server.addr}"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watched = Watched(page, origin)
+    page.set_default_timeout(WAIT_MS)
+    yield watched
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    watched.check()
+
+
+def rest(server: ServerProcess, method: str, path: str, **kwargs) -> dict:
+    response = requests.request(method, f"http://{server.addr}{path}", timeout=10, **kwargs)
+    assert response.ok, f"{method} {path}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def public_image_id(server: ServerProcess) -> str:
+    images = rest(server, "GET", "/compute/v1/images", params={"folderId": "standard-images"})["images"]
+    return images[0]["id"]
+
+
+def test_an_image_created_through_the_api_appears_in_the_open_console(console, console_server):
+    page = console.page
+    page.goto(f"{console.origin}/console")
+    expect(page.get_by_role("heading", name="Folders")).to_be_visible()
+    folder = unique_folder()
+    # The console is open before the image exists: it must appear without a reload.
+    expect(page.get_by_role("link", name="standard-images")).to_be_visible()
+    rest(console_server, "POST", "/compute/v1/images",
+         json={"folderId": folder, "name": "from-the-api", "imageId": public_image_id(console_server)})
+    page.get_by_role("link", name=folder).click()
+    row = page.get_by_role("row").filter(has_text="from-the-api")
+    expect(row).to_be_visible()
+    expect(row.get_by_text("READY")).to_be_visible()
+    row.get_by_role("link", name="from-the-api").click()
+    expect(page.get_by_role("heading", name="Image from-the-api")).to_be_visible()
+    expect(page.get_by_text("Create image").first).to_be_visible()
+
+
+def test_a_slow_import_started_from_the_console_shows_progress_and_is_cancelled_there(
+        console, console_server, slow_source):
+    page = console.page
+    folder = unique_folder()
+    page.goto(f"{console.origin}/console#/import")
+    page.get_by_label("Folder", exact=True).fill(folder)
+    page.get_by_label("Name", exact=True).fill("Not-Valid")
+    page.get_by_label("URI", exact=True).fill(slow_source.url)
+    # The API's validation message shows on the field it names.
+    console.allowed_400s = 1
+    page.get_by_role("button", name="Import").click()
+    name = page.get_by_label("Name", exact=True)
+    expect(name).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#import-name-error")).to_contain_text("does not match the pattern")
+    name.fill("slow-one")
+    page.get_by_role("button", name="Import").click()
+    expect(page.get_by_role("heading", name="Image slow-one")).to_be_visible()
+
+    progress = page.locator(".progress-text").first
+    expect(progress).to_contain_text("of 8.0 MiB")
+    first = progress.inner_text()
+    expect(progress).not_to_have_text(first, timeout=WAIT_MS)
+    assert "/s" in progress.inner_text(), progress.inner_text()
+
+    page.goto(f"{console.origin}/console#/operations?folder={folder}")
+    expect(page.locator("progress").first).to_be_visible()
+    expect(page.locator(".progress-text").first).to_contain_text("left")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "import-progress.png"))
+    page.get_by_role("button", name="Cancel").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel operation").click()
+    expect(page.get_by_text("Running (0)")).to_be_visible()
+    ended = page.get_by_role("region", name="Recently ended").get_by_role("row").filter(has_text="CANCELLED")
+    expect(ended).to_be_visible()
+
+    answer = rest(console_server, "GET", "/imageplane/v1/operations", params={"folderId": folder})
+    assert not answer["running"]
+    assert [summary["operation"].get("error", {}).get("code") for summary in answer["ended"]] == [1]
+
+
+def test_reset_from_the_console_removes_what_the_api_made(console, console_server):
+    page = console.page
+    folder = unique_folder()
+    rest(console_server, "POST", "/compute/v1/disks",
+         json={"folderId": folder, "zoneId": "ru-central1-a", "size": str(4 << 20), "name": "gone-soon"})
+    page.goto(f"{console.origin}/console#/server")
+    page.get_by_role("button", name="Reset the server").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("Reset the server?")
+    # Keeping it changes nothing.
+    dialog.get_by_role("button", name="Keep it").click()
+    assert rest(console_server, "GET", "/compute/v1/disks", params={"folderId": folder})["disks"]
+    page.get_by_role("button", name="Reset the server").click()
+    dialog.get_by_role("button", name="Reset").click()
+    expect(page.get_by_role("status")).to_contain_text("Reset:")
+    assert rest(console_server, "GET", "/compute/v1/disks", params={"folderId": folder})["disks"] == []
+    page.goto(f"{console.origin}/console")
+    expect(page.get_by_role("link", name="standard-images")).to_be_visible()
+    expect(page.get_by_role("link", name=folder)).to_have_count(0)
+
+
+def test_delays_and_faults_are_set_and_removed_from_the_console(console, console_server):
+    page = console.page
+    page.goto(f"{console.origin}/console#/server")
+    page.get_by_label("Per kind", exact=True).fill("create-disk=manual")
+    page.get_by_role("button", name="Set delays").click()
+    expect(page.get_by_role("status")).to_contain_text("Delays set")
+    assert rest(console_server, "GET", "/imageplane/v1/operationTiming")["kinds"] == {"create-disk": "manual"}
+    page.get_by_label("Per kind", exact=True).fill("")
+    page.get_by_role("button", name="Set delays").click()
+    expect(page.locator("#timing-now")).not_to_contain_text("create-disk")
+
+    page.get_by_label("Target", exact=True).select_option("operation")
+    page.get_by_label("Which", exact=True).fill("import-image")
+    page.get_by_role("button", name="Add fault").click()
+    expect(page.get_by_role("status")).to_contain_text("added")
+    faults = rest(console_server, "GET", "/imageplane/v1/faults")["faults"]
+    assert [fault["operation"] for fault in faults] == ["import-image"]
+    page.get_by_role("button", name=f"Remove fault {faults[0]['id']}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.get_by_text("No fault rules.")).to_be_visible()
+    assert rest(console_server, "GET", "/imageplane/v1/faults").get("faults", []) == []
+
+
+def test_the_console_is_usable_by_keyboard_and_at_a_narrow_width(console, console_server):
+    page = console.page
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(f"{console.origin}/console")
+    expect(page.get_by_role("heading", name="Folders")).to_be_visible()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "imageplane"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Operations"
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Operations")).to_be_visible()
+    for view in ["#/", "#/operations", "#/import", "#/server"]:
+        page.goto(f"{console.origin}/console{view}")
+        page.wait_for_timeout(300)
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{view} is {overflow}px wider than a 360px window"
+    # Every form control has a label.
+    unlabeled = page.evaluate("""[...document.querySelectorAll('input, select, textarea')]
+        .filter((control) => !control.labels || control.labels.length === 0).map((c) => c.outerHTML)""")
+    assert unlabeled == []
+
+
+def test_an_open_console_adds_few_requests_a_second(console, console_server, record_property):
+    page = console.page
+    rates = {}
+    for view in ["#/", "#/operations", "#/server"]:
+        page.goto(f"{console.origin}/console{view}")
+        page.wait_for_timeout(1000)
+        before = len(console.requests)
+        page.wait_for_timeout(10_000)
+        rates[view] = (len(console.requests) - before) / 10
+    print(f"requests a second an open console adds: {rates}")
+    record_property("console_requests_per_second", rates)
+    # The refresh periods (2-5 s) allow at most about 1 a second per view; more means a
+    # view polls too much.
+    assert all(rate <= 1.2 for rate in rates.values()), rates
+
+
+def test_the_console_asks_for_a_token_when_authentication_is_on(browser, tmp_path):
+    identities = plain_identities()
+    alice = identities["alice"]
+    tokens = write_tokens(tmp_path / "tokens", identities)
+    server = ServerProcess("console-auth", "0s", tmp_path, extra_args=("--auth-tokens", str(tokens)))
+    server.start()
+    try:
+        context = browser.new_context()
+        page = context.new_page()
+        watched = Watched(page, f"http://{server.addr}")
+        page.set_default_timeout(WAIT_MS)
+        page.goto(f"http://{server.addr}/console")
+        dialog = page.get_by_role("dialog", name="A token is needed")
+        expect(dialog).to_be_visible()
+        dialog.get_by_label("Bearer token", exact=True).fill(alice.token)
+        dialog.get_by_role("button", name="Use token").click()
+        expect(page.get_by_text(f"Signed in as {alice.subject}")).to_be_visible()
+        expect(page.get_by_role("link", name="standard-images")).to_be_visible()
+        # The token lives in the tab only.
+        assert page.evaluate("sessionStorage.getItem('imageplane.token')") == alice.token
+        assert page.evaluate("localStorage.length") == 0
+        context.close()
+        # The 401 answers before the token was given are the console's question, not errors.
+        watched.errors = [error for error in watched.errors if "status of 401" not in error]
+        watched.check()
+    finally:
+        server.stop()
+
+
+def test_the_console_can_be_turned_off(tmp_path):
+    server = ServerProcess("no-console", "0s", tmp_path, extra_args=("--no-console",))
+    server.start()
+    try:
+        response = requests.get(f"http://{server.addr}/console", timeout=10)
+        assert response.status_code == 404
+    finally:
+        server.stop()
