@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of imageplane: formatting and lints, the Rust unit and integration
 # tests, then the conformance suite (the official yandexcloud Python SDK, the official
-# Node.js SDK, grpcurl, curl, schemathesis, the README's tour and the container image
+# Node.js SDK, grpcurl, curl, schemathesis, the README's tour, the container image and
+# the web console in chromium
 # against the real binary), installing what it needs into .venv/ and
 # tests/conformance/node/node_modules/ on first use, and the Debian packages below (and
 # Docker, through scripts/ensure-docker.sh) when it runs as root with apt-get.
@@ -10,12 +11,14 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, installed when missing: qemu-img makes the import
 # fixtures; curl and jq run the REST tests and the README's tour; python3-venv makes .venv;
-# psql makes the PostgreSQL replica test's schema (only when that test runs).
+# psql makes the PostgreSQL replica test's schema (only when that test runs); chromium is
+# the browser the console tests drive through Playwright (no browser is downloaded).
 missing=()
 command -v qemu-img >/dev/null || missing+=(qemu-utils)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv)
+command -v chromium >/dev/null || missing+=(chromium)
 if [[ -n "${IMAGEPLANE_TEST_DATABASE_URL:-}" ]] && ! command -v psql >/dev/null; then
     missing+=(postgresql-client)
 fi

@@ -1631,3 +1631,80 @@ async fn an_injected_failure_that_a_cancel_beat_fails_the_next_operation_instead
         backend.clean_up().await;
     }
 }
+
+#[tokio::test]
+async fn folder_counts_and_recent_operations_keep_to_the_folders_asked() {
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let (_, first) = create(store.as_ref(), "inspect-a", "one").await;
+        let (_, second) = create(store.as_ref(), "inspect-a", "two").await;
+        let (_, other) = create(store.as_ref(), "inspect-b", "three").await;
+        assert!(
+            applied(&conclude(store.as_ref(), vec![due(&first)]).await[0]),
+            "{name}"
+        );
+        // Ended a few milliseconds apart, so that their order is by time, not by id.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            applied(&conclude(store.as_ref(), vec![cancel(&other)]).await[0]),
+            "{name}"
+        );
+
+        let counts = store.folder_counts(None).await.unwrap();
+        assert_eq!(
+            counts,
+            vec![store::FolderCounts {
+                folder_id: "inspect-a".into(),
+                resources: vec![(ResourceKind::Disk, 2)],
+                running_operations: 1,
+            }],
+            "{name}: the cancelled create removed folder b's only disk"
+        );
+        let only_b = ["inspect-b".to_string()];
+        assert_eq!(
+            store.folder_counts(Some(&only_b)).await.unwrap(),
+            vec![],
+            "{name}"
+        );
+
+        let running = store.recent_operations(None, false, 10).await.unwrap();
+        let ids = |records: &[OperationRecord]| {
+            records
+                .iter()
+                .map(|record| record.operation.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&running), vec![second.operation.id.clone()], "{name}");
+        assert_eq!(running[0].target.folder_id, "inspect-a", "{name}");
+        let ended = store.recent_operations(None, true, 10).await.unwrap();
+        assert_eq!(
+            ids(&ended),
+            vec![other.operation.id.clone(), first.operation.id.clone()],
+            "{name}: the one that ended last comes first"
+        );
+        assert_eq!(
+            ids(&store.recent_operations(None, true, 1).await.unwrap()),
+            vec![other.operation.id.clone()],
+            "{name}: the limit holds"
+        );
+        assert_eq!(
+            ids(&store
+                .recent_operations(Some(&only_b), true, 10)
+                .await
+                .unwrap()),
+            vec![other.operation.id.clone()],
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .recent_operations(Some(&only_b), false, 10)
+                .await
+                .unwrap(),
+            vec![],
+            "{name}"
+        );
+        drop(store);
+        backend.clean_up().await;
+    }
+}

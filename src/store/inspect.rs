@@ -36,14 +36,15 @@ impl Inspect for SqlStore {
                         let kind = row.i32(1)?;
                         let count = u64::try_from(row.i64(2)?).unwrap_or(0);
                         let kind = ResourceKind::from_code(kind).ok_or_else(|| {
-                                StoreError::Corrupt(format!("a resource of unknown kind {kind}"))
-                            })?;
-                        let folder = counts.entry(folder_id.clone()).or_insert_with(|| {
-                            FolderCounts {
-                                folder_id,
-                                ..FolderCounts::default()
-                            }
-                        });
+                            StoreError::Corrupt(format!("a resource of unknown kind {kind}"))
+                        })?;
+                        let folder =
+                            counts
+                                .entry(folder_id.clone())
+                                .or_insert_with(|| FolderCounts {
+                                    folder_id,
+                                    ..FolderCounts::default()
+                                });
                         folder.resources.push((kind, count));
                     }
                     let running = format!(
@@ -54,12 +55,13 @@ impl Inspect for SqlStore {
                     for row in tx.query(&running, parameters).await?.iter_mut() {
                         let folder_id = row.text(0)?;
                         let count = u64::try_from(row.i64(1)?).unwrap_or(0);
-                        let folder = counts.entry(folder_id.clone()).or_insert_with(|| {
-                            FolderCounts {
-                                folder_id,
-                                ..FolderCounts::default()
-                            }
-                        });
+                        let folder =
+                            counts
+                                .entry(folder_id.clone())
+                                .or_insert_with(|| FolderCounts {
+                                    folder_id,
+                                    ..FolderCounts::default()
+                                });
                         folder.running_operations = count;
                     }
                     Ok(counts.into_values().collect())

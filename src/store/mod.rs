@@ -447,8 +447,10 @@ pub struct FolderCounts {
 pub trait Inspect: Send + Sync {
     /// Every folder that holds a resource or a running operation, ordered by id; with
     /// `folders`, only those.
-    async fn folder_counts(&self, folders: Option<&[String]>)
-        -> Result<Vec<FolderCounts>, StoreError>;
+    async fn folder_counts(
+        &self,
+        folders: Option<&[String]>,
+    ) -> Result<Vec<FolderCounts>, StoreError>;
 
     /// At most `limit` operations, running ones (`done` false) newest first, or ended
     /// ones (`done` true) the one that ended last first; with `folders`, only those

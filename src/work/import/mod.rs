@@ -29,8 +29,8 @@ use crate::model::resource::{OperationRecord, Work};
 use crate::redact;
 use crate::store::Store;
 use format::Sniffer;
-pub use progress::{Progress, ProgressReading};
 use md5::{Digest, Md5};
+pub use progress::{Progress, ProgressReading};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -194,14 +194,14 @@ impl Importer {
             self.settings.timeout,
             self.fetch(record, uri, store, progress),
         )
-            .await
-            .map_err(|_| {
-                Error::DeadlineExceeded(format!(
-                    "{}: the import took longer than {} (--import-timeout)",
-                    redact::url(uri),
-                    humantime::format_duration(self.settings.timeout)
-                ))
-            })??;
+        .await
+        .map_err(|_| {
+            Error::DeadlineExceeded(format!(
+                "{}: the import took longer than {} (--import-timeout)",
+                redact::url(uri),
+                humantime::format_duration(self.settings.timeout)
+            ))
+        })??;
         info!(
             uri = %redact::url(uri),
             format = %fetched.recognized.format,
@@ -227,6 +227,11 @@ impl Importer {
         let wants_checksum =
             record.target.kind == crate::model::resource::ResourceKind::BaremetalImage;
         let mut transfer = Transfer::new(wants_checksum);
+        let reporter = Reporter {
+            record,
+            store,
+            progress,
+        };
         let shown = redact::url(uri);
         let mut rate = RateCheck::new(&self.settings);
         let mut attempt = 0;
@@ -234,7 +239,7 @@ impl Importer {
         loop {
             attempt += 1;
             let outcome = self
-                .attempt(uri, &shown, &mut transfer, &mut rate, record, store, progress)
+                .attempt(uri, &shown, &mut transfer, &mut rate, &reporter)
                 .await;
             if transfer.restarts > MAX_RESTARTS {
                 return Err(Error::Unavailable(format!(
@@ -293,9 +298,7 @@ impl Importer {
         shown: &str,
         transfer: &mut Transfer,
         rate: &mut RateCheck,
-        record: &OperationRecord,
-        store: &dyn Store,
-        progress: &Progress,
+        reporter: &Reporter<'_>,
     ) -> Result<(), Failure> {
         use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
         use reqwest::StatusCode;
@@ -397,7 +400,9 @@ impl Importer {
                 Failure::Transient(Error::Unavailable(format!("{shown}: {why} ({error})")))
             })?;
             transfer.take(&chunk);
-            progress.update(transfer.received, transfer.expected);
+            reporter
+                .progress
+                .update(transfer.received, transfer.expected);
             rate.count(chunk.len() as u64, shown)
                 .map_err(Failure::Final)?;
             if transfer.received > self.settings.max_bytes {
@@ -409,7 +414,13 @@ impl Importer {
             }
             if transfer.last_progress.elapsed() >= PROGRESS_EVERY {
                 transfer.last_progress = Instant::now();
-                report_progress(record, store, transfer.received, transfer.expected).await;
+                report_progress(
+                    reporter.record,
+                    reporter.store,
+                    transfer.received,
+                    transfer.expected,
+                )
+                .await;
             }
         }
         match transfer.expected {
@@ -652,6 +663,15 @@ fn status_failure(uri: &str, status: reqwest::StatusCode) -> Failure {
         500..=599 => Failure::Transient(Error::Unavailable(message)),
         _ => Failure::Final(Error::FailedPrecondition(message)),
     }
+}
+
+/// Where a transfer tells how far it has come: the live [`Progress`] at every chunk, and
+/// the running operation's description (stored, so every replica reads it) every
+/// [`PROGRESS_EVERY`].
+struct Reporter<'a> {
+    record: &'a OperationRecord,
+    store: &'a dyn Store,
+    progress: &'a Progress,
 }
 
 /// Logs progress and writes it into the running operation's description.

@@ -50,7 +50,9 @@ impl ProgressReading {
 
 impl Progress {
     fn state(&self) -> std::sync::MutexGuard<'_, Option<State>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The transfer starts now (after waiting for a free import slot).
