@@ -1,5 +1,5 @@
-//! Where resources and operations live, behind four traits by concern ([`Resources`],
-//! [`Operations`], [`Leases`], [`Keys`]; together a [`Store`]). They have one
+//! Where resources and operations live, behind five traits by concern ([`Resources`],
+//! [`Operations`], [`Leases`], [`Keys`], [`Inspect`]; together a [`Store`]). They have one
 //! implementation, [`SqlStore`]: the same jobs and the same SQL over either database, the
 //! embedded SQLite (the default, and `memory:`: SQLite without fsync in a temporary
 //! directory) or PostgreSQL (several replicas on one database). [`DatabaseUrl`] picks one;

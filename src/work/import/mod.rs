@@ -6,6 +6,8 @@
 //! what the kind accepts, and the READY resource is built from the numbers. A transfer
 //! that breaks off is resumed with `Range` where the server allows it, after a backoff;
 //! failures that retrying cannot fix (a 4xx, a size limit, a bad header) end at once.
+//! How far a transfer has come is written into its [`Progress`] at every chunk, and into
+//! the running operation's description every two seconds.
 //!
 //! Limits: at most `max_concurrent` imports run at once and the rest wait in order
 //! (a fair semaphore); only http and https; only hosts in `allow_hosts` when it is set
