@@ -2,8 +2,8 @@
 //! source, and how a create becomes a stored resource plus a running operation.
 //!
 //! [`Catalog`] is the one entry point for resources and operations, [`identity::Identities`]
-//! for tokens, [`introspection::Introspection`] for summaries of what the server holds; `api` adapts gRPC to them. One submodule per kind of resource holds its
-//! create rules; [`validation`] checks requests against their protos; [`call`] is what the
+//! for tokens, [`introspection::Introspection`] for summaries of what the server holds;
+//! `api` adapts gRPC to them. One submodule per kind of resource holds its create rules; [`validation`] checks requests against their protos; [`call`] is what the
 //! RPC layer tells the domain about a call. The domain speaks in [`Error`]s and generated
 //! protobuf messages; it knows nothing of tonic or HTTP.
 //!
