@@ -301,9 +301,10 @@ let live = null;
 
 /** Calls `refresh` now and every `ms` while the view is shown and the tab visible. */
 function keepFresh(refresh, ms) {
-  const mine = { stopped: false, timer: 0 };
+  const mine = { stopped: false, timer: 0, run: null };
   live = mine;
-  const run = async () => {
+  mine.run = async () => {
+    clearTimeout(mine.timer);
     if (mine.stopped) return;
     if (!document.hidden) {
       try {
@@ -312,11 +313,13 @@ function keepFresh(refresh, ms) {
         if (!mine.stopped) failed(error);
       }
     }
-    if (!mine.stopped) mine.timer = setTimeout(run, ms);
+    if (!mine.stopped) mine.timer = setTimeout(mine.run, ms);
   };
-  return run();
+  return mine.run();
 }
 
+/** Stops the current view's refreshes (a navigation, or a request the view cannot make
+ * again until the user changes it). */
 function stopLive() {
   if (live) {
     live.stopped = true;
@@ -325,14 +328,9 @@ function stopLive() {
   }
 }
 
+// Back from a hidden tab: refresh at once rather than at the next tick.
 document.addEventListener("visibilitychange", () => {
-  // Back from hidden: refresh at once rather than at the next tick.
-  if (!document.hidden && live) {
-    clearTimeout(live.timer);
-    const mine = live;
-    live = null;
-    route({ again: true });
-  }
+  if (!document.hidden && live) live.run();
 });
 
 // ---------------------------------------------------------------------------- views
@@ -395,8 +393,10 @@ async function folderView(main, [folderId, kind = "compute.image"], query) {
       });
     } catch (error) {
       if (error.code === 3) {
+        // A bad filter or order: shown on its field, and not asked again until changed.
         showViolations(form, error);
         replaceLive(region);
+        stopLive();
         return;
       }
       throw error;
@@ -464,8 +464,9 @@ async function resourceView(main, [kind, id]) {
           body: { folderId: resource.folderId, name: form.elements.name.value, [copy.source]: id },
         });
         const newId = metadataId(operation);
-        notify("Started operation " + operation.id + ".");
-        if (newId) location.hash = "#/resource/" + copy.kind + "/" + encodeURIComponent(newId);
+        const message = "Started operation " + operation.id + ".";
+        if (newId) go("#/resource/" + copy.kind + "/" + encodeURIComponent(newId), message);
+        else notify(message);
       } catch (error) {
         showViolations(form, error);
       }
@@ -583,7 +584,9 @@ async function operationsView(main, _, query) {
       answer = await call("GET", "/imageplane/v1/operations", { query: { folderId: folder, pageSize: 50 } });
     } catch (error) {
       if (error.code === 3 || error.code === 7) {
+        // A folder that is malformed or not the caller's: not asked again until changed.
         showViolations(form, error);
+        stopLive();
         return;
       }
       throw error;
@@ -633,8 +636,8 @@ async function importView(main, _, query) {
     button.disabled = true;
     try {
       const operation = await call("POST", KINDS[chosen].path, { body });
-      notify("Import started: operation " + operation.id + ".");
-      location.hash = "#/resource/" + chosen + "/" + encodeURIComponent(metadataId(operation));
+      go("#/resource/" + chosen + "/" + encodeURIComponent(metadataId(operation)),
+        "Import started: operation " + operation.id + ".");
     } catch (error) {
       showViolations(form, error);
     } finally {
@@ -843,11 +846,18 @@ const VIEWS = {
 const NAV = { "": "folders", folder: "folders", resource: "folders", operations: "operations", import: "import", server: "server" };
 
 let lastRoute = "";
+// A message for the view a navigation leads to (notices are cleared on navigation).
+let carried = null;
+
+/** Goes to `hash`, with a notice for the view there. */
+function go(hash, message) {
+  carried = message;
+  location.hash = hash;
+}
 
 /** Draws the view the hash names. After a navigation (`focus`), the keyboard focus moves
- * to the view, as a page load would put it; `again` redraws the same view, keeping the
- * notice. */
-async function route({ focus = false, again = false } = {}) {
+ * to the view, as a page load would put it. */
+async function route({ focus = false } = {}) {
   stopLive();
   const hash = location.hash.replace(/^#\/?/, "");
   const [path, search = ""] = hash.split("?");
@@ -860,7 +870,8 @@ async function route({ focus = false, again = false } = {}) {
   }
   const main = document.getElementById("main");
   main.replaceChildren();
-  if (!again && hash !== lastRoute) notify("");
+  if (hash !== lastRoute) notify(carried || "");
+  carried = null;
   lastRoute = hash;
   document.title = (name ? name[0].toUpperCase() + name.slice(1) : "Folders") + " · imageplane console";
   try {

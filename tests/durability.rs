@@ -175,11 +175,8 @@ async fn kill_9_while_creating(data_dir: &std::path::Path, store: &[&str], clien
         let status = disk_status(&channel, &disk_id_of(operation)).await.unwrap();
         assert_eq!(status, disk::Status::Ready as i32);
     }
-    let logged = restarted.logged();
-    assert!(
-        logged.contains("resuming operation"),
-        "nothing was resumed:\n{logged}"
-    );
+    let (resumed, logged) = restarted.logs_soon(&["resuming operation"]);
+    assert!(resumed, "nothing was resumed:\n{logged}");
     drop(restarted);
     let _ = std::fs::remove_dir_all(data_dir);
 }
@@ -268,11 +265,8 @@ async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
         disk_status(&b_channel, &disk_id).await.unwrap(),
         disk::Status::Ready as i32
     );
-    assert!(
-        b.logged().contains(&operation.id) && b.logged().contains("resuming operation"),
-        "{}",
-        b.logged()
-    );
+    let (resumed, logged) = b.logs_soon(&[&operation.id, "resuming operation"]);
+    assert!(resumed, "{logged}");
 
     // A second A; a copy running in B is cancelled through A: the cancel is in the
     // database at once, and B stops its work at its next renewal.
@@ -430,7 +424,8 @@ async fn a_replica_killed_while_importing_hands_the_import_to_another() {
         "B fetched the whole image again"
     );
     assert!(source.requests() >= 2, "B fetched it itself");
-    assert!(b.logged().contains("resuming operation"), "{}", b.logged());
+    let (resumed, logged) = b.logs_soon(&["resuming operation"]);
+    assert!(resumed, "{logged}");
     drop(b);
     common::postgres::drop_schema(&base_url, &schema).await;
     let _ = std::fs::remove_dir_all(&logs);

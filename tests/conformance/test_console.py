@@ -156,9 +156,33 @@ def test_an_image_created_through_the_api_appears_in_the_open_console(console, c
     row = page.get_by_role("row").filter(has_text="from-the-api")
     expect(row).to_be_visible()
     expect(row.get_by_text("READY")).to_be_visible()
+    # A filter the API refuses shows its message on the field, and is not asked again
+    # until it changes.
+    console.allowed_400s = 1
+    page.get_by_label("Filter", exact=True).fill('size = "1"')
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_label("Filter", exact=True)).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#list-filter-error")).to_contain_text('unknown field "size"')
+    page.wait_for_timeout(4000)
+    assert len([error for error in console.errors if "status of 400" in error]) == 1, console.errors
+    page.get_by_label("Filter", exact=True).fill('name = "from-the-api"')
+    page.get_by_role("button", name="Show").click()
     row.get_by_role("link", name="from-the-api").click()
     expect(page.get_by_role("heading", name="Image from-the-api")).to_be_visible()
     expect(page.get_by_text("Create image").first).to_be_visible()
+    # Copy it from its page: the new image's page opens, with the operation's notice.
+    page.get_by_label("Name of the new image", exact=True).fill("the-copy")
+    page.get_by_role("button", name="Copy image").click()
+    expect(page.get_by_role("heading", name="Image the-copy")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Started operation")
+    images = rest(console_server, "GET", "/compute/v1/images", params={"folderId": folder})["images"]
+    assert sorted(image["name"] for image in images) == ["from-the-api", "the-copy"]
+    # Delete the copy, after saying yes.
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("does not exist (any more)")).to_be_visible()
+    images = rest(console_server, "GET", "/compute/v1/images", params={"folderId": folder})["images"]
+    assert [image["name"] for image in images] == ["from-the-api"]
 
 
 def test_a_slow_import_started_from_the_console_shows_progress_and_is_cancelled_there(
@@ -178,6 +202,7 @@ def test_a_slow_import_started_from_the_console_shows_progress_and_is_cancelled_
     name.fill("slow-one")
     page.get_by_role("button", name="Import").click()
     expect(page.get_by_role("heading", name="Image slow-one")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("Import started")
 
     progress = page.locator(".progress-text").first
     expect(progress).to_contain_text("of 8.0 MiB")
@@ -211,6 +236,10 @@ def test_reset_from_the_console_removes_what_the_api_made(console, console_serve
     rest(console_server, "POST", "/compute/v1/disks",
          json={"folderId": folder, "zoneId": "ru-central1-a", "size": str(4 << 20), "name": "gone-soon"})
     page.goto(f"{console.origin}/console#/server")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download a state snapshot").click()
+    snapshot = Path(download.value.path()).read_text()
+    assert "gone-soon" in snapshot, snapshot[:500]
     page.get_by_role("button", name="Reset the server").click()
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("Reset the server?")
