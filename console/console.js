@@ -474,13 +474,15 @@ async function resourceView(main, [kind, id]) {
     return form;
   }
 
+  // Once the resource is gone, only its operations are asked for (they are kept).
+  let gone = false;
   await keepFresh(async () => {
-    let gone = false;
     try {
-      resource = await call("GET", meta.path + "/" + encodeURIComponent(id));
+      if (!gone) resource = await call("GET", meta.path + "/" + encodeURIComponent(id));
     } catch (error) {
       if (error.code !== 5) throw error;
       gone = true;
+      resource = null;
     }
     if (gone) {
       replaceLive(details, h("p", { className: "error" }, "This " + meta.one.toLowerCase() + " does not exist (any more)."));
