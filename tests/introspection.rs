@@ -62,13 +62,13 @@ async fn a_caller_sees_only_its_own_folders_and_the_public_catalogue() {
     }
 
     let refused = introspection(&server)
-        .list_folders(ListFoldersRequest {})
+        .list_folders(ListFoldersRequest::default())
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
 
     let folders = introspection(&server)
-        .list_folders(with_token(ListFoldersRequest {}, "tok-alice"))
+        .list_folders(with_token(ListFoldersRequest::default(), "tok-alice"))
         .await
         .unwrap()
         .into_inner()
@@ -100,7 +100,7 @@ async fn a_caller_sees_only_its_own_folders_and_the_public_catalogue() {
     );
 
     let all = introspection(&server)
-        .list_folders(with_token(ListFoldersRequest {}, "tok-ops"))
+        .list_folders(with_token(ListFoldersRequest::default(), "tok-ops"))
         .await
         .unwrap()
         .into_inner()
@@ -125,7 +125,7 @@ async fn a_caller_sees_only_its_own_folders_and_the_public_catalogue() {
         .list_operations(with_token(
             ListOperationsRequest {
                 folder_id: theirs.clone(),
-                page_size: 0,
+                ..Default::default()
             },
             "tok-alice",
         ))
@@ -160,7 +160,12 @@ async fn a_running_import_shows_the_bytes_it_fetched_of_the_total() {
     let bytes = common::images::qemu_img("qcow2", "", "1G");
     let padded = [bytes.clone(), vec![0; (4 << 20) - bytes.len()]].concat();
     fixture.add("big.qcow2", padded.clone());
-    let server = TestServer::start(Duration::ZERO).await;
+    // Disks take a minute, so that a running copy is there to compare with.
+    let server = TestServer::start_with(Settings {
+        operation_timing: imageplane::work::timing::Timing::parse("0s,create-disk=60s").unwrap(),
+        ..Settings::default()
+    })
+    .await;
     let folder_id = folder();
     let started = server
         .images()
@@ -183,6 +188,7 @@ async fn a_running_import_shows_the_bytes_it_fetched_of_the_total() {
             .list_operations(ListOperationsRequest {
                 folder_id: folder_id.clone(),
                 page_size: 10,
+                ..Default::default()
             })
             .await
             .unwrap()
@@ -210,26 +216,24 @@ async fn a_running_import_shows_the_bytes_it_fetched_of_the_total() {
     assert!(progress.seconds_left > 0, "{progress:?}");
     assert!(progress.started_at.is_some());
 
-    // A copy has no transfer, so no progress.
+    // A copy has no transfer, so no progress; one resource's operations are its own.
     let disk = server
         .disks()
         .create(disk(&folder_id))
         .await
         .unwrap()
         .into_inner();
-    server.wait(&disk).await;
-    let listed = introspection(&server)
+    let of_disk = introspection(&server)
         .list_operations(ListOperationsRequest {
-            folder_id: folder_id.clone(),
-            page_size: 10,
+            resource_id: common::metadata::<imageplane::pb::compute::CreateDiskMetadata>(&disk)
+                .disk_id,
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
-    let ended = listed
-        .ended
-        .iter()
-        .find(|summary| summary.operation.as_ref().unwrap().id == disk.id)
-        .expect("the disk's create ended");
-    assert!(ended.import_progress.is_none());
+    assert_eq!(of_disk.running.len(), 1, "{of_disk:?}");
+    let copy = &of_disk.running[0];
+    assert_eq!(copy.operation.as_ref().unwrap().id, disk.id);
+    assert!(copy.import_progress.is_none(), "{copy:?}");
 }

@@ -893,16 +893,20 @@ impl store::Inspect for Meddling {
     async fn folder_counts(
         &self,
         folders: Option<&[String]>,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<store::FolderCounts>, StoreError> {
-        self.inner.folder_counts(folders).await
+        self.inner.folder_counts(folders, after, limit).await
     }
     async fn recent_operations(
         &self,
         folders: Option<&[String]>,
-        done: bool,
+        target_id: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<OperationRecord>, StoreError> {
-        self.inner.recent_operations(folders, done, limit).await
+    ) -> Result<store::RecentOperations, StoreError> {
+        self.inner
+            .recent_operations(folders, target_id, limit)
+            .await
     }
 }
 
@@ -1638,8 +1642,9 @@ async fn folder_counts_and_recent_operations_keep_to_the_folders_asked() {
         let name = backend.name;
         let store = backend.open(Duration::from_secs(10)).await;
         let (_, first) = create(store.as_ref(), "inspect-a", "one").await;
-        let (_, second) = create(store.as_ref(), "inspect-a", "two").await;
+        let (second_disk, second) = create(store.as_ref(), "inspect-a", "two").await;
         let (_, other) = create(store.as_ref(), "inspect-b", "three").await;
+        let (_, kept) = create(store.as_ref(), "inspect-c", "four").await;
         assert!(
             applied(&conclude(store.as_ref(), vec![due(&first)]).await[0]),
             "{name}"
@@ -1650,59 +1655,96 @@ async fn folder_counts_and_recent_operations_keep_to_the_folders_asked() {
             applied(&conclude(store.as_ref(), vec![cancel(&other)]).await[0]),
             "{name}"
         );
-
-        let counts = store.folder_counts(None).await.unwrap();
-        assert_eq!(
-            counts,
-            vec![store::FolderCounts {
-                folder_id: "inspect-a".into(),
-                resources: vec![(ResourceKind::Disk, 2)],
-                running_operations: 1,
-            }],
-            "{name}: the cancelled create removed folder b's only disk"
-        );
-        let only_b = ["inspect-b".to_string()];
-        assert_eq!(
-            store.folder_counts(Some(&only_b)).await.unwrap(),
-            vec![],
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert!(
+            applied(&conclude(store.as_ref(), vec![due(&kept)]).await[0]),
             "{name}"
         );
 
-        let running = store.recent_operations(None, false, 10).await.unwrap();
+        let folder_a = store::FolderCounts {
+            folder_id: "inspect-a".into(),
+            resources: vec![(ResourceKind::Disk, 2)],
+            running_operations: 1,
+        };
+        let folder_c = store::FolderCounts {
+            folder_id: "inspect-c".into(),
+            resources: vec![(ResourceKind::Disk, 1)],
+            running_operations: 0,
+        };
+        assert_eq!(
+            store.folder_counts(None, None, 10).await.unwrap(),
+            vec![folder_a.clone(), folder_c.clone()],
+            "{name}: the cancelled create removed folder b's only disk"
+        );
+        // A page at a time, by folder id.
+        assert_eq!(
+            store.folder_counts(None, None, 1).await.unwrap(),
+            vec![folder_a.clone()],
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .folder_counts(None, Some("inspect-a"), 1)
+                .await
+                .unwrap(),
+            vec![folder_c.clone()],
+            "{name}"
+        );
+        let only_b = ["inspect-b".to_string()];
+        assert_eq!(
+            store.folder_counts(Some(&only_b), None, 10).await.unwrap(),
+            vec![],
+            "{name}"
+        );
+        let a_and_b = ["inspect-a".to_string(), "inspect-b".to_string()];
+        assert_eq!(
+            store.folder_counts(Some(&a_and_b), None, 10).await.unwrap(),
+            vec![folder_a],
+            "{name}"
+        );
+
         let ids = |records: &[OperationRecord]| {
             records
                 .iter()
                 .map(|record| record.operation.id.clone())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(ids(&running), vec![second.operation.id.clone()], "{name}");
-        assert_eq!(running[0].target.folder_id, "inspect-a", "{name}");
-        let ended = store.recent_operations(None, true, 10).await.unwrap();
+        let recent = store.recent_operations(None, None, 10).await.unwrap();
         assert_eq!(
-            ids(&ended),
-            vec![other.operation.id.clone(), first.operation.id.clone()],
+            ids(&recent.running),
+            vec![second.operation.id.clone()],
+            "{name}"
+        );
+        assert_eq!(recent.running[0].target.folder_id, "inspect-a", "{name}");
+        assert_eq!(
+            ids(&recent.ended),
+            vec![
+                kept.operation.id.clone(),
+                other.operation.id.clone(),
+                first.operation.id.clone()
+            ],
             "{name}: the one that ended last comes first"
         );
+        let one = store.recent_operations(None, None, 1).await.unwrap();
         assert_eq!(
-            ids(&store.recent_operations(None, true, 1).await.unwrap()),
-            vec![other.operation.id.clone()],
-            "{name}: the limit holds"
+            ids(&one.ended),
+            vec![kept.operation.id.clone()],
+            "{name}: the limit"
         );
+        let in_b = store
+            .recent_operations(Some(&only_b), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&in_b.ended), vec![other.operation.id.clone()], "{name}");
+        assert_eq!(in_b.running, vec![], "{name}");
+        let of_second = store
+            .recent_operations(None, Some(second_disk.id()), 10)
+            .await
+            .unwrap();
         assert_eq!(
-            ids(&store
-                .recent_operations(Some(&only_b), true, 10)
-                .await
-                .unwrap()),
-            vec![other.operation.id.clone()],
-            "{name}"
-        );
-        assert_eq!(
-            store
-                .recent_operations(Some(&only_b), false, 10)
-                .await
-                .unwrap(),
-            vec![],
-            "{name}"
+            (ids(&of_second.running), of_second.ended.len()),
+            (vec![second.operation.id.clone()], 0),
+            "{name}: one resource's"
         );
         drop(store);
         backend.clean_up().await;

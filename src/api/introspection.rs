@@ -33,9 +33,14 @@ impl IntrospectionService for IntrospectionApi {
         &self,
         request: Request<ListFoldersRequest>,
     ) -> Result<Response<ListFoldersResponse>, Status> {
-        super::answer(&self.catalog, request, |call, _| async move {
+        super::answer(&self.catalog, request, |call, request| async move {
+            let (folders, next_page_token) = self
+                .introspection
+                .folders(&call, request.page_size, &request.page_token)
+                .await?;
             Ok(ListFoldersResponse {
-                folders: self.introspection.folders(&call).await?,
+                folders,
+                next_page_token,
             })
         })
         .await
@@ -47,7 +52,12 @@ impl IntrospectionService for IntrospectionApi {
     ) -> Result<Response<ListOperationsResponse>, Status> {
         super::answer(&self.catalog, request, |call, request| async move {
             self.introspection
-                .operations(&call, &request.folder_id, request.page_size)
+                .operations(
+                    &call,
+                    &request.folder_id,
+                    &request.resource_id,
+                    request.page_size,
+                )
                 .await
         })
         .await

@@ -15,9 +15,17 @@ use crate::work::executor::Executor;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// How many running and how many ended operations a list answers when the request does
-/// not say.
-pub const DEFAULT_OPERATIONS: usize = 100;
+/// How many folders, or running and ended operations, a list answers when the request
+/// does not say.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// A request's page size (0: the default; the proto bounds it).
+fn page_limit(page_size: i64) -> usize {
+    match usize::try_from(page_size) {
+        Ok(0) | Err(_) => DEFAULT_PAGE,
+        Ok(limit) => limit,
+    }
+}
 
 /// Facts about the server that do not change while it runs.
 #[derive(Debug, Clone)]
@@ -90,11 +98,33 @@ impl Introspection {
         }
     }
 
-    /// The folders the caller may use that hold something, with their counts.
-    pub async fn folders(&self, call: &CallContext) -> Result<Vec<FolderSummary>, Error> {
+    /// A page of the folders the caller may use that hold resources, with their counts,
+    /// and the token of the next page (empty on the last).
+    pub async fn folders(
+        &self,
+        call: &CallContext,
+        page_size: i64,
+        page_token: &str,
+    ) -> Result<(Vec<FolderSummary>, String), Error> {
         let visible = call.caller.folder_list();
-        let counts = self.store.folder_counts(visible.as_deref()).await?;
-        Ok(counts
+        let limit = page_limit(page_size);
+        let after = Some(page_token).filter(|token| !token.is_empty());
+        // One more than the page, to know whether another follows.
+        let mut counts = self
+            .store
+            .folder_counts(visible.as_deref(), after, limit + 1)
+            .await?;
+        let next = match counts.len() > limit {
+            true => {
+                counts.truncate(limit);
+                counts
+                    .last()
+                    .map(|last| last.folder_id.clone())
+                    .unwrap_or_default()
+            }
+            false => String::new(),
+        };
+        let folders = counts
             .into_iter()
             .map(|folder| {
                 let of = |kind: ResourceKind| {
@@ -116,16 +146,19 @@ impl Introspection {
                     folder_id: folder.folder_id,
                 }
             })
-            .collect())
+            .collect();
+        Ok((folders, next))
     }
 
     /// The newest running operations, with an import's progress when it runs here, and
-    /// the ones that ended last: in `folder_id` (which the caller must be allowed to use),
-    /// or in every folder the caller may use.
+    /// the ones that ended last, read together: in `folder_id` (which the caller must be
+    /// allowed to use), or in every folder the caller may use; of one resource when
+    /// `resource_id` is given.
     pub async fn operations(
         &self,
         call: &CallContext,
         folder_id: &str,
+        resource_id: &str,
         page_size: i64,
     ) -> Result<ListOperationsResponse, Error> {
         let folders = match folder_id {
@@ -135,21 +168,22 @@ impl Introspection {
                 Some(vec![folder_id.to_string()])
             }
         };
-        let limit = match usize::try_from(page_size) {
-            Ok(0) | Err(_) => DEFAULT_OPERATIONS,
-            Ok(limit) => limit,
-        };
-        let running = self
+        let resource = Some(resource_id).filter(|id| !id.is_empty());
+        let recent = self
             .store
-            .recent_operations(folders.as_deref(), false, limit)
-            .await?;
-        let ended = self
-            .store
-            .recent_operations(folders.as_deref(), true, limit)
+            .recent_operations(folders.as_deref(), resource, page_limit(page_size))
             .await?;
         Ok(ListOperationsResponse {
-            running: running.into_iter().map(|each| self.summary(each)).collect(),
-            ended: ended.into_iter().map(|each| self.summary(each)).collect(),
+            running: recent
+                .running
+                .into_iter()
+                .map(|each| self.summary(each))
+                .collect(),
+            ended: recent
+                .ended
+                .into_iter()
+                .map(|each| self.summary(each))
+                .collect(),
         })
     }
 

@@ -5,7 +5,7 @@ use super::query::ListQuery;
 use super::snapshot::{ImportCounts, Prepared};
 use super::{
     Change, Ending, Finished, FolderCounts, Inspect, IssuedToken, KeyClaim, Keys, Leases,
-    Operations, ResetCounts, Resources, Store, StoreError, StoredKey, Transition,
+    Operations, RecentOperations, ResetCounts, Resources, Store, StoreError, StoredKey, Transition,
 };
 use crate::metrics::CallLabel;
 use crate::model::resource::{OperationRecord, Resource, ResourceKind};
@@ -190,19 +190,21 @@ impl Inspect for Metered {
     async fn folder_counts(
         &self,
         folders: Option<&[String]>,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<FolderCounts>, StoreError> {
-        timed("folder_counts", self.0.folder_counts(folders)).await
+        timed("folder_counts", self.0.folder_counts(folders, after, limit)).await
     }
 
     async fn recent_operations(
         &self,
         folders: Option<&[String]>,
-        done: bool,
+        target_id: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<OperationRecord>, StoreError> {
+    ) -> Result<RecentOperations, StoreError> {
         timed(
             "recent_operations",
-            self.0.recent_operations(folders, done, limit),
+            self.0.recent_operations(folders, target_id, limit),
         )
         .await
     }

@@ -442,25 +442,36 @@ pub struct FolderCounts {
     pub running_operations: u64,
 }
 
-/// Summaries of what the store holds, for the introspection API: reads only.
+/// The newest running and ended operations, read together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecentOperations {
+    /// Not done, newest first.
+    pub running: Vec<OperationRecord>,
+    /// Done, the one that ended last first.
+    pub ended: Vec<OperationRecord>,
+}
+
+/// Summaries of what the store holds, for the introspection API: reads only, each one
+/// consistent read.
 #[async_trait]
 pub trait Inspect: Send + Sync {
-    /// Every folder that holds a resource or a running operation, ordered by id; with
+    /// At most `limit` folders that hold resources, ordered by id, after `after`; with
     /// `folders`, only those.
     async fn folder_counts(
         &self,
         folders: Option<&[String]>,
+        after: Option<&str>,
+        limit: usize,
     ) -> Result<Vec<FolderCounts>, StoreError>;
 
-    /// At most `limit` operations, running ones (`done` false) newest first, or ended
-    /// ones (`done` true) the one that ended last first; with `folders`, only those
-    /// recorded in one of them.
+    /// At most `limit` running and `limit` ended operations; with `folders`, only those
+    /// recorded in one of them; with `target_id`, only that resource's.
     async fn recent_operations(
         &self,
         folders: Option<&[String]>,
-        done: bool,
+        target_id: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<OperationRecord>, StoreError>;
+    ) -> Result<RecentOperations, StoreError>;
 }
 
 /// The whole store.
