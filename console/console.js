@@ -27,6 +27,9 @@ const COPIES = {
   "compute.disk": { label: "Snapshot this disk", kind: "compute.snapshot", source: "diskId" },
 };
 
+// The public catalogue's folder: read-only to everyone.
+const PUBLIC_FOLDER = "standard-images";
+
 const CODES = ["OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
   "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED",
   "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"];
@@ -70,7 +73,10 @@ function replaceLive(region, ...children) {
 }
 
 function link(href, ...children) {
-  return h("a", { href, dataset: { key: "link " + href } }, ...children);
+  const anchor = h("a", { href }, ...children);
+  // Two links to one place (a folder's name and its count) keep the focus apart.
+  anchor.dataset.key = "link " + href + " " + anchor.textContent;
+  return anchor;
 }
 
 function table(headers, rows, empty) {
@@ -189,7 +195,8 @@ async function call(method, path, { query, body, raw } = {}) {
       throw new ApiError(0, { message: "the server did not answer (" + error.message + ")" });
     }
     if (response.status === 401) {
-      await askForToken(token ? "That token was refused: " + (await response.text()) : "");
+      // A token given while this call was on its way is tried before asking again.
+      if (sessionStorage.getItem(TOKEN_KEY) === token) await askForToken(Boolean(token));
       continue;
     }
     if (raw && response.ok) return response;
@@ -205,28 +212,48 @@ async function call(method, path, { query, body, raw } = {}) {
   }
 }
 
-/** Shows the token dialog until a token is given; one dialog for every waiting call. */
-function askForToken(problem) {
-  if (tokenPrompt) return tokenPrompt;
+/** Shows the token dialog until a token is given; one dialog for every waiting call.
+ * Closed without a token (Escape), it leaves a button that opens it again. */
+function askForToken(refused) {
+  const dialog = document.getElementById("token-dialog");
+  const input = document.getElementById("token-input");
+  document.getElementById("token-error").textContent = refused ? "That token was refused." : "";
+  if (!tokenPrompt) {
+    tokenPrompt = new Promise((resolve) => { tokenGiven = resolve; });
+  }
+  if (!dialog.open) dialog.showModal();
+  input.focus();
+  return tokenPrompt;
+}
+
+let tokenGiven = null;
+
+function setUpTokenDialog() {
   const dialog = document.getElementById("token-dialog");
   const form = document.getElementById("token-form");
   const input = document.getElementById("token-input");
-  document.getElementById("token-error").textContent = problem ? "That token was refused." : "";
-  tokenPrompt = new Promise((resolve) => {
-    form.onsubmit = (event) => {
-      event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, input.value.trim());
-      input.value = "";
-      dialog.close();
-      tokenPrompt = null;
-      showWho();
-      resolve();
-    };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const token = input.value.trim();
+    if (!token) {
+      document.getElementById("token-error").textContent = "Give a token.";
+      input.focus();
+      return;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    input.value = "";
+    const resolve = tokenGiven;
+    tokenPrompt = tokenGiven = null;
+    dialog.close();
+    notify("");
+    showWho();
+    resolve();
   });
-  dialog.addEventListener("cancel", (event) => event.preventDefault());
-  dialog.showModal();
-  input.focus();
-  return tokenPrompt;
+  dialog.addEventListener("close", () => {
+    if (!tokenPrompt) return;
+    const again = h("button", { type: "button", onclick: () => askForToken(false) }, "Give a token");
+    notify(["This server needs a token. ", again], true);
+  });
 }
 
 function notify(message, error = false) {
@@ -299,33 +326,37 @@ function field(id, label, input, hint) {
 
 let live = null;
 
-/** Calls `refresh` now and every `ms` while the view is shown and the tab visible. */
+/** Calls `refresh(view)` now and every `ms` while the view is shown and the tab visible,
+ * one call at a time. `view.stopped` tells a refresh that its view is gone (a navigation
+ * came while it waited): it must draw nothing then. `view.stop()` ends the refreshes of
+ * this view only (a request it cannot make again until the user changes it). */
 function keepFresh(refresh, ms) {
-  const mine = { stopped: false, timer: 0, run: null };
-  live = mine;
-  mine.run = async () => {
-    clearTimeout(mine.timer);
-    if (mine.stopped) return;
-    if (!document.hidden) {
-      try {
-        await refresh();
-      } catch (error) {
-        if (!mine.stopped) failed(error);
-      }
-    }
-    if (!mine.stopped) mine.timer = setTimeout(mine.run, ms);
+  const view = { stopped: false, timer: 0, busy: false };
+  view.stop = () => {
+    view.stopped = true;
+    clearTimeout(view.timer);
+    if (live === view) live = null;
   };
-  return mine.run();
+  view.run = async () => {
+    clearTimeout(view.timer);
+    if (view.stopped || view.busy) return;
+    view.busy = true;
+    try {
+      if (!document.hidden) await refresh(view);
+    } catch (error) {
+      if (!view.stopped) failed(error);
+    } finally {
+      view.busy = false;
+    }
+    if (!view.stopped) view.timer = setTimeout(view.run, ms);
+  };
+  live = view;
+  return view.run();
 }
 
-/** Stops the current view's refreshes (a navigation, or a request the view cannot make
- * again until the user changes it). */
+/** Stops the current view's refreshes: a navigation. */
 function stopLive() {
-  if (live) {
-    live.stopped = true;
-    clearTimeout(live.timer);
-    live = null;
-  }
+  if (live) live.stop();
 }
 
 // Back from a hidden tab: refresh at once rather than at the next tick.
@@ -335,11 +366,13 @@ document.addEventListener("visibilitychange", () => {
 
 // ---------------------------------------------------------------------------- views
 
-async function foldersView(main) {
+async function foldersView(main, _, query) {
   const region = h("div", { "aria-live": "off" }, h("p", {}, "Loading…"));
   main.append(h("h1", {}, "Folders"), region);
-  await keepFresh(async () => {
-    const { folders = [] } = await call("GET", "/imageplane/v1/folders");
+  await keepFresh(async (view) => {
+    const page = await call("GET", "/imageplane/v1/folders", { query: { pageToken: query.get("pageToken") } });
+    if (view.stopped) return;
+    const folders = page.folders || [];
     const rows = folders.map((folder) => [
       link("#/folder/" + encodeURIComponent(folder.folderId) + "/compute.image", h("span", { className: "id" }, folder.folderId)),
       link("#/folder/" + encodeURIComponent(folder.folderId) + "/compute.image", number(folder.images)),
@@ -355,12 +388,15 @@ async function foldersView(main) {
       { label: "Running operations", number: true }];
     replaceLive(region,
       table(headers, rows, "No folder holds anything yet."),
-      h("p", {}, link("#/import", "Import an image from a URI")));
+      h("p", { className: "buttons" },
+        query.get("pageToken") ? link("#/", "First page") : null,
+        page.nextPageToken ? link("#/?pageToken=" + encodeURIComponent(page.nextPageToken), "Next page") : null,
+        link("#/import", "Import an image from a URI")));
   }, REFRESH.folders);
 }
 
 async function folderView(main, [folderId, kind = "compute.image"], query) {
-  const meta = KINDS[kind];
+  const meta = Object.hasOwn(KINDS, kind) ? KINDS[kind] : null;
   if (!meta) return notFound(main);
   const form = h("form", { className: "inline", "aria-label": "List options" },
     field("list-filter", "Filter", h("input", { type: "text", value: query.get("filter") || "", size: 30, placeholder: 'name = "web"' })),
@@ -385,22 +421,25 @@ async function folderView(main, [folderId, kind = "compute.image"], query) {
     h("ul", { className: "tabs", "aria-label": "Kinds" }, Object.entries(KINDS).map(([name, each]) =>
       h("li", {}, h("a", { href: "#/folder/" + encodeURIComponent(folderId) + "/" + name, "aria-current": name === kind ? "page" : undefined }, each.label)))),
     form, region);
-  await keepFresh(async () => {
+  await keepFresh(async (view) => {
     let page;
     try {
       page = await call("GET", meta.path, {
         query: { folderId, filter: query.get("filter"), orderBy: query.get("orderBy"), pageSize: query.get("pageSize") || "50", pageToken: query.get("pageToken") },
       });
     } catch (error) {
-      if (error.code === 3) {
-        // A bad filter or order: shown on its field, and not asked again until changed.
+      if (view.stopped) return;
+      if (error.code === 3 || error.code === 7) {
+        // A bad filter or order, or a folder not the caller's: shown (on its field), and
+        // not asked again until changed.
         showViolations(form, error);
         replaceLive(region);
-        stopLive();
+        view.stop();
         return;
       }
       throw error;
     }
+    if (view.stopped) return;
     const resources = page[meta.field] || [];
     const rows = resources.map((resource) => [
       link("#/resource/" + kind + "/" + encodeURIComponent(resource.id), resource.name || h("span", { className: "muted" }, "(no name)")),
@@ -430,7 +469,7 @@ function valueOf(value) {
 }
 
 async function resourceView(main, [kind, id]) {
-  const meta = KINDS[kind];
+  const meta = Object.hasOwn(KINDS, kind) ? KINDS[kind] : null;
   if (!meta) return notFound(main);
   const title = h("h1", {}, meta.one + " ", h("span", { className: "id" }, id));
   const actions = h("div", { className: "buttons" });
@@ -453,15 +492,18 @@ async function resourceView(main, [kind, id]) {
   function copyForm() {
     const copy = COPIES[kind];
     if (!copy) return null;
-    const form = h("form", { className: "inline", "aria-label": copy.label },
-      field("copy-name", "Name of the new " + KINDS[copy.kind].one.toLowerCase(), h("input", { type: "text", required: true })),
+    // The public catalogue is read-only: a copy of its image goes into a folder of yours.
+    const folder = resource.folderId === PUBLIC_FOLDER ? "" : resource.folderId;
+    const form = h("form", { className: "inline", "aria-label": copy.label, novalidate: true },
+      field("copy-folderId", "Into folder", h("input", { type: "text", value: folder, autocomplete: "off" })),
+      field("copy-name", "Name of the new " + KINDS[copy.kind].one.toLowerCase(), h("input", { type: "text", autocomplete: "off" })),
       h("div", { className: "buttons" }, h("button", { type: "submit", className: "secondary" }, copy.label),
         h("span", { className: "error form-error", role: "alert" })));
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
         const operation = await call("POST", KINDS[copy.kind].path, {
-          body: { folderId: resource.folderId, name: form.elements.name.value, [copy.source]: id },
+          body: { folderId: form.elements.folderId.value.trim(), name: form.elements.name.value, [copy.source]: id },
         });
         const newId = metadataId(operation);
         const message = "Started operation " + operation.id + ".";
@@ -476,7 +518,7 @@ async function resourceView(main, [kind, id]) {
 
   // Once the resource is gone, only its operations are asked for (they are kept).
   let gone = false;
-  await keepFresh(async () => {
+  await keepFresh(async (view) => {
     try {
       if (!gone) resource = await call("GET", meta.path + "/" + encodeURIComponent(id));
     } catch (error) {
@@ -484,6 +526,7 @@ async function resourceView(main, [kind, id]) {
       gone = true;
       resource = null;
     }
+    if (view.stopped) return;
     if (gone) {
       replaceLive(details, h("p", { className: "error" }, "This " + meta.one.toLowerCase() + " does not exist (any more)."));
       replaceLive(actions);
@@ -492,7 +535,8 @@ async function resourceView(main, [kind, id]) {
       if (!drawnActions) {
         drawnActions = true;
         replaceLive(actions,
-          h("button", { type: "button", className: "danger", onclick: remove, dataset: { key: "delete" } }, "Delete"),
+          resource.folderId === PUBLIC_FOLDER ? null
+            : h("button", { type: "button", className: "danger", onclick: remove, dataset: { key: "delete" } }, "Delete"),
           link("#/folder/" + encodeURIComponent(resource.folderId) + "/" + kind, "Back to the folder"));
         const form = copyForm();
         if (form) actions.after(form);
@@ -510,16 +554,21 @@ async function resourceView(main, [kind, id]) {
       ]));
     }
     let operations = [];
+    let nothingLeft = false;
     try {
       ({ operations = [] } = await call("GET", meta.path + "/" + encodeURIComponent(id) + "/operations", { query: { pageSize: 100 } }));
     } catch (error) {
       if (error.code !== 5) throw error;
+      // Neither the resource nor any operation of it: nothing to wait for.
+      nothingLeft = gone;
     }
     let progress = {};
-    if (operations.some((operation) => !operation.done) && resource) {
-      const { running = [] } = await call("GET", "/imageplane/v1/operations", { query: { folderId: resource.folderId, pageSize: 1000 } });
+    if (operations.some((operation) => !operation.done)) {
+      const { running = [] } = await call("GET", "/imageplane/v1/operations", { query: { resourceId: id, pageSize: 10 } });
       progress = Object.fromEntries(running.map((each) => [each.operation.id, each.importProgress]));
     }
+    if (view.stopped) return;
+    if (nothingLeft) view.stop();
     replaceLive(timeline, operations.length
       ? h("ol", { className: "timeline" }, operations.map((operation) => h("li", {},
         h("strong", {}, operation.description || "Operation"), " ", operationResult(operation), h("br"),
@@ -580,19 +629,21 @@ async function operationsView(main, _, query) {
   const running = h("section", { "aria-labelledby": "running-title" });
   const ended = h("section", { "aria-labelledby": "ended-title" });
   main.append(h("h1", {}, "Operations"), form, running, ended);
-  await keepFresh(async () => {
+  await keepFresh(async (view) => {
     let answer;
     try {
       answer = await call("GET", "/imageplane/v1/operations", { query: { folderId: folder, pageSize: 50 } });
     } catch (error) {
+      if (view.stopped) return;
       if (error.code === 3 || error.code === 7) {
         // A folder that is malformed or not the caller's: not asked again until changed.
         showViolations(form, error);
-        stopLive();
+        view.stop();
         return;
       }
       throw error;
     }
+    if (view.stopped) return;
     const now = answer.running || [];
     replaceLive(running, h("h2", { id: "running-title" }, "Running (" + now.length + ")"),
       table(["Operation", "Resource", "Folder", "Running for", "Progress", "Action"], now.map((summary) => [
@@ -667,8 +718,9 @@ async function serverView(main) {
   main.append(h("h1", {}, "Server"), facts, rates, admin);
   let before = null;
   let drawnAdmin = false;
-  await keepFresh(async () => {
+  await keepFresh(async (view) => {
     const server = await call("GET", "/imageplane/v1/server");
+    if (view.stopped) return;
     replaceLive(facts, fields([
       ["Version", server.version],
       ["Store", server.store],
@@ -681,6 +733,7 @@ async function serverView(main) {
     ]));
     const response = await call("GET", "/metrics", { raw: true });
     const page = await response.text();
+    if (view.stopped) return;
     const sample = {
       at: performance.now(),
       calls: counter(page, "imageplane_calls_total"),
@@ -861,11 +914,17 @@ function go(hash, message) {
  * to the view, as a page load would put it. */
 async function route({ focus = false } = {}) {
   stopLive();
-  const hash = location.hash.replace(/^#\/?/, "");
+  const hash = location.hash.startsWith("#/") ? location.hash.slice(2) : "";
   const [path, search = ""] = hash.split("?");
-  const [name = "", ...parts] = path.split("/").map(decodeURIComponent);
+  let name = "";
+  let parts = [];
+  try {
+    [name = "", ...parts] = path.split("/").map(decodeURIComponent);
+  } catch {
+    name = "?";
+  }
   const query = new URLSearchParams(search);
-  const view = VIEWS[name];
+  const view = Object.hasOwn(VIEWS, name) ? VIEWS[name] : null;
   for (const item of document.querySelectorAll("[data-nav]")) {
     if (item.dataset.nav === NAV[name]) item.setAttribute("aria-current", "page");
     else item.removeAttribute("aria-current");
@@ -876,12 +935,15 @@ async function route({ focus = false } = {}) {
   carried = null;
   lastRoute = hash;
   document.title = (name ? name[0].toUpperCase() + name.slice(1) : "Folders") + " · imageplane console";
+  // The view draws its frame at once and then waits for its first answers; the focus
+  // moves before that wait.
+  const drawn = view ? view(main, parts, query) : notFound(main);
+  if (focus) main.focus({ preventScroll: true });
   try {
-    await (view ? view(main, parts, query) : notFound(main));
+    await drawn;
   } catch (error) {
     failed(error);
   }
-  if (focus) main.focus({ preventScroll: true });
 }
 
 async function showWho() {
@@ -899,5 +961,9 @@ document.getElementById("sign-out").addEventListener("click", () => {
   sessionStorage.removeItem(TOKEN_KEY);
   location.reload();
 });
-window.addEventListener("hashchange", () => route({ focus: true }));
+// A hash that is not a view's (the skip link's #main) moves the focus, not the view.
+window.addEventListener("hashchange", () => {
+  if (location.hash.startsWith("#/") || location.hash === "") route({ focus: true });
+});
+setUpTokenDialog();
 showWho().then(() => route());
