@@ -29,8 +29,10 @@ WAIT_MS = 20_000
 
 
 class SlowSource:
-    """A loopback HTTP server that sends ``slow.qcow2`` (a qcow2 header and zeros, with
-    its Content-Length) 32 KiB every 50 ms, so that an import of it takes about 13 s."""
+    """A loopback HTTP server that sends ``slow.qcow2`` (a qcow2 header and zeros, 8 MiB,
+    with its Content-Length) 32 KiB every 50 ms up to half, and then nothing more until
+    the client goes away: an import of it runs until it is cancelled, however slow the
+    machine."""
 
     SIZE = 8 << 20
     CHUNK = 32 << 10
@@ -52,11 +54,19 @@ class SlowSource:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 try:
-                    for start in range(0, len(body), chunk):
+                    for start in range(0, len(body) // 2, chunk):
                         self.wfile.write(body[start:start + chunk])
                         self.wfile.flush()
                         time.sleep(0.05)
-                except (BrokenPipeError, ConnectionResetError):
+                    # Hold the rest back; a gone client shows as a failed read.
+                    self.connection.settimeout(0.5)
+                    while True:
+                        try:
+                            if not self.connection.recv(1):
+                                return
+                        except TimeoutError:
+                            continue
+                except (BrokenPipeError, ConnectionResetError, OSError):
                     pass
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -293,6 +303,13 @@ def test_the_console_is_usable_by_keyboard_and_at_a_narrow_width(console, consol
     expect(page.get_by_role("heading", name="Folders")).to_be_visible()
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    # The skip link moves the focus to the content and leaves the view as it is.
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
+    expect(page.get_by_role("heading", name="Folders")).to_be_visible()
+    page.goto(f"{console.origin}/console")
+    expect(page.get_by_role("link", name="standard-images")).to_be_visible()
+    page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "imageplane"
     page.keyboard.press("Tab")
@@ -300,9 +317,10 @@ def test_the_console_is_usable_by_keyboard_and_at_a_narrow_width(console, consol
     assert page.evaluate("document.activeElement.textContent") == "Operations"
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Operations")).to_be_visible()
-    for view in ["#/", "#/operations", "#/import", "#/server"]:
+    for view in ["#/", "#/folder/standard-images/compute.image", "#/operations", "#/import", "#/server"]:
         page.goto(f"{console.origin}/console{view}")
-        page.wait_for_timeout(300)
+        expect(page.locator("main h1")).to_be_visible()
+        expect(page.get_by_text("Loading…")).to_have_count(0)
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{view} is {overflow}px wider than a 360px window"
     # Every form control has a label.
@@ -341,6 +359,15 @@ def test_the_console_asks_for_a_token_when_authentication_is_on(browser, tmp_pat
         page.goto(f"http://{server.addr}/console")
         dialog = page.get_by_role("dialog", name="A token is needed")
         expect(dialog).to_be_visible()
+        # Escape closes it; the console then offers it again instead of hanging.
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        page.get_by_role("button", name="Give a token").click()
+        expect(dialog).to_be_visible()
+        # A blank token is not sent.
+        dialog.get_by_label("Bearer token", exact=True).fill("   ")
+        dialog.get_by_role("button", name="Use token").click()
+        expect(dialog).to_contain_text("Give a token.")
         dialog.get_by_label("Bearer token", exact=True).fill(alice.token)
         dialog.get_by_role("button", name="Use token").click()
         expect(page.get_by_text(f"Signed in as {alice.subject}")).to_be_visible()
@@ -362,5 +389,42 @@ def test_the_console_can_be_turned_off(tmp_path):
     try:
         response = requests.get(f"http://{server.addr}/console", timeout=10)
         assert response.status_code == 404
+        # The API it would read stays on.
+        server_info = requests.get(f"http://{server.addr}/imageplane/v1/server", timeout=10)
+        assert server_info.status_code == 200, server_info.text
     finally:
         server.stop()
+
+
+def test_names_and_descriptions_are_shown_as_text_never_as_markup(console, console_server):
+    page = console.page
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    folder = unique_folder()
+    hostile = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    operation = rest(console_server, "POST", "/compute/v1/images", json={
+        "folderId": folder, "name": "hostile", "imageId": public_image_id(console_server),
+        "description": hostile,
+    })
+    image_id = operation["metadata"]["imageId"]
+    page.goto(f"{console.origin}/console#/resource/compute.image/{image_id}")
+    expect(page.get_by_text(hostile, exact=True)).to_be_visible()
+    assert page.locator("main img").count() == 0
+    assert page.locator("main script").count() == 0
+    assert dialogs == []
+
+
+def test_an_image_of_the_public_catalogue_is_copied_into_a_folder_of_ones_own(console, console_server):
+    page = console.page
+    image_id = public_image_id(console_server)
+    page.goto(f"{console.origin}/console#/resource/compute.image/{image_id}")
+    expect(page.get_by_role("button", name="Copy image")).to_be_visible()
+    # Read-only: no Delete.
+    expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+    folder = unique_folder()
+    page.get_by_label("Into folder", exact=True).fill(folder)
+    page.get_by_label("Name of the new image", exact=True).fill("my-copy")
+    page.get_by_role("button", name="Copy image").click()
+    expect(page.get_by_role("heading", name="Image my-copy")).to_be_visible()
+    images = rest(console_server, "GET", "/compute/v1/images", params={"folderId": folder})["images"]
+    assert [image["name"] for image in images] == ["my-copy"]
