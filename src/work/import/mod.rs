@@ -327,6 +327,7 @@ impl Importer {
                 if resuming {
                     info!(uri = %shown, "the source sent the whole file again: starting over");
                     transfer.restart();
+                    reporter.progress.update(0, None);
                 }
                 // A strong validator, to resume only the same file later.
                 transfer.validator = response
@@ -348,6 +349,7 @@ impl Importer {
                 }
                 _ => {
                     transfer.restart();
+                    reporter.progress.update(0, None);
                     return Err(Failure::Transient(Error::Unavailable(format!(
                         "{shown}: the source resumed at another offset than asked; starting over"
                     ))));
