@@ -8,7 +8,7 @@ mod common;
 
 use common::http_fixture::HttpFixture;
 use common::process::ServerProcess;
-use common::{error_of, folder, postgres, TestServer, GIB};
+use common::{error_of, folder, postgres, with_token, TestServer, GIB};
 use imageplane::domain::identity::TokenFile;
 use imageplane::pb::compute::{
     create_image_request, disk, CreateDiskMetadata, CreateDiskRequest, CreateImageRequest,
@@ -37,14 +37,6 @@ fn seed_file(folder_id: &str) -> (String, String) {
             r#"{{"image": {{"id": "{SEEDED_IMAGE}", "folderId": "{folder_id}", "name": "seeded", "description": "as at start"}}}}"#
         ),
     )
-}
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
 }
 
 #[tokio::test]

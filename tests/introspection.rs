@@ -6,7 +6,7 @@
 mod common;
 
 use common::http_fixture::HttpFixture;
-use common::{folder, TestServer, GIB};
+use common::{folder, with_token, TestServer, GIB};
 use imageplane::domain::identity::TokenFile;
 use imageplane::pb::compute::{create_image_request, CreateDiskRequest, CreateImageRequest};
 use imageplane::pb::imageplane::v1::introspection_service_client::IntrospectionServiceClient;
@@ -14,15 +14,7 @@ use imageplane::pb::imageplane::v1::{GetServerRequest, ListFoldersRequest, ListO
 use imageplane::server::Settings;
 use std::time::Duration;
 use tonic::transport::Channel;
-use tonic::{Code, Request};
-
-fn with_token<T>(message: T, token: &str) -> Request<T> {
-    let mut request = Request::new(message);
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    request
-}
+use tonic::Code;
 
 fn introspection(server: &TestServer) -> IntrospectionServiceClient<Channel> {
     IntrospectionServiceClient::new(server.channel.clone())

@@ -172,6 +172,15 @@ where
 }
 
 /// A folder id no other test uses.
+/// A gRPC request that carries `authorization: Bearer TOKEN`.
+pub fn with_token<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
 pub fn folder() -> String {
     imageplane::ids::new_id("fld")
 }
