@@ -228,12 +228,7 @@ impl Importer {
         // than the transfer itself.
         let wants_checksum =
             record.target.kind == crate::model::resource::ResourceKind::BaremetalImage;
-        let mut transfer = Transfer::new(wants_checksum);
-        let reporter = Reporter {
-            record,
-            store,
-            progress,
-        };
+        let mut transfer = Transfer::new(wants_checksum, progress);
         let shown = redact::url(uri);
         let mut rate = RateCheck::new(&self.settings);
         let mut attempt = 0;
@@ -241,7 +236,7 @@ impl Importer {
         loop {
             attempt += 1;
             let outcome = self
-                .attempt(uri, &shown, &mut transfer, &mut rate, &reporter)
+                .attempt(uri, &shown, &mut transfer, &mut rate, record, store)
                 .await;
             if transfer.restarts > MAX_RESTARTS {
                 return Err(Error::Unavailable(format!(
@@ -298,9 +293,10 @@ impl Importer {
         &self,
         uri: &str,
         shown: &str,
-        transfer: &mut Transfer,
+        transfer: &mut Transfer<'_>,
         rate: &mut RateCheck,
-        reporter: &Reporter<'_>,
+        record: &OperationRecord,
+        store: &dyn Store,
     ) -> Result<(), Failure> {
         use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
         use reqwest::StatusCode;
@@ -327,7 +323,6 @@ impl Importer {
                 if resuming {
                     info!(uri = %shown, "the source sent the whole file again: starting over");
                     transfer.restart();
-                    reporter.progress.update(0, None);
                 }
                 // A strong validator, to resume only the same file later.
                 transfer.validator = response
@@ -349,7 +344,6 @@ impl Importer {
                 }
                 _ => {
                     transfer.restart();
-                    reporter.progress.update(0, None);
                     return Err(Failure::Transient(Error::Unavailable(format!(
                         "{shown}: the source resumed at another offset than asked; starting over"
                     ))));
@@ -404,9 +398,6 @@ impl Importer {
                 Failure::Transient(Error::Unavailable(format!("{shown}: {why} ({error})")))
             })?;
             transfer.take(&chunk);
-            reporter
-                .progress
-                .update(transfer.received, transfer.expected);
             rate.count(chunk.len() as u64, shown)
                 .map_err(Failure::Final)?;
             if transfer.received > self.settings.max_bytes {
@@ -418,13 +409,7 @@ impl Importer {
             }
             if transfer.last_progress.elapsed() >= PROGRESS_EVERY {
                 transfer.last_progress = Instant::now();
-                report_progress(
-                    reporter.record,
-                    reporter.store,
-                    transfer.received,
-                    transfer.expected,
-                )
-                .await;
+                report_progress(record, store, transfer.received, transfer.expected).await;
             }
         }
         match transfer.expected {
@@ -491,8 +476,10 @@ impl RateCheck {
     }
 }
 
-/// What a transfer has taken in so far, across its attempts.
-struct Transfer {
+/// What a transfer has taken in so far, across its attempts; its [`Progress`] follows
+/// every chunk and every start over.
+struct Transfer<'p> {
+    progress: &'p Progress,
     sniffer: Sniffer,
     digest: Option<Md5>,
     received: u64,
@@ -505,9 +492,10 @@ struct Transfer {
     restarts: u32,
 }
 
-impl Transfer {
-    fn new(wants_checksum: bool) -> Transfer {
+impl<'p> Transfer<'p> {
+    fn new(wants_checksum: bool, progress: &'p Progress) -> Transfer<'p> {
         Transfer {
+            progress,
             sniffer: Sniffer::new(),
             digest: wants_checksum.then(Md5::new),
             received: 0,
@@ -521,12 +509,14 @@ impl Transfer {
     /// Forgets what was received: the next attempt fetches from the first byte.
     fn restart(&mut self) {
         let restarts = self.restarts + 1;
-        *self = Transfer::new(self.digest.is_some());
+        *self = Transfer::new(self.digest.is_some(), self.progress);
         self.restarts = restarts;
+        self.progress.update(0, None);
     }
 
     fn take(&mut self, chunk: &[u8]) {
         self.received += chunk.len() as u64;
+        self.progress.update(self.received, self.expected);
         crate::metrics::global()
             .import_bytes
             .inc_by(chunk.len() as u64);
@@ -667,15 +657,6 @@ fn status_failure(uri: &str, status: reqwest::StatusCode) -> Failure {
         500..=599 => Failure::Transient(Error::Unavailable(message)),
         _ => Failure::Final(Error::FailedPrecondition(message)),
     }
-}
-
-/// Where a transfer tells how far it has come: the live [`Progress`] at every chunk, and
-/// the running operation's description (stored, so every replica reads it) every
-/// [`PROGRESS_EVERY`].
-struct Reporter<'a> {
-    record: &'a OperationRecord,
-    store: &'a dyn Store,
-    progress: &'a Progress,
 }
 
 /// Logs progress and writes it into the running operation's description.
