@@ -20,6 +20,11 @@ pub fn descriptor_pool() -> &'static prost_reflect::DescriptorPool {
     &POOL
 }
 
+/// A count as the API's int64 (saturating: no count comes near `i64::MAX`).
+pub fn int64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// `data` as the parts of a stream of `google.api.HttpBody`, each of at most `part_bytes`
 /// (one part, empty, for no data), the media type in the first: how a body that is not
 /// JSON travels in a streaming method, whichever way.

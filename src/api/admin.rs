@@ -14,6 +14,7 @@ use crate::pb::imageplane::v1::{
     ImportStateResponse, ListFaultsRequest, ListFaultsResponse, OperationTiming, ResetRequest,
     ResetResponse,
 };
+use crate::pb::int64;
 use crate::pb::operation::Operation;
 use crate::store::snapshot;
 use crate::work::timing::Timing;
@@ -23,11 +24,6 @@ use tonic::{Request, Response, Status};
 pub struct AdminApi {
     pub catalog: Arc<Catalog>,
     pub admin: Arc<Admin>,
-}
-
-/// A count as the API's int64.
-fn count(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// The delays as the API spells them.
@@ -44,7 +40,7 @@ fn timing_message(timing: &Timing) -> OperationTiming {
 /// A fault rule as the API spells it.
 fn fault_message(rule: &Rule) -> Fault {
     let (times, probability) = match rule.firing {
-        Firing::Times(left) => (i64::try_from(left).unwrap_or(i64::MAX), 0.0),
+        Firing::Times(left) => (int64(left), 0.0),
         Firing::Always => (0, 0.0),
         Firing::Probability(probability) => (0, probability),
     };
@@ -149,12 +145,12 @@ impl AdminService for AdminApi {
             let file = joined(parts).await?;
             let counts = self.admin.import_state(&call, file).await?;
             Ok(ImportStateResponse {
-                resources_removed: count(counts.resources_removed),
-                operations_removed: count(counts.operations_removed),
-                resources_imported: count(counts.resources),
-                operations_imported: count(counts.operations),
-                idempotency_keys_imported: count(counts.idempotency_keys),
-                iam_tokens_imported: count(counts.iam_tokens),
+                resources_removed: int64(counts.resources_removed),
+                operations_removed: int64(counts.operations_removed),
+                resources_imported: int64(counts.resources),
+                operations_imported: int64(counts.operations),
+                idempotency_keys_imported: int64(counts.idempotency_keys),
+                iam_tokens_imported: int64(counts.iam_tokens),
                 snapshot_schema: counts.schema,
             })
         };
@@ -168,9 +164,9 @@ impl AdminService for AdminApi {
         super::answer(&self.catalog, request, |call, _| async move {
             let counts = self.admin.reset(&call).await?;
             Ok(ResetResponse {
-                resources_removed: count(counts.resources_removed),
-                operations_removed: count(counts.operations_removed),
-                resources_seeded: count(counts.resources_seeded),
+                resources_removed: int64(counts.resources_removed),
+                operations_removed: int64(counts.operations_removed),
+                resources_seeded: int64(counts.resources_seeded),
             })
         })
         .await
@@ -261,7 +257,7 @@ impl AdminService for AdminApi {
     ) -> Result<Response<ClearFaultsResponse>, Status> {
         super::answer(&self.catalog, request, |call, _| async move {
             Ok(ClearFaultsResponse {
-                removed: count(self.admin.clear_faults(&call)? as u64),
+                removed: int64(self.admin.clear_faults(&call)? as u64),
             })
         })
         .await

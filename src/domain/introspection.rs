@@ -10,6 +10,7 @@ use crate::model::resource::{OperationRecord, ResourceKind, WORK_KINDS};
 use crate::pb::imageplane::v1::{
     FolderSummary, ImportProgress, ListOperationsResponse, OperationSummary, ServerInfo,
 };
+use crate::pb::int64;
 use crate::store::Store;
 use crate::work::executor::Executor;
 use std::sync::Arc;
@@ -54,11 +55,6 @@ fn kind_name(kind: ResourceKind) -> &'static str {
         ResourceKind::Disk => "compute.disk",
         ResourceKind::BaremetalImage => "baremetal.image",
     }
-}
-
-/// A count as the API's int64.
-fn count(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 impl Introspection {
@@ -128,7 +124,7 @@ impl Introspection {
             .into_iter()
             .map(|folder| {
                 let of = |kind: ResourceKind| {
-                    count(
+                    int64(
                         folder
                             .resources
                             .iter()
@@ -142,7 +138,7 @@ impl Introspection {
                     snapshots: of(ResourceKind::Snapshot),
                     disks: of(ResourceKind::Disk),
                     baremetal_images: of(ResourceKind::BaremetalImage),
-                    running_operations: count(folder.running_operations),
+                    running_operations: int64(folder.running_operations),
                     folder_id: folder.folder_id,
                 }
             })
@@ -194,12 +190,12 @@ impl Introspection {
                 .executor
                 .import_progress(&record.operation.id)
                 .map(|reading| ImportProgress {
-                    bytes_fetched: count(reading.received),
-                    bytes_total: count(reading.expected.unwrap_or(0)),
+                    bytes_fetched: int64(reading.received),
+                    bytes_total: int64(reading.expected.unwrap_or(0)),
                     bytes_per_second: reading.bytes_per_second(),
                     seconds_left: reading
                         .time_left()
-                        .map_or(-1, |left| count(left.as_secs_f64().ceil() as u64)),
+                        .map_or(-1, |left| int64(left.as_secs_f64().ceil() as u64)),
                     started_at: Some(prost_types::Timestamp::from(reading.started_at)),
                 }),
         };
