@@ -72,6 +72,21 @@ function replaceLive(region, ...children) {
   }
 }
 
+/** Where a folder's resources of one kind are listed. */
+function folderHref(folderId, kind) {
+  return "#/folder/" + encodeURIComponent(folderId) + "/" + kind;
+}
+
+/** Where one resource is shown. */
+function resourceHref(kind, id) {
+  return "#/resource/" + kind + "/" + encodeURIComponent(id);
+}
+
+/** The description of a kind the address names, or null for any other name. */
+function kindOf(kind) {
+  return Object.hasOwn(KINDS, kind) ? KINDS[kind] : null;
+}
+
 function link(href, ...children) {
   const anchor = h("a", { href }, ...children);
   // Two links to one place (a folder's name and its count) keep the focus apart.
@@ -374,11 +389,11 @@ async function foldersView(main, _, query) {
     if (view.stopped) return;
     const folders = page.folders || [];
     const rows = folders.map((folder) => [
-      link("#/folder/" + encodeURIComponent(folder.folderId) + "/compute.image", h("span", { className: "id" }, folder.folderId)),
-      link("#/folder/" + encodeURIComponent(folder.folderId) + "/compute.image", number(folder.images)),
-      link("#/folder/" + encodeURIComponent(folder.folderId) + "/compute.snapshot", number(folder.snapshots)),
-      link("#/folder/" + encodeURIComponent(folder.folderId) + "/compute.disk", number(folder.disks)),
-      link("#/folder/" + encodeURIComponent(folder.folderId) + "/baremetal.image", number(folder.baremetalImages)),
+      link(folderHref(folder.folderId, "compute.image"), h("span", { className: "id" }, folder.folderId)),
+      link(folderHref(folder.folderId, "compute.image"), number(folder.images)),
+      link(folderHref(folder.folderId, "compute.snapshot"), number(folder.snapshots)),
+      link(folderHref(folder.folderId, "compute.disk"), number(folder.disks)),
+      link(folderHref(folder.folderId, "baremetal.image"), number(folder.baremetalImages)),
       number(folder.runningOperations)
         ? link("#/operations?folder=" + encodeURIComponent(folder.folderId), number(folder.runningOperations))
         : "0",
@@ -396,7 +411,7 @@ async function foldersView(main, _, query) {
 }
 
 async function folderView(main, [folderId, kind = "compute.image"], query) {
-  const meta = Object.hasOwn(KINDS, kind) ? KINDS[kind] : null;
+  const meta = kindOf(kind);
   if (!meta) return notFound(main);
   const form = h("form", { className: "inline", "aria-label": "List options" },
     field("list-filter", "Filter", h("input", { type: "text", value: query.get("filter") || "", size: 30, placeholder: 'name = "web"' })),
@@ -413,13 +428,13 @@ async function folderView(main, [folderId, kind = "compute.image"], query) {
     for (const name of ["filter", "orderBy", "pageSize"]) {
       if (form.elements[name].value) next.set(name, form.elements[name].value);
     }
-    location.hash = "#/folder/" + encodeURIComponent(folderId) + "/" + kind + (next.size ? "?" + next : "");
+    location.hash = folderHref(folderId, kind) + (next.size ? "?" + next : "");
   });
   const region = h("div", {}, h("p", {}, "Loading…"));
   main.append(
     h("h1", {}, "Folder ", h("span", { className: "id" }, folderId)),
     h("ul", { className: "tabs", "aria-label": "Kinds" }, Object.entries(KINDS).map(([name, each]) =>
-      h("li", {}, h("a", { href: "#/folder/" + encodeURIComponent(folderId) + "/" + name, "aria-current": name === kind ? "page" : undefined }, each.label)))),
+      h("li", {}, h("a", { href: folderHref(folderId, name), "aria-current": name === kind ? "page" : undefined }, each.label)))),
     form, region);
   await keepFresh(async (view) => {
     let page;
@@ -442,7 +457,7 @@ async function folderView(main, [folderId, kind = "compute.image"], query) {
     if (view.stopped) return;
     const resources = page[meta.field] || [];
     const rows = resources.map((resource) => [
-      link("#/resource/" + kind + "/" + encodeURIComponent(resource.id), resource.name || h("span", { className: "muted" }, "(no name)")),
+      link(resourceHref(kind, resource.id), resource.name || h("span", { className: "muted" }, "(no name)")),
       h("span", { className: "id" }, resource.id),
       statusBadge(resource.status),
       when(resource.createdAt),
@@ -452,7 +467,7 @@ async function folderView(main, [folderId, kind = "compute.image"], query) {
     next.set("pageToken", page.nextPageToken || "");
     const first = new URLSearchParams(query);
     first.delete("pageToken");
-    const base = "#/folder/" + encodeURIComponent(folderId) + "/" + kind + "?";
+    const base = folderHref(folderId, kind) + "?";
     replaceLive(region,
       table(["Name", "Id", "Status", "Created", "Size"], rows, "No " + meta.label.toLowerCase() + " here."),
       h("p", { className: "buttons" },
@@ -469,7 +484,7 @@ function valueOf(value) {
 }
 
 async function resourceView(main, [kind, id]) {
-  const meta = Object.hasOwn(KINDS, kind) ? KINDS[kind] : null;
+  const meta = kindOf(kind);
   if (!meta) return notFound(main);
   const title = h("h1", {}, meta.one + " ", h("span", { className: "id" }, id));
   const actions = h("div", { className: "buttons" });
@@ -507,7 +522,7 @@ async function resourceView(main, [kind, id]) {
         });
         const newId = metadataId(operation);
         const message = "Started operation " + operation.id + ".";
-        if (newId) go("#/resource/" + copy.kind + "/" + encodeURIComponent(newId), message);
+        if (newId) go(resourceHref(copy.kind, newId), message);
         else notify(message);
       } catch (error) {
         showViolations(form, error);
@@ -537,7 +552,7 @@ async function resourceView(main, [kind, id]) {
         replaceLive(actions,
           resource.folderId === PUBLIC_FOLDER ? null
             : h("button", { type: "button", className: "danger", onclick: remove, dataset: { key: "delete" } }, "Delete"),
-          link("#/folder/" + encodeURIComponent(resource.folderId) + "/" + kind, "Back to the folder"));
+          link(folderHref(resource.folderId, kind), "Back to the folder"));
         const form = copyForm();
         if (form) actions.after(form);
       }
@@ -546,7 +561,7 @@ async function resourceView(main, [kind, id]) {
         ...Object.entries(rest).map(([name, value]) => [
           name,
           name === "status" ? statusBadge(value) : name === "folderId"
-            ? link("#/folder/" + encodeURIComponent(value) + "/" + kind, value) : valueOf(value),
+            ? link(folderHref(value, kind), value) : valueOf(value),
         ]),
         ["labels", Object.keys(labels).length
           ? h("ul", { className: "labels" }, Object.entries(labels).map(([key, value]) => h("li", {}, key + "=" + value)))
@@ -612,7 +627,7 @@ function progressOf(progress) {
 }
 
 function resourceLink(summary) {
-  return link("#/resource/" + summary.resourceKind + "/" + encodeURIComponent(summary.resourceId),
+  return link(resourceHref(summary.resourceKind, summary.resourceId),
     h("span", { className: "id" }, summary.resourceId));
 }
 
@@ -649,7 +664,7 @@ async function operationsView(main, _, query) {
       table(["Operation", "Resource", "Folder", "Running for", "Progress", "Action"], now.map((summary) => [
         h("span", {}, summary.operation.description, h("br"), h("span", { className: "id" }, summary.operation.id)),
         resourceLink(summary),
-        link("#/folder/" + encodeURIComponent(summary.folderId) + "/" + summary.resourceKind, summary.folderId),
+        link(folderHref(summary.folderId, summary.resourceKind), summary.folderId),
         since(summary.operation.createdAt),
         summary.importProgress ? progressOf(summary.importProgress) : h("span", { className: "muted" }, "—"),
         cancelButton(summary.operation),
@@ -689,7 +704,7 @@ async function importView(main, _, query) {
     button.disabled = true;
     try {
       const operation = await call("POST", KINDS[chosen].path, { body });
-      go("#/resource/" + chosen + "/" + encodeURIComponent(metadataId(operation)),
+      go(resourceHref(chosen, metadataId(operation)),
         "Import started: operation " + operation.id + ".");
     } catch (error) {
       showViolations(form, error);
