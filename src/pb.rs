@@ -1,5 +1,7 @@
 //! The code generated from proto/ by build.rs, included once, and the descriptor set
 //! that reflection and validation read. The .proto files are the single source of the API.
+//! Beside them, two helpers for the API's types: a body in `google.api.HttpBody` parts,
+//! and a count as an int64.
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 

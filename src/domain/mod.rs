@@ -3,8 +3,9 @@
 //!
 //! [`Catalog`] is the one entry point for resources and operations, [`identity::Identities`]
 //! for tokens, [`introspection::Introspection`] for summaries of what the server holds;
-//! `api` adapts gRPC to them. One submodule per kind of resource holds its create rules; [`validation`] checks requests against their protos; [`call`] is what the
-//! RPC layer tells the domain about a call. The domain speaks in [`Error`]s and generated
+//! `api` adapts gRPC to them. One submodule per kind of resource holds its create rules;
+//! [`validation`] checks requests against their protos; [`call`] is what the RPC layer
+//! tells the domain about a call. The domain speaks in [`Error`]s and generated
 //! protobuf messages; it knows nothing of tonic or HTTP.
 //!
 //! Uses `work` (to start and cancel background work), `store`, `model` and the leaves;
