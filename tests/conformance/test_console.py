@@ -10,18 +10,16 @@ from __future__ import annotations
 import http.server
 import os
 import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import Page, expect, sync_playwright
 
 from conftest import REPO_ROOT, ServerProcess, plain_identities, write_tokens
 from helpers import unique_folder
-
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 SHOTS = REPO_ROOT / "target" / "console-screenshots"
 CHROMIUM = os.environ.get("IMAGEPLANE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -37,10 +35,7 @@ class SlowSource:
     SIZE = 8 << 20
     CHUNK = 32 << 10
 
-    def __init__(self, directory: Path):
-        qcow2 = directory / "head.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(qcow2), "1G"], check=True)
-        head = qcow2.read_bytes()
+    def __init__(self, head: bytes):
         body = head + bytes(self.SIZE - len(head))
         chunk = self.CHUNK
 
@@ -85,8 +80,9 @@ def console_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slow_source(tmp_path_factory):
-    source = SlowSource(tmp_path_factory.mktemp("slow-source"))
+def slow_source(image_source):
+    # The qcow2 header of the suite's image source, followed by zeros.
+    source = SlowSource(image_source.qcow2.read_bytes())
     yield source
     source.httpd.shutdown()
 
