@@ -175,7 +175,7 @@ async fn kill_9_while_creating(data_dir: &std::path::Path, store: &[&str], clien
         let status = disk_status(&channel, &disk_id_of(operation)).await.unwrap();
         assert_eq!(status, disk::Status::Ready as i32);
     }
-    let (resumed, logged) = restarted.logs_soon(&["resuming operation"]);
+    let (resumed, logged) = restarted.logs_soon(&["resuming operation"], PATIENCE).await;
     assert!(resumed, "nothing was resumed:\n{logged}");
     drop(restarted);
     let _ = std::fs::remove_dir_all(data_dir);
@@ -265,7 +265,9 @@ async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
         disk_status(&b_channel, &disk_id).await.unwrap(),
         disk::Status::Ready as i32
     );
-    let (resumed, logged) = b.logs_soon(&[&operation.id, "resuming operation"]);
+    let (resumed, logged) = b
+        .logs_soon(&[&operation.id, "resuming operation"], PATIENCE)
+        .await;
     assert!(resumed, "{logged}");
 
     // A second A; a copy running in B is cancelled through A: the cancel is in the
@@ -290,15 +292,10 @@ async fn two_replicas_share_one_postgres_and_take_over_from_a_killed_one() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound);
-    let started = Instant::now();
-    while !b.logged().contains("finished or taken over elsewhere") {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "B did not stop the cancelled operation:\n{}",
-            b.logged()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (stopped, logged) = b
+        .logs_soon(&["finished or taken over elsewhere"], PATIENCE)
+        .await;
+    assert!(stopped, "B did not stop the cancelled operation:\n{logged}");
 
     // Many creates of one name through both replicas at once: exactly one wins.
     let mut attempts = tokio::task::JoinSet::new();
@@ -424,7 +421,7 @@ async fn a_replica_killed_while_importing_hands_the_import_to_another() {
         "B fetched the whole image again"
     );
     assert!(source.requests() >= 2, "B fetched it itself");
-    let (resumed, logged) = b.logs_soon(&["resuming operation"]);
+    let (resumed, logged) = b.logs_soon(&["resuming operation"], PATIENCE).await;
     assert!(resumed, "{logged}");
     drop(b);
     common::postgres::drop_schema(&base_url, &schema).await;

@@ -133,11 +133,11 @@ impl ServerProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Whether the log holds every one of `needles` within a few seconds: a running server
-    /// writes its log every 50 ms, so a line is in the file a moment after what it
-    /// tells. Answers the log as last read.
-    pub fn logs_soon(&self, needles: &[&str]) -> (bool, String) {
-        let deadline = Instant::now() + Duration::from_secs(10);
+    /// Whether the log holds every one of `needles` within `within`: a running server
+    /// writes its log every 50 ms, so a line is in the file a moment after what it tells.
+    /// Answers the log as last read.
+    pub async fn logs_soon(&self, needles: &[&str], within: Duration) -> (bool, String) {
+        let deadline = Instant::now() + within;
         loop {
             let logged = self.logged();
             if needles.iter().all(|needle| logged.contains(needle)) {
@@ -146,7 +146,7 @@ impl ServerProcess {
             if Instant::now() > deadline {
                 return (false, logged);
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
