@@ -161,13 +161,9 @@ function operationResult(operation) {
   return statusBadge("DONE");
 }
 
-/** The id of the resource an operation works on, from its metadata. */
-function metadataId(operation) {
-  const metadata = operation.metadata || {};
-  for (const name of ["imageId", "snapshotId", "diskId"]) {
-    if (metadata[name]) return metadata[name];
-  }
-  return undefined;
+/** The id of the resource of `kind` that an operation works on, from its metadata. */
+function metadataId(operation, kind) {
+  return (operation.metadata || {})[KINDS[kind].idField];
 }
 
 // ---------------------------------------------------------------------------- the API
@@ -520,7 +516,7 @@ async function resourceView(main, [kind, id]) {
         const operation = await call("POST", KINDS[copy.kind].path, {
           body: { folderId: form.elements.folderId.value.trim(), name: form.elements.name.value, [copy.source]: id },
         });
-        const newId = metadataId(operation);
+        const newId = metadataId(operation, copy.kind);
         const message = "Started operation " + operation.id + ".";
         if (newId) go(resourceHref(copy.kind, newId), message);
         else notify(message);
@@ -704,7 +700,7 @@ async function importView(main, _, query) {
     button.disabled = true;
     try {
       const operation = await call("POST", KINDS[chosen].path, { body });
-      go(resourceHref(chosen, metadataId(operation)),
+      go(resourceHref(chosen, metadataId(operation, chosen)),
         "Import started: operation " + operation.id + ".");
     } catch (error) {
       showViolations(form, error);
