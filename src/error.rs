@@ -66,6 +66,9 @@ pub enum Error {
     ResourceExhausted(String),
     /// The request is valid but the state of a resource does not allow it.
     FailedPrecondition(String),
+    /// A write met a concurrent change of what it depended on (a copy's source changed
+    /// between the read and the write) and wrote nothing: the same call may succeed again.
+    Aborted(String),
     /// Something this server depends on did not answer (e.g. the host of an import).
     Unavailable(String),
     /// The operation was cancelled.
@@ -213,6 +216,7 @@ impl Error {
             Error::Unauthenticated(_) => Code::Unauthenticated,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::Aborted(_) => Code::Aborted,
             Error::Unavailable(_) => Code::Unavailable,
             Error::Unimplemented(_) => Code::Unimplemented,
             Error::Internal(_) => Code::Internal,
@@ -235,6 +239,7 @@ impl Error {
             | Error::Unauthenticated(message)
             | Error::ResourceExhausted(message)
             | Error::FailedPrecondition(message)
+            | Error::Aborted(message)
             | Error::Unavailable(message)
             | Error::Cancelled(message)
             | Error::DeadlineExceeded(message)
@@ -262,6 +267,7 @@ impl Error {
             | Error::Unauthenticated(_)
             | Error::ResourceExhausted(_)
             | Error::FailedPrecondition(_)
+            | Error::Aborted(_)
             | Error::Unavailable(_)
             | Error::Cancelled(_)
             | Error::DeadlineExceeded(_)

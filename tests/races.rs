@@ -46,27 +46,36 @@ impl Racers {
     }
 }
 
-async fn server(database: DatabaseUrl) -> TestServer {
+async fn server(database: DatabaseUrl, timing: &Timing) -> TestServer {
     TestServer::start_with(Settings {
         database,
-        operation_timing: Timing::uniform(DELAY),
+        operation_timing: timing.clone(),
         ..Settings::default()
     })
     .await
 }
 
+/// Every store, each operation taking [`DELAY`].
 async fn stores() -> Vec<Racers> {
+    stores_timed(Timing::uniform(DELAY)).await
+}
+
+async fn stores_timed(timing: Timing) -> Vec<Racers> {
     let directory = common::process::temp_dir("races");
     let mut stores = vec![
         Racers {
             name: "memory",
-            a: server(DatabaseUrl::Memory).await,
+            a: server(DatabaseUrl::Memory, &timing).await,
             b: None,
             schema: None,
         },
         Racers {
             name: "sqlite",
-            a: server(DatabaseUrl::Sqlite(directory.join("imageplane.sqlite3"))).await,
+            a: server(
+                DatabaseUrl::Sqlite(directory.join("imageplane.sqlite3")),
+                &timing,
+            )
+            .await,
             b: None,
             schema: None,
         },
@@ -75,8 +84,8 @@ async fn stores() -> Vec<Racers> {
         let (schema, url) = postgres::fresh_schema(&base_url, "races").await;
         stores.push(Racers {
             name: "postgres, two replicas",
-            a: server(DatabaseUrl::Postgres(url.clone())).await,
-            b: Some(server(DatabaseUrl::Postgres(url)).await),
+            a: server(DatabaseUrl::Postgres(url.clone()), &timing).await,
+            b: Some(server(DatabaseUrl::Postgres(url), &timing).await),
             schema: Some((base_url, schema)),
         });
     }
@@ -477,7 +486,7 @@ async fn a_cancel_racing_the_ending_of_an_operation_ends_it_once() {
 
 #[tokio::test]
 async fn a_copy_of_a_source_being_deleted_is_refused_naming_it() {
-    let server = server(DatabaseUrl::Memory).await;
+    let server = server(DatabaseUrl::Memory, &Timing::uniform(DELAY)).await;
     let folder_id = folder();
     let image = ready_images(&server, &folder_id, 1).await.remove(0);
     server
@@ -509,4 +518,56 @@ async fn a_copy_of_a_source_being_deleted_is_refused_naming_it() {
         deleting.status,
         imageplane::pb::compute::image::Status::Deleting as i32
     );
+}
+
+#[tokio::test]
+async fn a_copy_inherits_its_source_as_stored_when_the_copy_is_written() {
+    // Copies take no time here: each create is one write. On PostgreSQL replica `a`
+    // keeps the disk it copied from, and replica `b` grows the disk in between: `a`'s
+    // next copies must inherit the new size, not the size it read before.
+    for racers in stores_timed(Timing::default()).await {
+        let name = racers.name;
+        let folder_id = folder();
+        let disk = ready_disks(&racers.a, &folder_id, 1).await.remove(0);
+        let mut size = disk.size;
+        for round in 0..4 {
+            let copy = CreateImageRequest {
+                folder_id: folder_id.clone(),
+                source: Some(create_image_request::Source::DiskId(disk.id.clone())),
+                ..Default::default()
+            };
+            let started = racers.a.images().create(copy).await.unwrap().into_inner();
+            let image = racers.a.wait_for::<Image>(&started).await;
+            assert_eq!(
+                image.min_disk_size, size,
+                "{name}, round {round}: the image"
+            );
+            let snapshot = CreateSnapshotRequest {
+                folder_id: folder_id.clone(),
+                disk_id: disk.id.clone(),
+                ..Default::default()
+            };
+            let started = racers.a.snapshots().create(snapshot).await.unwrap();
+            let snapshot = racers
+                .a
+                .wait_for::<imageplane::pb::compute::Snapshot>(&started.into_inner())
+                .await;
+            assert_eq!(
+                snapshot.disk_size, size,
+                "{name}, round {round}: the snapshot"
+            );
+            size += GIB;
+            let grow = UpdateDiskRequest {
+                disk_id: disk.id.clone(),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["size".into()],
+                }),
+                size,
+                ..Default::default()
+            };
+            let started = racers.b().disks().update(grow).await.unwrap().into_inner();
+            racers.b().wait_for::<Disk>(&started).await;
+        }
+        clean_up(racers).await;
+    }
 }

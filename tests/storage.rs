@@ -745,16 +745,28 @@ enum Meddle {
 
 #[async_trait::async_trait]
 impl store::Resources for Meddling {
-    async fn create(
+    async fn create_copy(
         &self,
         resource: Resource,
         record: OperationRecord,
         claim: Option<&KeyClaim>,
+        seen: Option<store::SourceSeen>,
     ) -> Result<(), StoreError> {
-        self.inner.create(resource, record, claim).await
+        self.inner.create_copy(resource, record, claim, seen).await
     }
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
         self.inner.resource(kind, id).await
+    }
+    async fn source(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        reading: store::Reading,
+    ) -> Result<Option<store::Source>, StoreError> {
+        self.inner.source(kind, id, reading).await
+    }
+    fn keeps_sources(&self) -> bool {
+        self.inner.keeps_sources()
     }
     async fn change(
         &self,
@@ -1746,6 +1758,130 @@ async fn folder_counts_and_recent_operations_keep_to_the_folders_asked() {
             (vec![second.operation.id.clone()], 0),
             "{name}: one resource's"
         );
+        drop(store);
+        backend.clean_up().await;
+    }
+}
+
+/// A new CREATING image copied from `source`, with its running copy operation.
+fn copy_of(source: &str, folder_id: &str) -> (Resource, OperationRecord) {
+    let image = Resource::ComputeImage(imageplane::pb::compute::Image {
+        id: imageplane::ids::new_id(imageplane::ids::prefix::COMPUTE_IMAGE),
+        folder_id: folder_id.into(),
+        status: imageplane::pb::compute::image::Status::Creating as i32,
+        created_at: Some(imageplane::model::operations::now()),
+        ..Default::default()
+    });
+    let record = record_for(
+        &image,
+        Work::Copy {
+            source: Some(source.into()),
+        },
+    );
+    (image, record)
+}
+
+#[tokio::test]
+async fn a_copy_is_written_only_from_its_source_as_the_create_read_it() {
+    use imageplane::store::Reading;
+    for backend in backends().await {
+        let name = backend.name;
+        let store = backend.open(Duration::from_secs(10)).await;
+        let folder_id = format!("f{:08x}", rand::random::<u32>());
+        let (disk, record) = create(store.as_ref(), &folder_id, "source").await;
+        conclude(store.as_ref(), vec![due(&record)]).await;
+        let read = store
+            .source(ResourceKind::Disk, disk.id(), Reading::MayUseKept)
+            .await
+            .unwrap()
+            .unwrap();
+        // PostgreSQL keeps what it read and has the write confirm it; SQLite reads what is
+        // stored (its read cache is told every commit) and has nothing to confirm.
+        let keeps = name == "postgres";
+        assert_eq!(store.keeps_sources(), keeps, "{name}");
+        assert_eq!(read.seen.is_some(), keeps, "{name}");
+        assert!(read.resource.name() == "source", "{name}");
+        // Another replica (here, the same store) renames the source.
+        store
+            .change(ResourceKind::Disk, disk.id(), rename("renamed"), None)
+            .await
+            .unwrap();
+        let again = store
+            .source(ResourceKind::Disk, disk.id(), Reading::MayUseKept)
+            .await
+            .unwrap()
+            .unwrap();
+        if !keeps {
+            assert_eq!(again.resource.name(), "renamed", "{name}");
+            let (image, record) = copy_of(disk.id(), &folder_id);
+            store.create_copy(image, record, None, None).await.unwrap();
+            continue;
+        }
+        // The kept copy is stale: every create that read it is refused and writes
+        // nothing, alone, in a batch, or with an idempotency key; a create that read the
+        // source as stored is written.
+        assert_eq!(again.resource.name(), "source", "{name}: the kept copy");
+        let fresh = store
+            .source(ResourceKind::Disk, disk.id(), Reading::Stored)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(fresh.resource.name(), "renamed", "{name}");
+        assert_ne!(fresh.seen, read.seen, "{name}");
+        let mut creates = Vec::new();
+        let mut images = Vec::new();
+        for index in 0..32 {
+            let (image, record) = copy_of(disk.id(), &folder_id);
+            images.push((image.id().to_string(), index % 2 == 1));
+            let seen = if index % 2 == 1 { &fresh } else { &read }.seen.clone();
+            let store = Arc::clone(&store);
+            creates.push(tokio::spawn(async move {
+                store.create_copy(image, record, None, seen).await
+            }));
+        }
+        for (create, (id, from_fresh)) in creates.into_iter().zip(&images) {
+            let outcome = create.await.unwrap();
+            match from_fresh {
+                true => assert!(outcome.is_ok(), "{name}: {outcome:?}"),
+                false => assert!(
+                    matches!(&outcome, Err(StoreError::SourceChanged(source)) if source == disk.id()),
+                    "{name}: {outcome:?}"
+                ),
+            }
+            let stored = store
+                .resource(ResourceKind::ComputeImage, id)
+                .await
+                .unwrap();
+            assert_eq!(stored.is_some(), *from_fresh, "{name}: image {id}");
+        }
+        let claim = KeyClaim {
+            subject: "tester".into(),
+            key: format!("key-{}", rand::random::<u32>()),
+            fingerprint: "fingerprint".into(),
+        };
+        let (image, record) = copy_of(disk.id(), &folder_id);
+        let operation_id = record.operation.id.clone();
+        let keyed = store
+            .create_copy(image, record, Some(&claim), read.seen.clone())
+            .await;
+        assert!(
+            matches!(keyed, Err(StoreError::SourceChanged(_))),
+            "{name}: {keyed:?}"
+        );
+        assert!(
+            store.operation(&operation_id).await.unwrap().is_none(),
+            "{name}"
+        );
+        // The fresh read replaced the kept copy.
+        let kept = store
+            .source(ResourceKind::Disk, disk.id(), Reading::MayUseKept)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.resource.name(), "renamed", "{name}");
+        assert_eq!(kept.seen, fresh.seen, "{name}");
+        let refused: imageplane::error::Error = StoreError::SourceChanged(disk.id().into()).into();
+        assert_eq!(refused.code(), imageplane::error::Code::Aborted, "{name}");
         drop(store);
         backend.clean_up().await;
     }

@@ -39,6 +39,7 @@ impl Catalog {
             "Create image",
             metadata,
             Work::ImportUri { uri: request.uri },
+            None,
         )
         .await
     }

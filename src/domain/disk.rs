@@ -12,6 +12,7 @@ use crate::pb::compute::{
     self, create_disk_request::Source, disk, CreateDiskMetadata, CreateDiskRequest, Disk, KmsKey,
 };
 use crate::pb::operation::Operation;
+use crate::store::Reading;
 use prost::Name;
 
 /// The disk type of a disk whose request names none.
@@ -28,33 +29,54 @@ impl Catalog {
         request: CreateDiskRequest,
     ) -> Result<Operation, Error> {
         check_disk_request(&request, &self.offerings)?;
+        let copies = request.source.is_some();
+        self.reading_source(request, copies, |request, reading| {
+            self.create_disk_reading(call, request, reading)
+        })
+        .await
+    }
+
+    async fn create_disk_reading(
+        &self,
+        call: &CallContext,
+        request: CreateDiskRequest,
+        reading: Reading,
+    ) -> Result<Operation, Error> {
         let mut os = None;
         let mut product_ids = Vec::new();
         let mut hardware_generation = None;
         let mut source = None;
+        let mut seen = None;
         match &request.source {
             Some(Source::ImageId(id)) => {
-                let Resource::ComputeImage(image) = self
-                    .ready_source(call, ResourceKind::ComputeImage, id)
+                let (Resource::ComputeImage(image), image_seen) = self
+                    .ready_source(call, ResourceKind::ComputeImage, id, reading)
                     .await?
                 else {
                     return Err(Error::Internal(format!("image {id} has the wrong kind")));
                 };
                 check_fits(request.size, image.min_disk_size, &format!("image {id}"))?;
+                seen = image_seen;
                 os = image.os;
                 product_ids = image.product_ids;
                 hardware_generation = image.hardware_generation;
                 source = Some(disk::Source::SourceImageId(id.clone()));
             }
             Some(Source::SnapshotId(id)) => {
-                let Resource::Snapshot {
-                    snapshot,
-                    os: snapshot_os,
-                } = self.ready_source(call, ResourceKind::Snapshot, id).await?
+                let (
+                    Resource::Snapshot {
+                        snapshot,
+                        os: snapshot_os,
+                    },
+                    snapshot_seen,
+                ) = self
+                    .ready_source(call, ResourceKind::Snapshot, id, reading)
+                    .await?
                 else {
                     return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
                 };
                 check_fits(request.size, snapshot.disk_size, &format!("snapshot {id}"))?;
+                seen = snapshot_seen;
                 os = snapshot_os;
                 product_ids = snapshot.product_ids;
                 hardware_generation = snapshot.hardware_generation;
@@ -102,6 +124,7 @@ impl Catalog {
             "Create disk",
             metadata,
             work,
+            seen,
         )
         .await
     }

@@ -16,6 +16,7 @@ use crate::pb::compute::{
     HardwareGeneration, Image, Os,
 };
 use crate::pb::operation::Operation;
+use crate::store::{Reading, SourceSeen};
 use prost::Name;
 
 /// What an image takes from its source.
@@ -28,6 +29,8 @@ struct Inherited {
     storage_size: i64,
     min_disk_size: i64,
     described_as: String,
+    /// The source as the create read it, for the write to confirm.
+    seen: Option<SourceSeen>,
 }
 
 impl Catalog {
@@ -36,14 +39,36 @@ impl Catalog {
         call: &CallContext,
         request: CreateImageRequest,
     ) -> Result<Operation, Error> {
+        let copies = !matches!(request.source, None | Some(Source::Uri(_)));
+        self.reading_source(request, copies, |request, reading| {
+            self.create_image_reading(call, request, reading)
+        })
+        .await
+    }
+
+    async fn create_image_reading(
+        &self,
+        call: &CallContext,
+        request: CreateImageRequest,
+        reading: Reading,
+    ) -> Result<Operation, Error> {
         let source = request
             .source
             .clone()
             .ok_or_else(|| Error::invalid_field("source", "a source is required"))?;
         let (inherited, work) = match &source {
-            Source::ImageId(id) => (self.inherit_from_image(call, id).await?, copy_of(id)),
-            Source::DiskId(id) => (self.inherit_from_disk(call, id).await?, copy_of(id)),
-            Source::SnapshotId(id) => (self.inherit_from_snapshot(call, id).await?, copy_of(id)),
+            Source::ImageId(id) => (
+                self.inherit_from_image(call, id, reading).await?,
+                copy_of(id),
+            ),
+            Source::DiskId(id) => (
+                self.inherit_from_disk(call, id, reading).await?,
+                copy_of(id),
+            ),
+            Source::SnapshotId(id) => (
+                self.inherit_from_snapshot(call, id, reading).await?,
+                copy_of(id),
+            ),
             Source::Uri(uri) => {
                 check_source_uri(uri)?;
                 self.executor.check_import_host(uri)?;
@@ -94,13 +119,19 @@ impl Catalog {
             "Create image",
             metadata,
             work,
+            inherited.seen,
         )
         .await
     }
 
-    async fn inherit_from_image(&self, call: &CallContext, id: &str) -> Result<Inherited, Error> {
-        let Resource::ComputeImage(image) = self
-            .ready_source(call, ResourceKind::ComputeImage, id)
+    async fn inherit_from_image(
+        &self,
+        call: &CallContext,
+        id: &str,
+        reading: Reading,
+    ) -> Result<Inherited, Error> {
+        let (Resource::ComputeImage(image), seen) = self
+            .ready_source(call, ResourceKind::ComputeImage, id, reading)
             .await?
         else {
             return Err(Error::Internal(format!("image {id} has the wrong kind")));
@@ -113,11 +144,19 @@ impl Catalog {
             storage_size: image.storage_size,
             min_disk_size: image.min_disk_size,
             described_as: format!("image {id}"),
+            seen,
         })
     }
 
-    async fn inherit_from_disk(&self, call: &CallContext, id: &str) -> Result<Inherited, Error> {
-        let Resource::Disk { disk, os } = self.ready_source(call, ResourceKind::Disk, id).await?
+    async fn inherit_from_disk(
+        &self,
+        call: &CallContext,
+        id: &str,
+        reading: Reading,
+    ) -> Result<Inherited, Error> {
+        let (Resource::Disk { disk, os }, seen) = self
+            .ready_source(call, ResourceKind::Disk, id, reading)
+            .await?
         else {
             return Err(Error::Internal(format!("disk {id} has the wrong kind")));
         };
@@ -130,6 +169,7 @@ impl Catalog {
             storage_size: disk.size,
             min_disk_size: disk.size,
             described_as: format!("disk {id}"),
+            seen,
         })
     }
 
@@ -137,9 +177,11 @@ impl Catalog {
         &self,
         call: &CallContext,
         id: &str,
+        reading: Reading,
     ) -> Result<Inherited, Error> {
-        let Resource::Snapshot { snapshot, os } =
-            self.ready_source(call, ResourceKind::Snapshot, id).await?
+        let (Resource::Snapshot { snapshot, os }, seen) = self
+            .ready_source(call, ResourceKind::Snapshot, id, reading)
+            .await?
         else {
             return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
         };
@@ -152,6 +194,7 @@ impl Catalog {
             storage_size: snapshot.storage_size,
             min_disk_size: snapshot.disk_size,
             described_as: format!("snapshot {id}"),
+            seen,
         })
     }
 }

@@ -36,7 +36,7 @@ use crate::error::{excerpt, Error};
 use crate::model::operations;
 use crate::model::resource::{OperationRecord, Readiness, Resource, ResourceKind, Work};
 use crate::pb::operation::Operation;
-use crate::store::{Outcome, ResourceChange, Store};
+use crate::store::{Outcome, Reading, ResourceChange, SourceSeen, Store};
 use crate::work::executor::Executor;
 use std::sync::Arc;
 
@@ -198,10 +198,16 @@ impl Catalog {
         call: &CallContext,
         kind: ResourceKind,
         id: &str,
-    ) -> Result<Resource, Error> {
-        let resource = self.get(call, kind, id).await?;
-        match resource.readiness() {
-            Readiness::Ready => Ok(resource),
+        reading: Reading,
+    ) -> Result<(Resource, Option<SourceSeen>), Error> {
+        let source = self
+            .store
+            .source(kind, id, reading)
+            .await?
+            .filter(|source| call.caller.may_use(source.resource.folder_id()))
+            .ok_or_else(|| not_found(kind, id))?;
+        match source.resource.readiness() {
+            Readiness::Ready => Ok((source.resource, source.seen)),
             Readiness::Creating => Err(Error::FailedPrecondition(format!(
                 "{} {id} is not ready yet: it is still being created",
                 kind.display_name()
@@ -213,9 +219,32 @@ impl Catalog {
         }
     }
 
+    /// Runs `create`, a create that copies from a source (`copies`): first with the source
+    /// as the store may keep it ([`Reading::MayUseKept`]), then, where the store keeps
+    /// sources and that failed for any reason, once more with the source read from the
+    /// database. So neither a write (which confirms the source, `SourceSeen`) nor a
+    /// refusal is ever decided by a stale copy.
+    async fn reading_source<R, Created>(
+        &self,
+        request: R,
+        copies: bool,
+        create: impl Fn(R, Reading) -> Created,
+    ) -> Result<Operation, Error>
+    where
+        R: Clone,
+        Created: std::future::Future<Output = Result<Operation, Error>>,
+    {
+        let again = (copies && self.store.keeps_sources()).then(|| request.clone());
+        match (create(request, Reading::MayUseKept).await, again) {
+            (Err(_), Some(request)) => create(request, Reading::Stored).await,
+            (result, _) => result,
+        }
+    }
+
     /// Stores a new CREATING resource with its running operation and starts the work.
     /// Nothing is created in the public catalogue's folder, nor in one the caller may not
-    /// use; the operation is created by the caller's subject.
+    /// use; the operation is created by the caller's subject. A copy's write confirms
+    /// its source as it was read (`seen`).
     async fn launch(
         &self,
         call: &CallContext,
@@ -223,6 +252,7 @@ impl Catalog {
         description: &str,
         metadata: prost_types::Any,
         work: Work,
+        seen: Option<SourceSeen>,
     ) -> Result<Operation, Error> {
         lifecycle::check_changeable(&call.caller, resource.folder_id())?;
         let operation = operations::start(description, &call.caller.subject, metadata);
@@ -246,7 +276,7 @@ impl Catalog {
             };
             let kind = crate::model::resource::work_kind(&record.work, record.target.kind);
             self.store
-                .create(*ready, record, call.claim.as_ref())
+                .create_copy(*ready, record, call.claim.as_ref(), seen)
                 .await?;
             if let Some(kind) = kind {
                 crate::metrics::global().operation_ended(kind, "OK", std::time::Duration::ZERO);
@@ -254,7 +284,7 @@ impl Catalog {
             return Ok(operation);
         }
         self.store
-            .create(resource, record.clone(), call.claim.as_ref())
+            .create_copy(resource, record.clone(), call.claim.as_ref(), seen)
             .await?;
         self.executor.start(record);
         Ok(operation)

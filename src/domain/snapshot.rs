@@ -10,6 +10,7 @@ use crate::model::operations;
 use crate::model::resource::{pack, Resource, ResourceKind, Work};
 use crate::pb::compute::{self, CreateSnapshotMetadata, CreateSnapshotRequest, Snapshot};
 use crate::pb::operation::Operation;
+use crate::store::Reading;
 use prost::Name;
 
 impl Catalog {
@@ -18,8 +19,20 @@ impl Catalog {
         call: &CallContext,
         request: CreateSnapshotRequest,
     ) -> Result<Operation, Error> {
-        let Resource::Disk { disk, os } = self
-            .ready_source(call, ResourceKind::Disk, &request.disk_id)
+        self.reading_source(request, true, |request, reading| {
+            self.create_snapshot_reading(call, request, reading)
+        })
+        .await
+    }
+
+    async fn create_snapshot_reading(
+        &self,
+        call: &CallContext,
+        request: CreateSnapshotRequest,
+        reading: Reading,
+    ) -> Result<Operation, Error> {
+        let (Resource::Disk { disk, os }, seen) = self
+            .ready_source(call, ResourceKind::Disk, &request.disk_id, reading)
             .await?
         else {
             return Err(Error::Internal("disk has the wrong kind".into()));
@@ -52,6 +65,7 @@ impl Catalog {
             "Create snapshot",
             metadata,
             work,
+            seen,
         )
         .await
     }

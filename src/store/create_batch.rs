@@ -6,7 +6,8 @@
 //! group commit, as SQLite's writer does it.
 //!
 //! Each caller hears its own outcome, and only once the statement has committed: a create
-//! whose name is taken or whose source is not ready is refused alone, as on its own. A
+//! whose name is taken, whose source is not ready or has changed since the create read it
+//! (`SourceSeen`) is refused alone, as on its own. A
 //! statement that fails (a database error, or a key that the database refuses) is run
 //! again one create at a time, so that the error reaches only the create it belongs to.
 
@@ -128,16 +129,8 @@ async fn write(
             answer: to,
         } = queued;
         let owner = owner.clone();
-        let job: Job<bool> = Box::new(move |tx| {
-            Box::pin(insert_created(
-                tx,
-                rows.resource,
-                rows.operation,
-                rows.source,
-                owner,
-                lease_ms,
-            ))
-        });
+        let job: Job<bool> =
+            Box::new(move |tx| Box::pin(insert_created(tx, rows, owner, lease_ms)));
         let outcome = postgres.write_one_statement(job).await;
         crate::metrics::global().create_batch_rows.observe(1.0);
         answer(to, name_taken, outcome);

@@ -12,6 +12,7 @@
 //! durable when its caller hears back.
 
 use super::create_batch::CreateBatcher;
+use super::kept_sources::KeptSources;
 use super::postgres::Postgres;
 use super::read_cache::Record;
 use super::sql::Job;
@@ -98,6 +99,8 @@ pub struct SqlStore {
     pub(super) replica: Replica,
     /// PostgreSQL: unkeyed creates, many in one statement ([`CreateBatcher`]).
     pub(super) creates: Option<CreateBatcher>,
+    /// PostgreSQL: the sources of creates this replica read lately ([`KeptSources`]).
+    pub(super) kept_sources: Option<KeptSources>,
 }
 
 impl SqlStore {
@@ -107,14 +110,24 @@ impl SqlStore {
             database,
             replica,
             creates: None,
+            kept_sources: None,
         };
         store.database.write(super::schema::migration()).await?;
         if let Database::Postgres(postgres) = &store.database {
             let owner = store.replica.id.clone();
             let batcher = CreateBatcher::start(postgres.clone(), owner, store.lease_ms());
             store.creates = Some(batcher);
+            store.kept_sources = Some(KeptSources::default());
         }
         Ok(store)
+    }
+
+    /// Forgets the sources kept ([`KeptSources`]) when the whole state was replaced: they
+    /// would only cost each next create a second try.
+    fn forget_kept_sources(&self) {
+        if let Some(kept) = &self.kept_sources {
+            kept.clear();
+        }
     }
 
     /// This replica's lease, in milliseconds (a parameter of lease writes).
@@ -137,7 +150,9 @@ impl super::Store for SqlStore {
         &self,
         seeds: Vec<crate::model::resource::Resource>,
     ) -> Result<super::ResetCounts, StoreError> {
-        self.reset_state(seeds).await
+        let counts = self.reset_state(seeds).await;
+        self.forget_kept_sources();
+        counts
     }
 
     async fn export_state(&self) -> Result<Vec<u8>, StoreError> {
@@ -154,7 +169,9 @@ impl super::Store for SqlStore {
         let counts = self
             .database
             .write(super::snapshot::write::import_job(snapshot))
-            .await?;
+            .await;
+        self.forget_kept_sources();
+        let counts = counts?;
         // New ids must not repeat the snapshot's, which a fixture made with the same seed
         // would hold: the deterministic clock, which ids carry, moves past its records.
         crate::ids::advance_past(latest_ms);

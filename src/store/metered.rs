@@ -5,7 +5,8 @@ use super::query::ListQuery;
 use super::snapshot::{ImportCounts, Prepared};
 use super::{
     Change, Ending, Finished, FolderCounts, Inspect, IssuedToken, KeyClaim, Keys, Leases,
-    Operations, RecentOperations, ResetCounts, Resources, Store, StoreError, StoredKey, Transition,
+    Operations, Reading, RecentOperations, ResetCounts, Resources, Source, SourceSeen, Store,
+    StoreError, StoredKey, Transition,
 };
 use crate::metrics::CallLabel;
 use crate::model::resource::{OperationRecord, Resource, ResourceKind};
@@ -32,17 +33,35 @@ async fn timed<T>(call: &'static str, work: impl Future<Output = T>) -> T {
 
 #[async_trait]
 impl Resources for Metered {
-    async fn create(
+    async fn create_copy(
         &self,
         resource: Resource,
         operation: OperationRecord,
         claim: Option<&KeyClaim>,
+        seen: Option<SourceSeen>,
     ) -> Result<(), StoreError> {
-        timed("create", self.0.create(resource, operation, claim)).await
+        timed(
+            "create",
+            self.0.create_copy(resource, operation, claim, seen),
+        )
+        .await
     }
 
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
         timed("resource", self.0.resource(kind, id)).await
+    }
+
+    async fn source(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        reading: Reading,
+    ) -> Result<Option<Source>, StoreError> {
+        timed("source", self.0.source(kind, id, reading)).await
+    }
+
+    fn keeps_sources(&self) -> bool {
+        self.0.keeps_sources()
     }
 
     async fn change(

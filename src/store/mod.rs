@@ -27,6 +27,7 @@ pub mod codec;
 mod create_batch;
 pub mod database;
 mod inspect;
+mod kept_sources;
 mod keys;
 mod leases;
 pub mod metered;
@@ -76,6 +77,36 @@ pub enum StoreError {
     /// The write's [`KeyClaim`] is taken: another write stored that idempotency key
     /// first. Nothing was written.
     KeyTaken,
+    /// A copy's source (its id here) is not stored as the create read it
+    /// ([`SourceSeen`]): it changed in between. Nothing was written.
+    SourceChanged(String),
+}
+
+/// The source of a copy, as [`Resources::source`] reads it for a create.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub resource: Resource,
+    /// What the create's write confirms (see [`SourceSeen`]); `None` where the store
+    /// reads exactly what is stored (SQLite: its read cache is told every commit).
+    pub seen: Option<SourceSeen>,
+}
+
+/// A source's stored body as a create read it. The write of the create finds the
+/// source's row with this same body, or writes nothing and answers
+/// [`StoreError::SourceChanged`]: the body holds every field a copy inherits, the
+/// source's folder and its status. PostgreSQL answers a create's source from a copy this
+/// replica keeps, which another replica's change may have made stale; this is how such a
+/// copy never decides a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSeen(pub(crate) std::sync::Arc<[u8]>);
+
+/// Where [`Resources::source`] may read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    /// A copy the store keeps, where it keeps one.
+    MayUseKept,
+    /// The database, as a [`Resources::resource`] read does.
+    Stored,
 }
 
 /// An idempotency key's claim on the operation a write stores: kept in the write's
@@ -157,6 +188,11 @@ impl std::fmt::Display for StoreError {
             | StoreError::Duplicate(message) => formatter.write_str(message),
             StoreError::Refused(error) => write!(formatter, "{error}"),
             StoreError::KeyTaken => formatter.write_str("the idempotency key is taken"),
+            StoreError::SourceChanged(id) => write!(
+                formatter,
+                "the source {} changed since it was read",
+                crate::error::excerpt(id)
+            ),
         }
     }
 }
@@ -186,6 +222,10 @@ impl From<StoreError> for crate::error::Error {
             StoreError::KeyTaken => crate::error::Error::AlreadyExists(
                 "the idempotency key was used by another call at the same time".into(),
             ),
+            StoreError::SourceChanged(id) => crate::error::Error::Aborted(format!(
+                "{}, the source, changed while the copy was being made: try again",
+                crate::error::excerpt(&id)
+            )),
         }
     }
 }
@@ -296,10 +336,39 @@ pub trait Resources: Send + Sync {
         resource: Resource,
         operation: OperationRecord,
         claim: Option<&KeyClaim>,
+    ) -> Result<(), StoreError> {
+        self.create_copy(resource, operation, claim, None).await
+    }
+
+    /// [`Resources::create`] of a copy whose source was read as `seen`: the write also
+    /// finds the source's body unchanged, or writes nothing and answers
+    /// [`StoreError::SourceChanged`].
+    async fn create_copy(
+        &self,
+        resource: Resource,
+        operation: OperationRecord,
+        claim: Option<&KeyClaim>,
+        seen: Option<SourceSeen>,
     ) -> Result<(), StoreError>;
 
     /// The resource of the given kind and id.
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError>;
+
+    /// The resource of the given kind and id to copy from, with what the create's write
+    /// confirms ([`Source::seen`]). With [`Reading::MayUseKept`] PostgreSQL answers
+    /// from the READY sources this replica read last, without a round trip.
+    async fn source(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        reading: Reading,
+    ) -> Result<Option<Source>, StoreError>;
+
+    /// Whether [`Resources::source`] may answer from a kept copy: a create that read one
+    /// and failed, for whatever reason, is tried once more from the database.
+    fn keeps_sources(&self) -> bool {
+        false
+    }
 
     /// Changes a resource as `change` decides from its current state and stores the
     /// change's operation with it, atomically. A new name that another resource of the

@@ -6,7 +6,10 @@ use super::query::{self, ListQuery};
 use super::read_cache::Record;
 use super::sql::Job;
 use super::sql::{Pending, Tx, Value};
-use super::{Change, Changed, Current, KeyClaim, Resources, SqlStore, StoreError};
+use super::{
+    Change, Changed, Current, KeyClaim, Reading, Resources, Source, SourceSeen, SqlStore,
+    StoreError,
+};
 use crate::error::{excerpt, Error};
 use crate::model::resource::{status, OperationRecord, Resource, ResourceKind};
 use crate::pb::yandex::cloud::access::AccessBinding;
@@ -14,11 +17,12 @@ use async_trait::async_trait;
 
 #[async_trait]
 impl Resources for SqlStore {
-    async fn create(
+    async fn create_copy(
         &self,
         resource: Resource,
         operation: OperationRecord,
         claim: Option<&KeyClaim>,
+        seen: Option<SourceSeen>,
     ) -> Result<(), StoreError> {
         let owner = self.replica.id.clone();
         let lease_ms = self.lease_ms();
@@ -36,6 +40,7 @@ impl Resources for SqlStore {
                 resource: row,
                 operation: operation_row,
                 source,
+                seen,
             };
             return batcher.create(rows, name_taken).await;
         }
@@ -46,7 +51,7 @@ impl Resources for SqlStore {
                 .database
                 .write_checks_first(Box::new(move |tx| {
                     Box::pin(async move {
-                        check_source_ready(tx, source.as_deref()).await?;
+                        check_source_ready(tx, source.as_deref(), seen.as_ref()).await?;
                         let operation_id = operation.operation.id.clone();
                         if operation_exists(tx, &operation_id).await? {
                             return Err(StoreError::Duplicate(format!(
@@ -75,7 +80,7 @@ impl Resources for SqlStore {
                     // takes a name, as a change takes its key before it locks its resource.
                     let (key_stored, (), inserted, ()) = futures_util::try_join!(
                         insert_key(tx, claim.as_ref(), &operation.operation.id),
-                        check_source_ready(tx, source.as_deref()),
+                        check_source_ready(tx, source.as_deref(), seen.as_ref()),
                         insert_resource(tx, row),
                         insert_operation(tx, operation_row, &owner, lease_ms),
                     )?;
@@ -93,6 +98,51 @@ impl Resources for SqlStore {
                 })
             }))
             .await
+    }
+
+    async fn source(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        reading: Reading,
+    ) -> Result<Option<Source>, StoreError> {
+        let Some(kept) = &self.kept_sources else {
+            let resource = self.resource(kind, id).await?;
+            return Ok(resource.map(|resource| Source {
+                resource,
+                seen: None,
+            }));
+        };
+        if reading == Reading::MayUseKept {
+            if let Some(source) = kept.get(id) {
+                return Ok((source.resource.kind() == kind).then_some(source));
+            }
+        }
+        let key = id.to_string();
+        let job: Job<Option<(Resource, Vec<u8>)>> = Box::new(move |tx| {
+            Box::pin(async move {
+                let mut rows = tx
+                    .query(
+                        "SELECT kind, os, body FROM resources WHERE id = $1",
+                        vec![key.into()],
+                    )
+                    .await?;
+                let Some(row) = rows.first_mut() else {
+                    return Ok(None);
+                };
+                let (kind, os, body) = (row.i32(0)?, row.optional_bytes(1)?, row.bytes(2)?);
+                let resource = codec::resource_from_columns(kind, os.as_deref(), &body)?;
+                Ok(Some((resource, body)))
+            })
+        });
+        let found = self.database.read(job).await?;
+        Ok(kept
+            .read(id, found)
+            .filter(|source| source.resource.kind() == kind))
+    }
+
+    fn keeps_sources(&self) -> bool {
+        self.kept_sources.is_some()
     }
 
     async fn resource(&self, kind: ResourceKind, id: &str) -> Result<Option<Resource>, StoreError> {
@@ -319,16 +369,14 @@ async fn insert_resource(tx: &dyn Tx, row: ResourceRow) -> Result<bool, StoreErr
 /// resource's name is taken.
 pub(super) async fn insert_created(
     tx: &dyn Tx,
-    row: ResourceRow,
-    operation: OperationRow,
-    source: Option<String>,
+    create: NewRows,
     owner: String,
     lease_ms: i64,
 ) -> Result<bool, StoreError> {
     let now_ms = tx.dialect().now_ms;
-    let mut parameters = resource_values(row);
-    parameters.extend(operation_values(operation, &owner, lease_ms));
-    let Some(source) = source else {
+    let mut parameters = resource_values(create.resource);
+    parameters.extend(operation_values(create.operation, &owner, lease_ms));
+    let Some(source) = create.source else {
         let sql = format!(
             "WITH inserted AS (
                  INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
@@ -343,15 +391,17 @@ pub(super) async fn insert_created(
         return Ok(tx.execute(&sql, parameters).await? == 1);
     };
     // A copy: its source's row locked as `check_source_ready` locks it, and nothing
-    // inserted unless it is READY; the source's state comes back to say why.
+    // inserted unless it is READY (and has the body the create read, if it says); the
+    // source's state comes back to say why.
     let sql = format!(
         "WITH source AS (
-             SELECT kind, status FROM resources WHERE id = $23{}),
+             SELECT kind, status, body IS DISTINCT FROM $24 AND $24 IS NOT NULL AS changed
+             FROM resources WHERE id = $23{}),
          inserted AS (
              INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
                  created_at_ms)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9
-             WHERE EXISTS (SELECT 1 FROM source WHERE status = {})
+             WHERE EXISTS (SELECT 1 FROM source WHERE status = {} AND NOT changed)
              ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
              RETURNING id),
          created AS (
@@ -359,12 +409,13 @@ pub(super) async fn insert_created(
              SELECT $10, $11, $12, $13, $14, $15, $16, {now_ms} + $17, $18, $19, $20, $21, $22
              FROM inserted
              RETURNING id)
-         SELECT (SELECT count(*) FROM created), source.kind, source.status
+         SELECT (SELECT count(*) FROM created), source.kind, source.status, source.changed
          FROM (SELECT 1) AS one LEFT JOIN source ON true",
         tx.dialect().for_share,
         status::READY
     );
     parameters.push(source.clone().into());
+    parameters.push(seen_value(create.seen.as_ref()));
     let mut rows = tx.query(&sql, parameters).await?;
     let Some(row) = rows.first_mut() else {
         return Err(StoreError::Backend("a create answered no row".into()));
@@ -372,34 +423,45 @@ pub(super) async fn insert_created(
     let inserted = row.i64(0)? == 1;
     let state = match row.optional_i32(1)? {
         None => None,
-        Some(kind) => Some((kind, row.i32(2)?)),
+        Some(kind) => Some((kind, row.i32(2)?, row.bool(3)?)),
     };
     created(inserted, Some(&source), state)
 }
 
+/// The body a create read of its source, as a parameter (NULL: nothing to compare).
+fn seen_value(seen: Option<&SourceSeen>) -> Value {
+    seen.map_or(Value::Null, |seen| Value::Bytes(seen.0.to_vec()))
+}
+
 /// How a create went, from what its statement found: true if it was written; false if
 /// not, its name taken; the source's refusal if it has a source that is gone (`state`
-/// `None`) or not READY (`state` is its kind's and status's numbers).
+/// `None`) or not READY, or `SourceChanged` if its body is not the one the create read
+/// (`state` is its kind's and status's numbers and whether it changed).
 fn created(
     inserted: bool,
     source: Option<&str>,
-    state: Option<(i32, i32)>,
+    state: Option<(i32, i32, bool)>,
 ) -> Result<bool, StoreError> {
     if inserted {
         return Ok(true);
     }
     if let Some(source) = source {
-        source_ready(source, state)?;
+        source_ready(source, state.map(|(kind, status, _)| (kind, status)))?;
+        if state.is_some_and(|(_, _, changed)| changed) {
+            return Err(StoreError::SourceChanged(source.to_string()));
+        }
     }
     Ok(false)
 }
 
-/// One create of a batch: its rows, and the source of a copy.
+/// One create of a batch: its rows, the source of a copy, and the source's body as the
+/// create read it, if the write is to confirm it.
 #[derive(Clone)]
 pub(super) struct NewRows {
     pub resource: ResourceRow,
     pub operation: OperationRow,
     pub source: Option<String>,
+    pub seen: Option<SourceSeen>,
 }
 
 /// Inserts many creates in one statement, as [`insert_created`] inserts one (PostgreSQL:
@@ -415,13 +477,14 @@ pub(super) async fn insert_created_many(
 ) -> Result<Vec<Result<bool, StoreError>>, StoreError> {
     // One array per column, in the order of `resource_values`, `operation_values` and the
     // source: the single create's order.
-    let mut columns: Vec<Vec<Value>> = (0..23).map(|_| Vec::with_capacity(creates.len())).collect();
+    let mut columns: Vec<Vec<Value>> = (0..24).map(|_| Vec::with_capacity(creates.len())).collect();
     let sources: Vec<Option<String>> = creates.iter().map(|create| create.source.clone()).collect();
     for create in creates {
+        let seen = seen_value(create.seen.as_ref());
         let values = resource_values(create.resource)
             .into_iter()
             .chain(operation_values(create.operation, &owner, lease_ms))
-            .chain([create.source.into()]);
+            .chain([create.source.into(), seen]);
         for (column, value) in columns.iter_mut().zip(values) {
             column.push(value);
         }
@@ -439,20 +502,21 @@ pub(super) async fn insert_created_many(
                  $5::bytea[], $6::bytea[], $7::integer[], $8::text[], $9::bigint[],
                  $10::text[], $11::boolean[], $12::bigint[], $13::integer[], $14::text[],
                  $15::text[], $16::text[], $17::bigint[], $18::bytea[], $19::text[],
-                 $20::text[], $21::bigint[], $22::text[], $23::text[])
+                 $20::text[], $21::bigint[], $22::text[], $23::text[], $24::bytea[])
              WITH ORDINALITY AS input (id, kind, folder_id, name, os, body, status, family,
                  created_at_ms, operation_id, done, modified_at_ms, target_kind, target_id,
                  import_uri, owner, lease_ms, operation_body, work, source_id,
-                 operation_created_at_ms, operation_folder_id, source, position)),
+                 operation_created_at_ms, operation_folder_id, source, seen, position)),
          source AS (
-             SELECT id, kind, status FROM resources WHERE id = ANY($24){for_share}),
+             SELECT id, kind, status, body FROM resources WHERE id = ANY($25){for_share}),
          inserted AS (
              INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
                  created_at_ms)
              SELECT id, kind, folder_id, name, os, body, status, family, created_at_ms
              FROM input
              WHERE source IS NULL OR EXISTS (
-                 SELECT 1 FROM source WHERE source.id = input.source AND source.status = {ready})
+                 SELECT 1 FROM source WHERE source.id = input.source AND source.status = {ready}
+                     AND (input.seen IS NULL OR source.body = input.seen))
              ORDER BY kind, folder_id, name, id
              ON CONFLICT (kind, folder_id, name) WHERE name <> '' DO NOTHING
              RETURNING id),
@@ -463,7 +527,8 @@ pub(super) async fn insert_created_many(
                  operation_created_at_ms, operation_folder_id
              FROM input WHERE id IN (SELECT id FROM inserted)
              RETURNING target_id)
-         SELECT created.target_id IS NOT NULL, source.kind, source.status
+         SELECT created.target_id IS NOT NULL, source.kind, source.status,
+             input.seen IS NOT NULL AND source.body IS DISTINCT FROM input.seen
          FROM input
          LEFT JOIN created ON created.target_id = input.id
          LEFT JOIN source ON source.id = input.source
@@ -485,7 +550,7 @@ pub(super) async fn insert_created_many(
         let inserted = row.bool(0)?;
         let state = match row.optional_i32(1)? {
             None => None,
-            Some(kind) => Some((kind, row.i32(2)?)),
+            Some(kind) => Some((kind, row.i32(2)?, row.bool(3)?)),
         };
         outcomes.push(created(inserted, source.as_deref(), state));
     }
@@ -628,20 +693,35 @@ async fn operation_exists(tx: &dyn Tx, id: &str) -> Result<bool, StoreError> {
 /// the source either commits first (and the copy is refused here) or waits for the copy
 /// and then finds it running (and is refused by its own check, `select_current`'s
 /// `busy_with`). The domain checked the source before; this decides it with the write.
-async fn check_source_ready(tx: &dyn Tx, source: Option<&str>) -> Result<(), StoreError> {
+async fn check_source_ready(
+    tx: &dyn Tx,
+    source: Option<&str>,
+    seen: Option<&SourceSeen>,
+) -> Result<(), StoreError> {
     let Some(id) = source else {
         return Ok(());
     };
+    let mut parameters = vec![id.into()];
+    let unchanged = match seen {
+        None => "1",
+        Some(seen) => {
+            parameters.push(Value::Bytes(seen.0.to_vec()));
+            "CASE WHEN body = $2 THEN 1 ELSE 0 END"
+        }
+    };
     let select = format!(
-        "SELECT kind, status FROM resources WHERE id = $1{}",
+        "SELECT kind, status, {unchanged} FROM resources WHERE id = $1{}",
         tx.dialect().for_share
     );
-    let mut rows = tx.query(&select, vec![id.into()]).await?;
-    let state = match rows.first_mut() {
-        None => None,
-        Some(row) => Some((row.i32(0)?, row.i32(1)?)),
+    let mut rows = tx.query(&select, parameters).await?;
+    let Some(row) = rows.first_mut() else {
+        return source_ready(id, None);
     };
-    source_ready(id, state)
+    source_ready(id, Some((row.i32(0)?, row.i32(1)?)))?;
+    match row.bool(2)? {
+        true => Ok(()),
+        false => Err(StoreError::SourceChanged(id.to_string())),
+    }
 }
 
 /// Refuses a source that is gone (`state` is `None`) or whose status is not READY;
