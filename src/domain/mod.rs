@@ -235,8 +235,11 @@ impl Catalog {
         Created: std::future::Future<Output = Result<Operation, Error>>,
     {
         let again = (copies && self.store.keeps_sources()).then(|| request.clone());
-        match (create(request, Reading::MayUseKept).await, again) {
-            (Err(_), Some(request)) => create(request, Reading::Stored).await,
+        // Each attempt on the heap: a create's future is large, and two of them inline
+        // made the handler's future, which tonic moves into a box, larger still.
+        let first = Box::pin(create(request, Reading::MayUseKept)).await;
+        match (first, again) {
+            (Err(_), Some(request)) => Box::pin(create(request, Reading::Stored)).await,
             (result, _) => result,
         }
     }
