@@ -14,7 +14,6 @@
 //! that cost the access-log line most of its time when there are no colours.
 
 use crate::config::LogFormat;
-use std::fmt::Write as _;
 use std::io::{BufWriter, IsTerminal, Stderr, Write};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex, MutexGuard};

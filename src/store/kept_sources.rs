@@ -41,7 +41,7 @@ impl KeptSources {
         };
         let source = Source {
             resource,
-            seen: Some(SourceSeen(Arc::from(body))),
+            seen: SourceSeen::Body(Arc::from(body)),
         };
         if source.resource.readiness() != Readiness::Ready {
             sources.remove(id);

@@ -86,19 +86,23 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Source {
     pub resource: Resource,
-    /// What the create's write confirms (see [`SourceSeen`]); `None` where the store
-    /// reads exactly what is stored (SQLite: its read cache is told every commit).
-    pub seen: Option<SourceSeen>,
+    /// What the create's write confirms (see [`SourceSeen`]).
+    pub seen: SourceSeen,
 }
 
-/// A source's stored body as a create read it. The write of the create finds the
-/// source's row with this same body, or writes nothing and answers
-/// [`StoreError::SourceChanged`]: the body holds every field a copy inherits, the
-/// source's folder and its status. PostgreSQL answers a create's source from a copy this
-/// replica keeps, which another replica's change may have made stale; this is how such a
-/// copy never decides a create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceSeen(pub(crate) std::sync::Arc<[u8]>);
+/// A source as a create read it. The write of the create finds the source stored the
+/// same, or writes nothing and answers [`StoreError::SourceChanged`]: the record holds
+/// every field a copy inherits, the source's folder and its status. So a copy is made
+/// from its source as stored when it is written, whatever changed it since the read (on
+/// PostgreSQL, the copy this replica kept may be stale).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSeen {
+    /// The stored body, compared by the write's statement (PostgreSQL, also in a batch).
+    Body(std::sync::Arc<[u8]>),
+    /// The record, compared with the stored one decoded (SQLite, read through its read
+    /// cache, which holds records, not bodies).
+    Record(std::sync::Arc<Resource>),
+}
 
 /// Where [`Resources::source`] may read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,7 +345,7 @@ pub trait Resources: Send + Sync {
     }
 
     /// [`Resources::create`] of a copy whose source was read as `seen`: the write also
-    /// finds the source's body unchanged, or writes nothing and answers
+    /// finds the source unchanged, or writes nothing and answers
     /// [`StoreError::SourceChanged`].
     async fn create_copy(
         &self,

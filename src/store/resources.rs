@@ -31,7 +31,9 @@ impl Resources for SqlStore {
         let row = ResourceRow::from_resource(&resource);
         let operation_row = OperationRow::from_record(&operation);
         let source = operation.work.source().map(str::to_string);
-        if let (None, Some(batcher)) = (&claim, &self.creates) {
+        // A batch compares bodies; a record read (SQLite's) is confirmed alone.
+        let batchable = !matches!(seen, Some(SourceSeen::Record(_)));
+        if let (None, Some(batcher), true) = (&claim, &self.creates, batchable) {
             // PostgreSQL: with the creates that arrive with it, in one statement that
             // commits alone, with its source's check (`check_source_ready`) in it
             // (`create_batch`).
@@ -109,8 +111,8 @@ impl Resources for SqlStore {
         let Some(kept) = &self.kept_sources else {
             let resource = self.resource(kind, id).await?;
             return Ok(resource.map(|resource| Source {
+                seen: SourceSeen::Record(std::sync::Arc::new(resource.clone())),
                 resource,
-                seen: None,
             }));
         };
         if reading == Reading::MayUseKept {
@@ -415,7 +417,7 @@ pub(super) async fn insert_created(
         status::READY
     );
     parameters.push(source.clone().into());
-    parameters.push(seen_value(create.seen.as_ref()));
+    parameters.push(seen_body(create.seen.as_ref()));
     let mut rows = tx.query(&sql, parameters).await?;
     let Some(row) = rows.first_mut() else {
         return Err(StoreError::Backend("a create answered no row".into()));
@@ -428,9 +430,13 @@ pub(super) async fn insert_created(
     created(inserted, Some(&source), state)
 }
 
-/// The body a create read of its source, as a parameter (NULL: nothing to compare).
-fn seen_value(seen: Option<&SourceSeen>) -> Value {
-    seen.map_or(Value::Null, |seen| Value::Bytes(seen.0.to_vec()))
+/// The body a create read of its source, as a parameter (NULL: nothing to compare). A
+/// batch holds only creates that read a body (`create_copy`).
+fn seen_body(seen: Option<&SourceSeen>) -> Value {
+    match seen {
+        Some(SourceSeen::Body(body)) => Value::Bytes(body.to_vec()),
+        None | Some(SourceSeen::Record(_)) => Value::Null,
+    }
 }
 
 /// How a create went, from what its statement found: true if it was written; false if
@@ -480,7 +486,7 @@ pub(super) async fn insert_created_many(
     let mut columns: Vec<Vec<Value>> = (0..24).map(|_| Vec::with_capacity(creates.len())).collect();
     let sources: Vec<Option<String>> = creates.iter().map(|create| create.source.clone()).collect();
     for create in creates {
-        let seen = seen_value(create.seen.as_ref());
+        let seen = seen_body(create.seen.as_ref());
         let values = resource_values(create.resource)
             .into_iter()
             .chain(operation_values(create.operation, &owner, lease_ms))
@@ -702,15 +708,17 @@ async fn check_source_ready(
         return Ok(());
     };
     let mut parameters = vec![id.into()];
-    let unchanged = match seen {
+    // What else the row answers: whether its body is the one read, or the record itself.
+    let compared = match seen {
         None => "1",
-        Some(seen) => {
-            parameters.push(Value::Bytes(seen.0.to_vec()));
+        Some(SourceSeen::Body(body)) => {
+            parameters.push(Value::Bytes(body.to_vec()));
             "CASE WHEN body = $2 THEN 1 ELSE 0 END"
         }
+        Some(SourceSeen::Record(_)) => "kind, os, body",
     };
     let select = format!(
-        "SELECT kind, status, {unchanged} FROM resources WHERE id = $1{}",
+        "SELECT kind, status, {compared} FROM resources WHERE id = $1{}",
         tx.dialect().for_share
     );
     let mut rows = tx.query(&select, parameters).await?;
@@ -718,7 +726,11 @@ async fn check_source_ready(
         return source_ready(id, None);
     };
     source_ready(id, Some((row.i32(0)?, row.i32(1)?)))?;
-    match row.bool(2)? {
+    let unchanged = match seen {
+        Some(SourceSeen::Record(read)) => codec::resource_from_row(row, 2)? == **read,
+        None | Some(SourceSeen::Body(_)) => row.bool(2)?,
+    };
+    match unchanged {
         true => Ok(()),
         false => Err(StoreError::SourceChanged(id.to_string())),
     }
