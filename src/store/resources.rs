@@ -376,7 +376,6 @@ pub(super) async fn insert_created(
     lease_ms: i64,
 ) -> Result<bool, StoreError> {
     let now_ms = tx.dialect().now_ms;
-    let lock = source_lock(tx, [&create.operation]);
     let mut parameters = resource_values(create.resource);
     parameters.extend(operation_values(create.operation, &owner, lease_ms));
     let Some(source) = create.source else {
@@ -393,9 +392,9 @@ pub(super) async fn insert_created(
         );
         return Ok(tx.execute(&sql, parameters).await? == 1);
     };
-    // A copy: its source's row locked as `source_lock` says, and nothing inserted unless
-    // it is READY (and has the body the create read, if it says); the source's state
-    // comes back to say why.
+    // A copy: its source's row locked as `check_source_ready` locks it, and nothing
+    // inserted unless it is READY (and has the body the create read, if it says); the
+    // source's state comes back to say why.
     let sql = format!(
         "WITH source AS (
              SELECT kind, status, body IS DISTINCT FROM $24 AND $24 IS NOT NULL AS changed
@@ -414,7 +413,7 @@ pub(super) async fn insert_created(
              RETURNING id)
          SELECT (SELECT count(*) FROM created), source.kind, source.status, source.changed
          FROM (SELECT 1) AS one LEFT JOIN source ON true",
-        lock,
+        tx.dialect().for_share,
         status::READY
     );
     parameters.push(source.clone().into());
@@ -429,23 +428,6 @@ pub(super) async fn insert_created(
         Some(kind) => Some((kind, row.i32(2)?, row.bool(3)?)),
     };
     created(inserted, Some(&source), state)
-}
-
-/// The lock a statement of creates takes on their sources. `FOR SHARE` while any of them
-/// stores a running copy: a delete or a change of the source then waits for the create to
-/// commit and finds the copy running (`select_current`'s `busy_with`). None when every
-/// create is stored finished (a copy that takes no time): nothing of it runs for a delete
-/// to find, and a delete or change committed after the statement began is ordered after
-/// the copy, which read the source before it. Share locks of many statements on one hot
-/// source made PostgreSQL write a multixact to its row for each.
-fn source_lock<'o>(
-    tx: &dyn Tx,
-    operations: impl IntoIterator<Item = &'o OperationRow>,
-) -> &'static str {
-    match operations.into_iter().all(|operation| operation.done) {
-        true => "",
-        false => tx.dialect().for_share,
-    }
 }
 
 /// The body a create read of its source, as a parameter (NULL: nothing to compare). A
@@ -503,7 +485,6 @@ pub(super) async fn insert_created_many(
     // source: the single create's order.
     let mut columns: Vec<Vec<Value>> = (0..24).map(|_| Vec::with_capacity(creates.len())).collect();
     let sources: Vec<Option<String>> = creates.iter().map(|create| create.source.clone()).collect();
-    let lock = source_lock(tx, creates.iter().map(|create| &create.operation));
     for create in creates {
         let seen = seen_body(create.seen.as_ref());
         let values = resource_values(create.resource)
@@ -533,7 +514,7 @@ pub(super) async fn insert_created_many(
                  import_uri, owner, lease_ms, operation_body, work, source_id,
                  operation_created_at_ms, operation_folder_id, source, seen, position)),
          source AS (
-             SELECT id, kind, status, body FROM resources WHERE id = ANY($25){lock}),
+             SELECT id, kind, status, body FROM resources WHERE id = ANY($25){for_share}),
          inserted AS (
              INSERT INTO resources (id, kind, folder_id, name, os, body, status, family,
                  created_at_ms)
@@ -558,6 +539,7 @@ pub(super) async fn insert_created_many(
          LEFT JOIN created ON created.target_id = input.id
          LEFT JOIN source ON source.id = input.source
          ORDER BY input.position",
+        for_share = tx.dialect().for_share,
         ready = status::READY,
         now_ms = tx.dialect().now_ms,
     );
