@@ -160,7 +160,8 @@ struct PlainVisitor<'writer> {
 }
 
 impl PlainVisitor<'_> {
-    /// Writes the space before a field and its `name=`; false for a field not written
+    /// Writes the space before a field and its `name=` (only the value for a message, as
+    /// the default writes it); false for a field not written
     /// (after an error, or the `log.` metadata of a `log` record, as the default skips).
     fn start(&mut self, field: &Field) -> bool {
         let name = field.name();
@@ -169,6 +170,9 @@ impl PlainVisitor<'_> {
         }
         if !std::mem::replace(&mut self.empty, false) {
             self.result = self.writer.write_char(' ');
+        }
+        if name == "message" {
+            return true;
         }
         let name = name.strip_prefix("r#").unwrap_or(name);
         self.result = self
@@ -319,6 +323,8 @@ mod tests {
             );
             tracing::error!(error = &error as &dyn std::error::Error, "failed");
             tracing::info!("only a message");
+            tracing::info!(message = 5u64, count = 2i64);
+            tracing::info!(message = true);
         });
         let bytes = captured.0.lock().unwrap().clone();
         String::from_utf8(bytes).unwrap()
@@ -330,7 +336,7 @@ mod tests {
             let ours = lines(PlainFields, ansi);
             let default = lines(DefaultFields::new(), ansi);
             assert_eq!(ours, default, "ansi {ansi}");
-            assert_eq!(ours.lines().count(), 4, "{ours}");
+            assert_eq!(ours.lines().count(), 6, "{ours}");
         }
         let ours = lines(PlainFields, false);
         assert!(

@@ -10,7 +10,7 @@ use common::{error_of, folder, postgres, TestServer, GIB};
 use imageplane::pb::compute::{
     create_disk_request, create_image_request, disk, CreateDiskRequest, CreateImageRequest,
     CreateSnapshotRequest, DeleteDiskRequest, DeleteImageRequest, Disk, GetDiskRequest,
-    GetImageRequest, Image, UpdateDiskRequest,
+    GetImageRequest, Image, UpdateDiskRequest, UpdateImageRequest,
 };
 use imageplane::pb::operation::{operation, CancelOperationRequest, Operation};
 use imageplane::server::Settings;
@@ -568,6 +568,54 @@ async fn a_copy_inherits_its_source_as_stored_when_the_copy_is_written() {
             let started = racers.b().disks().update(grow).await.unwrap().into_inner();
             racers.b().wait_for::<Disk>(&started).await;
         }
+        clean_up(racers).await;
+    }
+}
+
+#[tokio::test]
+async fn a_copy_refused_from_a_kept_source_is_decided_again_from_the_stored_one() {
+    // Replica `a` reads an image whose min_disk_size replica `b` then lowers: a disk too
+    // small for the size `a` read, but not for the stored one, must be made. On
+    // PostgreSQL `a` kept the image, refuses from its copy, and must read it again.
+    for racers in stores_timed(Timing::default()).await {
+        let name = racers.name;
+        let folder_id = folder();
+        let image = ready_images(&racers.a, &folder_id, 1).await.remove(0);
+        let set_min_disk_size = |min_disk_size| UpdateImageRequest {
+            image_id: image.id.clone(),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["min_disk_size".into()],
+            }),
+            min_disk_size,
+            ..Default::default()
+        };
+        let disk_of = |size| CreateDiskRequest {
+            folder_id: folder_id.clone(),
+            zone_id: "ru-central1-a".into(),
+            size,
+            source: Some(create_disk_request::Source::ImageId(image.id.clone())),
+            ..Default::default()
+        };
+        let raised = racers.b().images().update(set_min_disk_size(3 * GIB)).await;
+        racers
+            .b()
+            .wait_for::<Image>(&raised.unwrap().into_inner())
+            .await;
+        let refused = racers.a.disks().create(disk_of(2 * GIB)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{name}: {refused:?}");
+        let lowered = racers
+            .b()
+            .images()
+            .update(set_min_disk_size(image.size))
+            .await;
+        racers
+            .b()
+            .wait_for::<Image>(&lowered.unwrap().into_inner())
+            .await;
+        let started = racers.a.disks().create(disk_of(2 * GIB)).await;
+        let started = started.unwrap_or_else(|status| panic!("{name}: {status:?}"));
+        let disk = racers.a.wait_for::<Disk>(&started.into_inner()).await;
+        assert_eq!(disk.size, 2 * GIB, "{name}");
         clean_up(racers).await;
     }
 }

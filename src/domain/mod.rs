@@ -221,9 +221,10 @@ impl Catalog {
 
     /// Runs `create`, a create that copies from a source (`copies`): first with the source
     /// as the store may keep it ([`Reading::MayUseKept`]), then, where the store keeps
-    /// sources and that failed for any reason, once more with the source read from the
-    /// database. So neither a write (which confirms the source, `SourceSeen`) nor a
-    /// refusal is ever decided by a stale copy.
+    /// sources and the first try was refused as a stale copy could have made it
+    /// ([`stale_source_could_refuse`]), once more with the source read from the database.
+    /// So neither a write (which confirms the source, `SourceSeen`) nor a refusal is ever
+    /// decided by a stale copy.
     async fn reading_source<R, Created>(
         &self,
         request: R,
@@ -239,7 +240,9 @@ impl Catalog {
         // made the handler's future, which tonic moves into a box, larger still.
         let first = Box::pin(create(request, Reading::MayUseKept)).await;
         match (first, again) {
-            (Err(_), Some(request)) => Box::pin(create(request, Reading::Stored)).await,
+            (Err(error), Some(request)) if stale_source_could_refuse(&error) => {
+                Box::pin(create(request, Reading::Stored)).await
+            }
             (result, _) => result,
         }
     }
@@ -292,6 +295,22 @@ impl Catalog {
         self.executor.start(record);
         Ok(operation)
     }
+}
+
+/// Whether a copy's create could have been refused so because the source it read was a
+/// stale copy: the source missing, not ready or elsewhere (NOT_FOUND, FAILED_PRECONDITION),
+/// its sizes (INVALID_ARGUMENT), or changed since (ABORTED). Not a storage error (INTERNAL,
+/// UNAVAILABLE): a statement whose answer was lost may have committed, and trying again
+/// would store a second resource. Not a taken name either, which no source decides.
+fn stale_source_could_refuse(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::NotFound(_)
+            | Error::FailedPrecondition(_)
+            | Error::InvalidArgument(_)
+            | Error::InvalidField { .. }
+            | Error::Aborted(_)
+    )
 }
 
 /// The rules the domain checks itself about single fields, for documents that describe

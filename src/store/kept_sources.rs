@@ -5,8 +5,9 @@
 //! A kept copy is never trusted: the create carries the body it read ([`SourceSeen`]),
 //! and its statement writes only if the source's row still has that body (locked `FOR
 //! SHARE`), else answers `SourceChanged`. The domain then reads the source from the
-//! database and tries once more, as it does for any failure of a create that read a
-//! kept copy (`Catalog::reading_source`), so no refusal comes from a stale copy either.
+//! database and tries once more, as it does for any refusal of a create that a stale
+//! copy could have caused (`Catalog::reading_source`), so no refusal comes from a stale
+//! copy either.
 //!
 //! Only READY sources are kept (a copy is only ever made from one), at most
 //! [`MAX_KEPT`]; when that many are kept, the next one starts the set afresh.

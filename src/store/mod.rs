@@ -369,7 +369,8 @@ pub trait Resources: Send + Sync {
     ) -> Result<Option<Source>, StoreError>;
 
     /// Whether [`Resources::source`] may answer from a kept copy: a create that read one
-    /// and failed, for whatever reason, is tried once more from the database.
+    /// and was refused as a stale copy could have made it is tried once more from the
+    /// database (`Catalog::reading_source`).
     fn keeps_sources(&self) -> bool {
         false
     }
