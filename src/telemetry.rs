@@ -182,6 +182,13 @@ impl PlainVisitor<'_> {
         true
     }
 
+    /// A number or a boolean: its `Debug`, which the default writes, is its `Display`.
+    fn display(&mut self, field: &Field, value: impl std::fmt::Display) {
+        if self.start(field) {
+            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
+        }
+    }
+
     /// The default's way with a field this visitor does not write itself.
     fn by_default(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
         if self.result.is_err() {
@@ -212,21 +219,15 @@ impl Visit for PlainVisitor<'_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
-        }
+        self.display(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
-        }
+        self.display(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
-        }
+        self.display(field, value);
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
