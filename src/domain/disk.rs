@@ -56,7 +56,7 @@ impl Catalog {
                     return Err(Error::Internal(format!("image {id} has the wrong kind")));
                 };
                 check_fits(request.size, image.min_disk_size, &format!("image {id}"))?;
-                seen = image_seen;
+                seen = Some(image_seen);
                 os = image.os;
                 product_ids = image.product_ids;
                 hardware_generation = image.hardware_generation;
@@ -76,7 +76,7 @@ impl Catalog {
                     return Err(Error::Internal(format!("snapshot {id} has the wrong kind")));
                 };
                 check_fits(request.size, snapshot.disk_size, &format!("snapshot {id}"))?;
-                seen = snapshot_seen;
+                seen = Some(snapshot_seen);
                 os = snapshot_os;
                 product_ids = snapshot.product_ids;
                 hardware_generation = snapshot.hardware_generation;

@@ -144,7 +144,7 @@ impl Catalog {
             storage_size: image.storage_size,
             min_disk_size: image.min_disk_size,
             described_as: format!("image {id}"),
-            seen,
+            seen: Some(seen),
         })
     }
 
@@ -169,7 +169,7 @@ impl Catalog {
             storage_size: disk.size,
             min_disk_size: disk.size,
             described_as: format!("disk {id}"),
-            seen,
+            seen: Some(seen),
         })
     }
 
@@ -194,7 +194,7 @@ impl Catalog {
             storage_size: snapshot.storage_size,
             min_disk_size: snapshot.disk_size,
             described_as: format!("snapshot {id}"),
-            seen,
+            seen: Some(seen),
         })
     }
 }

@@ -199,7 +199,7 @@ impl Catalog {
         kind: ResourceKind,
         id: &str,
         reading: Reading,
-    ) -> Result<(Resource, Option<SourceSeen>), Error> {
+    ) -> Result<(Resource, SourceSeen), Error> {
         let source = self
             .store
             .source(kind, id, reading)
@@ -207,7 +207,7 @@ impl Catalog {
             .filter(|source| call.caller.may_use(source.resource.folder_id()))
             .ok_or_else(|| not_found(kind, id))?;
         match source.resource.readiness() {
-            Readiness::Ready => Ok((source.resource, Some(source.seen))),
+            Readiness::Ready => Ok((source.resource, source.seen)),
             Readiness::Creating => Err(Error::FailedPrecondition(format!(
                 "{} {id} is not ready yet: it is still being created",
                 kind.display_name()

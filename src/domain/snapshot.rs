@@ -65,7 +65,7 @@ impl Catalog {
             "Create snapshot",
             metadata,
             work,
-            seen,
+            Some(seen),
         )
         .await
     }
