@@ -1781,6 +1781,73 @@ fn copy_of(source: &str, folder_id: &str) -> (Resource, OperationRecord) {
     (image, record)
 }
 
+/// On PostgreSQL, creates look their source up by its primary key however much the table
+/// grew after their connections prepared the statement. PostgreSQL may keep one generic
+/// plan of a prepared statement for good; made while the table was small, the plan of a
+/// batch of creates scanned the whole table for its sources, and every batch read more
+/// rows than the one before. The rows read by sequential scans of `resources` tell.
+#[tokio::test]
+async fn creates_read_their_sources_by_index_however_the_table_grew() {
+    let Some(base_url) = postgres::base_url("the PostgreSQL plan test") else {
+        return;
+    };
+    let (schema, url) = postgres::fresh_schema(&base_url, "plans").await;
+    let store = store::open(
+        &DatabaseUrl::Postgres(url),
+        Replica::new(Duration::from_secs(10)),
+    )
+    .await
+    .unwrap();
+    let folder_id = format!("f{:08x}", rand::random::<u32>());
+    let (disk, record) = create(store.as_ref(), &folder_id, "source").await;
+    conclude(store.as_ref(), vec![due(&record)]).await;
+    const CALLERS: usize = 16;
+    const CREATES: usize = 150;
+    let mut callers = Vec::new();
+    for _ in 0..CALLERS {
+        let (store, disk_id, folder_id) =
+            (Arc::clone(&store), disk.id().to_string(), folder_id.clone());
+        callers.push(tokio::spawn(async move {
+            for _ in 0..CREATES {
+                let (image, record) = copy_of(&disk_id, &folder_id);
+                store.create(image, record, None).await.unwrap();
+            }
+        }));
+    }
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    drop(store);
+    // A session reports its counts when it ends or idles; wait until every insert is in.
+    let client = postgres::client(&base_url).await;
+    let inserted = (1 + CALLERS * CREATES) as i64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let scanned = loop {
+        let row = client
+            .query_one(
+                "SELECT n_tup_ins, seq_tup_read FROM pg_stat_user_tables
+                 WHERE schemaname = $1 AND relname = 'resources'",
+                &[&schema],
+            )
+            .await
+            .unwrap();
+        if row.get::<_, i64>(0) >= inserted {
+            break row.get::<_, i64>(1);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "PostgreSQL counted {} of {inserted} inserts in a minute",
+            row.get::<_, i64>(0)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        scanned < 100,
+        "{scanned} rows of resources read by sequential scans during {inserted} creates"
+    );
+    postgres::drop_schema(&base_url, &schema).await;
+}
+
 #[tokio::test]
 async fn a_copy_is_written_only_from_its_source_as_the_create_read_it() {
     use imageplane::store::Reading;

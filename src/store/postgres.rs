@@ -19,6 +19,21 @@ use tokio_postgres::NoTls;
 /// connection dominated (16 gave 1.8k creates/s under 32 clients, 32 gave 4.5k).
 const POOL_SIZE: usize = 32;
 
+/// Settings of every session; the URL's own `options` come after them, so a URL can set
+/// them otherwise.
+///
+/// `enable_seqscan=off`: every statement the store sends is written to read through an
+/// index (a primary key, or the folder indexes `query.rs` picks from), and a statement is
+/// prepared once per connection. PostgreSQL plans a prepared statement for its parameters
+/// five times, then may keep one generic plan for good, made for the table as it was
+/// then. Made while `resources` was a few pages, the generic plan of a batch of creates
+/// looked its sources up by scanning the table, and kept doing so as the table grew: on a
+/// database whose statistics were not refreshed (autovacuum off, or between its runs)
+/// creates slowed as the table filled (docs/benchmarks.md). With sequential scans off
+/// the planner takes the index wherever there is one, whatever size it believes the table
+/// is; a statement that has no index to use still scans.
+const SESSION_OPTIONS: &str = "-c enable_seqscan=off";
+
 /// PostgreSQL's SQL where it differs from SQLite's.
 pub static DIALECT: Dialect = Dialect {
     running: "NOT done",
@@ -105,9 +120,14 @@ impl Postgres {
     /// Connects and checks the connection. The URL is libpq's
     /// (`postgres://user:password@host:port/database?options=...`); TLS is not supported.
     pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|error| StoreError::Backend(format!("invalid postgres URL: {error}")))?;
+        let options = match config.get_options() {
+            Some(options) => format!("{SESSION_OPTIONS} {options}"),
+            None => SESSION_OPTIONS.to_string(),
+        };
+        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
