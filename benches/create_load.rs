@@ -15,7 +15,9 @@
 //! The stores: `memory:`, the embedded SQLite default (a fresh `--data-dir`), and
 //! PostgreSQL when a URL is given (a fresh schema). Every line has the throughput, p50 and
 //! p99 latency, and the server process's own CPU time per create (from /proc/PID/stat):
-//! the steadier figure on a shared machine. The summary prints the ratios that
+//! the steadier figure on a shared machine. PostgreSQL's lines add the CPU time of every
+//! `postgres` process on this machine per create ("database"), when it runs here: the
+//! database's work for a create is not in the server's figure. The summary prints the ratios that
 //! docs/benchmarks.md tracks, averaged over the rounds.
 //!
 //! Run: `cargo bench --bench create_load` (options after `--`, see `--help`); with
@@ -353,7 +355,20 @@ async fn drive(target: &Target, shape: Shape, warmup: Duration, duration: Durati
             }
         }
     }
-    load::drive_measuring(callers, warmup, duration, || target.server.cpu_time()).await
+    // A local PostgreSQL's own processes work for imageplane's creates too.
+    let database = target.label == "postgres";
+    load::drive_measuring(
+        callers,
+        warmup,
+        duration,
+        || target.server.cpu_time(),
+        || {
+            database
+                .then(|| load::processes_cpu_time("postgres"))
+                .flatten()
+        },
+    )
+    .await
 }
 
 /// `--drive`: exactly `--calls` creates at the first shape; prints the disk used and the
@@ -406,6 +421,8 @@ struct Totals {
     rounds: usize,
     throughput: f64,
     cpu_us: f64,
+    /// The database's CPU per create, summed over the rounds that measured it.
+    database_cpu_us: Option<f64>,
     worst_tail: f64,
 }
 
@@ -414,6 +431,9 @@ impl Totals {
         self.rounds += 1;
         self.throughput += measured.throughput();
         self.cpu_us += measured.cpu_us_per_request();
+        if let Some(us) = measured.database_cpu_us_per_request() {
+            *self.database_cpu_us.get_or_insert(0.0) += us;
+        }
         let p50 = f64::from(measured.percentile_us(0.50).max(1));
         self.worst_tail = self
             .worst_tail
@@ -426,6 +446,13 @@ impl Totals {
 
     fn cpu_us(&self) -> f64 {
         self.cpu_us / self.rounds.max(1) as f64
+    }
+
+    /// ", database N us/req" when the database's CPU was measured.
+    fn database_cpu(&self) -> String {
+        self.database_cpu_us.map_or(String::new(), |us| {
+            format!("   database {:>6.1} us/req", us / self.rounds.max(1) as f64)
+        })
     }
 }
 
@@ -549,9 +576,9 @@ fn main() {
                 }
             }
         }
-        println!("\nmeans over {} rounds (throughput ratio; CPU per create in us, server process only; worst p99/p50)", options.rounds);
+        println!("\nmeans over {} rounds (throughput ratio; CPU per create in us, server process only, and a local PostgreSQL's processes; worst p99/p50)", options.rounds);
         for ((label, shape), total) in &totals {
-            println!("{:<24} {:>7.0} req/s   cpu {:>6.1} us/req   p99/p50 {:.1}", format!("{label} {shape}"), total.throughput(), total.cpu_us(), total.worst_tail);
+            println!("{:<24} {:>7.0} req/s   cpu {:>6.1} us/req   p99/p50 {:.1}{}", format!("{label} {shape}"), total.throughput(), total.cpu_us(), total.worst_tail, total.database_cpu());
         }
         let ratio = |name: &str, of: (&str, Shape), to: (&str, Shape)| {
             let key = |(label, shape): (&str, Shape)| (label.to_string(), shape);

@@ -1,6 +1,6 @@
 //! What the load benchmarks share: clients that repeat one call on their own connection
 //! for a while, and the measurement of that (throughput, latency percentiles, and the CPU
-//! time of the whole process per call).
+//! time of the whole process per call, and of the database's processes when asked).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,9 +36,37 @@ pub fn process_cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// The CPU time (user + system) of every process of this machine named `name` so far, or
+/// `None` when there is none; from /proc/PID/stat, in clock ticks (100 per second).
+#[allow(dead_code)] // Not every benchmark that includes this file calls it.
+pub fn processes_cpu_time(name: &str) -> Option<Duration> {
+    let mut found = false;
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if head.split_once('(').map(|(_, command)| command) != Some(name) {
+            continue;
+        }
+        found = true;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += [11, 12]
+            .iter()
+            .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    found.then(|| Duration::from_millis(ticks * 10))
+}
+
 pub struct Measurement {
     pub requests: usize,
     pub cpu: Duration,
+    /// The database's processes' CPU time, when they were measured.
+    pub database_cpu: Option<Duration>,
     pub errors: usize,
     pub elapsed: Duration,
     /// Sorted.
@@ -55,6 +83,12 @@ impl Measurement {
         self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
 
+    /// The database's CPU time per request, when it was measured.
+    pub fn database_cpu_us_per_request(&self) -> Option<f64> {
+        let cpu = self.database_cpu?;
+        Some(cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64)
+    }
+
     pub fn percentile_us(&self, fraction: f64) -> u32 {
         let index = ((self.latencies_us.len() as f64 - 1.0) * fraction).round() as usize;
         self.latencies_us.get(index).copied().unwrap_or(0)
@@ -65,15 +99,17 @@ impl Measurement {
 /// `duration`; measures the calls sent after the warm-up, and this process's CPU time.
 #[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub async fn drive<C: Call>(callers: Vec<C>, warmup: Duration, duration: Duration) -> Measurement {
-    drive_measuring(callers, warmup, duration, process_cpu_time).await
+    drive_measuring(callers, warmup, duration, process_cpu_time, || None).await
 }
 
-/// The same, with the CPU time that `cpu_time` reads (another process's, say).
+/// The same, with the CPU time that `cpu_time` reads (another process's, say), and the
+/// database's that `database_cpu_time` reads, if any.
 pub async fn drive_measuring<C: Call>(
     callers: Vec<C>,
     warmup: Duration,
     duration: Duration,
     cpu_time: impl Fn() -> Duration,
+    database_cpu_time: impl Fn() -> Option<Duration>,
 ) -> Measurement {
     let start = Instant::now() + warmup;
     let end = start + duration;
@@ -101,8 +137,12 @@ pub async fn drive_measuring<C: Call>(
     }
     tokio::time::sleep_until(start.into()).await;
     let cpu_at_start = cpu_time();
+    let database_cpu_at_start = database_cpu_time();
     tokio::time::sleep_until(end.into()).await;
     let cpu = cpu_time().saturating_sub(cpu_at_start);
+    let database_cpu = database_cpu_time()
+        .zip(database_cpu_at_start)
+        .map(|(end, start)| end.saturating_sub(start));
     let mut latencies_us = Vec::new();
     let mut errors = 0;
     for worker in workers {
@@ -114,6 +154,7 @@ pub async fn drive_measuring<C: Call>(
     Measurement {
         requests: latencies_us.len(),
         cpu,
+        database_cpu,
         errors,
         elapsed: duration,
         latencies_us,
@@ -122,8 +163,11 @@ pub async fn drive_measuring<C: Call>(
 
 /// One line of figures.
 pub fn report(label: &str, measurement: &Measurement) {
+    let database = measurement
+        .database_cpu_us_per_request()
+        .map_or(String::new(), |us| format!("database {us:>6.1} us/req   "));
     println!(
-        "{label:<24} {:>7.0} req/s   p50 {:>6} us   p99 {:>6} us   cpu {:>6.1} us/req   ({} requests, {} errors)",
+        "{label:<24} {:>7.0} req/s   p50 {:>6} us   p99 {:>6} us   cpu {:>6.1} us/req   {database}({} requests, {} errors)",
         measurement.throughput(),
         measurement.percentile_us(0.50),
         measurement.percentile_us(0.99),
