@@ -11,7 +11,9 @@
 use super::sql::{Dialect, Job, Pending, Row, Tx, Value};
 use super::StoreError;
 use bytes::BytesMut;
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod};
+use deadpool_postgres::{
+    GenericClient, Hook, HookError, Manager, ManagerConfig, Pool, RecyclingMethod,
+};
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::NoTls;
 
@@ -19,10 +21,10 @@ use tokio_postgres::NoTls;
 /// connection dominated (16 gave 1.8k creates/s under 32 clients, 32 gave 4.5k).
 const POOL_SIZE: usize = 32;
 
-/// Settings of every session; the URL's own `options` come after them, so a URL can set
-/// them otherwise.
+/// What every connection sets first: a statement, not the startup `options` (PgBouncer
+/// refuses a setting there that it does not track, this one among them).
 ///
-/// `enable_seqscan=off`: every statement the store sends is written to read through an
+/// `enable_seqscan = off`: every statement the store sends is written to read through an
 /// index (a primary key, or the folder indexes `query.rs` picks from), and a statement is
 /// prepared once per connection. PostgreSQL plans a prepared statement for its parameters
 /// five times, then may keep one generic plan for good, made for the table as it was
@@ -32,7 +34,7 @@ const POOL_SIZE: usize = 32;
 /// creates slowed as the table filled (docs/benchmarks.md). With sequential scans off
 /// the planner takes the index wherever there is one, whatever size it believes the table
 /// is; a statement that has no index to use still scans.
-const SESSION_OPTIONS: &str = "-c enable_seqscan=off";
+const SESSION_SETTINGS: &str = "SET enable_seqscan = off";
 
 /// PostgreSQL's SQL where it differs from SQLite's.
 pub static DIALECT: Dialect = Dialect {
@@ -120,14 +122,9 @@ impl Postgres {
     /// Connects and checks the connection. The URL is libpq's
     /// (`postgres://user:password@host:port/database?options=...`); TLS is not supported.
     pub async fn connect(url: &str) -> Result<Postgres, StoreError> {
-        let mut config: tokio_postgres::Config = url
+        let config: tokio_postgres::Config = url
             .parse()
             .map_err(|error| StoreError::Backend(format!("invalid postgres URL: {error}")))?;
-        let options = match config.get_options() {
-            Some(options) => format!("{SESSION_OPTIONS} {options}"),
-            None => SESSION_OPTIONS.to_string(),
-        };
-        config.options(&options);
         let manager = Manager::from_config(
             config,
             NoTls,
@@ -137,6 +134,14 @@ impl Postgres {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute(SESSION_SETTINGS)
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
             .build()
             .map_err(|error| StoreError::Backend(format!("postgres pool: {error}")))?;
         drop(pool.get().await?);
