@@ -421,8 +421,9 @@ struct Totals {
     rounds: usize,
     throughput: f64,
     cpu_us: f64,
-    /// The database's CPU per create, summed over the rounds that measured it.
-    database_cpu_us: Option<f64>,
+    /// The database's CPU per create summed over the rounds that measured it, and their
+    /// number.
+    database_cpu_us: Option<(f64, usize)>,
     worst_tail: f64,
 }
 
@@ -432,7 +433,9 @@ impl Totals {
         self.throughput += measured.throughput();
         self.cpu_us += measured.cpu_us_per_request();
         if let Some(us) = measured.database_cpu_us_per_request() {
-            *self.database_cpu_us.get_or_insert(0.0) += us;
+            let (sum, rounds) = self.database_cpu_us.get_or_insert((0.0, 0));
+            *sum += us;
+            *rounds += 1;
         }
         let p50 = f64::from(measured.percentile_us(0.50).max(1));
         self.worst_tail = self
@@ -450,8 +453,8 @@ impl Totals {
 
     /// ", database N us/req" when the database's CPU was measured.
     fn database_cpu(&self) -> String {
-        self.database_cpu_us.map_or(String::new(), |us| {
-            format!("   database {:>6.1} us/req", us / self.rounds.max(1) as f64)
+        self.database_cpu_us.map_or(String::new(), |(sum, rounds)| {
+            format!("   database {:>6.1} us/req", sum / rounds as f64)
         })
     }
 }

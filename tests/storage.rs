@@ -1792,6 +1792,9 @@ async fn creates_read_their_sources_by_index_however_the_table_grew() {
         return;
     };
     let (schema, url) = postgres::fresh_schema(&base_url, "plans").await;
+    // Plans generic from the first statement, made on the empty table (PostgreSQL would
+    // otherwise choose, after five statements, whether to keep one).
+    let url = format!("{url}%20-cplan_cache_mode%3Dforce_generic_plan");
     let store = store::open(
         &DatabaseUrl::Postgres(url),
         Replica::new(Duration::from_secs(10)),

@@ -36,8 +36,10 @@ pub fn process_cpu_time() -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
-/// The CPU time (user + system) of every process of this machine named `name` so far, or
-/// `None` when there is none; from /proc/PID/stat, in clock ticks (100 per second).
+/// The CPU time (user + system) of every process of this machine named `name` so far,
+/// with that of the children it reaped (so that a process that ends is still counted, in
+/// its parent), or `None` when there is none; from /proc/PID/stat, in clock ticks (100
+/// per second).
 #[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub fn processes_cpu_time(name: &str) -> Option<Duration> {
     let mut found = false;
@@ -54,7 +56,8 @@ pub fn processes_cpu_time(name: &str) -> Option<Duration> {
         }
         found = true;
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        ticks += [11, 12]
+        // utime, stime, cutime, cstime.
+        ticks += [11, 12, 13, 14]
             .iter()
             .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
             .sum::<u64>();

@@ -23,8 +23,9 @@ pub const MAX_BATCH: usize = 64;
 /// Statements running at once (the connection pool serves the reads too). Few, so that
 /// creates arriving meanwhile fill the next statement: the database's work per statement
 /// (its plan, its indexes opened, its commit) is most of a small batch's cost. With up to
-/// this many callers a create never waits for another; beyond, it waits at most for one
-/// statement. 4 against 16: 1.43 times the creates a second at 8x16 and at 32x1
+/// this many callers a create never waits for another; beyond, it usually waits for one
+/// statement at most (more when over 64 creates queue, or a failed batch runs its creates
+/// one at a time). 4 against 16: 1.43 times the creates a second at 8x16 and at 32x1
 /// (docs/benchmarks.md).
 pub const STATEMENTS_AT_ONCE: usize = 4;
 /// Creates waiting beyond this make their callers wait.
