@@ -21,25 +21,36 @@ pub async fn connect(address: SocketAddr) -> Channel {
         .unwrap()
 }
 
+/// The fields of /proc/PID/stat after the command name that count CPU time, in clock
+/// ticks (100 a second on Linux): utime and stime, then cutime and cstime (the children
+/// the process reaped).
+const OWN_TICKS: [usize; 2] = [11, 12];
+const WITH_CHILDREN_TICKS: [usize; 4] = [11, 12, 13, 14];
+
+/// A process's command name (within the parentheses, which it may itself contain) and the
+/// sum of its `fields` of CPU ticks, from the text of its /proc/PID/stat.
+fn stat_ticks<'a>(stat: &'a str, fields: &[usize]) -> Option<(&'a str, u64)> {
+    let (head, after_name) = stat.rsplit_once(')')?;
+    let (_, name) = head.split_once('(')?;
+    let values: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = fields
+        .iter()
+        .filter_map(|index| values.get(*index)?.parse::<u64>().ok())
+        .sum();
+    Some((name, ticks))
+}
+
 /// CPU time this process has used so far (user + system), from /proc/self/stat.
 #[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub fn process_cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which is in parentheses): utime is the 12th, stime
-    // the 13th, in clock ticks (100 per second on Linux).
-    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
-        .sum();
+    let ticks = stat_ticks(&stat, &OWN_TICKS).map_or(0, |(_, ticks)| ticks);
     Duration::from_millis(ticks * 10)
 }
 
 /// The CPU time (user + system) of every process of this machine named `name` so far,
 /// with that of the children it reaped (so that a process that ends is still counted, in
-/// its parent), or `None` when there is none; from /proc/PID/stat, in clock ticks (100
-/// per second).
+/// its parent), or `None` when there is none.
 #[allow(dead_code)] // Not every benchmark that includes this file calls it.
 pub fn processes_cpu_time(name: &str) -> Option<Duration> {
     let mut found = false;
@@ -48,19 +59,12 @@ pub fn processes_cpu_time(name: &str) -> Option<Duration> {
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        if head.split_once('(').map(|(_, command)| command) != Some(name) {
-            continue;
+        if let Some((command, process_ticks)) = stat_ticks(&stat, &WITH_CHILDREN_TICKS) {
+            if command == name {
+                found = true;
+                ticks += process_ticks;
+            }
         }
-        found = true;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        // utime, stime, cutime, cstime.
-        ticks += [11, 12, 13, 14]
-            .iter()
-            .filter_map(|index| fields.get(*index)?.parse::<u64>().ok())
-            .sum::<u64>();
     }
     found.then(|| Duration::from_millis(ticks * 10))
 }
