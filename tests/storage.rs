@@ -14,7 +14,7 @@ use imageplane::model::resource::{Kind, OperationRecord, Resource, ResourceKind,
 use imageplane::pb::compute::{disk, Disk};
 use imageplane::pb::operation::{operation, Operation};
 use imageplane::store::{
-    self, DatabaseUrl, Ending, Finished, KeyClaim, Outcome, Replica, Store, StoreError,
+    self, DatabaseUrl, Ending, Finished, KeyClaim, Outcome, Replica, Source, Store, StoreError,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -1764,6 +1764,15 @@ async fn folder_counts_and_recent_operations_keep_to_the_folders_asked() {
 }
 
 /// A new CREATING image copied from `source`, with its running copy operation.
+/// The disk `id` read as the source of a copy, which must be there.
+async fn disk_source(store: &dyn Store, id: &str, reading: imageplane::store::Reading) -> Source {
+    store
+        .source(ResourceKind::Disk, id, reading)
+        .await
+        .unwrap()
+        .expect("the source disk")
+}
+
 fn copy_of(source: &str, folder_id: &str) -> (Resource, OperationRecord) {
     let image = Resource::ComputeImage(imageplane::pb::compute::Image {
         id: imageplane::ids::new_id(imageplane::ids::prefix::COMPUTE_IMAGE),
@@ -1860,11 +1869,7 @@ async fn a_copy_is_written_only_from_its_source_as_the_create_read_it() {
         let folder_id = format!("f{:08x}", rand::random::<u32>());
         let (disk, record) = create(store.as_ref(), &folder_id, "source").await;
         conclude(store.as_ref(), vec![due(&record)]).await;
-        let read = store
-            .source(ResourceKind::Disk, disk.id(), Reading::MayUseKept)
-            .await
-            .unwrap()
-            .unwrap();
+        let read = disk_source(store.as_ref(), disk.id(), Reading::MayUseKept).await;
         // PostgreSQL keeps what it read (and the write compares bodies); SQLite reads
         // through its read cache, which is told every commit (and compares records).
         let keeps = name == "postgres";
@@ -1875,11 +1880,7 @@ async fn a_copy_is_written_only_from_its_source_as_the_create_read_it() {
             .change(ResourceKind::Disk, disk.id(), rename("renamed"), None)
             .await
             .unwrap();
-        let again = store
-            .source(ResourceKind::Disk, disk.id(), Reading::MayUseKept)
-            .await
-            .unwrap()
-            .unwrap();
+        let again = disk_source(store.as_ref(), disk.id(), Reading::MayUseKept).await;
         let expected = if keeps { "source" } else { "renamed" };
         assert_eq!(
             again.resource.name(),
@@ -1889,11 +1890,7 @@ async fn a_copy_is_written_only_from_its_source_as_the_create_read_it() {
         // What was read before the rename is stale: every create that read it is refused
         // and writes nothing, alone, in a batch, or with an idempotency key; a create that
         // read the source as stored is written.
-        let fresh = store
-            .source(ResourceKind::Disk, disk.id(), Reading::Stored)
-            .await
-            .unwrap()
-            .unwrap();
+        let fresh = disk_source(store.as_ref(), disk.id(), Reading::Stored).await;
         assert_eq!(fresh.resource.name(), "renamed", "{name}");
         assert_ne!(fresh.seen, read.seen, "{name}");
         let mut creates = Vec::new();
@@ -1942,11 +1939,7 @@ async fn a_copy_is_written_only_from_its_source_as_the_create_read_it() {
             "{name}"
         );
         // The fresh read replaced the kept copy.
-        let kept = store
-            .source(ResourceKind::Disk, disk.id(), Reading::MayUseKept)
-            .await
-            .unwrap()
-            .unwrap();
+        let kept = disk_source(store.as_ref(), disk.id(), Reading::MayUseKept).await;
         assert_eq!(kept.resource.name(), "renamed", "{name}");
         assert_eq!(kept.seen, fresh.seen, "{name}");
         let refused: imageplane::error::Error = StoreError::SourceChanged(disk.id().into()).into();
