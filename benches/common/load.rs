@@ -87,13 +87,16 @@ impl Measurement {
 
     /// CPU time of the whole process (server and load) per request.
     pub fn cpu_us_per_request(&self) -> f64 {
-        self.cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+        self.us_per_request(self.cpu)
     }
 
     /// The database's CPU time per request, when it was measured.
     pub fn database_cpu_us_per_request(&self) -> Option<f64> {
-        let cpu = self.database_cpu?;
-        Some(cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64)
+        self.database_cpu.map(|cpu| self.us_per_request(cpu))
+    }
+
+    fn us_per_request(&self, time: Duration) -> f64 {
+        time.as_secs_f64() * 1e6 / self.requests.max(1) as f64
     }
 
     pub fn percentile_us(&self, fraction: f64) -> u32 {
