@@ -17,8 +17,8 @@
 //! p99 latency, and the server process's own CPU time per create (from /proc/PID/stat):
 //! the steadier figure on a shared machine. PostgreSQL's lines add the CPU time of every
 //! `postgres` process on this machine per create ("database"), when it runs here: the
-//! database's work for a create is not in the server's figure. The summary prints the ratios that
-//! docs/benchmarks.md tracks, averaged over the rounds.
+//! database's work for a create is not in the server's figure. The summary prints the
+//! ratios that docs/benchmarks.md tracks, averaged over the rounds.
 //!
 //! Run: `cargo bench --bench create_load` (options after `--`, see `--help`); with
 //! `--postgres-url postgres://postgres@127.0.0.1:5432/test` (or IMAGEPLANE_BENCH_DATABASE_URL)
@@ -451,7 +451,8 @@ impl Totals {
         self.cpu_us / self.rounds.max(1) as f64
     }
 
-    /// ", database N us/req" when the database's CPU was measured.
+    /// "database N us/req" (its mean over the rounds that measured it), when the
+    /// database's CPU was measured; else nothing.
     fn database_cpu(&self) -> String {
         self.database_cpu_us.map_or(String::new(), |(sum, rounds)| {
             format!("   database {:>6.1} us/req", sum / rounds as f64)

@@ -1763,7 +1763,6 @@ async fn folder_counts_and_recent_operations_keep_to_the_folders_asked() {
     }
 }
 
-/// A new CREATING image copied from `source`, with its running copy operation.
 /// The disk `id` read as the source of a copy, which must be there.
 async fn disk_source(store: &dyn Store, id: &str, reading: imageplane::store::Reading) -> Source {
     store
@@ -1773,6 +1772,7 @@ async fn disk_source(store: &dyn Store, id: &str, reading: imageplane::store::Re
         .expect("the source disk")
 }
 
+/// A new CREATING image copied from `source`, with its running copy operation.
 fn copy_of(source: &str, folder_id: &str) -> (Resource, OperationRecord) {
     let image = Resource::ComputeImage(imageplane::pb::compute::Image {
         id: imageplane::ids::new_id(imageplane::ids::prefix::COMPUTE_IMAGE),

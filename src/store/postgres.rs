@@ -28,13 +28,14 @@ const POOL_SIZE: usize = 32;
 /// an index (a primary key, or the folder indexes `query.rs` picks from), and a statement
 /// is prepared once per connection. PostgreSQL plans a prepared statement for its
 /// parameters five times, then may keep one generic plan until the table is analyzed or
-/// its schema changes, made for the table as it was then. Made while `resources` was a few pages, the generic plan of a batch of creates
-/// looked its sources up by scanning the table, and kept doing so as the table grew: on a
-/// database whose statistics were not refreshed (autovacuum off, or between its runs)
-/// creates slowed as the table filled (docs/benchmarks.md). With sequential scans off
-/// the planner takes the index wherever there is one, whatever size it believes the table
-/// is; a statement that has no index to use still scans. The few that read a whole table
-/// (a state export, the console's folders, `imageplane check`) read it through an index.
+/// its schema changes, made for the table as it was then. Made while `resources` was a
+/// few pages, the generic plan of a batch of creates looked its sources up by scanning
+/// the table, and kept doing so as the table grew: on a database whose statistics were
+/// not refreshed (autovacuum off, or between its runs) creates slowed as the table filled
+/// (docs/benchmarks.md). With sequential scans off the planner takes the index wherever
+/// there is one, whatever size it believes the table is; a statement that has no index
+/// to use still scans. The few that read a whole table (a state export, the console's
+/// folders, `imageplane check`) read it through an index.
 const SESSION_SETTINGS: &str = "SET enable_seqscan = off";
 
 /// PostgreSQL's SQL where it differs from SQLite's.
